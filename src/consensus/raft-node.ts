@@ -1,0 +1,177 @@
+// The application's handle on the Raft core (etcd's RawNode): feed it ticks, messages and requests;
+// take the work it produces as a Ready; report back with advance(). Still pure and synchronous:
+// the caller owns the clock, the disk and the network.
+
+import { Raft } from './raft.ts';
+import type { ProposalOutcome, RaftConfig } from './raft.ts';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, SoftState } from './types.ts';
+import { NO_NODE, RaftError, assertIndexLike, hardStateEqual, isLocalMessage, isResponseMessage, message } from './types.ts';
+import { encodeConfChange } from './conf-change-codec.ts';
+
+export interface RaftStatus {
+  id: NodeId;
+  hardState: HardState;
+  softState: SoftState;
+  applied: number;
+  lastIndex: number;
+  /** Per-follower replication state, on the leader only. */
+  progress: Map<NodeId, { match: number; next: number; state: string }>;
+  leadTransferee: NodeId;
+}
+
+export class RaftNode {
+  readonly raft: Raft;
+  private previousSoftState: SoftState;
+  private previousHardState: HardState;
+  /** The Ready handed out and not yet advanced: only one may be outstanding. */
+  private outstanding: Ready | undefined;
+
+  constructor(config: RaftConfig) {
+    this.raft = new Raft(config);
+    this.previousSoftState = this.raft.softState();
+    this.previousHardState = this.raft.hardState();
+  }
+
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Starts an election now (as if the election timeout had elapsed). */
+  campaign(): void {
+    this.raft.step(message({ type: 'MsgHup', from: this.raft.id }));
+  }
+
+  propose(data: Uint8Array): ProposalOutcome {
+    return this.raft.propose([{ term: 0, index: 0, type: 'normal', data }]);
+  }
+
+  proposeConfChange(change: ConfChange): ProposalOutcome {
+    return this.raft.propose([{ term: 0, index: 0, type: 'confChange', data: encodeConfChange(change) }]);
+  }
+
+  /** Delivers a message from a peer. Local message types are refused: they never cross the network. */
+  step(m: Message): void {
+    if (isLocalMessage(m.type)) throw new RaftError('CONCORD_E_STEP_LOCAL_MSG', `cannot step local message ${m.type}`);
+    assertIndexLike(m.term, 'message term');
+    assertIndexLike(m.index, 'message index');
+    assertIndexLike(m.logTerm, 'message log term');
+    assertIndexLike(m.commit, 'message commit');
+    if (isResponseMessage(m.type) && !this.raft.progress.has(m.from)) {
+      throw new RaftError('CONCORD_E_STEP_PEER_NOT_FOUND', `response from unknown peer ${m.from}`);
+    }
+    this.raft.step(m);
+  }
+
+  /**
+   * Requests a linearizable read. When the leader has confirmed its leadership, a ReadState with
+   * the same context appears in a Ready; the read is served once applied >= its index.
+   */
+  readIndex(context: Uint8Array): void {
+    this.raft.step(message({ type: 'MsgReadIndex', from: this.raft.id, entries: [], context }));
+  }
+
+  /** Asks the leader to hand leadership to `transferee` (thesis §3.10). */
+  transferLeadership(transferee: NodeId): void {
+    this.raft.step(message({ type: 'MsgTransferLeader', from: transferee, to: this.raft.id }));
+  }
+
+  applyConfChange(change: ConfChange): ConfState {
+    return this.raft.applyConfChange(change);
+  }
+
+  reportUnreachable(peer: NodeId): void {
+    this.raft.step(message({ type: 'MsgUnreachable', from: peer }));
+  }
+
+  reportSnapshot(peer: NodeId, delivered: boolean): void {
+    this.raft.step(message({ type: 'MsgSnapStatus', from: peer, reject: !delivered }));
+  }
+
+  hasReady(): boolean {
+    const raft = this.raft;
+    const soft = raft.softState();
+    if (soft.leader !== this.previousSoftState.leader || soft.role !== this.previousSoftState.role) return true;
+    if (!hardStateEqual(raft.hardState(), this.previousHardState)) return true;
+    if (raft.log.unstable.snapshot) return true;
+    return (
+      raft.msgs.length > 0 ||
+      raft.log.unstable.entries.length > 0 ||
+      raft.readStates.length > 0 ||
+      raft.log.hasNextCommittedEntries()
+    );
+  }
+
+  ready(): Ready {
+    if (this.outstanding) throw new RaftError('CONCORD_E_UNAVAILABLE', 'advance() the previous Ready before asking for another');
+    const raft = this.raft;
+    const soft = raft.softState();
+    const hard = raft.hardState();
+    const entries = raft.log.unstableEntries();
+    const hardStateChanged = !hardStateEqual(hard, this.previousHardState);
+    const ready: Ready = {
+      entries,
+      committedEntries: raft.log.nextCommittedEntries(raft.maxCommittedSizePerReadyBytes),
+      messages: raft.msgs,
+      readStates: raft.readStates,
+      // A commit-index change alone needs no fsync: it can be recovered from the leader.
+      mustSync:
+        entries.length > 0 || hard.term !== this.previousHardState.term || hard.vote !== this.previousHardState.vote,
+    };
+    if (soft.leader !== this.previousSoftState.leader || soft.role !== this.previousSoftState.role) {
+      ready.softState = soft;
+      this.previousSoftState = soft;
+    }
+    if (hardStateChanged) ready.hardState = hard;
+    if (raft.log.unstable.snapshot) ready.snapshot = raft.log.unstable.snapshot;
+    raft.msgs = [];
+    raft.readStates = [];
+    this.outstanding = ready;
+    return ready;
+  }
+
+  /** The application persisted, sent and applied everything in the last Ready. */
+  advance(): void {
+    const ready = this.outstanding;
+    if (!ready) throw new RaftError('CONCORD_E_UNAVAILABLE', 'advance() without an outstanding Ready');
+    this.outstanding = undefined;
+    const log = this.raft.log;
+    if (ready.hardState) this.previousHardState = ready.hardState;
+    const lastCommitted = ready.committedEntries[ready.committedEntries.length - 1];
+    if (lastCommitted) {
+      log.appliedTo(lastCommitted.index);
+      this.raft.reduceUncommittedSize(ready.committedEntries);
+    } else if (ready.snapshot) {
+      log.appliedTo(ready.snapshot.metadata.index);
+    }
+    const lastEntry = ready.entries[ready.entries.length - 1];
+    if (lastEntry) log.stableTo(lastEntry.index, lastEntry.term);
+    if (ready.snapshot) log.stableSnapTo(ready.snapshot.metadata.index);
+  }
+
+  status(): RaftStatus {
+    const raft = this.raft;
+    const progress = new Map<NodeId, { match: number; next: number; state: string }>();
+    if (raft.role === 'leader') {
+      for (const [id, pr] of raft.progress) progress.set(id, { match: pr.match, next: pr.next, state: pr.state });
+    }
+    return {
+      id: raft.id,
+      hardState: raft.hardState(),
+      softState: raft.softState(),
+      applied: raft.log.applied,
+      lastIndex: raft.log.lastIndex(),
+      progress,
+      leadTransferee: raft.leadTransferee,
+    };
+  }
+
+  isLeader(): boolean {
+    return this.raft.role === 'leader';
+  }
+
+  leader(): NodeId {
+    return this.raft.leader === NO_NODE ? NO_NODE : this.raft.leader;
+  }
+}
+
+export type { Entry };
