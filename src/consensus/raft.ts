@@ -232,9 +232,12 @@ export class Raft {
     if (!progress || progress.isPaused()) return false;
     const prevIndex = progress.next - 1;
     const prevTerm = this.log.termOrUndefined(prevIndex);
-    let entries: Entry[] | undefined;
+    let entries: Entry[] | undefined = [];
     try {
-      entries = this.log.entriesFrom(progress.next, this.maxMsgSizeBytes);
+      // With a full window, send an empty MsgApp only: if every message in the window was lost,
+      // its answer (accept or reject) is what clears the window and lets replication resume.
+      const throttled = progress.state === 'replicate' && progress.inflights.full();
+      if (!throttled) entries = this.log.entriesFrom(progress.next, this.maxMsgSizeBytes);
     } catch (error) {
       if (!(error instanceof RaftError && error.code === 'CONCORD_E_COMPACTED')) throw error;
       entries = undefined;
@@ -361,13 +364,14 @@ export class Raft {
     this.role = 'leader';
     // Followers start in probe state; this node is trivially up to date with itself.
     this.progress.get(this.id)?.becomeReplicate();
-    // No membership change until the entries before this term are applied: the known fix for
-    // single-server changes is that a new leader first commits an entry of its own term.
-    this.pendingConfIndex = this.log.lastIndex();
     // Raft §8: "each leader commit a blank no-op entry into the log at the start of its term".
     if (!this.appendEntries([{ term: 0, index: 0, type: 'normal', data: EMPTY_BYTES }])) {
       throw new RaftBugError('empty entry was dropped');
     }
+    // No membership change until this no-op is applied: the known fix for single-server changes
+    // is that a new leader first commits an entry of its own term (see ConfChange in types.ts).
+    // Set after the append: covering only the entries before it would let a change in early.
+    this.pendingConfIndex = this.log.lastIndex();
   }
 
   // ---------------------------------------------------------------------------------------------

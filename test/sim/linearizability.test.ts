@@ -3,6 +3,7 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { checkHistory } from '../../src/sim/linearizability.ts';
 import type { Model, Operation } from '../../src/sim/linearizability.ts';
 
@@ -176,5 +177,61 @@ describe('input validation', () => {
 
   test('rejects non-finite times', () => {
     assert.throws(() => checkHistory(counterModel, [increment(1, Number.NaN, 1)]), /callTime must be a finite number/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Agreement with a brute-force checker. Unknown-outcome increments do not cancel each other out
+// the way overwriting puts do, which exercises the checker's handling of several of them at once.
+
+/**
+ * Tries every order in which the operations could have taken effect: an operation may go next
+ * unless some other pending operation with a known outcome returned strictly before it was
+ * called. Unknown-outcome operations may also be left out. No memoization, no cleverness.
+ */
+function isLinearizableByBruteForce<S, I, O>(model: Model<S, I, O>, history: readonly Operation<I, O>[]): boolean {
+  const search = (pending: readonly Operation<I, O>[], state: S): boolean => {
+    if (pending.every((operation) => operation.returnTime === undefined)) return true;
+    return pending.some((candidate) => {
+      const blocked = pending.some(
+        (other) => other !== candidate && other.returnTime !== undefined && other.returnTime < candidate.callTime,
+      );
+      if (blocked) return false;
+      const result = model.step(state, candidate.input, candidate.output);
+      return result.ok && search(pending.filter((operation) => operation !== candidate), result.state);
+    });
+  };
+  return search(history, model.init());
+}
+
+const counterOperationArbitrary: fc.Arbitrary<Operation<CounterInput, CounterOutput>> = fc
+  .record({
+    clientId: fc.nat(3),
+    isRead: fc.boolean(),
+    callTime: fc.nat(12),
+    durationTime: fc.nat(6),
+    isUnknown: fc.integer({ min: 0, max: 2 }).map((roll) => roll === 0),
+    observedCount: fc.nat(4),
+  })
+  .map(({ clientId, isRead, callTime, durationTime, isUnknown, observedCount }) => {
+    if (isUnknown) return isRead ? { ...read(clientId, callTime, 0, 0), returnTime: undefined, output: undefined } : increment(clientId, callTime, undefined);
+    const returnTime = callTime + durationTime;
+    return isRead ? read(clientId, callTime, returnTime, observedCount) : increment(clientId, callTime, returnTime);
+  });
+
+describe('agreement with brute force', () => {
+  test('the checker agrees with trying every order on small random counter histories', () => {
+    const verdictCounts = { linearizable: 0, 'not-linearizable': 0 };
+    fc.assert(
+      fc.property(fc.array(counterOperationArbitrary, { minLength: 1, maxLength: 8 }), (history) => {
+        const expected = isLinearizableByBruteForce(counterModel, history) ? 'linearizable' : 'not-linearizable';
+        verdictCounts[expected]++;
+        assert.equal(checkHistory(counterModel, history).verdict, expected);
+      }),
+      { numRuns: 2000 },
+    );
+    // Both verdicts must be well represented, or the agreement would say little.
+    assert.ok(verdictCounts.linearizable > 200, JSON.stringify(verdictCounts));
+    assert.ok(verdictCounts['not-linearizable'] > 200, JSON.stringify(verdictCounts));
   });
 });
