@@ -217,11 +217,23 @@ export class FaultScheduler {
    */
   leaderElected(leader: NodeId, nowTick: number, target: FaultTarget): void {
     if (!this.random.chance(this.rates.failNewLeaderProbability)) return;
-    const actions = (['crash', 'partition'] as const).filter((kind) => this.kinds.has(kind));
+    const actions = (['crash', 'partition', 'swizzle'] as const).filter((kind) => this.kinds.has(kind));
     if (actions.length === 0) return;
     const action = actions[this.random.nextInt(actions.length)]!;
     if (action === 'partition' && this.partitionActive) return;
     const atTick = nowTick + this.random.nextInt(3);
+    if (action === 'swizzle') {
+      // A stalled link that later flushes: the leader's queued messages arrive after others moved on.
+      this.later(atTick, () => {
+        target.clog(leader);
+        target.note(`clog new leader ${leader}`);
+      });
+      this.later(atTick + this.duration(), () => {
+        target.unclog(leader);
+        target.note(`unclog ${leader}`);
+      });
+      return;
+    }
     if (action === 'partition') {
       this.partitionActive = true;
       this.later(atTick, () => {

@@ -130,7 +130,9 @@ export class SimMember {
       this.observeRole(ready);
       this.recordReadStates(ready);
       if (this.settings.sendBeforePersist) this.sendAll(ready.messages);
-      this.write = { ready, completeAtTick: nowTick + diskLatencyTicks() };
+      // Only an fsync costs time; a Ready with nothing to make durable completes at once.
+      const needsSync = ready.mustSync || ready.snapshot !== undefined;
+      this.write = { ready, completeAtTick: nowTick + (needsSync ? diskLatencyTicks() : 0) };
     }
   }
 

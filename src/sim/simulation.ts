@@ -53,10 +53,12 @@ export interface SeedReport {
 
 export const ELECTION_TICKS = 10;
 export const HEARTBEAT_TICKS = 1;
-export const DEFAULT_LIVENESS_TICKS = 1_000;
+export const DEFAULT_LIVENESS_TICKS = 2_000;
 /** Trace lines kept per seed; older lines are dropped first. */
 export const MAX_TRACE_LINES = 4_000;
 const MAX_READIES_PER_TICK = 16;
+/** Independent of the (sometimes tiny) message size, so applying never lags far behind committing. */
+const MAX_COMMITTED_SIZE_PER_READY_BYTES = 64 * 1024;
 
 class TraceLog {
   private lines: string[] = [];
@@ -74,6 +76,9 @@ function drawShape(random: SeededRandom, faults: ReadonlySet<FaultKind>) {
   return {
     maxSizePerMsgBytes: [150, 150, 400, 1_000, 64_000][random.nextInt(5)]!,
     maxInflightMsgs: [1, 2, 4, 16, 64][random.nextInt(5)]!,
+    // Backpressure: a leader refuses proposals beyond this much uncommitted data, so a slow
+    // cluster sheds client load instead of building a backlog it cannot drain.
+    maxUncommittedEntriesBytes: [2_000, 8_000, 32_000][random.nextInt(3)]!,
     snapshotEveryEntries: 20 + random.nextInt(180),
     keptEntriesAfterSnapshot: random.nextInt(30),
     jitterTicks: faults.has('reorder') ? 1 + random.nextInt(4) : 0,
@@ -129,8 +134,8 @@ export class Simulation implements FaultTarget, ClusterPort {
       failNewLeaderProbability: shape.failNewLeaderProbability,
     });
     this.workload = new Workload({
-      clients: 5, keys: 3, requestTimeoutTicks: 3 * ELECTION_TICKS, maxAttempts: 4, maxThinkTicks: 4,
-      readFraction: 0.25, casFraction: 0.2,
+      clients: 8, keys: 3, requestTimeoutTicks: 3 * ELECTION_TICKS, giveUpAfterTicks: 40 * ELECTION_TICKS, maxRefusalBackoffTicks: 5, maxThinkTicks: 4,
+      readFraction: 0.4, casFraction: 0.2,
     }, this.random.fork());
     this.ids = Array.from({ length: options.members }, (_, i) => BigInt(i + 1));
     const bugs = new Set(options.bugs);
@@ -147,7 +152,9 @@ export class Simulation implements FaultTarget, ClusterPort {
         electionTick: ELECTION_TICKS, heartbeatTick: HEARTBEAT_TICKS,
         preVote: true, checkQuorum: true,
         maxSizePerMsgBytes: shape.maxSizePerMsgBytes,
+        maxCommittedSizePerReadyBytes: MAX_COMMITTED_SIZE_PER_READY_BYTES,
         maxInflightMsgs: shape.maxInflightMsgs,
+        maxUncommittedEntriesBytes: shape.maxUncommittedEntriesBytes,
         injectedBugs: bugs,
       });
       const disk = MemoryStorage.bootstrap({ voters: this.ids, learners: [] });
@@ -206,7 +213,7 @@ export class Simulation implements FaultTarget, ClusterPort {
   private runLivenessPhase(): void {
     this.inFaultPhase = false;
     this.faults.healAll(this);
-    this.network.config = { ...this.network.config, dropProbability: 0, duplicateProbability: 0 };
+    this.network.config = { ...this.network.config, dropProbability: 0, duplicateProbability: 0, jitterTicks: 0 };
     this.trace.add(this.now, 'liveness phase: all faults healed');
     this.workload.livenessFromTick = this.now;
     this.workload.limitActiveClients(1);

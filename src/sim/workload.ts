@@ -13,8 +13,10 @@ export interface WorkloadConfig {
   keys: number;
   /** Ticks a client waits for an answer before retrying elsewhere. */
   requestTimeoutTicks: number;
-  /** Attempts per operation before the client gives up (the outcome is then unknown). */
-  maxAttempts: number;
+  /** Ticks after its start at which a client gives up on an operation (a write's outcome is then unknown). */
+  giveUpAfterTicks: number;
+  /** After a member refuses at once (no leader known), wait up to this many ticks before the next try. */
+  maxRefusalBackoffTicks: number;
   /** A client pauses up to this many ticks between operations. */
   maxThinkTicks: number;
   readFraction: number;
@@ -135,16 +137,16 @@ export class Workload {
       accepted = cluster.proposeWrite(member, { clientId: client.id, sequence: operation.sequence, op: input });
       if (accepted) operation.maybeApplied = true;
     }
-    // A refusal is immediate: try another member on the next tick instead of waiting out the deadline.
+    // A refusal is immediate: try another member soon instead of waiting out the deadline.
     if (!accepted) {
-      operation.deadlineTick = nowTick + 1;
+      operation.deadlineTick = nowTick + 1 + this.random.nextInt(this.config.maxRefusalBackoffTicks);
       client.preferredMember = undefined;
     }
   }
 
   private retryOrGiveUp(client: SimClient, operation: InFlightOperation, nowTick: number, cluster: ClusterPort): void {
     if (operation.input.kind === 'get') cluster.abandonRead(operation.member, operation.readRequestId);
-    if (operation.attempts < this.config.maxAttempts) {
+    if (nowTick - operation.callTick < this.config.giveUpAfterTicks) {
       this.attempt(client, operation, nowTick, cluster);
       return;
     }

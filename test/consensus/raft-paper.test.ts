@@ -11,7 +11,7 @@ import type { RaftConfig } from '../../src/consensus/raft.ts';
 import { RaftNode } from '../../src/consensus/raft-node.ts';
 import { MemoryStorage } from '../../src/consensus/storage.ts';
 import type { Entry, Message, MessageType, NodeId } from '../../src/consensus/types.ts';
-import { EMPTY_BYTES, NO_NODE, message } from '../../src/consensus/types.ts';
+import { NO_NODE, message } from '../../src/consensus/types.ts';
 import { SeededRandom } from '../../src/random/seeded-random.ts';
 
 const ELECTION_TICK = 10;
@@ -507,8 +507,12 @@ test('"The prior leader stops accepting new client requests" and then "sends a T
   assert.equal(leader.leadTransferee, 2n);
   const [timeoutNow] = ofType(take(leader), 'MsgTimeoutNow');
   assert.equal(timeoutNow?.to, 2n, 'the target is up to date, so TimeoutNow goes out at once');
-  const outcome = leader.propose([{ term: 0, index: 0, type: 'normal', data: EMPTY_BYTES }]);
+  const lastIndex = leader.log.lastIndex();
+  const outcome = leader.propose([{ term: 0, index: 0, type: 'normal', data: encoder.encode('local') }]);
   assert.equal(outcome.accepted, false);
+  // A proposal forwarded by a follower is dropped too.
+  leader.step(message({ type: 'MsgProp', from: 3n, to: 1n, entries: [{ term: 0, index: 0, type: 'normal', data: encoder.encode('forwarded') }] }));
+  assert.equal(leader.log.lastIndex(), lastIndex);
 
   // The target campaigns at once, skipping PreVote, and its request overrides the voters' lease.
   const target = newRaft(2n, [1n, 2n, 3n], { preVote: true, checkQuorum: true });

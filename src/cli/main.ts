@@ -1,0 +1,35 @@
+// The `concord` command line: one file per command; this one only assembles them.
+
+import { Command, CommanderError } from 'commander';
+import { registerSimCommand } from './sim.ts';
+
+export const EXIT_OK = 0;
+export const EXIT_VIOLATION = 1;
+export const EXIT_USAGE = 2;
+
+export function buildProgram(setExitCode: (code: number) => void): Command {
+  const program = new Command('concord')
+    .description('Concord keeps a fleet of servers healthy without a human in the loop.')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerSimCommand(program, setExitCode);
+  return program;
+}
+
+/** Runs the CLI with the given arguments and returns the process exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let exitCode = EXIT_OK;
+  const program = buildProgram((code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end through here with exit code 0; usage errors with 1, which we map to 2.
+      return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    throw error;
+  }
+  return exitCode;
+}
