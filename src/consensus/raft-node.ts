@@ -45,8 +45,32 @@ export class RaftNode {
     return this.raft.propose([{ term: 0, index: 0, type: 'normal', data }]);
   }
 
+  /**
+   * Proposes a single-server membership change. Changes that make no sense against this node's
+   * view of the membership are refused at once with a reason (applyConfChange ignores them too).
+   */
   proposeConfChange(change: ConfChange): ProposalOutcome {
+    const refusal = this.confChangeRefusal(change);
+    if (refusal) return { accepted: false, reason: refusal };
     return this.raft.propose([{ term: 0, index: 0, type: 'confChange', data: encodeConfChange(change) }]);
+  }
+
+  private confChangeRefusal(change: ConfChange): string | undefined {
+    const voters = this.raft.voterIds();
+    const learners = this.raft.learnerIds();
+    const isVoter = voters.includes(change.nodeId);
+    const isLearner = learners.includes(change.nodeId);
+    switch (change.type) {
+      case 'addNode':
+        return isVoter ? `member ${change.nodeId} is already a voter` : undefined;
+      case 'addLearner':
+        if (isVoter) return `member ${change.nodeId} is a voter; remove it first to re-add it as a learner`;
+        return isLearner ? `member ${change.nodeId} is already a learner` : undefined;
+      case 'removeNode':
+        if (!isVoter && !isLearner) return `member ${change.nodeId} is not in the cluster`;
+        if (isVoter && voters.length === 1) return 'cannot remove the last voter';
+        return undefined;
+    }
   }
 
   /** Delivers a message from a peer. Local message types are refused: they never cross the network. */

@@ -12,6 +12,7 @@ export type SafetyProperty =
   | 'leader-completeness' // a new leader has every committed entry
   | 'state-machine-safety' // no two members apply different commands at one index
   | 'committed-entry-lost' // a committed entry survives every crash: no member without it can win
+  | 'at-most-once' // a client command takes effect once, however often it was proposed
   | 'linearizability'
   | 'liveness';
 
@@ -63,6 +64,8 @@ export class SafetyChecker {
   private readonly entriesSeen = new Map<string, { fingerprint: string; previousTerm: number | undefined }>();
   /** index -> (term, fingerprint) of the entry applied there by the first member to apply it. */
   private readonly appliedAt = new Map<number, { term: number; fingerprint: string; member: NodeId }>();
+  /** (client/sequence) -> the log index where the command took effect. */
+  private readonly executedAt = new Map<string, number>();
   /** The highest entry any member has applied: known committed. */
   maxCommitted = { index: 0, term: 0 };
   private readonly maxViolations: number;
@@ -153,6 +156,19 @@ export class SafetyChecker {
           `would elect it (its log ends at ${candidateTip.lastIndex}/${candidateTip.lastTerm})`);
         return;
       }
+    }
+  }
+
+  /**
+   * At-most-once execution: a command (client, sequence) may take effect at one log index only.
+   * (A member rebuilt after a crash re-executes it at the same index, which is fine.)
+   */
+  commandExecuted(tick: number, member: NodeId, clientId: string, sequence: number, index: number): void {
+    const key = `${clientId}/${sequence}`;
+    const first = this.executedAt.get(key);
+    if (first === undefined) this.executedAt.set(key, index);
+    else if (first !== index) {
+      this.fail('at-most-once', tick, `member ${member} executed command ${key} at index ${index}; it already took effect at index ${first}`);
     }
   }
 

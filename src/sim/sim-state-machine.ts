@@ -19,6 +19,8 @@ export interface AppliedCommand {
   sequence: number;
   /** Undefined when the command was stale (the client had already moved past it). */
   output: KvOutput | undefined;
+  /** True when this application changed the state; false for a duplicate answered from the session cache. */
+  executed: boolean;
 }
 
 /** Upper bound on remembered client sessions; the simulator's clients stay far below it. */
@@ -49,11 +51,12 @@ export class SimStateMachine {
     if (entry.type !== 'normal' || entry.data.byteLength === 0) return undefined;
     const command = decodeCommand(entry.data);
     const check = this.sessions.check(command.clientId, command.sequence);
-    if (check.kind === 'duplicate') return { clientId: command.clientId, sequence: command.sequence, output: check.response };
-    if (check.kind === 'stale') return { clientId: command.clientId, sequence: command.sequence, output: undefined };
+    const { clientId, sequence } = command;
+    if (check.kind === 'duplicate') return { clientId, sequence, output: check.response, executed: false };
+    if (check.kind === 'stale') return { clientId, sequence, output: undefined, executed: false };
     const output = this.execute(command.op);
-    this.sessions.record(command.clientId, command.sequence, output, entry.index);
-    return { clientId: command.clientId, sequence: command.sequence, output };
+    this.sessions.record(clientId, sequence, output, entry.index);
+    return { clientId, sequence, output, executed: true };
   }
 
   private execute(op: WriteInput): KvOutput {

@@ -298,6 +298,7 @@ export class Simulation implements FaultTarget, ClusterPort {
     persisted: (member, entries) => this.safety.entriesPersisted(this.now, member.id, entries, member.disk),
     applied: (member, entry, command) => {
       this.safety.entryApplied(this.now, member.id, entry);
+      if (command?.executed) this.safety.commandExecuted(this.now, member.id, command.clientId, command.sequence, entry.index);
       if (command?.output) this.workload.writeAnswered(command.clientId, command.sequence, command.output, member.id, this.now);
     },
     roleChanged: (member, role, term) => this.trace.add(this.now, `member ${member.id} is ${role} in term ${term}`),

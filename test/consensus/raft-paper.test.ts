@@ -4,7 +4,7 @@
 // raft_paper_test.go. Messages are stepped directly into `Raft` and its outbox is read back, so no
 // network or Ready handling is involved unless the rule is about those.
 
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Raft } from '../../src/consensus/raft.ts';
 import type { RaftConfig } from '../../src/consensus/raft.ts';
@@ -550,3 +550,24 @@ test('"The leader can only process a read-only query once it has committed an en
   raft.step(message({ type: 'MsgHeartbeatResp', from: 3n, to: 1n, term: raft.term, context }));
   assert.deepEqual(raft.readStates.map((r) => r.index), [1]);
 });
+
+describe('membership change proposals that make no sense are refused with a reason', () => {
+  test('adding an existing voter, demoting a voter in one step, removing a stranger or the last voter', () => {
+    const single = new RaftNode({
+      id: 1n, electionTick: 10, heartbeatTick: 1, random: new SeededRandom(1),
+      storage: MemoryStorage.bootstrap({ voters: [1n], learners: [] }),
+    });
+    single.campaign();
+    assert.equal(single.isLeader(), true);
+    const context = new Uint8Array(0);
+    assert.match(refusal(single.proposeConfChange({ type: 'addNode', nodeId: 1n, context })), /already a voter/);
+    assert.match(refusal(single.proposeConfChange({ type: 'addLearner', nodeId: 1n, context })), /remove it first/);
+    assert.match(refusal(single.proposeConfChange({ type: 'removeNode', nodeId: 9n, context })), /not in the cluster/);
+    assert.match(refusal(single.proposeConfChange({ type: 'removeNode', nodeId: 1n, context })), /last voter/);
+  });
+});
+
+function refusal(outcome: { accepted: boolean; reason?: string }): string {
+  assert.equal(outcome.accepted, false);
+  return outcome.reason ?? '';
+}

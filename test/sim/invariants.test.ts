@@ -110,3 +110,13 @@ test('durability: a candidate is judged by its in-memory log as well as its disk
   checker.checkCommittedDurable(1, withLive);
   assert.equal(checker.violations[0]?.property, 'committed-entry-lost');
 });
+
+test('at-most-once: a command taking effect at two log indexes is flagged; re-execution at one index is not', () => {
+  const checker = new SafetyChecker();
+  checker.commandExecuted(1, 1n, 'c1', 7, 12);
+  checker.commandExecuted(2, 2n, 'c1', 7, 12);
+  checker.commandExecuted(3, 1n, 'c1', 7, 12); // member 1 rebuilt from its snapshot replays index 12
+  assertNoViolations(checker);
+  checker.commandExecuted(4, 3n, 'c1', 7, 15); // the retried proposal at 15 must have been a no-op
+  assert.equal(checker.violations[0]?.property, 'at-most-once');
+});
