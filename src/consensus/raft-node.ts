@@ -60,6 +60,9 @@ export class RaftNode {
     const learners = this.raft.learnerIds();
     const isVoter = voters.includes(change.nodeId);
     const isLearner = learners.includes(change.nodeId);
+    if (this.raft.hasPendingConfChange()) {
+      return 'another membership change is in progress (or this new leader has not applied its first entry yet); retry shortly';
+    }
     switch (change.type) {
       case 'addNode':
         return isVoter ? `member ${change.nodeId} is already a voter` : undefined;

@@ -979,6 +979,11 @@ export class Raft {
   // ---------------------------------------------------------------------------------------------
   // Introspection for the application, the simulator and tests
 
+  /** On the leader: a membership change is proposed but not yet applied (another must wait). */
+  hasPendingConfChange(): boolean {
+    return this.role === 'leader' && this.pendingConfIndex > this.log.applied;
+  }
+
   voterIds(): NodeId[] {
     return [...this.voters].sort(compareIds);
   }

@@ -553,17 +553,38 @@ test('"The leader can only process a read-only query once it has committed an en
 
 describe('membership change proposals that make no sense are refused with a reason', () => {
   test('adding an existing voter, demoting a voter in one step, removing a stranger or the last voter', () => {
-    const single = new RaftNode({
-      id: 1n, electionTick: 10, heartbeatTick: 1, random: new SeededRandom(1),
-      storage: MemoryStorage.bootstrap({ voters: [1n], learners: [] }),
-    });
+    const storage = MemoryStorage.bootstrap({ voters: [1n], learners: [] });
+    const single = new RaftNode({ id: 1n, electionTick: 10, heartbeatTick: 1, random: new SeededRandom(1), storage });
     single.campaign();
     assert.equal(single.isLeader(), true);
+    while (single.hasReady()) {
+      const ready = single.ready();
+      storage.append(ready.entries); // persist, so the leader's no-op is applied on advance
+      single.advance();
+    }
     const context = new Uint8Array(0);
     assert.match(refusal(single.proposeConfChange({ type: 'addNode', nodeId: 1n, context })), /already a voter/);
     assert.match(refusal(single.proposeConfChange({ type: 'addLearner', nodeId: 1n, context })), /remove it first/);
     assert.match(refusal(single.proposeConfChange({ type: 'removeNode', nodeId: 9n, context })), /not in the cluster/);
     assert.match(refusal(single.proposeConfChange({ type: 'removeNode', nodeId: 1n, context })), /last voter/);
+  });
+
+  test('a second change while one is pending is refused, not silently turned into a no-op', () => {
+    const storage = MemoryStorage.bootstrap({ voters: [1n], learners: [] });
+    const node = new RaftNode({ id: 1n, electionTick: 10, heartbeatTick: 1, random: new SeededRandom(1), storage });
+    node.campaign();
+    const drain = () => {
+      while (node.hasReady()) {
+        const ready = node.ready();
+        storage.append(ready.entries);
+        if (ready.hardState) storage.setHardState(ready.hardState);
+        node.advance();
+      }
+    };
+    drain(); // applies the leader's no-op
+    const context = new Uint8Array(0);
+    assert.equal(node.proposeConfChange({ type: 'addLearner', nodeId: 2n, context }).accepted, true);
+    assert.match(refusal(node.proposeConfChange({ type: 'addLearner', nodeId: 3n, context })), /another membership change is in progress/);
   });
 });
 

@@ -31,7 +31,7 @@
 //   tick-election ID                        a leader: electionTick ticks (one CheckQuorum round);
 //                                           others: tick until the randomized election timer fires
 //   propose ID DATA                         proposes a normal entry
-//   propose-conf-change ID add-node|add-learner|remove-node NODE
+//   propose-conf-change ID add-node|add-learner|remove-node NODE [raw=true]
 //   process-ready ID...                     persist, send, apply (incl. conf changes), advance
 //   deliver-msgs [drop=(..)] [type=T] [ID...]  deliver in-flight messages to ID... (all when
 //                                           none given); messages to drop=(..) are discarded
@@ -49,7 +49,7 @@ import type { RaftConfig } from '../../../src/consensus/raft.ts';
 import type { ProgressState } from '../../../src/consensus/progress.ts';
 import type { ReadOnlyOption } from '../../../src/consensus/read-only.ts';
 import { MemoryStorage } from '../../../src/consensus/storage.ts';
-import { decodeConfChange } from '../../../src/consensus/conf-change-codec.ts';
+import { decodeConfChange, encodeConfChange } from '../../../src/consensus/conf-change-codec.ts';
 import type { ConfChangeType, Entry, Message, NodeId, Ready, Role, Snapshot } from '../../../src/consensus/types.ts';
 import { NO_NODE, RaftError } from '../../../src/consensus/types.ts';
 import { SeededRandom } from '../../../src/random/seeded-random.ts';
@@ -373,8 +373,13 @@ export class InteractionEnv {
         const type = CONF_CHANGE_TYPES[positional[1] ?? ''];
         if (!type) throw new Error('usage: propose-conf-change ID add-node|add-learner|remove-node NODE');
         const nodeId = BigInt(parseInteger(positional[2] ?? '', 'node id'));
+        const change = { type, nodeId, context: new Uint8Array(0) };
         return this.act(nodeArg(0), out, (sim) => {
-          const outcome = sim.node.proposeConfChange({ type, nodeId, context: new Uint8Array(0) });
+          // raw=true skips RaftNode's up-front refusals, to show what the core itself does with a
+          // change that reaches it anyway (e.g. forwarded by a follower with an older view).
+          const outcome = options.get('raw') === 'true'
+            ? sim.node.raft.propose([{ term: 0, index: 0, type: 'confChange', data: encodeConfChange(change) }])
+            : sim.node.proposeConfChange(change);
           if (!outcome.accepted) out.line(`proposal dropped: ${outcome.reason}`);
         });
       }

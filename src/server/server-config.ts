@@ -1,0 +1,236 @@
+// Configuration of one `concord server` member. Flags take etcd's names, so operators reuse what
+// they know; the same settings can come from the `server:` section of a YAML config file, with
+// camelCase keys and units in their names. Flags override the file. Everything is validated up
+// front, and each error names the flag (or key) and says what to do.
+
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/** One setting: its etcd flag, its config-file key, and how to read it from a flag string. */
+interface SettingSpec {
+  flag: string;
+  key: keyof ServerSettings;
+  description: string;
+  parse: 'string' | 'urls' | 'integer' | 'bytes';
+}
+
+export const SERVER_SETTINGS: readonly SettingSpec[] = [
+  { flag: 'name', key: 'name', description: 'human-readable name of this member', parse: 'string' },
+  { flag: 'data-dir', key: 'dataDir', description: 'directory for the WAL and snapshots', parse: 'string' },
+  { flag: 'listen-client-urls', key: 'listenClientUrls', description: 'URLs to serve the etcd v3 gRPC API on', parse: 'urls' },
+  { flag: 'advertise-client-urls', key: 'advertiseClientUrls', description: 'client URLs told to clients (default: the listen URLs)', parse: 'urls' },
+  { flag: 'listen-peer-urls', key: 'listenPeerUrls', description: 'URLs to accept Raft traffic from peers on', parse: 'urls' },
+  { flag: 'initial-advertise-peer-urls', key: 'initialAdvertisePeerUrls', description: 'peer URLs told to the cluster (default: the listen URLs)', parse: 'urls' },
+  { flag: 'listen-metrics-urls', key: 'listenMetricsUrls', description: 'URLs to serve /metrics and /health on', parse: 'urls' },
+  { flag: 'initial-cluster', key: 'initialCluster', description: 'NAME=PEER_URL,... of the initial members', parse: 'string' },
+  { flag: 'initial-cluster-state', key: 'initialClusterState', description: "'new' to bootstrap, 'existing' to join", parse: 'string' },
+  { flag: 'initial-cluster-token', key: 'initialClusterToken', description: 'distinguishes clusters bootstrapped with the same members', parse: 'string' },
+  { flag: 'heartbeat-interval', key: 'heartbeatIntervalMs', description: 'leader heartbeat interval in milliseconds', parse: 'integer' },
+  { flag: 'election-timeout', key: 'electionTimeoutMs', description: 'election timeout in milliseconds', parse: 'integer' },
+  { flag: 'snapshot-count', key: 'snapshotCount', description: 'applied entries between snapshots', parse: 'integer' },
+  { flag: 'auto-compaction-mode', key: 'autoCompactionMode', description: "'periodic' or 'revision'", parse: 'string' },
+  { flag: 'auto-compaction-retention', key: 'autoCompactionRetention', description: "periodic: a duration ('1h', '30m') or hours; revision: revisions to keep", parse: 'string' },
+  { flag: 'quota-backend-bytes', key: 'quotaBackendBytes', description: 'raise the NOSPACE alarm above this size', parse: 'bytes' },
+  { flag: 'max-request-bytes', key: 'maxRequestBytes', description: 'largest client request accepted', parse: 'bytes' },
+  { flag: 'max-txn-ops', key: 'maxTxnOps', description: 'most operations in one transaction', parse: 'integer' },
+];
+
+const DEFAULT_CLIENT_URL = 'http://127.0.0.1:2379';
+const DEFAULT_PEER_URL = 'http://127.0.0.1:2380';
+
+/** etcd's limit on the election timeout, kept so configurations move between the two. */
+export const MAX_ELECTION_TIMEOUT_MS = 50_000;
+
+const urlList = z.array(z.string()).min(1);
+
+const settingsSchema = z.object({
+  name: z.string().min(1).default('default'),
+  dataDir: z.string().min(1).optional(),
+  listenClientUrls: urlList.default([DEFAULT_CLIENT_URL]),
+  advertiseClientUrls: urlList.optional(),
+  listenPeerUrls: urlList.default([DEFAULT_PEER_URL]),
+  initialAdvertisePeerUrls: urlList.optional(),
+  listenMetricsUrls: urlList.optional(),
+  initialCluster: z.string().optional(),
+  initialClusterState: z.enum(['new', 'existing']).default('new'),
+  initialClusterToken: z.string().min(1).default('concord-cluster'),
+  heartbeatIntervalMs: z.number().int().positive().default(100),
+  electionTimeoutMs: z.number().int().positive().max(MAX_ELECTION_TIMEOUT_MS).default(1000),
+  snapshotCount: z.number().int().positive().default(100_000),
+  autoCompactionMode: z.enum(['periodic', 'revision']).default('periodic'),
+  autoCompactionRetention: z.string().default('0'),
+  quotaBackendBytes: z.number().int().nonnegative().default(2 * 1024 * 1024 * 1024),
+  maxRequestBytes: z.number().int().positive().default(1.5 * 1024 * 1024),
+  maxTxnOps: z.number().int().positive().default(128),
+}).strict();
+
+export type ServerSettings = z.input<typeof settingsSchema>;
+
+export interface ServerConfig {
+  name: string;
+  dataDir: string;
+  listenClientUrls: URL[];
+  advertiseClientUrls: URL[];
+  listenPeerUrls: URL[];
+  initialAdvertisePeerUrls: URL[];
+  listenMetricsUrls: URL[];
+  /** Member name -> its peer URLs. */
+  initialCluster: Map<string, URL[]>;
+  initialClusterState: 'new' | 'existing';
+  initialClusterToken: string;
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+  snapshotCount: number;
+  autoCompactionMode: 'periodic' | 'revision';
+  autoCompactionRetention: string;
+  quotaBackendBytes: number;
+  maxRequestBytes: number;
+  maxTxnOps: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly code = 'CONCORD_E_CONFIG_INVALID';
+}
+
+function flagOf(key: string): string {
+  const spec = SERVER_SETTINGS.find((s) => s.key === key);
+  return spec ? `--${spec.flag}` : key;
+}
+
+/** Parses a byte size such as 1048576, '8GiB', '512MB' or '1.5MiB'. */
+export function parseBytes(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib|tb|tib)?\s*$/i.exec(text);
+  if (!match) throw new ConfigError(`'${text}' is not a size: use bytes (1048576) or a unit (512MiB, 8GB)`);
+  const units: Record<string, number> = {
+    b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3, tb: 1e12, tib: 1024 ** 4,
+  };
+  return Math.floor(Number(match[1]) * units[(match[2] ?? 'b').toLowerCase()]!);
+}
+
+function parseUrl(text: string, flag: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(`${flag}: '${text}' is not a URL; write it as http://HOST:PORT`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`${flag}: '${text}' must use http:// or https://`);
+  }
+  if (!url.port) throw new ConfigError(`${flag}: '${text}' needs an explicit port, e.g. http://127.0.0.1:2379`);
+  if (url.pathname !== '/' || url.search || url.hash) throw new ConfigError(`${flag}: '${text}' must not have a path or query`);
+  return url;
+}
+
+function parseInitialCluster(text: string): Map<string, URL[]> {
+  const members = new Map<string, URL[]>();
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const equals = part.indexOf('=');
+    if (equals <= 0) throw new ConfigError(`--initial-cluster: '${part}' should be NAME=PEER_URL`);
+    const name = part.slice(0, equals);
+    const url = parseUrl(part.slice(equals + 1), '--initial-cluster');
+    members.set(name, [...(members.get(name) ?? []), url]);
+  }
+  if (members.size === 0) throw new ConfigError('--initial-cluster is empty: give NAME=PEER_URL for every initial member');
+  return members;
+}
+
+/** Turns flag strings into typed settings, as they would appear in the config file. */
+export function settingsFromFlags(flags: Record<string, string | undefined>): ServerSettings {
+  const settings: Record<string, unknown> = {};
+  for (const spec of SERVER_SETTINGS) {
+    const raw = flags[spec.key];
+    if (raw === undefined) continue;
+    switch (spec.parse) {
+      case 'string':
+        settings[spec.key] = raw;
+        break;
+      case 'urls':
+        settings[spec.key] = raw.split(',').map((u) => u.trim()).filter(Boolean);
+        break;
+      case 'integer': {
+        if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`--${spec.flag}: '${raw}' is not a whole number`);
+        settings[spec.key] = Number(raw);
+        break;
+      }
+      case 'bytes':
+        settings[spec.key] = parseBytes(raw);
+        break;
+    }
+  }
+  return settings as ServerSettings;
+}
+
+/** Reads the `server:` section of a Concord YAML config file. */
+export function settingsFromFile(path: string): ServerSettings {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${path} is not valid YAML: ${(error as Error).message}`);
+  }
+  if (document === null || document === undefined) return {};
+  if (typeof document !== 'object' || Array.isArray(document)) throw new ConfigError(`config file ${path} must be a YAML mapping`);
+  const section = (document as Record<string, unknown>).server;
+  if (section === undefined) return {};
+  if (typeof section !== 'object' || section === null || Array.isArray(section)) {
+    throw new ConfigError(`config file ${path}: 'server' must be a mapping of settings`);
+  }
+  return section as ServerSettings;
+}
+
+/** Merges file and flag settings (flags win), validates them, and derives the defaults etcd derives. */
+export function resolveServerConfig(fromFile: ServerSettings, fromFlags: ServerSettings): ServerConfig {
+  const parsed = settingsSchema.safeParse({ ...fromFile, ...fromFlags });
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? '');
+      return `${flagOf(key)} (${key}): ${issue.message}`;
+    });
+    throw new ConfigError(`invalid server configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const s = parsed.data;
+  const urls = (list: string[], key: string) => list.map((u) => parseUrl(u, flagOf(key)));
+  const listenClientUrls = urls(s.listenClientUrls, 'listenClientUrls');
+  const listenPeerUrls = urls(s.listenPeerUrls, 'listenPeerUrls');
+  const initialAdvertisePeerUrls = s.initialAdvertisePeerUrls ? urls(s.initialAdvertisePeerUrls, 'initialAdvertisePeerUrls') : listenPeerUrls;
+  if (s.heartbeatIntervalMs * 5 > s.electionTimeoutMs) {
+    throw new ConfigError(
+      `--election-timeout (${s.electionTimeoutMs} ms) should be at least 5 times --heartbeat-interval (${s.heartbeatIntervalMs} ms), ` +
+      'so one lost heartbeat does not start an election (etcd recommends 10 times)');
+  }
+  const initialCluster = s.initialCluster
+    ? parseInitialCluster(s.initialCluster)
+    : new Map([[s.name, initialAdvertisePeerUrls]]);
+  if (!initialCluster.has(s.name)) {
+    throw new ConfigError(`--initial-cluster has no member named '${s.name}' (--name): add ${s.name}=PEER_URL to it`);
+  }
+  return {
+    name: s.name,
+    dataDir: s.dataDir ?? `${s.name}.concord`,
+    listenClientUrls,
+    advertiseClientUrls: s.advertiseClientUrls ? urls(s.advertiseClientUrls, 'advertiseClientUrls') : listenClientUrls,
+    listenPeerUrls,
+    initialAdvertisePeerUrls,
+    listenMetricsUrls: s.listenMetricsUrls ? urls(s.listenMetricsUrls, 'listenMetricsUrls') : [],
+    initialCluster,
+    initialClusterState: s.initialClusterState,
+    initialClusterToken: s.initialClusterToken,
+    heartbeatIntervalMs: s.heartbeatIntervalMs,
+    electionTimeoutMs: s.electionTimeoutMs,
+    snapshotCount: s.snapshotCount,
+    autoCompactionMode: s.autoCompactionMode,
+    autoCompactionRetention: s.autoCompactionRetention,
+    quotaBackendBytes: s.quotaBackendBytes,
+    maxRequestBytes: s.maxRequestBytes,
+    maxTxnOps: s.maxTxnOps,
+  };
+}
