@@ -126,6 +126,11 @@ export class MemoryStorage implements LogStorage {
     this.log = this.log.slice(0, at).concat(fresh);
   }
 
+  /** Every stored entry after the snapshot, in order (for recovery and tests; copies the array). */
+  allEntries(): Entry[] {
+    return this.log.slice(1);
+  }
+
   /** A copy that shares no mutable state, so a simulated crash can keep exactly what was persisted. */
   clone(): MemoryStorage {
     const copy = new MemoryStorage();

@@ -1,0 +1,81 @@
+// Every proposal a member makes travels in an envelope naming the proposing member and a request
+// number. The member that proposed it recognises its own request when the entry is applied (to
+// answer the waiting client), and a request re-proposed after a leader change is applied at most
+// once: the replicated AppliedRequests window remembers which requests already took effect.
+
+export interface ProposalEnvelope {
+  memberId: bigint;
+  requestId: number;
+  payload: Uint8Array;
+}
+
+const HEADER_BYTES = 1 + 8 + 8;
+const FORMAT_VERSION = 1;
+
+export class EnvelopeError extends Error {
+  override name = 'EnvelopeError';
+  readonly code = 'CONCORD_E_ENTRY_CORRUPT';
+}
+
+export function encodeEnvelope(envelope: ProposalEnvelope): Uint8Array {
+  const bytes = new Uint8Array(HEADER_BYTES + envelope.payload.byteLength);
+  const view = new DataView(bytes.buffer);
+  view.setUint8(0, FORMAT_VERSION);
+  view.setBigUint64(1, envelope.memberId);
+  view.setBigUint64(9, BigInt(envelope.requestId));
+  bytes.set(envelope.payload, HEADER_BYTES);
+  return bytes;
+}
+
+export function decodeEnvelope(data: Uint8Array): ProposalEnvelope {
+  if (data.byteLength < HEADER_BYTES) {
+    throw new EnvelopeError(`log entry of ${data.byteLength} bytes is too short for a proposal envelope (${HEADER_BYTES} bytes)`);
+  }
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const version = view.getUint8(0);
+  if (version !== FORMAT_VERSION) {
+    throw new EnvelopeError(`log entry has envelope format ${version}; this Concord reads format ${FORMAT_VERSION}: upgrade it`);
+  }
+  const requestId = view.getBigUint64(9);
+  if (requestId > BigInt(Number.MAX_SAFE_INTEGER)) throw new EnvelopeError(`request id ${requestId} is out of range`);
+  return { memberId: view.getBigUint64(1), requestId: Number(requestId), payload: data.subarray(HEADER_BYTES) };
+}
+
+/**
+ * The most recent request IDs applied, per proposing member, in a bounded window. Part of the
+ * replicated state: it must be in every snapshot so that all members deduplicate alike.
+ */
+export class AppliedRequests {
+  /** Requests remembered per member; a retry older than this window would apply twice. */
+  readonly windowPerMember: number;
+  private readonly byMember = new Map<string, { ids: Set<number>; order: number[] }>();
+
+  constructor(windowPerMember: number) {
+    this.windowPerMember = windowPerMember;
+  }
+
+  /** Records the request; returns false when it was already applied (a duplicate to skip). */
+  firstTime(memberId: bigint, requestId: number): boolean {
+    const key = memberId.toString();
+    let member = this.byMember.get(key);
+    if (!member) {
+      member = { ids: new Set(), order: [] };
+      this.byMember.set(key, member);
+    }
+    if (member.ids.has(requestId)) return false;
+    member.ids.add(requestId);
+    member.order.push(requestId);
+    if (member.order.length > this.windowPerMember) member.ids.delete(member.order.shift()!);
+    return true;
+  }
+
+  toJSON(): { windowPerMember: number; members: [string, number[]][] } {
+    return { windowPerMember: this.windowPerMember, members: [...this.byMember].map(([id, m]) => [id, m.order.slice()]) };
+  }
+
+  static fromJSON(json: { windowPerMember: number; members: [string, number[]][] }): AppliedRequests {
+    const applied = new AppliedRequests(json.windowPerMember);
+    for (const [id, order] of json.members) applied.byMember.set(id, { ids: new Set(order), order: order.slice() });
+    return applied;
+  }
+}

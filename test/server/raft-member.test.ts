@@ -1,0 +1,214 @@
+// The member's run loop on in-memory fakes: a hand-driven clock, a durable log that records what
+// it was asked to persist, and a tiny state machine.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryStorage } from '../../src/consensus/storage.ts';
+import type { Entry, HardState, Snapshot } from '../../src/consensus/types.ts';
+import { SeededRandom } from '../../src/random/seeded-random.ts';
+import { MemberError, RaftMember } from '../../src/server/raft-member.ts';
+import type { DurableLog, MemberTimers, StateMachine } from '../../src/server/raft-member.ts';
+import { decodeEnvelope } from '../../src/server/proposal-envelope.ts';
+
+class ManualTimers implements MemberTimers {
+  private clockMs: number;
+  constructor(startMs = 1_000) {
+    this.clockMs = startMs;
+  }
+  nowMs(): number {
+    return this.clockMs;
+  }
+  private nextHandle = 1;
+  private readonly timers = new Map<number, { at: number; every?: number; callback: () => void }>();
+  setInterval(callback: () => void, ms: number): unknown {
+    const handle = this.nextHandle++;
+    this.timers.set(handle, { at: this.clockMs + ms, every: ms, callback });
+    return handle;
+  }
+  setTimeout(callback: () => void, ms: number): unknown {
+    const handle = this.nextHandle++;
+    this.timers.set(handle, { at: this.clockMs + ms, callback });
+    return handle;
+  }
+  clearInterval(handle: unknown): void {
+    this.timers.delete(handle as number);
+  }
+  clearTimeout(handle: unknown): void {
+    this.timers.delete(handle as number);
+  }
+  /** Advances time step by step, running due timers and letting the run loop's promises settle. */
+  async advance(ms: number): Promise<void> {
+    const end = this.clockMs + ms;
+    while (this.clockMs < end) {
+      this.clockMs++;
+      for (const [handle, timer] of [...this.timers]) {
+        if (timer.at > this.clockMs) continue;
+        if (timer.every) timer.at += timer.every;
+        else this.timers.delete(handle);
+        timer.callback();
+      }
+      await settle();
+    }
+  }
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+class RecordingLog implements DurableLog {
+  saves = 0;
+  snapshots: Snapshot[] = [];
+  failWith: Error | undefined;
+  readonly persisted: MemoryStorage;
+  constructor(persisted = MemoryStorage.bootstrap({ voters: [1n], learners: [] })) {
+    this.persisted = persisted;
+  }
+  async save(hardState: HardState | undefined, entries: readonly Entry[]): Promise<void> {
+    if (this.failWith) throw this.failWith;
+    this.saves++;
+    if (hardState) this.persisted.setHardState(hardState);
+    this.persisted.append(entries);
+  }
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    this.snapshots.push(snapshot);
+  }
+  async releaseBefore(): Promise<void> {}
+}
+
+/** A counter: every command adds its single byte to the total and returns the new total. */
+class Counter implements StateMachine<number> {
+  total = 0;
+  apply(payload: Uint8Array): number {
+    this.total += payload[0]!;
+    return this.total;
+  }
+  snapshot(): Uint8Array {
+    return new TextEncoder().encode(String(this.total));
+  }
+  restore(data: Uint8Array): void {
+    this.total = Number(new TextDecoder().decode(data));
+  }
+}
+
+function singleMember(overrides: { snapshotEveryEntries?: number; storage?: MemoryStorage; log?: RecordingLog; startMs?: number } = {}) {
+  const timers = new ManualTimers(overrides.startMs);
+  const log = overrides.log ?? new RecordingLog();
+  const machine = new Counter();
+  const member = new RaftMember<number>({
+    id: 1n,
+    storage: overrides.storage ?? MemoryStorage.bootstrap({ voters: [1n], learners: [] }),
+    durableLog: log,
+    stateMachine: machine,
+    transport: { send: () => {} },
+    timers,
+    random: new SeededRandom(1),
+    tickIntervalMs: 10,
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    snapshotEveryEntries: overrides.snapshotEveryEntries ?? 1000,
+    keptEntriesAfterSnapshot: 2,
+    proposalTimeoutMs: 500,
+    maxPendingProposals: 4,
+    appliedRequestsWindow: 100,
+    onFatal: (error) => {
+      throw error;
+    },
+  });
+  return { timers, log, machine, member };
+}
+
+test('a single member elects itself, applies proposals in order, and answers each with its result', async () => {
+  const { timers, member, log } = singleMember();
+  member.start();
+  await timers.advance(5);
+  assert.equal(member.isLeader(), true);
+  const results = await Promise.all([member.propose(Uint8Array.of(1)), member.propose(Uint8Array.of(2)), member.propose(Uint8Array.of(3))]);
+  assert.deepEqual(results.sort((a, b) => a - b), [1, 3, 6]);
+  assert.ok(log.saves >= 1);
+  assert.equal(log.persisted.lastIndex(), member.appliedIndex(), 'everything applied was persisted first');
+  member.stop();
+});
+
+test('a read barrier resolves once the state machine has applied every earlier write', async () => {
+  const { timers, member, machine } = singleMember();
+  member.start();
+  await timers.advance(5);
+  const write = member.propose(Uint8Array.of(7));
+  await member.readBarrier();
+  assert.equal(machine.total, 7);
+  await write;
+  member.stop();
+});
+
+test('proposals beyond maxPendingProposals are refused at once; a stopped member refuses everything', async () => {
+  const { timers, member } = singleMember();
+  member.start();
+  await timers.advance(5);
+  const pending = [1, 2, 3, 4].map((n) => member.propose(Uint8Array.of(n)));
+  await assert.rejects(member.propose(Uint8Array.of(5)), (error: MemberError) => error.code === 'CONCORD_E_TOO_MANY_PENDING');
+  await Promise.all(pending);
+  member.stop();
+  await assert.rejects(member.propose(Uint8Array.of(1)), (error: MemberError) => error.code === 'CONCORD_E_STOPPED');
+});
+
+test('snapshots are taken every snapshotEveryEntries and a restart from them restores the state', async () => {
+  const first = singleMember({ snapshotEveryEntries: 3 });
+  first.member.start();
+  await first.timers.advance(5);
+  for (const n of [1, 2, 3, 4, 5]) await first.member.propose(Uint8Array.of(n));
+  assert.ok(first.log.snapshots.length >= 1, 'a snapshot was taken');
+  first.member.stop();
+
+  // Restart from the persisted log plus the latest snapshot, as the server does from disk.
+  const latest = first.log.snapshots[first.log.snapshots.length - 1]!;
+  const storage = MemoryStorage.bootstrap({ voters: [1n], learners: [] });
+  storage.applySnapshot(latest);
+  storage.append(first.log.persisted.allEntries().filter((e) => e.index > latest.metadata.index));
+  storage.setHardState(first.log.persisted.hardState);
+  // The restarted member's clock has moved on, so its request IDs do not repeat the first one's.
+  const second = singleMember({ storage, log: new RecordingLog(storage.clone()), startMs: 5_000 });
+  second.member.start();
+  await second.timers.advance(30);
+  assert.equal(second.machine.total, 15, 'snapshot plus replayed entries give the same state');
+  assert.equal(await second.member.propose(Uint8Array.of(1)), 16);
+  second.member.stop();
+});
+
+test('a request proposed twice (re-forwarded after a leader change) takes effect once', async () => {
+  const { timers, member, machine, log } = singleMember();
+  member.start();
+  await timers.advance(5);
+  const result = member.propose(Uint8Array.of(10));
+  // Propose the very same envelope again, as a re-proposal after a leader change would.
+  const entry = log.persisted.allEntries().find((e) => e.data.byteLength > 0) ?? undefined;
+  await result;
+  const original = entry ?? log.persisted.allEntries().find((e) => e.data.byteLength > 0)!;
+  assert.equal(decodeEnvelope(original.data).memberId, 1n);
+  member.node.propose(original.data);
+  await timers.advance(5);
+  assert.equal(machine.total, 10, 'the duplicate was skipped');
+  assert.ok(log.persisted.lastIndex() >= 3, 'the duplicate did reach the log');
+  member.stop();
+});
+
+test('a disk that refuses writes disables writes with a clear error, and reads keep working', async () => {
+  const { timers, member, log, machine } = singleMember();
+  member.start();
+  await timers.advance(5);
+  await member.propose(Uint8Array.of(4));
+  log.failWith = Object.assign(new Error('no space left on device while writing the WAL'), { code: 'CONCORD_E_NO_SPACE' });
+  await assert.rejects(member.propose(Uint8Array.of(1)), (error: MemberError) => error.code === 'CONCORD_E_WRITES_DISABLED' && /no space/.test(error.message));
+  await assert.rejects(member.propose(Uint8Array.of(1)), /writes are disabled/);
+  assert.equal(machine.total, 4, 'the acknowledged write is intact and served');
+  member.stop();
+});
+
+test('a proposal that cannot be applied in time fails with a timeout', async () => {
+  const { timers, member } = singleMember();
+  // Never started: no leader, so the proposal cannot commit.
+  const proposal = member.propose(Uint8Array.of(1));
+  const outcome = assert.rejects(proposal, (error: MemberError) => error.code === 'CONCORD_E_TIMEOUT');
+  await timers.advance(600);
+  await outcome;
+});
