@@ -1,6 +1,7 @@
 // The `concord` command line: one file per command; this one only assembles them.
 
 import { Command, CommanderError } from 'commander';
+import { registerServerCommand } from './server.ts';
 import { registerSimCommand } from './sim.ts';
 
 export const EXIT_OK = 0;
@@ -13,6 +14,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerSimCommand(program, setExitCode);
+  registerServerCommand(program, setExitCode);
   return program;
 }
 

@@ -1,0 +1,60 @@
+// A store member: the Raft run loop (RaftMember) applying etcd commands to the MVCC state machine
+// (KvStateMachine), with the WAL and snapshot files underneath. It implements the KvBackend the
+// etcd API services use.
+
+import { encodeCommand, decodeCommand } from '../kv/command-codec.ts';
+import { KvStateMachine } from '../kv/state-machine.ts';
+import type { ApplyResult } from '../kv/state-machine.ts';
+import type { KvCommand, KvCommandResponse, RangeRequest, RangeResponse } from '../kv/types.ts';
+import type { KvBackend } from '../api/etcd/kv-backend.ts';
+import type { RaftMember, StateMachine } from './raft-member.ts';
+
+/** The replicated state machine adapter: decodes each entry's command and applies it. */
+export class KvReplicatedStateMachine implements StateMachine<ApplyResult> {
+  kv: KvStateMachine;
+  private readonly options: ConstructorParameters<typeof KvStateMachine>[0];
+
+  constructor(options: ConstructorParameters<typeof KvStateMachine>[0]) {
+    this.options = options;
+    this.kv = new KvStateMachine(options);
+  }
+
+  apply(payload: Uint8Array, index: number): ApplyResult {
+    return this.kv.apply(decodeCommand(payload), index);
+  }
+
+  snapshot(): Uint8Array {
+    return this.kv.snapshot();
+  }
+
+  restore(data: Uint8Array): void {
+    this.kv = KvStateMachine.restore(data, this.options);
+  }
+}
+
+export class StoreBackend implements KvBackend {
+  private readonly member: RaftMember<ApplyResult>;
+  private readonly machine: KvReplicatedStateMachine;
+  private readonly maxRequestBytes: number;
+
+  constructor(member: RaftMember<ApplyResult>, machine: KvReplicatedStateMachine, maxRequestBytes: number) {
+    this.member = member;
+    this.machine = machine;
+    this.maxRequestBytes = maxRequestBytes;
+  }
+
+  async write(command: KvCommand): Promise<KvCommandResponse> {
+    const result = await this.member.propose(encodeCommand(command, { maxRequestBytes: this.maxRequestBytes }));
+    if (result.status === 'failed') throw result.error;
+    if (result.status === 'skipped') throw new Error(`entry ${result.index} was applied twice`);
+    return result.response;
+  }
+
+  readBarrier(): Promise<void> {
+    return this.member.readBarrier();
+  }
+
+  range(request: RangeRequest): RangeResponse {
+    return this.machine.kv.range(request);
+  }
+}

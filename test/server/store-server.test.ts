@@ -1,0 +1,121 @@
+// A real store member in this process, driven by the real etcdctl (Debian etcd-client) and by the
+// etcd3 npm client, as users would drive it.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Etcd3 } from 'etcd3';
+import { resolveServerConfig, settingsFromFlags } from '../../src/server/server-config.ts';
+import type { ServerConfig } from '../../src/server/server-config.ts';
+import { StoreServer } from '../../src/server/store-server.ts';
+
+const run = promisify(execFile);
+const ETCDCTL = '/usr/bin/etcdctl';
+const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+
+let dataRoot: string;
+before(() => {
+  if (!existsSync(ETCDCTL)) {
+    assert.fail(`${ETCDCTL} is missing: install the test dependencies with 'sudo bash scripts/install-test-deps.sh'`);
+  }
+  dataRoot = mkdtempSync(join(tmpdir(), 'concord-store-'));
+});
+after(() => rmSync(dataRoot, { recursive: true, force: true }));
+
+function configFor(name: string, extra: Record<string, string> = {}): ServerConfig {
+  return resolveServerConfig({}, settingsFromFlags({
+    name, dataDir: join(dataRoot, name), listenClientUrls: 'http://127.0.0.1:0', ...extra,
+  }));
+}
+
+async function etcdctl(server: StoreServer, ...args: string[]): Promise<string> {
+  const { stdout } = await run(ETCDCTL, ['--endpoints', server.clientAddresses[0]!, '--command-timeout=5s', ...args], {
+    env: { ...process.env, ETCDCTL_API: '3' }, timeout: 15_000,
+  });
+  return stdout;
+}
+
+async function etcdctlFails(server: StoreServer, ...args: string[]): Promise<string> {
+  try {
+    await etcdctl(server, ...args);
+  } catch (error) {
+    return String((error as { stderr?: string }).stderr ?? '');
+  }
+  assert.fail(`etcdctl ${args.join(' ')} should have failed`);
+}
+
+test('etcdctl put, get, txn, del and compact work against a single member, with etcd\'s revisions', async () => {
+  const server = await StoreServer.start(configFor('m1'), { logger: quiet });
+  try {
+    assert.equal((await etcdctl(server, 'put', 'foo', 'bar')).trim(), 'OK');
+    const raw = await etcdctl(server, 'get', 'foo', '-w', 'json');
+    const got = JSON.parse(raw);
+    assert.equal(got.header.revision, 2, 'the first write makes revision 2, as in etcd');
+    assert.equal(Buffer.from(got.kvs[0].value, 'base64').toString(), 'bar');
+    assert.equal(got.kvs[0].create_revision, 2);
+    // etcdctl prints 64-bit ids as bare JSON numbers, which JSON.parse would round: read the text.
+    assert.equal(BigInt(/"member_id":(\d+)/.exec(raw)![1]!), server.memberId, 'the header carries the 64-bit member id exactly');
+    await etcdctl(server, 'put', 'foo', 'baz');
+    assert.equal((await etcdctl(server, 'get', 'foo', '--rev', '2', '--print-value-only')).trim(), 'bar', 'reads in the past');
+    assert.equal((await etcdctl(server, 'del', 'foo')).trim(), '1');
+    await etcdctl(server, 'compact', '3');
+    assert.match(await etcdctlFails(server, 'get', 'foo', '--rev', '2'), /required revision has been compacted/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('acknowledged writes survive a restart from the data dir', async () => {
+  const config = configFor('m2');
+  const first = await StoreServer.start(config, { logger: quiet });
+  for (let i = 0; i < 20; i++) await etcdctl(first, 'put', `k${i}`, `v${i}`);
+  await first.stop();
+  const second = await StoreServer.start(config, { logger: quiet });
+  try {
+    const keys = (await etcdctl(second, 'get', 'k', '--prefix', '--keys-only')).split('\n').filter(Boolean);
+    assert.equal(keys.length, 20);
+    const status = JSON.parse(await etcdctl(second, 'get', 'k0', '-w', 'json'));
+    assert.equal(status.header.revision, 21, 'the revision continues where it was');
+  } finally {
+    await second.stop();
+  }
+});
+
+test('a data dir from another cluster is refused with a clear error', async () => {
+  const first = await StoreServer.start(configFor('m3'), { logger: quiet });
+  await first.stop();
+  await assert.rejects(
+    StoreServer.start(configFor('m3', { initialClusterToken: 'another-cluster' }), { logger: quiet }),
+    (error: Error & { code?: string }) => error.code === 'CONCORD_E_DATA_DIR_FOREIGN_CLUSTER',
+  );
+});
+
+test('a request above --max-request-bytes gets etcd\'s "request is too large"', async () => {
+  const server = await StoreServer.start(configFor('m4', { maxRequestBytes: '4096' }), { logger: quiet });
+  try {
+    assert.match(await etcdctlFails(server, 'put', 'big', 'x'.repeat(5000)), /request is too large/);
+    assert.equal((await etcdctl(server, 'put', 'small', 'x'.repeat(100))).trim(), 'OK');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('the etcd3 npm client reads and writes through Concord', async () => {
+  const server = await StoreServer.start(configFor('m5'), { logger: quiet });
+  const client = new Etcd3({ hosts: server.clientAddresses[0]! });
+  try {
+    await client.put('greeting').value('hello');
+    assert.equal(await client.get('greeting').string(), 'hello');
+    const all = await client.getAll().prefix('gree').strings();
+    assert.deepEqual(all, { greeting: 'hello' });
+    await client.delete().key('greeting');
+    assert.equal(await client.get('greeting').string(), null);
+  } finally {
+    client.close();
+    await server.stop();
+  }
+});
