@@ -188,6 +188,10 @@ export class RaftMember<Result> {
     return this.node.raft.log.applied;
   }
 
+  membership(): { voters: bigint[]; learners: bigint[] } {
+    return { voters: [...this.confState.voters], learners: [...this.confState.learners] };
+  }
+
   committedIndex(): number {
     return this.node.raft.log.committed;
   }

@@ -13,6 +13,8 @@ import type { RaftMember, StateMachine } from './raft-member.ts';
 export class KvReplicatedStateMachine implements StateMachine<ApplyResult> {
   kv: KvStateMachine;
   private readonly options: ConstructorParameters<typeof KvStateMachine>[0];
+  private readonly appliedListeners = new Set<(result: ApplyResult) => void>();
+  private readonly restoredListeners = new Set<(machine: KvStateMachine) => void>();
 
   constructor(options: ConstructorParameters<typeof KvStateMachine>[0]) {
     this.options = options;
@@ -20,7 +22,9 @@ export class KvReplicatedStateMachine implements StateMachine<ApplyResult> {
   }
 
   apply(payload: Uint8Array, index: number): ApplyResult {
-    return this.kv.apply(decodeCommand(payload), index);
+    const result = this.kv.apply(decodeCommand(payload), index);
+    for (const listener of this.appliedListeners) listener(result);
+    return result;
   }
 
   snapshot(): Uint8Array {
@@ -29,6 +33,17 @@ export class KvReplicatedStateMachine implements StateMachine<ApplyResult> {
 
   restore(data: Uint8Array): void {
     this.kv = KvStateMachine.restore(data, this.options);
+    for (const listener of this.restoredListeners) listener(this.kv);
+  }
+
+  onApplied(listener: (result: ApplyResult) => void): () => void {
+    this.appliedListeners.add(listener);
+    return () => this.appliedListeners.delete(listener);
+  }
+
+  onRestored(listener: (machine: KvStateMachine) => void): () => void {
+    this.restoredListeners.add(listener);
+    return () => this.restoredListeners.delete(listener);
   }
 }
 

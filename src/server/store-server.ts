@@ -7,8 +7,8 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
 import { SeededRandom } from '../random/seeded-random.ts';
 import type { ApplyResult } from '../kv/state-machine.ts';
-import { loadEtcdProtos } from '../api/etcd/proto-loader.ts';
-import { kvService } from '../api/etcd/kv-service.ts';
+import { registerEtcdServices } from '../api/etcd/services.ts';
+import type { EtcdServiceContext } from '../api/etcd/service-context.ts';
 import type { HeaderSource } from '../api/etcd/wire.ts';
 import { ServerMetrics } from '../observe/server-metrics.ts';
 import { NodeFileSystem } from '../storage/file-system.ts';
@@ -61,11 +61,14 @@ export class StoreServer {
   private readonly grpc: Server;
   private readonly metricsServers: HttpServer[];
   private readonly recovered: RecoveredDataDir;
+  private readonly cleanups: (() => void | Promise<void>)[];
 
   private constructor(parts: {
     clusterId: bigint; memberId: bigint; member: RaftMember<ApplyResult>; metrics: ServerMetrics;
     grpc: Server; clientAddresses: string[]; metricsServers: HttpServer[]; recovered: RecoveredDataDir;
+    cleanups: (() => void | Promise<void>)[];
   }) {
+    this.cleanups = parts.cleanups;
     this.clusterId = parts.clusterId;
     this.memberId = parts.memberId;
     this.member = parts.member;
@@ -115,6 +118,7 @@ export class StoreServer {
       releaseBefore: async () => {}, // persistSnapshot releases the WAL behind the previous snapshot
     };
     const tickIntervalMs = config.heartbeatIntervalMs;
+    const leaderListeners = new Set<(leader: bigint, term: number) => void>();
     const member = new RaftMember<ApplyResult>({
       id: memberId,
       storage,
@@ -137,6 +141,7 @@ export class StoreServer {
         metrics.term.set(term);
         metrics.leaderChanges.inc();
         logger.info(`leader is now ${leader === 0n ? 'unknown' : leader.toString(16)} in term ${term}`);
+        for (const listener of leaderListeners) listener(leader, term);
       },
       onFatal: (error) => logger.error(`stopping: ${error.message}`),
     });
@@ -145,8 +150,46 @@ export class StoreServer {
       'grpc.max_receive_message_length': config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': 2 ** 31 - 1,
     });
-    const protos = loadEtcdProtos();
-    grpc.addService(protos.services.KV, kvService(new StoreBackend(member, machine, config.maxRequestBytes), headers));
+    const cleanups: (() => void | Promise<void>)[] = [];
+    const context: EtcdServiceContext = {
+      backend: new StoreBackend(member, machine, config.maxRequestBytes),
+      headers,
+      stateMachine: () => machine.kv,
+      member: {
+        memberId,
+        clusterId,
+        isLeader: () => member.isLeader(),
+        leaderId: () => member.leaderId(),
+        term: () => member.term(),
+        appliedIndex: () => member.appliedIndex(),
+        committedIndex: () => member.committedIndex(),
+        membership: () => member.membership(),
+        writesDisabledReason: () => member.writesDisabledReason,
+      },
+      events: {
+        onApplied: (listener) => machine.onApplied(listener),
+        onRestored: (listener) => machine.onRestored(listener),
+        onLeaderChange: (listener) => {
+          leaderListeners.add(listener);
+          return () => leaderListeners.delete(listener);
+        },
+      },
+      config,
+      metrics,
+      clock: {
+        nowMs: () => Date.now(),
+        setInterval: (callback, ms) => setInterval(callback, ms),
+        clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
+      },
+      memberUrls: () => new Map([[memberId, {
+        name: config.name,
+        peerUrls: config.initialAdvertisePeerUrls.map((url) => url.origin),
+        clientUrls: config.advertiseClientUrls.map((url) => url.origin),
+        isLearner: false,
+      }]]),
+      onStop: (cleanup) => cleanups.push(cleanup),
+    };
+    registerEtcdServices(grpc, context);
     const clientAddresses: string[] = [];
     for (const url of config.listenClientUrls) {
       const port = await bindAsync(grpc, `${url.hostname}:${url.port}`);
@@ -163,10 +206,11 @@ export class StoreServer {
       }), url)));
     member.start();
     logger.info(`serving the etcd v3 API on ${clientAddresses.join(', ')} (member ${memberId.toString(16)}, cluster ${clusterId.toString(16)})`);
-    return new StoreServer({ clusterId, memberId, member, metrics, grpc, clientAddresses, metricsServers, recovered });
+    return new StoreServer({ clusterId, memberId, member, metrics, grpc, clientAddresses, metricsServers, recovered, cleanups });
   }
 
   async stop(): Promise<void> {
+    for (const cleanup of this.cleanups) await cleanup();
     this.member.stop();
     await new Promise<void>((resolve) => this.grpc.tryShutdown(() => resolve()));
     await Promise.all(this.metricsServers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
