@@ -89,7 +89,7 @@ interface Writes {
  * nested txn may name the same key, because only one branch runs. Deletes may overlap each other:
  * a key deleted twice is written once (the second delete finds it gone).
  *
- * One deliberate difference: etcd builds a delete's interval from the raw rangeEnd, so a delete with
+ * Deliberate differences: see checkLaterNestedDeletes; and etcd builds a delete's interval from the raw rangeEnd, so a delete with
  * rangeEnd '\0' ("every key from key on") overlaps nothing there; here it covers what it deletes.
  */
 function checkWrites(ops: readonly RequestOp[]): Writes {
@@ -98,6 +98,7 @@ function checkWrites(ops: readonly RequestOp[]): Writes {
     if (op.type === 'deleteRange') deletes.push(keyRangeOf(op.request.key, op.request.rangeEnd));
   }
   const puts = new Set<string>();
+  const nested: Writes[] = [];
   for (const op of ops) {
     if (op.type !== 'txn') continue;
     const then = checkWrites(op.request.success ?? []);
@@ -105,11 +106,31 @@ function checkWrites(ops: readonly RequestOp[]): Writes {
     for (const key of then.puts) addPut(puts, deletes, key);
     for (const key of otherwise.puts) addPut(puts, deletes, key, then.puts);
     deletes.push(...then.deletes, ...otherwise.deletes);
+    nested.push({ puts: new Set([...then.puts, ...otherwise.puts]), deletes: [...then.deletes, ...otherwise.deletes] });
   }
+  checkLaterNestedDeletes(nested);
   for (const op of ops) {
     if (op.type === 'put') addPut(puts, deletes, toByteString(op.request.key));
   }
   return { puts, deletes };
+}
+
+/**
+ * The mirror case that etcd's checkIntervals lets through: a put in one nested txn and a delete of
+ * the same key in a LATER nested txn of the same list (the put was checked before that delete was
+ * known). etcd then writes the key twice in one revision; Concord refuses it as a duplicate key,
+ * like every other key written twice in one txn.
+ */
+function checkLaterNestedDeletes(nested: readonly Writes[]): void {
+  for (let i = 0; i < nested.length; i++) {
+    for (let j = i + 1; j < nested.length; j++) {
+      for (const key of nested[i]!.puts) {
+        if (nested[j]!.deletes.some((range) => keyInRange(range, key))) {
+          throw new KvError('CONCORD_E_KV_DUPLICATE_KEY', `key ${JSON.stringify(key)}`);
+        }
+      }
+    }
+  }
 }
 
 function addPut(puts: Set<string>, deletes: readonly KeyRange[], key: string, exclusive?: Set<string>): void {
