@@ -273,16 +273,22 @@ export function deleteRangeResponseToWire(response: DeleteRangeResponse, source:
   };
 }
 
-function responseOpToWire(op: ResponseOp, source: HeaderSource): Record<string, unknown> {
+/**
+ * etcd fills only the outer response's header; the responses inside a txn carry a bare header
+ * (just their revision, usually 0), so clients see no cluster or member IDs there.
+ */
+const INNER_HEADER_SOURCE: HeaderSource = { clusterId: 0n, memberId: 0n, raftTerm: () => 0 };
+
+function responseOpToWire(op: ResponseOp): Record<string, unknown> {
   switch (op.type) {
     case 'range':
-      return { response_range: rangeResponseToWire(op.response, source) };
+      return { response_range: rangeResponseToWire(op.response, INNER_HEADER_SOURCE) };
     case 'put':
-      return { response_put: putResponseToWire(op.response, source) };
+      return { response_put: putResponseToWire(op.response, INNER_HEADER_SOURCE) };
     case 'deleteRange':
-      return { response_delete_range: deleteRangeResponseToWire(op.response, source) };
+      return { response_delete_range: deleteRangeResponseToWire(op.response, INNER_HEADER_SOURCE) };
     case 'txn':
-      return { response_txn: txnResponseToWire(op.response, source) };
+      return { response_txn: txnResponseToWire(op.response, INNER_HEADER_SOURCE) };
   }
 }
 
@@ -290,7 +296,7 @@ export function txnResponseToWire(response: TxnResponse, source: HeaderSource): 
   return {
     header: header(source, response.header.revision),
     succeeded: response.succeeded,
-    responses: response.responses.map((op) => responseOpToWire(op, source)),
+    responses: response.responses.map(responseOpToWire),
   };
 }
 
