@@ -23,6 +23,16 @@ export class ServerMetrics {
   readonly watchers = new Gauge({ name: 'concord_mvcc_watchers', help: 'active watchers', registers: [this.registry] });
   readonly leases = new Gauge({ name: 'concord_server_leases', help: 'granted leases', registers: [this.registry] });
 
+  /** Gauges read at scrape time from the live member, so they are never stale. */
+  sampleAtScrape(samples: { pendingProposals(): number; applyLagEntries(): number; dbSizeBytes(): number }): void {
+    const at = (gauge: Gauge, read: () => number) => {
+      (gauge as unknown as { collect: () => void }).collect = () => gauge.set(read());
+    };
+    at(this.proposalsPending, samples.pendingProposals);
+    at(this.applyLagEntries, samples.applyLagEntries);
+    at(this.dbSizeBytes, samples.dbSizeBytes);
+  }
+
   async text(): Promise<string> {
     return this.registry.metrics();
   }

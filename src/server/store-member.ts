@@ -7,6 +7,7 @@ import { KvStateMachine } from '../kv/state-machine.ts';
 import type { ApplyResult } from '../kv/state-machine.ts';
 import type { KvCommand, KvCommandResponse, RangeRequest, RangeResponse } from '../kv/types.ts';
 import type { KvBackend } from '../api/etcd/kv-backend.ts';
+import type { ServerMetrics } from '../observe/server-metrics.ts';
 import type { RaftMember, StateMachine } from './raft-member.ts';
 
 /** The replicated state machine adapter: decodes each entry's command and applies it. */
@@ -51,15 +52,24 @@ export class StoreBackend implements KvBackend {
   private readonly member: RaftMember<ApplyResult>;
   private readonly machine: KvReplicatedStateMachine;
   private readonly maxRequestBytes: number;
+  private readonly metrics: ServerMetrics;
 
-  constructor(member: RaftMember<ApplyResult>, machine: KvReplicatedStateMachine, maxRequestBytes: number) {
+  constructor(member: RaftMember<ApplyResult>, machine: KvReplicatedStateMachine, maxRequestBytes: number, metrics: ServerMetrics) {
     this.member = member;
     this.machine = machine;
     this.maxRequestBytes = maxRequestBytes;
+    this.metrics = metrics;
   }
 
   async write(command: KvCommand): Promise<KvCommandResponse> {
-    const result = await this.member.propose(encodeCommand(command, { maxRequestBytes: this.maxRequestBytes }));
+    let result: ApplyResult;
+    try {
+      result = await this.member.propose(encodeCommand(command, { maxRequestBytes: this.maxRequestBytes }));
+    } catch (error) {
+      this.metrics.proposalsFailed.inc();
+      throw error;
+    }
+    this.metrics.proposalsCommitted.inc();
     if (result.status === 'failed') throw result.error;
     if (result.status === 'skipped') throw new Error(`entry ${result.index} was applied twice`);
     return result.response;

@@ -58,6 +58,8 @@ export class StoreServer {
   readonly metrics: ServerMetrics;
   /** The addresses actually bound (port 0 in the config resolves to a real port). */
   readonly clientAddresses: string[];
+  /** host:port of each /metrics and /health listener actually bound. */
+  readonly metricsAddresses: string[];
   private readonly grpc: Server;
   private readonly metricsServers: HttpServer[];
   private readonly recovered: RecoveredDataDir;
@@ -76,6 +78,10 @@ export class StoreServer {
     this.grpc = parts.grpc;
     this.clientAddresses = parts.clientAddresses;
     this.metricsServers = parts.metricsServers;
+    this.metricsAddresses = parts.metricsServers.map((server) => {
+      const address = server.address();
+      return typeof address === 'object' && address ? `${address.address}:${address.port}` : String(address);
+    });
     this.recovered = parts.recovered;
   }
 
@@ -152,7 +158,7 @@ export class StoreServer {
     });
     const cleanups: (() => void | Promise<void>)[] = [];
     const context: EtcdServiceContext = {
-      backend: new StoreBackend(member, machine, config.maxRequestBytes),
+      backend: new StoreBackend(member, machine, config.maxRequestBytes, metrics),
       headers,
       stateMachine: () => machine.kv,
       member: {
@@ -190,6 +196,11 @@ export class StoreServer {
       onStop: (cleanup) => cleanups.push(cleanup),
     };
     registerEtcdServices(grpc, context);
+    metrics.sampleAtScrape({
+      pendingProposals: () => member.pendingProposalCount(),
+      applyLagEntries: () => member.committedIndex() - member.appliedIndex(),
+      dbSizeBytes: () => machine.kv.sizeBytes(),
+    });
     const clientAddresses: string[] = [];
     for (const url of config.listenClientUrls) {
       const port = await bindAsync(grpc, `${url.hostname}:${url.port}`);

@@ -119,3 +119,24 @@ test('the etcd3 npm client reads and writes through Concord', async () => {
     await server.stop();
   }
 });
+
+test('/metrics and /health are served on their own port, with the store\'s metrics', async () => {
+  const server = await StoreServer.start(configFor('m6', { listenMetricsUrls: 'http://127.0.0.1:0' }), { logger: quiet });
+  try {
+    await etcdctl(server, 'put', 'a', '1');
+    const base = `http://${server.metricsAddresses[0]}`;
+    const health = await fetch(`${base}/health`);
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { health: 'true', reason: '' });
+    const text = await (await fetch(`${base}/metrics`)).text();
+    for (const name of ['concord_server_has_leader 1', 'concord_server_is_leader 1', 'concord_server_proposals_committed_total',
+      'concord_disk_wal_fsync_duration_seconds_bucket', 'concord_server_apply_lag_entries', 'concord_mvcc_db_total_size_bytes',
+      'concord_server_proposals_pending', 'concord_server_term']) {
+      assert.ok(text.includes(name), `metrics include ${name}`);
+    }
+    assert.match(text, /concord_server_proposals_committed_total [1-9]/);
+    assert.equal((await fetch(`${base}/nope`)).status, 404);
+  } finally {
+    await server.stop();
+  }
+});
