@@ -22,6 +22,8 @@ import type { DurableLog, MemberTimers } from './raft-member.ts';
 import type { ServerConfig } from './server-config.ts';
 import { ConfigError } from './server-config.ts';
 import { KvReplicatedStateMachine, StoreBackend } from './store-member.ts';
+import { startAutoCompaction } from './auto-compaction-loop.ts';
+import { parseAutoCompaction } from '../kv/auto-compaction.ts';
 
 /** Proposals waiting at once before new ones are refused with "too many requests". */
 const MAX_PENDING_PROPOSALS = 10_000;
@@ -92,6 +94,8 @@ export class StoreServer {
         `--initial-cluster names ${config.initialCluster.size} members, but this Concord build runs single-member clusters only; ` +
         'give just this member (clustering arrives with the peer transport)');
     }
+    // Validate the auto-compaction flags before touching the data dir.
+    parseAutoCompaction(config.autoCompactionMode, config.autoCompactionRetention);
     const ids = initialClusterIds(config.initialCluster, config.initialClusterToken);
     const memberId = ids.members.get(config.name)!;
     const fs = options.fs ?? new NodeFileSystem();
@@ -196,6 +200,8 @@ export class StoreServer {
       onStop: (cleanup) => cleanups.push(cleanup),
     };
     registerEtcdServices(grpc, context);
+    const autoCompaction = parseAutoCompaction(config.autoCompactionMode, config.autoCompactionRetention);
+    if (autoCompaction) startAutoCompaction(autoCompaction, context, logger);
     metrics.sampleAtScrape({
       pendingProposals: () => member.pendingProposalCount(),
       applyLagEntries: () => member.committedIndex() - member.appliedIndex(),

@@ -140,3 +140,29 @@ test('/metrics and /health are served on their own port, with the store\'s metri
     await server.stop();
   }
 });
+
+test('--auto-compaction-mode periodic compacts history older than the retention, on its own', async () => {
+  const retentionMs = 1_000;
+  const server = await StoreServer.start(configFor('m7', { autoCompactionMode: 'periodic', autoCompactionRetention: '1s' }), { logger: quiet });
+  try {
+    await etcdctl(server, 'put', 'a', '1'); // revision 2
+    await etcdctl(server, 'put', 'a', '2'); // revision 3
+    // The policy compacts to the revision it saw one retention ago; allow ten retentions of slack.
+    const deadline = Date.now() + 10 * retentionMs + 5_000;
+    let compacted = false;
+    while (!compacted && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      await etcdctl(server, 'put', 'tick', String(Date.now()));
+      compacted = server.member.appliedIndex() > 0 && /compacted/.test(await etcdctlFails(server, 'get', 'a', '--rev', '2').catch(() => ''));
+    }
+    assert.ok(compacted, 'revision 2 was compacted away within the bound');
+    assert.equal((await etcdctl(server, 'get', 'a', '--print-value-only')).trim(), '2', 'the latest value is kept');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('bad auto-compaction flags are refused before the data dir is touched', async () => {
+  await assert.rejects(StoreServer.start(configFor('m8', { autoCompactionMode: 'revision', autoCompactionRetention: '1h' }), { logger: quiet }),
+    /revision retention must be a number of revisions/);
+});
