@@ -65,8 +65,15 @@ function rawGrpcCall(path: string, message: Uint8Array, declaredLength = message
   });
 }
 
+type UnaryMethod = (request: object, callback: (error: Error | null) => void) => void;
+type KvClient = { Put: UnaryMethod; Range: UnaryMethod; close(): void };
+
+function kvClient(): KvClient {
+  return new (loadEtcdProtos().clients.KV)(server.clientAddresses[0]!, credentials.createInsecure()) as unknown as KvClient;
+}
+
 function putViaClient(key: string, value: string): Promise<void> {
-  const client = new (loadEtcdProtos().clients.KV)(server.clientAddresses[0]!, credentials.createInsecure());
+  const client = kvClient();
   return new Promise((resolve, reject) => {
     client.Put({ key: Buffer.from(key), value: Buffer.from(value) }, (error: Error | null) => {
       client.close();
@@ -90,7 +97,7 @@ test('a request for an unknown method is UNIMPLEMENTED, not a crash', async () =
 });
 
 test('extreme values: a revision beyond 2^53 is refused with a clear error', async () => {
-  const client = new (loadEtcdProtos().clients.KV)(server.clientAddresses[0]!, credentials.createInsecure());
+  const client = kvClient();
   const error = await new Promise<Error & { details?: string }>((resolve) => {
     client.Range({ key: Buffer.from('a'), revision: '9223372036854775807' }, (failure: Error | null) => resolve(failure as Error));
   });
