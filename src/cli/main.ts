@@ -1,20 +1,30 @@
 // The `concord` command line: one file per command; this one only assembles them.
 
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerServerCommand } from './server.ts';
+import { registerSnapshotCommand } from './snapshot.ts';
 import { registerSimCommand } from './sim.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
 export const EXIT_USAGE = 2;
 
+/** Concord's version, from the package.json next to src/ and dist/ alike. */
+export function concordVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('concord')
     .description('Concord keeps a fleet of servers healthy without a human in the loop.')
+    .version(concordVersion(), '--version', 'print Concord\'s version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerSimCommand(program, setExitCode);
   registerServerCommand(program, setExitCode);
+  registerSnapshotCommand(program, setExitCode);
   return program;
 }
 

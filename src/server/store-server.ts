@@ -24,11 +24,12 @@ import { ConfigError } from './server-config.ts';
 import { KvReplicatedStateMachine, StoreBackend } from './store-member.ts';
 import { startAutoCompaction } from './auto-compaction-loop.ts';
 import { parseAutoCompaction } from '../kv/auto-compaction.ts';
+import { minLeaseTtlSeconds } from '../kv/lease.ts';
 
 /** Proposals waiting at once before new ones are refused with "too many requests". */
 const MAX_PENDING_PROPOSALS = 10_000;
-/** Requests remembered per member so a re-proposal after a leader change applies once. */
-const APPLIED_REQUESTS_WINDOW = 10_000;
+/** Requests remembered per member so a re-proposal after a leader change applies once (also used by snapshot restore). */
+export const APPLIED_REQUESTS_WINDOW = 10_000;
 /** Entries kept behind a snapshot, as etcd's SnapshotCatchUpEntries. */
 const KEPT_ENTRIES_AFTER_SNAPSHOT = 5_000;
 /** gRPC framing on top of the request itself, as etcd allows (grpcOverheadBytes). */
@@ -43,6 +44,8 @@ export interface StoreServerLogger {
 export interface StoreServerOptions {
   fs?: FileSystem;
   logger?: StoreServerLogger;
+  /** Overrides of the etcd services' intervals and limits (tests shorten them). */
+  serviceOptions?: EtcdServiceContext['serviceOptions'];
 }
 
 const realTimers: MemberTimers = {
@@ -104,7 +107,7 @@ export class StoreServer {
     });
     for (const warning of recovered.warnings) logger.warn(warning);
     try {
-      return await StoreServer.startRecovered(config, recovered, ids.clusterId, memberId, [...ids.members.values()], logger);
+      return await StoreServer.startRecovered(config, recovered, ids.clusterId, memberId, [...ids.members.values()], logger, options.serviceOptions);
     } catch (error) {
       await closeDataDir(recovered);
       throw error;
@@ -113,10 +116,17 @@ export class StoreServer {
 
   private static async startRecovered(
     config: ServerConfig, recovered: RecoveredDataDir, clusterId: bigint, memberId: bigint, voters: bigint[], logger: StoreServerLogger,
+    serviceOptions?: EtcdServiceContext['serviceOptions'],
   ): Promise<StoreServer> {
     const metrics = new ServerMetrics();
     const storage = toMemoryStorage(recovered, { voters, learners: [] });
-    const machine = new KvReplicatedStateMachine({ quotaBackendBytes: config.quotaBackendBytes, maxTxnOps: config.maxTxnOps });
+    const electionTicks = Math.max(2, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
+    const machine = new KvReplicatedStateMachine({
+      quotaBackendBytes: config.quotaBackendBytes,
+      maxTxnOps: config.maxTxnOps,
+      // etcd's minimum lease TTL: a lease must outlive a leader election (1.5 election timeouts).
+      minLeaseTtlSeconds: minLeaseTtlSeconds(electionTicks, config.heartbeatIntervalMs),
+    });
     const durableLog: DurableLog = {
       save: async (hardState, entries) => {
         const fsyncsBefore = recovered.wal.stats.fsyncs;
@@ -138,7 +148,7 @@ export class StoreServer {
       timers: realTimers,
       random: new SeededRandom(Number(memberId % BigInt(Number.MAX_SAFE_INTEGER)) ^ Date.now()),
       tickIntervalMs,
-      electionTicks: Math.max(2, Math.round(config.electionTimeoutMs / tickIntervalMs)),
+      electionTicks,
       heartbeatTicks: 1,
       snapshotEveryEntries: config.snapshotCount,
       keptEntriesAfterSnapshot: KEPT_ENTRIES_AFTER_SNAPSHOT,
@@ -185,6 +195,7 @@ export class StoreServer {
         },
       },
       config,
+      serviceOptions,
       metrics,
       clock: {
         nowMs: () => Date.now(),
@@ -194,7 +205,10 @@ export class StoreServer {
       memberUrls: () => new Map([[memberId, {
         name: config.name,
         peerUrls: config.initialAdvertisePeerUrls.map((url) => url.origin),
-        clientUrls: config.advertiseClientUrls.map((url) => url.origin),
+        // An advertised port 0 means "whatever port the listener got": advertise the bound address.
+        clientUrls: config.advertiseClientUrls.some((url) => url.port === '0')
+          ? clientAddresses.map((address) => `http://${address}`)
+          : config.advertiseClientUrls.map((url) => url.origin),
         isLearner: false,
       }]]),
       onStop: (cleanup) => cleanups.push(cleanup),

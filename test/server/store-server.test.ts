@@ -166,3 +166,24 @@ test('bad auto-compaction flags are refused before the data dir is touched', asy
   await assert.rejects(StoreServer.start(configFor('m8', { autoCompactionMode: 'revision', autoCompactionRetention: '1h' }), { logger: quiet }),
     /revision retention must be a number of revisions/);
 });
+
+test('--quota-backend-bytes: a write past the quota fails with NOSPACE, raises the alarm, and deletes still work', async () => {
+  const server = await StoreServer.start(configFor('m9', { quotaBackendBytes: '20000' }), { logger: quiet });
+  try {
+    let refusal = '';
+    for (let i = 0; i < 100 && refusal === ''; i++) {
+      try {
+        await etcdctl(server, 'put', `fill/${i}`, 'x'.repeat(1000));
+      } catch (error) {
+        refusal = String((error as { stderr?: string }).stderr ?? '');
+      }
+    }
+    assert.match(refusal, /database space exceeded/, 'the quota was reached within the bound');
+    assert.match(await etcdctl(server, 'alarm', 'list'), /alarm:NOSPACE/);
+    assert.match(await etcdctlFails(server, 'put', 'more', 'x'), /database space exceeded/, 'writes stay refused while the alarm is raised');
+    assert.match(await etcdctl(server, 'del', 'fill/', '--prefix'), /^\d+/, 'deletes are still accepted');
+    assert.ok((await etcdctl(server, 'get', 'fill/0', '--consistency=s')) !== undefined, 'reads are still served');
+  } finally {
+    await server.stop();
+  }
+});

@@ -7,6 +7,8 @@ import type { ServerConfig } from '../../server/server-config.ts';
 import type { ServerMetrics } from '../../observe/server-metrics.ts';
 import type { KvBackend } from './kv-backend.ts';
 import type { HeaderSource } from './wire.ts';
+import type { LeaseServiceOptions } from './lease-service.ts';
+import type { WatchServiceOptions } from './watch-service.ts';
 
 /** The Raft side of the member, read-only. */
 export interface MemberView {
@@ -48,6 +50,8 @@ export interface EtcdServiceContext {
   member: MemberView;
   events: StateMachineEvents;
   config: ServerConfig;
+  /** Overrides of services' intervals and limits (tests shorten them); absent: etcd's defaults. */
+  serviceOptions?: { watch?: WatchServiceOptions; lease?: LeaseServiceOptions };
   metrics: ServerMetrics;
   clock: ServiceClock;
   /** Peer and client URLs by member ID, for the Cluster service. */

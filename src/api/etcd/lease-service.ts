@@ -1,0 +1,175 @@
+// etcd's Lease service (LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases) over
+// a Concord member. Grants and revokes are replicated commands; keep-alives and remaining TTLs are
+// the leader's business (LeaseKeeper), because lease deadlines live only on the leader, as in etcd.
+//
+// Where etcd forwards a keep-alive or TimeToLive from a follower to the leader, this build (single
+// member clusters, no peer transport yet) waits up to etcd's request timeout for this member to
+// lead, then fails with etcd's "etcdserver: no leader" (UNAVAILABLE, so clients retry) or, if
+// another member leads, "etcdserver: not leader" (FAILED_PRECONDITION).
+
+import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { KvError, isKvError } from '../../kv/errors.ts';
+import { LeaseIdGenerator, MAX_LEASE_TTL_SECONDS, checkLeaseId, leaseTimeToLive } from '../../kv/lease.ts';
+import type { KvCommand, KvCommandResponse } from '../../kv/types.ts';
+import { LeaseKeeper } from '../../server/lease-keeper.ts';
+import { MemberError } from '../../server/raft-member.ts';
+import { toServiceError } from './grpc-errors.ts';
+import type { LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest } from './proto-loader.ts';
+import type { EtcdServiceContext } from './service-context.ts';
+import { bigintFromWire, header } from './wire.ts';
+
+/** etcd's request timeout is 5 s plus two election timeouts (ServerConfig.ReqTimeout). */
+const REQUEST_TIMEOUT_BASE_MS = 5_000;
+
+export interface LeaseServiceOptions {
+  /** How often the leader looks for expired leases; default LEASE_EXPIRY_CHECK_INTERVAL_MS (500). */
+  expiryCheckIntervalMs?: number;
+}
+
+type KeepAliveCall = ServerDuplexStream<LeaseKeepAliveRequest, unknown>;
+
+/** Runs a request handler and turns its outcome (value or error) into the gRPC callback. */
+function unary<Request>(handle: (request: Request) => Promise<unknown>) {
+  return (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => {
+    handle(call.request).then(
+      (response) => callback(null, response),
+      (error: unknown) => callback(toServiceError(error)),
+    );
+  };
+}
+
+/** A lease ID from the wire: any int64 (etcd allows negative IDs too; 0 means "pick one"). */
+function leaseIdFromWire(value: LeaseGrantRequest['ID'] | undefined): bigint {
+  const id = bigintFromWire(value, 'ID');
+  checkLeaseId(id);
+  return id;
+}
+
+/**
+ * The requested TTL as etcd's lessor judges it: above MAX_LEASE_TTL_SECONDS is "too large lease
+ * TTL" however large (not a wire range error), and anything below the minimum is raised, so a
+ * negative TTL becomes 0 here and the minimum in the state machine.
+ */
+function ttlFromWire(value: LeaseGrantRequest['TTL'] | undefined): number {
+  const ttl = bigintFromWire(value, 'TTL');
+  if (ttl > BigInt(MAX_LEASE_TTL_SECONDS)) throw new KvError('CONCORD_E_LEASE_TTL_TOO_LARGE', `${ttl} s`);
+  return ttl < 0n ? 0 : Number(ttl);
+}
+
+export function leaseService(context: EtcdServiceContext, options: LeaseServiceOptions = {}): UntypedServiceImplementation {
+  const { backend, headers } = context;
+  const keeper = new LeaseKeeper(context, { expiryCheckIntervalMs: options.expiryCheckIntervalMs });
+  const ids = new LeaseIdGenerator(context.member.memberId, context.clock.nowMs());
+  const requestTimeoutMs = REQUEST_TIMEOUT_BASE_MS + 2 * context.config.electionTimeoutMs;
+  const keepAliveStreams = new Set<KeepAliveCall>();
+  keeper.start();
+  context.onStop(() => {
+    keeper.stop();
+    const stopped = toServiceError(new MemberError('CONCORD_E_STOPPED', 'the member is shutting down'));
+    for (const call of keepAliveStreams) call.emit('error', stopped);
+    keepAliveStreams.clear();
+  });
+
+  const propose = async <T extends KvCommandResponse['type']>(command: KvCommand, type: T) => {
+    const response = await backend.write(command);
+    if (response.type !== type) throw new Error(`a ${command.type} command answered with a ${response.type} response`);
+    return response as Extract<KvCommandResponse, { type: T }>;
+  };
+
+  /** Waits (bounded) for this member to track lease deadlines, as etcd waits for a leader to forward to. */
+  const awaitPrimary = async () => {
+    if (!(await keeper.waitUntilPrimary(requestTimeoutMs))) throw keeper.notPrimaryError();
+  };
+
+  /** etcd answers a keep-alive for an unknown or expired lease with TTL 0, not an error. */
+  const renew = async (id: bigint): Promise<number> => {
+    await awaitPrimary();
+    try {
+      return keeper.renew(id);
+    } catch (error) {
+      if (isKvError(error, 'CONCORD_E_LEASE_NOT_FOUND')) return 0;
+      throw error;
+    }
+  };
+
+  return {
+    LeaseGrant: unary(async (wire: LeaseGrantRequest) => {
+      const ttl = ttlFromWire(wire.TTL);
+      let id = leaseIdFromWire(wire.ID);
+      // etcd's leader picks the ID of a grant that asks for 0; it travels in the command.
+      if (id === 0n) id = ids.next();
+      const { response } = await propose({ type: 'leaseGrant', request: { id, ttl } }, 'leaseGrant');
+      return { header: header(headers, response.header.revision), ID: response.id.toString(), TTL: String(response.ttl), error: '' };
+    }),
+
+    LeaseRevoke: unary(async (wire: LeaseRevokeRequest) => {
+      const id = leaseIdFromWire(wire.ID);
+      const { response } = await propose({ type: 'leaseRevoke', request: { id } }, 'leaseRevoke');
+      keeper.revoked(id);
+      return { header: header(headers, response.header.revision) };
+    }),
+
+    LeaseTimeToLive: unary(async (wire: LeaseTimeToLiveRequest) => {
+      const id = leaseIdFromWire(wire.ID);
+      await awaitPrimary();
+      const machine = context.stateMachine();
+      const answer = leaseTimeToLive(machine.lease(id), keeper.remainingTtlSeconds(id), { id, keys: wire.keys }, machine.currentRevision);
+      return {
+        header: header(headers, answer.header.revision),
+        ID: answer.id.toString(),
+        TTL: String(answer.ttl),
+        grantedTTL: String(answer.grantedTtl),
+        keys: answer.keys.map((key) => Buffer.from(key.buffer, key.byteOffset, key.byteLength)),
+      };
+    }),
+
+    LeaseLeases: unary(async () => {
+      const machine = context.stateMachine();
+      const ids = keeper.byExpiry(machine.leaseIds());
+      return { header: header(headers, machine.currentRevision), leases: ids.map((id) => ({ ID: id.toString() })) };
+    }),
+
+    LeaseKeepAlive: (call: KeepAliveCall) => {
+      keepAliveStreams.add(call);
+      let open = true;
+      const close = () => {
+        open = false;
+        keepAliveStreams.delete(call);
+      };
+      call.on('data', (request: LeaseKeepAliveRequest) => {
+        // One renewal at a time: answers leave in request order, and requests are read no faster
+        // than answers are written (the stream's backpressure bounds both).
+        call.pause();
+        const answer = async () => {
+          const id = leaseIdFromWire(request.ID);
+          // As etcd, the header is taken before renewing, so a keep-alive never reports a revision
+          // after that of the lease's revoke.
+          const revision = context.stateMachine().currentRevision;
+          const ttl = await renew(id);
+          return { header: header(headers, revision), ID: id.toString(), TTL: String(ttl) };
+        };
+        answer().then(
+          (response) => {
+            if (!open) return;
+            if (call.write(response)) call.resume();
+            else call.once('drain', () => call.resume());
+          },
+          (error: unknown) => {
+            if (!open) return;
+            close();
+            call.emit('error', toServiceError(error));
+          },
+        );
+      });
+      // The client closed its side: etcd ends the stream with OK once the last answer is out.
+      call.on('end', () => {
+        if (!open) return;
+        close();
+        call.end();
+      });
+      call.on('cancelled', close);
+      call.on('close', close);
+      call.on('error', close);
+    },
+  };
+}

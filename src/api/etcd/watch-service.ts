@@ -1,0 +1,355 @@
+// etcd's Watch service over a Concord member: the gRPC shell around WatchHub (src/kv/watch.ts),
+// which decides what every watcher is sent. This file feeds the hub (applied revisions, client
+// requests, timers) and writes the responses it returns to their streams.
+//
+// Each gRPC stream gets a stream ID; watch IDs are per stream, as in etcd. Watchers that start in
+// the past catch up from history on a WATCH_SYNC_INTERVAL_MS timer (and right after they are
+// created); watchers that asked for progress notifications get one every
+// WATCH_PROGRESS_NOTIFY_INTERVAL_MS. A stream whose client stops reading is not buffered without
+// limit: once MAX_QUEUED_BYTES_PER_STREAM of responses wait behind the stream's own (HTTP/2 flow
+// controlled) buffer, its watchers are dropped and the stream ends with RESOURCE_EXHAUSTED, so the
+// client can reconnect and resume from the last revision it saw. (etcd instead parks such
+// watchers as "victims" and replays history to them later; WatchHub has no such state, and a
+// clear error beats unbounded memory.) The bound is in bytes, not responses, because one applied
+// batch legitimately produces a burst of one response per revision per watcher, even for a client
+// that reads as fast as it can.
+
+import { Metadata, status } from '@grpc/grpc-js';
+import type { ServerDuplexStream, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { KvStateMachine, ApplyResult } from '../../kv/state-machine.ts';
+import { AUTO_WATCH_ID, WatchHub } from '../../kv/watch.ts';
+import type { WatchCreateRequest as HubCreateRequest, WatchFilter, WatchHubLimits, WatchResponse as HubResponse } from '../../kv/watch.ts';
+import { MemberError } from '../../server/raft-member.ts';
+import { toServiceError } from './grpc-errors.ts';
+import type { WatchCreateRequest, WatchRequest } from './proto-loader.ts';
+import type { EtcdServiceContext } from './service-context.ts';
+import type { HeaderSource } from './wire.ts';
+import { WireError, bigintFromWire, eventToWire, header, numberFromWire } from './wire.ts';
+
+/** etcd syncs unsynced watchers every 100 ms (watchable_store.go syncWatchersLoop). */
+export const WATCH_SYNC_INTERVAL_MS = 100;
+/** etcd's default progress notification interval (v3rpc.ProgressReportInterval): 10 minutes. */
+export const WATCH_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
+/** Bytes of responses (estimated) waiting for one stream before the stream is ended as too slow. */
+export const MAX_QUEUED_BYTES_PER_STREAM = 32 * 1024 * 1024;
+/** Framing and header of one response, and of one event beyond its keys and values, for the estimate. */
+const RESPONSE_OVERHEAD_BYTES = 64;
+const EVENT_OVERHEAD_BYTES = 32;
+
+export interface WatchServiceOptions {
+  /** Default WATCH_SYNC_INTERVAL_MS. */
+  syncIntervalMs?: number;
+  /** Default WATCH_PROGRESS_NOTIFY_INTERVAL_MS; tests shorten it. */
+  progressNotifyIntervalMs?: number;
+  /** Default MAX_QUEUED_BYTES_PER_STREAM. */
+  maxQueuedBytesPerStream?: number;
+  hubLimits?: Partial<WatchHubLimits>;
+}
+
+type WatchCall = ServerDuplexStream<WatchRequest, unknown>;
+
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function grpcError(code: status, details: string): ServiceError {
+  return Object.assign(new Error(details), { code, details, metadata: new Metadata() });
+}
+
+export function watchService(context: EtcdServiceContext, options: WatchServiceOptions = {}): UntypedServiceImplementation {
+  const server = new WatchServer(context, options);
+  server.start();
+  context.onStop(() => server.stop());
+  return { Watch: (call: WatchCall) => server.open(call) };
+}
+
+/** One client stream: its outgoing queue, drained as fast as the stream accepts writes. */
+class WatchStream {
+  readonly id: number;
+  readonly call: WatchCall;
+  private readonly maxQueuedBytes: number;
+  /** Invariant: empty unless awaitingDrain (nothing waits while the stream accepts writes). */
+  private readonly queue: { message: object; sizeBytes: number }[] = [];
+  /** Invariant: the sum of the queued responses' sizes. */
+  private queuedBytes = 0;
+  private awaitingDrain = false;
+  closed = false;
+  /** A WatchProgressRequest waits here until every watcher of the stream is synced. */
+  progressRequested = false;
+
+  constructor(id: number, call: WatchCall, maxQueuedBytes: number) {
+    this.id = id;
+    this.call = call;
+    this.maxQueuedBytes = maxQueuedBytes;
+  }
+
+  get queuedResponses(): number {
+    return this.queue.length;
+  }
+
+  /**
+   * Queues a response; false if the client is too slow and the queue is full. One response is
+   * always accepted into an empty queue, however large, so a big catch-up batch alone never counts
+   * as a slow client.
+   */
+  send(message: object, sizeBytes: number): boolean {
+    if (this.closed) return true;
+    if (this.queue.length > 0 && this.queuedBytes + sizeBytes > this.maxQueuedBytes) return false;
+    this.queue.push({ message, sizeBytes });
+    this.queuedBytes += sizeBytes;
+    this.flush();
+    return true;
+  }
+
+  /** Ends the stream with an error status, dropping what is still queued. */
+  fail(error: ServiceError): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    // grpc-js sends the status after the messages already in the stream's own bounded buffer.
+    this.call.emit('error', error);
+  }
+
+  private flush(): void {
+    while (!this.awaitingDrain && !this.closed && this.queue.length > 0) {
+      const next = this.queue.shift()!;
+      this.queuedBytes -= next.sizeBytes;
+      if (this.call.write(next.message)) continue;
+      this.awaitingDrain = true;
+      this.call.once('drain', () => {
+        this.awaitingDrain = false;
+        this.flush();
+      });
+    }
+  }
+}
+
+class WatchServer {
+  private readonly context: EtcdServiceContext;
+  private readonly headers: HeaderSource;
+  private readonly hub: WatchHub;
+  private readonly streams = new Map<number, WatchStream>();
+  private readonly syncIntervalMs: number;
+  private readonly progressNotifyIntervalMs: number;
+  private readonly maxQueuedBytesPerStream: number;
+  private readonly unsubscribes: (() => void)[] = [];
+  private readonly timers: unknown[] = [];
+  private nextStreamId = 1;
+  private syncScheduled = false;
+  private stopped = false;
+
+  constructor(context: EtcdServiceContext, options: WatchServiceOptions) {
+    this.context = context;
+    this.headers = context.headers;
+    this.hub = new WatchHub(context.stateMachine().mvcc, options.hubLimits);
+    this.syncIntervalMs = positiveInteger(options.syncIntervalMs ?? WATCH_SYNC_INTERVAL_MS, 'syncIntervalMs');
+    this.progressNotifyIntervalMs = positiveInteger(options.progressNotifyIntervalMs ?? WATCH_PROGRESS_NOTIFY_INTERVAL_MS, 'progressNotifyIntervalMs');
+    this.maxQueuedBytesPerStream = positiveInteger(options.maxQueuedBytesPerStream ?? MAX_QUEUED_BYTES_PER_STREAM, 'maxQueuedBytesPerStream');
+  }
+
+  start(): void {
+    const { events, clock } = this.context;
+    this.unsubscribes.push(
+      events.onApplied((result) => this.applied(result)),
+      events.onRestored((machine) => this.restored(machine)),
+    );
+    this.timers.push(
+      clock.setInterval(() => this.sync(), this.syncIntervalMs),
+      clock.setInterval(() => this.deliver(this.hub.progress()), this.progressNotifyIntervalMs),
+    );
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const timer of this.timers.splice(0)) this.context.clock.clearInterval(timer);
+    for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
+    const stopped = toServiceError(new MemberError('CONCORD_E_STOPPED', 'the member is shutting down'));
+    for (const stream of [...this.streams.values()]) this.close(stream, stopped);
+  }
+
+  open(call: WatchCall): void {
+    if (this.stopped) {
+      call.emit('error', toServiceError(new MemberError('CONCORD_E_STOPPED', 'the member is shutting down')));
+      return;
+    }
+    const stream = new WatchStream(this.nextStreamId++, call, this.maxQueuedBytesPerStream);
+    this.streams.set(stream.id, stream);
+    call.on('data', (request: WatchRequest) => this.receive(stream, request));
+    // As etcd, a client that closes its sending side keeps its watchers until it cancels the call.
+    const gone = () => this.close(stream);
+    call.on('cancelled', gone);
+    call.on('close', gone);
+    call.on('error', gone);
+  }
+
+  // --- client requests -------------------------------------------------------------------------
+
+  private receive(stream: WatchStream, request: WatchRequest): void {
+    if (stream.closed) return;
+    if (request.create_request) this.create(stream, request.create_request);
+    else if (request.cancel_request) this.cancel(stream, request.cancel_request.watch_id);
+    else if (request.progress_request) this.requestProgress(stream);
+    // An empty request carries nothing to do; etcd ignores it too.
+  }
+
+  private create(stream: WatchStream, wire: WatchCreateRequest): void {
+    let request: HubCreateRequest;
+    try {
+      request = createRequestFromWire(stream.id, wire);
+    } catch (error) {
+      // Refused like any other watch etcd cannot create: created and cancelled at once, with the reason.
+      const refusal = toServiceError(error).details;
+      this.send(stream, { ...this.refusal(), cancel_reason: refusal }, RESPONSE_OVERHEAD_BYTES + refusal.length);
+      return;
+    }
+    this.deliver([this.hub.create(request)]);
+    // Catch a watcher from the past up at once rather than at the next tick.
+    if (this.hub.unsyncedCount > 0) this.scheduleSync();
+  }
+
+  private cancel(stream: WatchStream, watchId: string): void {
+    let id: bigint;
+    try {
+      id = bigintFromWire(watchId, 'watch_id');
+    } catch {
+      return; // no watcher has such an ID, and etcd answers a cancel of an unknown watcher with nothing
+    }
+    const response = this.hub.cancel(stream.id, id);
+    if (response !== undefined) this.deliver([response]);
+  }
+
+  private requestProgress(stream: WatchStream): void {
+    stream.progressRequested = true;
+    this.answerProgressRequests();
+  }
+
+  // --- the hub's inputs ------------------------------------------------------------------------
+
+  private applied(result: ApplyResult): void {
+    if (result.status !== 'applied' || result.events.length === 0) return;
+    this.deliver(this.hub.eventsApplied(result.revision, result.events));
+  }
+
+  private restored(machine: KvStateMachine): void {
+    this.hub.restored(machine.mvcc);
+    this.scheduleSync();
+  }
+
+  private scheduleSync(): void {
+    if (this.syncScheduled) return;
+    this.syncScheduled = true;
+    queueMicrotask(() => {
+      this.syncScheduled = false;
+      this.sync();
+    });
+  }
+
+  /** One catch-up pass over the unsynced watchers, then the progress requests it made answerable. */
+  private sync(): void {
+    if (this.stopped) return;
+    if (this.hub.unsyncedCount > 0) this.deliver(this.hub.catchUp());
+    this.answerProgressRequests();
+  }
+
+  private answerProgressRequests(): void {
+    for (const stream of this.streams.values()) {
+      if (!stream.progressRequested) continue;
+      const response = this.hub.requestProgress(stream.id);
+      if (response === undefined) continue;
+      stream.progressRequested = false;
+      this.deliver([response]);
+    }
+  }
+
+  // --- output ----------------------------------------------------------------------------------
+
+  private deliver(responses: readonly HubResponse[]): void {
+    for (const response of responses) {
+      const stream = this.streams.get(response.streamId);
+      if (stream !== undefined) this.send(stream, watchResponseToWire(response, this.headers), estimatedSizeBytes(response));
+    }
+    this.context.metrics.watchers.set(this.hub.watcherCount);
+  }
+
+  private send(stream: WatchStream, message: object, sizeBytes: number): void {
+    if (stream.send(message, sizeBytes)) return;
+    this.close(stream, grpcError(status.RESOURCE_EXHAUSTED,
+      `concord: watch stream closed because the client did not read its responses (${stream.queuedResponses} waiting, ` +
+      `over maxQueuedBytesPerStream ${this.maxQueuedBytesPerStream}); read watch responses promptly, then watch again from the last revision received`));
+  }
+
+  /** Forgets the stream's watchers; with an error, also ends the stream with it. */
+  private close(stream: WatchStream, error?: ServiceError): void {
+    if (this.streams.get(stream.id) !== stream) return;
+    this.streams.delete(stream.id);
+    this.hub.closeStream(stream.id);
+    this.context.metrics.watchers.set(this.hub.watcherCount);
+    if (error !== undefined) stream.fail(error);
+    else stream.closed = true;
+  }
+
+  private refusal() {
+    return {
+      header: header(this.headers, this.context.stateMachine().currentRevision),
+      watch_id: AUTO_WATCH_ID.toString(),
+      created: true,
+      canceled: true,
+      compact_revision: '0',
+      cancel_reason: '',
+      fragment: false,
+      events: [],
+    };
+  }
+}
+
+// --- wire conversion -----------------------------------------------------------------------------
+
+const FILTERS: Record<string, WatchFilter> = { NOPUT: 'noPut', NODELETE: 'noDelete', 0: 'noPut', 1: 'noDelete' };
+
+function createRequestFromWire(streamId: number, wire: WatchCreateRequest): HubCreateRequest {
+  const watchId = bigintFromWire(wire.watch_id, 'watch_id');
+  const filters = (wire.filters ?? []).map((name) => {
+    const filter = FILTERS[String(name)];
+    if (filter === undefined) throw new WireError(`filters: '${String(name)}' is not one of NOPUT, NODELETE`);
+    return filter;
+  });
+  const key = wire.key ?? Buffer.alloc(0);
+  const rangeEnd = wire.range_end ?? Buffer.alloc(0);
+  return {
+    streamId,
+    // etcd's AutoWatchID is 0: a client that sends no ID gets the stream's next free one.
+    watchId: watchId === 0n ? AUTO_WATCH_ID : watchId,
+    // An empty key means \0, the smallest key, as in etcd (so '' with range_end '\0' is everything).
+    key: key.byteLength > 0 ? key : new Uint8Array([0]),
+    rangeEnd: rangeEnd.byteLength > 0 ? rangeEnd : undefined,
+    startRevision: numberFromWire(wire.start_revision, 'start_revision'),
+    prevKv: wire.prev_kv === true,
+    filters,
+    progressNotify: wire.progress_notify === true,
+  };
+}
+
+/** What a response costs in memory while queued, roughly: its keys and values plus fixed overheads. */
+function estimatedSizeBytes(response: HubResponse): number {
+  let sizeBytes = RESPONSE_OVERHEAD_BYTES + response.cancelReason.length;
+  for (const event of response.events) {
+    sizeBytes += EVENT_OVERHEAD_BYTES + event.kv.key.byteLength + event.kv.value.byteLength;
+    if (event.prevKv !== undefined) sizeBytes += EVENT_OVERHEAD_BYTES + event.prevKv.key.byteLength + event.prevKv.value.byteLength;
+  }
+  return sizeBytes;
+}
+
+function watchResponseToWire(response: HubResponse, headers: HeaderSource) {
+  return {
+    header: header(headers, response.header.revision),
+    watch_id: response.watchId.toString(),
+    created: response.created,
+    canceled: response.canceled,
+    compact_revision: String(response.compactRevision),
+    cancel_reason: response.cancelReason,
+    fragment: false,
+    events: response.events.map(eventToWire),
+  };
+}
