@@ -121,9 +121,11 @@ export class MemoryStorage implements LogStorage {
       throw new RaftBugError(`missing log entries: last ${this.lastIndex()}, appending at ${first}`);
     }
     const skip = Math.max(0, offset + 1 - first);
-    const fresh = entries.slice(skip);
-    const at = fresh[0]!.index - offset;
-    this.log = this.log.slice(0, at).concat(fresh);
+    const at = entries[skip]!.index - offset;
+    // In place: appending is the hot path of every write, and copying the whole log per batch
+    // would make it O(log length). Truncation (a conflicting suffix) just shortens the array.
+    this.log.length = at;
+    for (let i = skip; i < entries.length; i++) this.log.push(entries[i]!);
   }
 
   /** Every stored entry after the snapshot, in order (for recovery and tests; copies the array). */

@@ -134,6 +134,8 @@ export class RaftMember<Result> {
   writesDisabledReason: string | undefined;
   private confState: ConfState;
   private leader: NodeId = NO_NODE;
+  /** The last index the state machine has applied (it may trail the core's, see runReadyLoop). */
+  private stateMachineApplied: number;
 
   constructor(options: RaftMemberOptions<Result>) {
     this.options = options;
@@ -143,6 +145,7 @@ export class RaftMember<Result> {
     const snapshot = options.storage.snapshot();
     if (snapshot.metadata.index > 0) this.restoreSnapshotData(snapshot.data);
     this.confState = snapshot.metadata.confState;
+    this.stateMachineApplied = snapshot.metadata.index;
     this.node = new RaftNode({
       id: options.id,
       storage: options.storage,
@@ -185,7 +188,7 @@ export class RaftMember<Result> {
   }
 
   appliedIndex(): number {
-    return this.node.raft.log.applied;
+    return this.stateMachineApplied;
   }
 
   membership(): { voters: bigint[]; learners: bigint[] } {
@@ -268,43 +271,73 @@ export class RaftMember<Result> {
     });
   }
 
+  /**
+   * The Ready loop, pipelined: once Ready N is durable, its messages are sent and the core is
+   * advanced, then Ready N+1's fsync is started before N's committed entries are applied, so the
+   * disk and the CPU work at the same time (as etcd's apply loop runs beside its raft loop). Reads
+   * and snapshots follow the state machine's own applied index, not the core's.
+   */
   private async runReadyLoop(): Promise<void> {
     try {
-      while (!this.stopped && !this.writesDisabledReason && this.node.hasReady()) {
-        await this.handleReady(this.node.ready());
+      let inFlight = this.startReady();
+      while (inFlight) {
+        await inFlight.persisted;
+        const ready = inFlight.ready;
+        this.afterPersist(ready);
+        inFlight = this.startReady();
+        this.applyReady(ready);
+        await this.maybeSnapshot();
+        inFlight ??= this.startReady(); // work that arrived while applying
       }
     } finally {
       this.processing = false;
     }
   }
 
-  /** The Ready contract: persist, then send, then apply, then advance. */
-  private async handleReady(ready: Ready): Promise<void> {
+  /** Takes the next Ready, if any, and starts making it durable (step 1 of the Ready contract). */
+  private startReady(): { ready: Ready; persisted: Promise<void> } | undefined {
+    if (this.stopped || this.writesDisabledReason || !this.node.hasReady()) return undefined;
+    const ready = this.node.ready();
     if (ready.softState && ready.softState.leader !== this.leader) {
       this.leader = ready.softState.leader;
       this.options.onLeaderChange?.(this.leader, this.node.raft.term);
       if (this.leader !== NO_NODE) this.reproposeAll();
     }
     this.recordReadStates(ready);
-    const storage = this.options.storage;
-    if (ready.snapshot) {
-      await this.options.durableLog.saveSnapshot(ready.snapshot);
-      storage.applySnapshot(ready.snapshot);
-    }
+    const persisted = this.persist(ready);
+    persisted.catch(() => {}); // awaited by the loop; this only keeps an early failure from being "unhandled"
+    return { ready, persisted };
+  }
+
+  private async persist(ready: Ready): Promise<void> {
+    if (ready.snapshot) await this.options.durableLog.saveSnapshot(ready.snapshot);
     if (ready.entries.length > 0 || ready.hardState) {
       await this.options.durableLog.save(ready.hardState, ready.entries, ready.mustSync);
     }
+  }
+
+  /** Steps 2 and 4 once the Ready is durable: the stable log learns it, messages go out, the core advances. */
+  private afterPersist(ready: Ready): void {
+    const storage = this.options.storage;
+    if (ready.snapshot) storage.applySnapshot(ready.snapshot);
     storage.append(ready.entries);
     if (ready.hardState) storage.setHardState(ready.hardState);
     if (ready.messages.length > 0) this.options.transport.send(ready.messages);
+    this.node.advance();
+  }
+
+  /** Step 3: the state machine applies the snapshot and committed entries, in log order. */
+  private applyReady(ready: Ready): void {
     if (ready.snapshot) {
       this.restoreSnapshotData(ready.snapshot.data);
       this.confState = ready.snapshot.metadata.confState;
+      this.stateMachineApplied = ready.snapshot.metadata.index;
     }
-    for (const entry of ready.committedEntries) this.applyEntry(entry);
-    this.node.advance();
+    for (const entry of ready.committedEntries) {
+      this.applyEntry(entry);
+      this.stateMachineApplied = entry.index;
+    }
     this.serveReads();
-    await this.maybeSnapshot();
   }
 
   private applyEntry(entry: Entry): void {
@@ -335,7 +368,7 @@ export class RaftMember<Result> {
   }
 
   private serveReads(): void {
-    const applied = this.node.raft.log.applied;
+    const applied = this.stateMachineApplied;
     const ready = this.readsAwaitingApply.filter((r) => r.index <= applied);
     if (ready.length === 0) return;
     this.readsAwaitingApply = this.readsAwaitingApply.filter((r) => r.index > applied);
@@ -347,7 +380,7 @@ export class RaftMember<Result> {
 
   private async maybeSnapshot(): Promise<void> {
     const storage = this.options.storage;
-    const applied = this.node.raft.log.applied;
+    const applied = this.stateMachineApplied;
     if (applied - storage.snapshot().metadata.index < this.options.snapshotEveryEntries) return;
     const snapshot = storage.createSnapshot(applied, this.confState, this.snapshotData());
     await this.options.durableLog.saveSnapshot(snapshot);

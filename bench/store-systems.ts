@@ -1,0 +1,203 @@
+// The two systems under test, started the same way: a single member in a fresh data dir under the
+// same root (so on the same disk), fsync on (both defaults: etcd without --unsafe-no-fsync, Concord's
+// WAL without unsafeNoFsync), heartbeat 100 ms and election timeout 1 s (both defaults), free loopback
+// ports, and a log file. Each is healthy once a linearizable gRPC range succeeds: the same probe for
+// both, through the same client code the load uses. Stopping removes the data dir.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { credentials, type CallOptions, type Client, type ServiceError } from '@grpc/grpc-js';
+import { loadEtcdProtos, type Encodable, type RangeRequest } from '../src/api/etcd/proto-loader.ts';
+
+export type SystemName = 'etcd' | 'concord';
+export const SYSTEM_NAMES: readonly SystemName[] = ['etcd', 'concord'];
+
+export const ETCD_BINARY = '/usr/bin/etcd';
+const CONCORD_ENTRY = fileURLToPath(new URL('../src/cli/entry.ts', import.meta.url));
+const MEMBER_NAME = 'bench';
+
+const START_TIMEOUT_MS = 30_000;
+const HEALTH_POLL_INTERVAL_MS = 100;
+const HEALTH_REQUEST_TIMEOUT_MS = 1_000;
+/** Generous, because a Concord run under --cpu-prof writes its profile while exiting. */
+const STOP_GRACE_MS = 20_000;
+const KILL_WAIT_MS = 5_000;
+
+export interface SystemOptions {
+  /** Parent of the fresh data dir; the same for both systems, so they share a disk. */
+  dataRoot: string;
+  /** Where the member's stdout and stderr go. */
+  logPath: string;
+  /** Concord only: write a V8 CPU profile of the server process into this directory. */
+  cpuProfileDir?: string;
+}
+
+export interface RunningSystem {
+  readonly name: SystemName;
+  /** host:port, as etcdctl's --endpoints and gRPC clients take it. */
+  readonly endpoint: string;
+  readonly dataDir: string;
+  readonly pid: number;
+  /** CPU seconds (user + system) the member has used so far, from /proc; NaN where /proc is missing. */
+  cpuSeconds(): number;
+  /** Stops the member (SIGTERM, then SIGKILL after a bound) and removes its data dir; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Every member still running, killed if the benchmark exits without stopping it (an error, ^C). */
+const liveProcesses = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of liveProcesses) child.kill('SIGKILL');
+});
+
+export async function startSystem(name: SystemName, options: SystemOptions): Promise<RunningSystem> {
+  const [clientPort, peerPort] = await freeLoopbackPorts(2);
+  const clientUrl = `http://127.0.0.1:${clientPort}`;
+  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  const dataDir = await mkdtemp(join(options.dataRoot, `concord-bench-${name}-`));
+  const [command, args] = name === 'etcd'
+    ? [ETCD_BINARY, etcdArgs(dataDir, clientUrl, peerUrl)]
+    : [process.execPath, concordArgs(dataDir, clientUrl, peerUrl, options.cpuProfileDir)];
+  const logFd = openSync(options.logPath, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(command, args, { env: environmentWithoutEtcdVariables(), stdio: ['ignore', logFd, logFd] });
+  } finally {
+    closeSync(logFd);
+  }
+  liveProcesses.add(child);
+  let stopped: Promise<void> | undefined;
+  const system: RunningSystem = {
+    name,
+    endpoint: `127.0.0.1:${clientPort}`,
+    dataDir,
+    pid: child.pid ?? -1,
+    cpuSeconds: () => processCpuSeconds(child.pid),
+    stop: () => (stopped ??= stopProcess(child).finally(() => rm(dataDir, { recursive: true, force: true }))),
+  };
+  try {
+    await waitUntilHealthy(child, system.endpoint);
+  } catch (error) {
+    await system.stop();
+    throw new Error(`${name} did not become healthy on ${clientUrl}: ${(error as Error).message}; see ${options.logPath}`);
+  }
+  return system;
+}
+
+function etcdArgs(dataDir: string, clientUrl: string, peerUrl: string): string[] {
+  return [
+    `--name=${MEMBER_NAME}`,
+    `--data-dir=${dataDir}`,
+    `--listen-client-urls=${clientUrl}`,
+    `--advertise-client-urls=${clientUrl}`,
+    `--listen-peer-urls=${peerUrl}`,
+    `--initial-advertise-peer-urls=${peerUrl}`,
+    `--initial-cluster=${MEMBER_NAME}=${peerUrl}`,
+    '--initial-cluster-state=new',
+    '--logger=zap',
+    '--log-outputs=stderr',
+  ];
+}
+
+function concordArgs(dataDir: string, clientUrl: string, peerUrl: string, cpuProfileDir: string | undefined): string[] {
+  const profiling = cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`];
+  return [
+    ...profiling,
+    CONCORD_ENTRY,
+    'server',
+    '--name', MEMBER_NAME,
+    '--data-dir', dataDir,
+    '--listen-client-urls', clientUrl,
+    '--listen-peer-urls', peerUrl,
+  ];
+}
+
+/** Linux reports utime and stime in USER_HZ ticks, which is 100 on every architecture Node runs on. */
+const USER_HZ = 100;
+
+function processCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    // Fields after the parenthesized command name: state is field 3, utime 14 and stime 15.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** etcd reads ETCD_* variables as flags; a developer's environment must not change the member under test. */
+function environmentWithoutEtcdVariables(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('ETCD_')));
+}
+
+interface HealthClient extends Client {
+  Range(request: Encodable<RangeRequest>, options: CallOptions, callback: (error: ServiceError | null) => void): void;
+}
+
+async function waitUntilHealthy(child: ChildProcess, endpoint: string): Promise<void> {
+  let exitReason: string | undefined;
+  child.once('exit', (code, signal) => (exitReason = `exited early (code ${code}, signal ${signal})`));
+  child.once('error', (error) => (exitReason = `could not be started: ${error.message}`));
+  const client = new (loadEtcdProtos().clients.KV)(endpoint, credentials.createInsecure()) as unknown as HealthClient;
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let lastError = 'no answer yet';
+  try {
+    while (Date.now() < deadline) {
+      if (exitReason !== undefined) throw new Error(exitReason);
+      const error = await new Promise<ServiceError | null>((resolve) => {
+        client.Range({ key: Buffer.from('bench-health') }, { deadline: Date.now() + HEALTH_REQUEST_TIMEOUT_MS }, resolve);
+      });
+      if (error === null) return;
+      lastError = error.message;
+      await delay(HEALTH_POLL_INTERVAL_MS);
+    }
+    throw new Error(`not healthy after ${START_TIMEOUT_MS} ms (last error: ${lastError})`);
+  } finally {
+    client.close();
+  }
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const graceful = await Promise.race([exited.then(() => true), delay(STOP_GRACE_MS).then(() => false)]);
+    if (!graceful) {
+      child.kill('SIGKILL');
+      await Promise.race([exited, delay(KILL_WAIT_MS)]);
+    }
+  }
+  liveProcesses.delete(child);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Ports that were free a moment ago: all are held open together so that none repeats. */
+async function freeLoopbackPorts(count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => resolve());
+      });
+    }
+    return servers.map((server) => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') throw new Error('bug: listening socket has no port');
+      return address.port;
+    });
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
+}
