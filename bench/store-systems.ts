@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { delay, freeLoopbackPorts, stopProcess as stopChild } from '../test/support/child-processes.ts';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials, type CallOptions, type Client, type ServiceError } from '@grpc/grpc-js';
@@ -164,40 +164,7 @@ async function waitUntilHealthy(child: ChildProcess, endpoint: string): Promise<
 }
 
 async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const graceful = await Promise.race([exited.then(() => true), delay(STOP_GRACE_MS).then(() => false)]);
-    if (!graceful) {
-      child.kill('SIGKILL');
-      await Promise.race([exited, delay(KILL_WAIT_MS)]);
-    }
-  }
+  await stopChild(child, { graceMs: STOP_GRACE_MS, killWaitMs: KILL_WAIT_MS });
   liveProcesses.delete(child);
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-/** Ports that were free a moment ago: all are held open together so that none repeats. */
-async function freeLoopbackPorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve());
-      });
-    }
-    return servers.map((server) => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') throw new Error('bug: listening socket has no port');
-      return address.port;
-    });
-  } finally {
-    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  }
-}

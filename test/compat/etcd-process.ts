@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { freeLoopbackPorts, stopProcess as stopChild } from '../support/child-processes.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -168,40 +168,7 @@ async function isHealthy(clientUrl: string): Promise<boolean> {
 }
 
 async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const graceful = await Promise.race([exited.then(() => true), delay(STOP_GRACE_MS).then(() => false)]);
-    if (!graceful) {
-      child.kill('SIGKILL');
-      await Promise.race([exited, delay(KILL_WAIT_MS)]);
-    }
-  }
+  await stopChild(child, { graceMs: STOP_GRACE_MS, killWaitMs: KILL_WAIT_MS });
   liveProcesses.delete(child);
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-/** Ports that were free a moment ago: all are held open together so that none repeats. */
-async function freeLoopbackPorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve());
-      });
-    }
-    return servers.map((server) => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') throw new Error('bug: listening socket has no port');
-      return address.port;
-    });
-  } finally {
-    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  }
-}
