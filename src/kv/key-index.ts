@@ -77,8 +77,13 @@ export class KeyHistory {
 
 export class KeyIndex {
   private readonly histories = new Map<string, KeyHistory>();
-  /** Invariant: exactly the keys of `histories`, ascending. */
+  /**
+   * Invariant: sortedKeys (ascending) and newKeys (unordered) together hold exactly the keys of
+   * `histories`. New keys wait in newKeys and are merged in when something needs key order, so a
+   * write-heavy load that creates many keys pays O(1) per key instead of an O(n) array insert.
+   */
   private sortedKeys: string[] = [];
+  private newKeys: string[] = [];
 
   get keyCount(): number {
     return this.histories.size;
@@ -93,8 +98,26 @@ export class KeyIndex {
     if (existing !== undefined) return existing;
     const history = new KeyHistory(key, keyString);
     this.histories.set(keyString, history);
-    this.sortedKeys.splice(this.lowerBound(keyString), 0, keyString);
+    this.newKeys.push(keyString);
     return history;
+  }
+
+  /** Merges the keys created since the last ordered read into sortedKeys: O(k log k + n). */
+  private settle(): void {
+    if (this.newKeys.length === 0) return;
+    // Plain string order is byte order here: key strings hold one char per byte (toByteString).
+    const fresh = this.newKeys.sort();
+    this.newKeys = [];
+    const merged: string[] = new Array(this.sortedKeys.length + fresh.length);
+    let i = 0;
+    let j = 0;
+    let k = 0;
+    while (i < this.sortedKeys.length && j < fresh.length) {
+      merged[k++] = this.sortedKeys[i]! < fresh[j]! ? this.sortedKeys[i++]! : fresh[j++]!;
+    }
+    while (i < this.sortedKeys.length) merged[k++] = this.sortedKeys[i++]!;
+    while (j < fresh.length) merged[k++] = fresh[j++]!;
+    this.sortedKeys = merged;
   }
 
   /** Histories of the keys in the range, ascending by key. */
@@ -104,6 +127,7 @@ export class KeyIndex {
       if (history !== undefined) yield history;
       return;
     }
+    this.settle();
     for (let i = this.lowerBound(rangeStart(range)); i < this.sortedKeys.length; i++) {
       const key = this.sortedKeys[i]!;
       if (rangeEndsBefore(range, key)) return;
@@ -112,6 +136,7 @@ export class KeyIndex {
   }
 
   *all(): Generator<KeyHistory> {
+    this.settle();
     for (const key of this.sortedKeys) yield this.histories.get(key)!;
   }
 
@@ -126,6 +151,7 @@ export class KeyIndex {
         emptied = true;
       }
     }
+    this.settle();
     if (emptied) this.sortedKeys = this.sortedKeys.filter((key) => this.histories.has(key));
     return dropped;
   }
@@ -134,6 +160,7 @@ export class KeyIndex {
   removeIfEmpty(history: KeyHistory): void {
     if (history.revisions.length > 0) return;
     this.histories.delete(history.keyString);
+    this.settle();
     this.sortedKeys.splice(this.lowerBound(history.keyString), 1);
   }
 

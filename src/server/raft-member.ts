@@ -11,6 +11,7 @@ import { NO_NODE } from '../consensus/types.ts';
 import { decodeConfChange } from '../consensus/conf-change-codec.ts';
 import type { Random } from '../random/seeded-random.ts';
 import { AppliedRequests, decodeEnvelope, encodeEnvelope } from './proposal-envelope.ts';
+import { decodeMemberSnapshot, encodeMemberSnapshot } from './member-snapshot.ts';
 
 /** Where a Ready's entries and hard state become durable (the WAL in production). */
 export interface DurableLog {
@@ -96,12 +97,6 @@ interface PendingRead {
   resolve(): void;
   reject(error: Error): void;
   timer: unknown;
-}
-
-/** Internal state that rides along in every snapshot, next to the state machine's own. */
-interface SnapshotEnvelope {
-  appliedRequests: ReturnType<AppliedRequests['toJSON']>;
-  stateMachine: string; // base64
 }
 
 const REQUEST_IDS_PER_MS = 1024;
@@ -392,17 +387,13 @@ export class RaftMember<Result> {
   }
 
   private snapshotData(): Uint8Array {
-    const envelope: SnapshotEnvelope = {
-      appliedRequests: this.appliedRequests.toJSON(),
-      stateMachine: Buffer.from(this.options.stateMachine.snapshot()).toString('base64'),
-    };
-    return textEncoder.encode(JSON.stringify(envelope));
+    return encodeMemberSnapshot(this.appliedRequests, this.options.stateMachine.snapshot());
   }
 
   private restoreSnapshotData(data: Uint8Array): void {
-    const envelope = JSON.parse(textDecoder.decode(data)) as SnapshotEnvelope;
-    this.appliedRequests = AppliedRequests.fromJSON(envelope.appliedRequests);
-    this.options.stateMachine.restore(new Uint8Array(Buffer.from(envelope.stateMachine, 'base64')));
+    const decoded = decodeMemberSnapshot(data);
+    this.appliedRequests = decoded.appliedRequests;
+    this.options.stateMachine.restore(decoded.stateMachine);
   }
 
   private onLoopFailure(error: Error): void {

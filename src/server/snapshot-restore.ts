@@ -25,6 +25,7 @@ import { SNAPSHOT_STORE_DEFAULTS, SnapshotStore } from '../storage/snapshot-stor
 import { Wal } from '../storage/wal.ts';
 import { initialClusterIds } from './member-ids.ts';
 import { AppliedRequests } from './proposal-envelope.ts';
+import { encodeMemberSnapshot } from './member-snapshot.ts';
 import { ConfigError } from './server-config.ts';
 import type { ServerConfig } from './server-config.ts';
 import { APPLIED_REQUESTS_WINDOW } from './store-server.ts';
@@ -222,14 +223,7 @@ async function writeDataDir(fs: FileSystem, dataDir: string, identity: { cluster
   }
 }
 
-/**
- * The Raft snapshot's data, in the envelope RaftMember writes and reads: the requests applied so
- * far (none in the new log) and the state machine's snapshot in base64.
- */
+/** The Raft snapshot's data: no requests applied yet in the new log, and the state machine's snapshot. */
 function raftSnapshotData(kvSnapshot: Uint8Array): Uint8Array {
-  const envelope = {
-    appliedRequests: new AppliedRequests(APPLIED_REQUESTS_WINDOW).toJSON(),
-    stateMachine: Buffer.from(kvSnapshot).toString('base64'),
-  };
-  return new TextEncoder().encode(JSON.stringify(envelope));
+  return encodeMemberSnapshot(new AppliedRequests(APPLIED_REQUESTS_WINDOW), kvSnapshot);
 }
