@@ -5,7 +5,7 @@
 import { Raft } from './raft.ts';
 import type { ProposalOutcome, RaftConfig } from './raft.ts';
 import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, SoftState } from './types.ts';
-import { NO_NODE, RaftError, assertIndexLike, hardStateEqual, isLocalMessage, isResponseMessage, message } from './types.ts';
+import { RaftError, assertIndexLike, hardStateEqual, isLocalMessage, isResponseMessage, message } from './types.ts';
 import { encodeConfChange } from './conf-change-codec.ts';
 
 export interface RaftStatus {
@@ -196,8 +196,9 @@ export class RaftNode {
     return this.raft.role === 'leader';
   }
 
+  /** The leader this node knows of; NO_NODE when none. */
   leader(): NodeId {
-    return this.raft.leader === NO_NODE ? NO_NODE : this.raft.leader;
+    return this.raft.leader;
   }
 }
 

@@ -32,7 +32,6 @@ import {
   RaftError,
   assertIndexLike,
   entriesSizeBytes,
-  isLocalMessage,
   message,
   voteResponseType,
 } from './types.ts';
@@ -997,4 +996,3 @@ export function compareIds(a: NodeId, b: NodeId): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-export { isLocalMessage };

@@ -57,8 +57,6 @@ export class SimMember {
   private readonly makeConfig: (storage: MemoryStorage, applied: number) => RaftConfig;
   private readonly settings: MemberSettings;
   private readonly hooks: MemberHooks;
-  private role: Role = 'follower';
-  readiesHandled = 0;
 
   constructor(
     id: NodeId,
@@ -81,7 +79,6 @@ export class SimMember {
     this.alive = false;
     this.write = undefined;
     this.pendingReads.clear();
-    this.role = 'follower';
   }
 
   restart(): void {
@@ -126,7 +123,6 @@ export class SimMember {
       }
       if (!this.node.hasReady()) return;
       const ready = this.node.ready();
-      this.readiesHandled++;
       this.observeRole(ready);
       this.recordReadStates(ready);
       if (this.settings.sendBeforePersist) this.sendAll(ready.messages);
@@ -138,7 +134,6 @@ export class SimMember {
 
   private observeRole(ready: Ready): void {
     if (!ready.softState) return;
-    this.role = ready.softState.role;
     this.hooks.roleChanged(this, ready.softState.role, this.node.raft.term);
   }
 
@@ -192,14 +187,6 @@ export class SimMember {
     this.disk.createSnapshot(applied, this.node.raft.confState(), this.machine.snapshot());
     const compactIndex = applied - this.settings.keptEntriesAfterSnapshot;
     if (compactIndex >= this.disk.firstIndex()) this.disk.compact(compactIndex);
-  }
-
-  currentRole(): Role {
-    return this.role;
-  }
-
-  hasPendingWrite(): boolean {
-    return this.write !== undefined;
   }
 
   /** Drops a read that its client abandoned, so waiting reads stay bounded. */

@@ -3,21 +3,17 @@
 // instead (the etcd3 npm client's lock and election, etcdctl's `lock` and `elect`), which need the
 // KV, Lease and Watch services to behave as etcd's do.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
 import type { Client, ServiceError } from '@grpc/grpc-js';
 import { Etcd3, EtcdLockFailedError } from 'etcd3';
 import { loadEtcdProtos } from '../../src/api/etcd/proto-loader.ts';
 import type { CampaignResponse, EtcdServiceName, LeaderResponse, LockResponse, RangeResponse } from '../../src/api/etcd/proto-loader.ts';
-import { resolveServerConfig, settingsFromFlags } from '../../src/server/server-config.ts';
 import { StoreServer } from '../../src/server/store-server.ts';
-import { ETCDCTL_BINARY, EtcdctlProcess, runEtcdctl } from '../compat/etcdctl.ts';
+import { EtcdctlProcess, runEtcdctl } from '../compat/etcdctl.ts';
+import { startTestMember, useTestDataRoot } from '../support/store-member.ts';
 
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 /** Bound on any one gRPC call that is not meant to wait. */
 const CALL_TIMEOUT_MS = 5_000;
 /** How long a call that must keep waiting is watched before the test moves on. */
@@ -36,17 +32,11 @@ interface Member {
   close(): Promise<void>;
 }
 
-let dataRoot: string;
-before(() => {
-  assert.ok(existsSync(ETCDCTL_BINARY), `${ETCDCTL_BINARY} is missing: install the test dependencies with 'sudo bash scripts/install-test-deps.sh'`);
-  dataRoot = mkdtempSync(join(tmpdir(), 'concord-election-lock-'));
-});
-after(() => rmSync(dataRoot, { recursive: true, force: true }));
+const dataRoot = useTestDataRoot('concord-election-lock-');
 
 async function startMember(name: string): Promise<Member> {
-  const config = resolveServerConfig({}, settingsFromFlags({ name, dataDir: join(dataRoot, name), listenClientUrls: 'http://127.0.0.1:0' }));
   // Expired leases are looked for every 100 ms, so a 2 s lease ends within a fraction of a second of its TTL.
-  const server = await StoreServer.start(config, { logger: quiet, serviceOptions: { lease: { expiryCheckIntervalMs: 100 } } });
+  const server = await startTestMember(dataRoot, name, {}, { serviceOptions: { lease: { expiryCheckIntervalMs: 100 } } });
   const make = (service: EtcdServiceName) => {
     const Constructor = loadEtcdProtos().clients[service];
     return new Constructor(server.clientAddresses[0]!, credentials.createInsecure()) as Service;

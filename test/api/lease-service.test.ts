@@ -2,11 +2,8 @@
 // npm client and a raw gRPC client, compared with a real etcd where etcdctl's output is the
 // contract; and the leader's expiry loop (LeaseKeeper) on a fake member with a hand-driven clock.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
 import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
@@ -19,41 +16,18 @@ import type { KvCommand } from '../../src/kv/types.ts';
 import { ServerMetrics } from '../../src/observe/server-metrics.ts';
 import { LeaseKeeper } from '../../src/server/lease-keeper.ts';
 import type { LeaseKeeperContext } from '../../src/server/lease-keeper.ts';
-import { resolveServerConfig, settingsFromFlags } from '../../src/server/server-config.ts';
 import { StoreServer } from '../../src/server/store-server.ts';
 import { startEtcd } from '../compat/etcd-process.ts';
 import { Normalizer, runEtcdctl, userFacingErrors } from '../compat/etcdctl.ts';
+import { etcdctlOk, startTestMember, useTestDataRoot, waitFor } from '../support/store-member.ts';
 
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
-const WAIT_MS = 5_000;
-const POLL_MS = 20;
 /** The shortest lease with default timing (heartbeat 100 ms, election timeout 1 s). */
 const MIN_TTL_SECONDS = 2;
 
-let dataRoot: string;
-before(() => {
-  dataRoot = mkdtempSync(join(tmpdir(), 'concord-lease-'));
-});
-after(() => rmSync(dataRoot, { recursive: true, force: true }));
+const dataRoot = useTestDataRoot('concord-lease-');
 
-async function startServer(name: string): Promise<StoreServer> {
-  const config = resolveServerConfig({}, settingsFromFlags({ name, dataDir: join(dataRoot, name), listenClientUrls: 'http://127.0.0.1:0' }));
-  return StoreServer.start(config, { logger: quiet });
-}
-
-async function etcdctl(endpoint: string, ...args: string[]): Promise<string> {
-  const outcome = await runEtcdctl({ endpoint, args });
-  assert.equal(outcome.exitCode, 0, `etcdctl ${args.join(' ')} failed: ${outcome.stderr}`);
-  return outcome.stdout;
-}
-
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
-}
+const startServer = (name: string): Promise<StoreServer> => startTestMember(dataRoot, name);
+const etcdctl = (endpoint: string, ...args: string[]): Promise<string> => etcdctlOk(endpoint, args);
 
 async function revisionOf(endpoint: string): Promise<number> {
   return Number(/"revision":(\d+)/.exec(await etcdctl(endpoint, 'get', 'nothing', '-w', 'json'))![1]);

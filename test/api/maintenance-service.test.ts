@@ -2,45 +2,30 @@
 // etcdctl (as operators use them) and by a gRPC client built from our protos (for what etcdctl
 // does not expose: the raw Snapshot stream, Alarm ACTIVATE, Hash, MoveLeader).
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import type { Client, ServiceError } from '@grpc/grpc-js';
 import { loadEtcdProtos } from '../../src/api/etcd/proto-loader.ts';
 import type { EtcdServiceName, SnapshotResponse, StatusResponse } from '../../src/api/etcd/proto-loader.ts';
 import { SNAPSHOT_CHUNK_BYTES } from '../../src/api/etcd/maintenance-service.ts';
-import { resolveServerConfig, settingsFromFlags } from '../../src/server/server-config.ts';
 import { StoreServer } from '../../src/server/store-server.ts';
-import { ETCDCTL_BINARY, parseJsonExact, runEtcdctl } from '../compat/etcdctl.ts';
+import { parseJsonExact, runEtcdctl } from '../compat/etcdctl.ts';
+import { etcdctlOk, startTestMember, useTestDataRoot } from '../support/store-member.ts';
 
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 /** Bound on any one gRPC call in these tests. */
 const CALL_TIMEOUT_MS = 5_000;
 
-let dataRoot: string;
-before(() => {
-  assert.ok(existsSync(ETCDCTL_BINARY), `${ETCDCTL_BINARY} is missing: install the test dependencies with 'sudo bash scripts/install-test-deps.sh'`);
-  dataRoot = mkdtempSync(join(tmpdir(), 'concord-maintenance-'));
-});
-after(() => rmSync(dataRoot, { recursive: true, force: true }));
+const dataRoot = useTestDataRoot('concord-maintenance-');
 
-async function startMember(name: string, extra: Record<string, string> = {}): Promise<StoreServer> {
-  const config = resolveServerConfig({}, settingsFromFlags({ name, dataDir: join(dataRoot, name), listenClientUrls: 'http://127.0.0.1:0', ...extra }));
-  return StoreServer.start(config, { logger: quiet });
-}
-
-async function etcdctl(server: StoreServer, ...args: string[]): Promise<string> {
-  const outcome = await runEtcdctl({ args, endpoint: server.clientAddresses[0]!, cwd: dataRoot });
-  assert.equal(outcome.exitCode, 0, `etcdctl ${args.join(' ')} failed: ${outcome.stderr}`);
-  return outcome.stdout;
-}
+const startMember = (name: string, extra: Record<string, string> = {}): Promise<StoreServer> => startTestMember(dataRoot, name, extra);
+const etcdctl = (server: StoreServer, ...args: string[]): Promise<string> => etcdctlOk(server.clientAddresses[0]!, args, dataRoot.dir);
 
 async function etcdctlError(server: StoreServer, ...args: string[]): Promise<string> {
-  const outcome = await runEtcdctl({ args, endpoint: server.clientAddresses[0]!, cwd: dataRoot });
+  const outcome = await runEtcdctl({ args, endpoint: server.clientAddresses[0]!, cwd: dataRoot.dir });
   assert.notEqual(outcome.exitCode, 0, `etcdctl ${args.join(' ')} should have failed`);
   return outcome.stderr;
 }
@@ -187,11 +172,11 @@ test('Snapshot streams 32 KiB chunks and a SHA-256 message; etcdctl snapshot sav
     assert.equal(body.subarray(0, 4).toString(), 'CSAV');
 
     assert.match(await etcdctl(server, 'snapshot', 'save', 'saved.db'), /Snapshot saved at saved\.db/);
-    const file = readFileSync(join(dataRoot, 'saved.db'));
+    const file = readFileSync(join(dataRoot.dir, 'saved.db'));
     assert.equal(file.length % 512, 32, 'etcdctl kept the checksum after the pages');
     assert.deepEqual(file.subarray(-32), createHash('sha256').update(file.subarray(0, -32)).digest());
     // etcdctl reads a snapshot file as a bbolt database: Concord's is not one (concord snapshot restore reads it).
-    const status = await runEtcdctl({ args: ['snapshot', 'status', 'saved.db'], cwd: dataRoot });
+    const status = await runEtcdctl({ args: ['snapshot', 'status', 'saved.db'], cwd: dataRoot.dir });
     assert.notEqual(status.exitCode, 0);
   } finally {
     maintenance.close();

@@ -2,52 +2,25 @@
 // npm client and a raw gRPC client (for the wire details etcdctl does not expose), and compared
 // with a real etcd where etcdctl's output is the contract.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
 import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import type { IKeyValue, Watcher } from 'etcd3';
 import { loadEtcdProtos } from '../../src/api/etcd/proto-loader.ts';
 import type { Encodable, Int64Input, WatchRequest, WatchResponse } from '../../src/api/etcd/proto-loader.ts';
-import { resolveServerConfig, settingsFromFlags } from '../../src/server/server-config.ts';
 import { StoreServer } from '../../src/server/store-server.ts';
 import type { StoreServerOptions } from '../../src/server/store-server.ts';
 import { startEtcd } from '../compat/etcd-process.ts';
 import { EtcdctlProcess, runEtcdctl, userFacingErrors } from '../compat/etcdctl.ts';
+import { WAIT_MS, etcdctlOk, startTestMember, useTestDataRoot, waitFor } from '../support/store-member.ts';
 
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
-/** Bound on any wait for something the server should do promptly. */
-const WAIT_MS = 5_000;
-const POLL_MS = 20;
 
-let dataRoot: string;
-before(() => {
-  dataRoot = mkdtempSync(join(tmpdir(), 'concord-watch-'));
-});
-after(() => rmSync(dataRoot, { recursive: true, force: true }));
+const dataRoot = useTestDataRoot('concord-watch-');
 
-async function startServer(name: string, options: StoreServerOptions = {}): Promise<StoreServer> {
-  const config = resolveServerConfig({}, settingsFromFlags({ name, dataDir: join(dataRoot, name), listenClientUrls: 'http://127.0.0.1:0' }));
-  return StoreServer.start(config, { logger: quiet, ...options });
-}
-
-async function etcdctl(endpoint: string, ...args: string[]): Promise<string> {
-  const outcome = await runEtcdctl({ endpoint, args });
-  assert.equal(outcome.exitCode, 0, `etcdctl ${args.join(' ')} failed: ${outcome.stderr}`);
-  return outcome.stdout;
-}
-
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
-}
+const startServer = (name: string, options: StoreServerOptions = {}): Promise<StoreServer> => startTestMember(dataRoot, name, {}, options);
+const etcdctl = (endpoint: string, ...args: string[]): Promise<string> => etcdctlOk(endpoint, args);
 
 async function watcherGauge(server: StoreServer): Promise<number> {
   return (await server.metrics.watchers.get()).values[0]?.value ?? 0;
