@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { registerServerCommand } from './server.ts';
 import { registerSnapshotCommand } from './snapshot.ts';
 import { registerSimCommand } from './sim.ts';
+import { registerBenchCommand } from './bench.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
@@ -25,6 +26,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerSimCommand(program, setExitCode);
   registerServerCommand(program, setExitCode);
   registerSnapshotCommand(program, setExitCode);
+  registerBenchCommand(program, setExitCode);
   return program;
 }
 
