@@ -22,15 +22,26 @@ export class ServerMetrics {
   readonly dbSizeBytes = new Gauge({ name: 'concord_mvcc_db_total_size_bytes', help: 'estimated size of the key-value history', registers: [this.registry] });
   readonly watchers = new Gauge({ name: 'concord_mvcc_watchers', help: 'active watchers', registers: [this.registry] });
   readonly leases = new Gauge({ name: 'concord_server_leases', help: 'granted leases', registers: [this.registry] });
+  readonly peersConnected = new Gauge({ name: 'concord_network_peers_connected', help: 'peers this member\'s outbound streams are connected to', registers: [this.registry] });
+  readonly peerMessagesSent = new Gauge({ name: 'concord_network_peer_messages_sent', help: 'Raft messages sent to peers since start', registers: [this.registry] });
+  readonly peerMessagesDropped = new Gauge({
+    name: 'concord_network_peer_messages_dropped', help: 'Raft messages dropped since start (peer down or its queue full; Raft re-sends)', registers: [this.registry],
+  });
 
   /** Gauges read at scrape time from the live member, so they are never stale. */
-  sampleAtScrape(samples: { pendingProposals(): number; applyLagEntries(): number; dbSizeBytes(): number }): void {
+  sampleAtScrape(samples: {
+    pendingProposals(): number; applyLagEntries(): number; dbSizeBytes(): number;
+    peersConnected(): number; peerMessagesSent(): number; peerMessagesDropped(): number;
+  }): void {
     const at = (gauge: Gauge, read: () => number) => {
       (gauge as unknown as { collect: () => void }).collect = () => gauge.set(read());
     };
     at(this.proposalsPending, samples.pendingProposals);
     at(this.applyLagEntries, samples.applyLagEntries);
     at(this.dbSizeBytes, samples.dbSizeBytes);
+    at(this.peersConnected, samples.peersConnected);
+    at(this.peerMessagesSent, samples.peerMessagesSent);
+    at(this.peerMessagesDropped, samples.peerMessagesDropped);
   }
 
   async text(): Promise<string> {

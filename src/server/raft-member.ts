@@ -6,12 +6,15 @@
 import type { RaftConfig } from '../consensus/raft.ts';
 import { RaftNode } from '../consensus/raft-node.ts';
 import type { MemoryStorage } from '../consensus/storage.ts';
-import type { ConfState, Entry, HardState, Message, NodeId, Ready, Snapshot } from '../consensus/types.ts';
+import type { ConfChange, ConfChangeType, ConfState, Entry, HardState, Message, NodeId, Ready, Snapshot } from '../consensus/types.ts';
 import { NO_NODE } from '../consensus/types.ts';
 import { decodeConfChange } from '../consensus/conf-change-codec.ts';
 import type { Random } from '../random/seeded-random.ts';
 import { AppliedRequests, decodeEnvelope, encodeEnvelope } from './proposal-envelope.ts';
+import type { ProposalKind } from './proposal-envelope.ts';
 import { decodeMemberSnapshot, encodeMemberSnapshot } from './member-snapshot.ts';
+import { MemberRegistry, decodeConfChangeContext, encodeConfChangeContext } from './member-registry.ts';
+import type { MemberAttributesUpdate, MemberInfo } from './member-registry.ts';
 
 /** Where a Ready's entries and hard state become durable (the WAL in production). */
 export interface DurableLog {
@@ -67,15 +70,23 @@ export interface RaftMemberOptions<Result> {
   appliedRequestsWindow: number;
   raftOverrides?: Partial<RaftConfig>;
   onLeaderChange?: (leader: NodeId, term: number) => void;
+  /** The member list or the voters changed (a membership change or attributes applied, a snapshot installed). */
+  onMembershipChange?: (members: MemberInfo[], confState: ConfState) => void;
+  /** This member applied its own removal from the cluster. */
+  onRemoved?: () => void;
   onFatal?: (error: Error) => void;
 }
 
 export type MemberErrorCode =
   | 'CONCORD_E_TIMEOUT'
   | 'CONCORD_E_NO_LEADER'
+  | 'CONCORD_E_NOT_LEADER'
   | 'CONCORD_E_TOO_MANY_PENDING'
   | 'CONCORD_E_STOPPED'
-  | 'CONCORD_E_WRITES_DISABLED';
+  | 'CONCORD_E_WRITES_DISABLED'
+  /** The core refused a membership change at once (another is pending, the change makes no sense). */
+  | 'CONCORD_E_MEMBERSHIP_CHANGE_REFUSED'
+  | 'CONCORD_E_LEADER_TRANSFER_TIMEOUT';
 
 export class MemberError extends Error {
   override name = 'MemberError';
@@ -86,8 +97,8 @@ export class MemberError extends Error {
   }
 }
 
-interface PendingProposal<Result> {
-  resolve(result: Result): void;
+interface PendingProposal {
+  resolve(result: unknown): void;
   reject(error: Error): void;
   timer: unknown;
   data: Uint8Array;
@@ -116,7 +127,17 @@ export class RaftMember<Result> {
    * REQUEST_IDS_PER_MS proposals per millisecond on average.
    */
   private nextRequestId: number;
-  private readonly pendingProposals = new Map<number, PendingProposal<Result>>();
+  private readonly pendingProposals = new Map<number, PendingProposal>();
+  /** Membership changes proposed here, waiting to be applied, by request id. */
+  private readonly pendingConfChanges = new Map<number, PendingProposal>();
+  private members = new MemberRegistry();
+  private readonly leaderWaiters = new Set<(leader: NodeId) => void>();
+  private removed = false;
+  /**
+   * A member was added: the next snapshot must include it. A new member's log starts empty, so it
+   * needs a snapshot, and Raft refuses one whose membership does not list it (thesis §4.2.1).
+   */
+  private snapshotWanted = false;
   /** Reads waiting for a read index to be confirmed, by read context. */
   private readonly readsAwaitingIndex = new Map<string, PendingRead[]>();
   /** Reads whose index is known, waiting for the state machine to catch up. */
@@ -138,7 +159,7 @@ export class RaftMember<Result> {
     this.appliedRequests = new AppliedRequests(options.appliedRequestsWindow);
     this.nextRequestId = options.timers.nowMs() * REQUEST_IDS_PER_MS;
     const snapshot = options.storage.snapshot();
-    if (snapshot.metadata.index > 0) this.restoreSnapshotData(snapshot.data);
+    if (snapshot.metadata.index > 0) this.restoreSnapshotData(snapshot.data, false);
     this.confState = snapshot.metadata.confState;
     this.stateMachineApplied = snapshot.metadata.index;
     this.node = new RaftNode({
@@ -165,9 +186,63 @@ export class RaftMember<Result> {
   }
 
   stop(): void {
+    if (this.stopped) return;
     this.stopped = true;
     this.options.timers.clearInterval(this.ticker);
     this.failAll(new MemberError('CONCORD_E_STOPPED', 'the member is shutting down; retry on another member'));
+    for (const wake of [...this.leaderWaiters]) wake(NO_NODE);
+  }
+
+  /**
+   * Before a planned stop: a leader hands leadership to its most up-to-date voter, so the cluster
+   * need not wait out an election timeout (etcd does the same on shutdown). Resolves once another
+   * member leads, or after timeoutMs; a member that does not lead has nothing to hand over.
+   */
+  async handOverLeadership(timeoutMs: number): Promise<NodeId> {
+    if (!this.isLeader() || this.stopped) return NO_NODE;
+    const target = this.bestTransferTarget();
+    if (target === NO_NODE) return NO_NODE;
+    try {
+      await this.transferLeadership(target, timeoutMs);
+      return target;
+    } catch {
+      return NO_NODE;
+    }
+  }
+
+  private bestTransferTarget(): NodeId {
+    let best = NO_NODE;
+    let bestMatch = -1;
+    for (const [id, progress] of this.node.status().progress) {
+      if (id === this.id || !this.confState.voters.includes(id)) continue;
+      if (progress.match > bestMatch) {
+        best = id;
+        bestMatch = progress.match;
+      }
+    }
+    return best;
+  }
+
+  /** Asks the core to hand leadership to `target`; resolves once `target` leads. */
+  transferLeadership(target: NodeId, timeoutMs: number): Promise<void> {
+    if (!this.isLeader()) return Promise.reject(new MemberError('CONCORD_E_NOT_LEADER', 'only the leader can transfer leadership'));
+    if (target === this.id) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const wake = (leader: NodeId) => {
+        if (leader !== target && !this.stopped) return;
+        this.leaderWaiters.delete(wake);
+        this.options.timers.clearTimeout(timer);
+        if (leader === target) resolve();
+        else reject(new MemberError('CONCORD_E_STOPPED', 'the member is shutting down'));
+      };
+      const timer = this.options.timers.setTimeout(() => {
+        this.leaderWaiters.delete(wake);
+        reject(new MemberError('CONCORD_E_LEADER_TRANSFER_TIMEOUT', `leadership did not move to ${target.toString(16)} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.leaderWaiters.add(wake);
+      this.node.transferLeadership(target);
+      this.scheduleReady();
+    });
   }
 
   isLeader(): boolean {
@@ -190,6 +265,31 @@ export class RaftMember<Result> {
     return { voters: [...this.confState.voters], learners: [...this.confState.learners] };
   }
 
+  /** The replicated member list (names and URLs). */
+  memberList(): MemberInfo[] {
+    return this.members.list();
+  }
+
+  isRemovedMember(id: NodeId): boolean {
+    return this.members.isRemoved(id);
+  }
+
+  /** On the leader: how far each follower's log matches (learner catch-up checks use it). */
+  followerMatch(): Map<NodeId, number> {
+    const match = new Map<NodeId, number>();
+    for (const [id, progress] of this.node.status().progress) match.set(id, progress.match);
+    return match;
+  }
+
+  lastLogIndex(): number {
+    return this.node.raft.log.lastIndex();
+  }
+
+  /** Whether the leader heard from `peer` within the last election timeout (etcd's "active" peer). */
+  isRecentlyActive(peer: NodeId): boolean {
+    return this.node.raft.progress.get(peer)?.recentActive ?? false;
+  }
+
   committedIndex(): number {
     return this.node.raft.log.committed;
   }
@@ -200,8 +300,58 @@ export class RaftMember<Result> {
     this.scheduleReady();
   }
 
+  /** The transport could not deliver to `peer`: Raft stops pipelining to it and probes again. */
+  reportUnreachable(peer: NodeId): void {
+    if (this.stopped) return;
+    this.node.reportUnreachable(peer);
+    this.scheduleReady();
+  }
+
+  reportSnapshot(peer: NodeId, delivered: boolean): void {
+    if (this.stopped) return;
+    this.node.reportSnapshot(peer, delivered);
+    this.scheduleReady();
+  }
+
   /** Proposes a command; resolves with the state machine's result once it is applied here. */
   propose(payload: Uint8Array): Promise<Result> {
+    return this.proposeEnvelope('stateMachine', payload) as Promise<Result>;
+  }
+
+  /** Proposes a change of a member's attributes (name, client or peer URLs); resolves once applied here. */
+  async proposeMemberAttributes(update: MemberAttributesUpdate): Promise<void> {
+    await this.proposeEnvelope('members', new TextEncoder().encode(JSON.stringify(update)));
+  }
+
+  /**
+   * Proposes a single-server membership change carrying the member's attributes; resolves with the
+   * member list once the change is applied here. A change the core refuses at once (another one is
+   * pending, it makes no sense) fails with CONCORD_E_MEMBERSHIP_CHANGE_REFUSED.
+   */
+  proposeConfChange(type: ConfChangeType, nodeId: NodeId, member?: { name: string; peerUrls: string[]; clientUrls: string[] }): Promise<MemberInfo[]> {
+    if (this.stopped) return Promise.reject(new MemberError('CONCORD_E_STOPPED', 'the member is shutting down'));
+    if (this.writesDisabledReason) return Promise.reject(new MemberError('CONCORD_E_WRITES_DISABLED', this.writesDisabledReason));
+    const requestId = this.nextRequestId++;
+    const change: ConfChange = {
+      type,
+      nodeId,
+      context: encodeConfChangeContext({ member, proposal: { memberId: this.id.toString(), requestId } }),
+    };
+    const outcome = this.node.proposeConfChange(change);
+    this.scheduleReady();
+    if (!outcome.accepted) {
+      return Promise.reject(new MemberError('CONCORD_E_MEMBERSHIP_CHANGE_REFUSED', outcome.reason ?? 'the membership change was refused'));
+    }
+    return new Promise<MemberInfo[]>((resolve, reject) => {
+      const timer = this.options.timers.setTimeout(() => {
+        this.pendingConfChanges.delete(requestId);
+        reject(new MemberError('CONCORD_E_TIMEOUT', 'request timed out'));
+      }, this.options.proposalTimeoutMs);
+      this.pendingConfChanges.set(requestId, { resolve: resolve as (value: unknown) => void, reject, timer, data: change.context });
+    });
+  }
+
+  private proposeEnvelope(kind: ProposalKind, payload: Uint8Array): Promise<unknown> {
     if (this.stopped) return Promise.reject(new MemberError('CONCORD_E_STOPPED', 'the member is shutting down'));
     if (this.writesDisabledReason) return Promise.reject(new MemberError('CONCORD_E_WRITES_DISABLED', this.writesDisabledReason));
     if (this.pendingProposals.size >= this.options.maxPendingProposals) {
@@ -209,8 +359,8 @@ export class RaftMember<Result> {
         `too many requests in flight (maxPendingProposals ${this.options.maxPendingProposals}); retry with backoff`));
     }
     const requestId = this.nextRequestId++;
-    const data = encodeEnvelope({ memberId: this.id, requestId, payload });
-    return new Promise<Result>((resolve, reject) => {
+    const data = encodeEnvelope({ memberId: this.id, requestId, kind, payload });
+    return new Promise<unknown>((resolve, reject) => {
       const timer = this.options.timers.setTimeout(() => {
         this.pendingProposals.delete(requestId);
         reject(new MemberError('CONCORD_E_TIMEOUT', 'request timed out'));
@@ -292,16 +442,34 @@ export class RaftMember<Result> {
   /** Takes the next Ready, if any, and starts making it durable (step 1 of the Ready contract). */
   private startReady(): { ready: Ready; persisted: Promise<void> } | undefined {
     if (this.stopped || this.writesDisabledReason || !this.node.hasReady()) return undefined;
+    // A leader may send its appends before its own disk write completes (Raft thesis §10.2.1, as
+    // etcd does): its own log only counts toward a quorum once the entries are in it, and a
+    // majority of followers must have fsynced them before they commit. Anyone else sends only
+    // after persisting, because its messages (votes, append acknowledgements) promise durability.
+    const sendFirst = this.node.raft.role === 'leader';
     const ready = this.node.ready();
     if (ready.softState && ready.softState.leader !== this.leader) {
       this.leader = ready.softState.leader;
       this.options.onLeaderChange?.(this.leader, this.node.raft.term);
-      if (this.leader !== NO_NODE) this.reproposeAll();
+      for (const wake of [...this.leaderWaiters]) wake(this.leader);
+      if (this.leader !== NO_NODE) {
+        this.reproposeAll();
+        this.reissueReads();
+      }
     }
     this.recordReadStates(ready);
+    if (sendFirst && ready.messages.length > 0) {
+      this.options.transport.send(ready.messages);
+      ready.messages = [];
+    }
     const persisted = this.persist(ready);
     persisted.catch(() => {}); // awaited by the loop; this only keeps an early failure from being "unhandled"
     return { ready, persisted };
+  }
+
+  /** Read index requests dropped for want of a leader are asked again once there is one. */
+  private reissueReads(): void {
+    for (const key of this.readsAwaitingIndex.keys()) this.node.readIndex(textEncoder.encode(key));
   }
 
   private async persist(ready: Ready): Promise<void> {
@@ -324,8 +492,8 @@ export class RaftMember<Result> {
   /** Step 3: the state machine applies the snapshot and committed entries, in log order. */
   private applyReady(ready: Ready): void {
     if (ready.snapshot) {
-      this.restoreSnapshotData(ready.snapshot.data);
       this.confState = ready.snapshot.metadata.confState;
+      this.restoreSnapshotData(ready.snapshot.data, true);
       this.stateMachineApplied = ready.snapshot.metadata.index;
     }
     for (const entry of ready.committedEntries) {
@@ -337,19 +505,42 @@ export class RaftMember<Result> {
 
   private applyEntry(entry: Entry): void {
     if (entry.type === 'confChange') {
-      this.confState = this.node.applyConfChange(decodeConfChange(entry.data));
+      this.applyConfChangeEntry(entry);
       return;
     }
     if (entry.data.byteLength === 0) return; // a leader's no-op
     const envelope = decodeEnvelope(entry.data);
     if (!this.appliedRequests.firstTime(envelope.memberId, envelope.requestId)) return; // a re-proposal
-    const result = this.options.stateMachine.apply(envelope.payload, entry.index);
-    if (envelope.memberId !== this.id) return;
-    const pending = this.pendingProposals.get(envelope.requestId);
-    if (!pending) return;
-    this.pendingProposals.delete(envelope.requestId);
-    this.options.timers.clearTimeout(pending.timer);
-    pending.resolve(result);
+    let result: unknown;
+    if (envelope.kind === 'members') {
+      this.members.applyAttributes(JSON.parse(textDecoder.decode(envelope.payload)) as MemberAttributesUpdate);
+      this.options.onMembershipChange?.(this.members.list(), this.confState);
+    } else {
+      result = this.options.stateMachine.apply(envelope.payload, entry.index);
+    }
+    if (envelope.memberId === this.id) this.settle(this.pendingProposals, envelope.requestId, result);
+  }
+
+  private applyConfChangeEntry(entry: Entry): void {
+    const change = decodeConfChange(entry.data);
+    this.confState = this.node.applyConfChange(change);
+    this.members.applyConfChange(change, this.confState);
+    if (change.type !== 'removeNode') this.snapshotWanted = true;
+    this.options.onMembershipChange?.(this.members.list(), this.confState);
+    const proposal = decodeConfChangeContext(change.context).proposal;
+    if (proposal && BigInt(proposal.memberId) === this.id) this.settle(this.pendingConfChanges, proposal.requestId, this.members.list());
+    if (change.type === 'removeNode' && change.nodeId === this.id && !this.removed) {
+      this.removed = true;
+      this.options.onRemoved?.();
+    }
+  }
+
+  private settle(pending: Map<number, PendingProposal>, requestId: number, result: unknown): void {
+    const waiting = pending.get(requestId);
+    if (!waiting) return;
+    pending.delete(requestId);
+    this.options.timers.clearTimeout(waiting.timer);
+    waiting.resolve(result);
   }
 
   private recordReadStates(ready: Ready): void {
@@ -376,7 +567,9 @@ export class RaftMember<Result> {
   private async maybeSnapshot(): Promise<void> {
     const storage = this.options.storage;
     const applied = this.stateMachineApplied;
-    if (applied - storage.snapshot().metadata.index < this.options.snapshotEveryEntries) return;
+    const sinceSnapshot = applied - storage.snapshot().metadata.index;
+    if (sinceSnapshot < this.options.snapshotEveryEntries && !(this.snapshotWanted && sinceSnapshot > 0)) return;
+    this.snapshotWanted = false;
     const snapshot = storage.createSnapshot(applied, this.confState, this.snapshotData());
     await this.options.durableLog.saveSnapshot(snapshot);
     const compactIndex = applied - this.options.keptEntriesAfterSnapshot;
@@ -387,13 +580,15 @@ export class RaftMember<Result> {
   }
 
   private snapshotData(): Uint8Array {
-    return encodeMemberSnapshot(this.appliedRequests, this.options.stateMachine.snapshot());
+    return encodeMemberSnapshot({ appliedRequests: this.appliedRequests, members: this.members, stateMachine: this.options.stateMachine.snapshot() });
   }
 
-  private restoreSnapshotData(data: Uint8Array): void {
+  private restoreSnapshotData(data: Uint8Array, notify: boolean): void {
     const decoded = decodeMemberSnapshot(data);
     this.appliedRequests = decoded.appliedRequests;
+    this.members = decoded.members;
     this.options.stateMachine.restore(decoded.stateMachine);
+    if (notify) this.options.onMembershipChange?.(this.members.list(), this.confState);
   }
 
   private onLoopFailure(error: Error): void {
@@ -409,10 +604,12 @@ export class RaftMember<Result> {
   }
 
   private failProposals(error: Error): void {
-    for (const [id, pending] of this.pendingProposals) {
-      this.options.timers.clearTimeout(pending.timer);
-      pending.reject(error);
-      this.pendingProposals.delete(id);
+    for (const pending of [this.pendingProposals, this.pendingConfChanges]) {
+      for (const [id, waiting] of pending) {
+        this.options.timers.clearTimeout(waiting.timer);
+        waiting.reject(error);
+        pending.delete(id);
+      }
     }
   }
 

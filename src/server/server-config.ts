@@ -12,7 +12,7 @@ interface SettingSpec {
   flag: string;
   key: keyof ServerSettings;
   description: string;
-  parse: 'string' | 'urls' | 'integer' | 'bytes';
+  parse: 'string' | 'urls' | 'integer' | 'bytes' | 'boolean';
 }
 
 export const SERVER_SETTINGS: readonly SettingSpec[] = [
@@ -34,6 +34,14 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
   { flag: 'quota-backend-bytes', key: 'quotaBackendBytes', description: 'raise the NOSPACE alarm above this size', parse: 'bytes' },
   { flag: 'max-request-bytes', key: 'maxRequestBytes', description: 'largest client request accepted', parse: 'bytes' },
   { flag: 'max-txn-ops', key: 'maxTxnOps', description: 'most operations in one transaction', parse: 'integer' },
+  { flag: 'cert-file', key: 'certFile', description: 'TLS certificate for client connections (https:// client URLs)', parse: 'string' },
+  { flag: 'key-file', key: 'keyFile', description: 'TLS key for client connections', parse: 'string' },
+  { flag: 'trusted-ca-file', key: 'trustedCaFile', description: 'CA bundle to verify client certificates', parse: 'string' },
+  { flag: 'client-cert-auth', key: 'clientCertAuth', description: 'require clients to present a certificate signed by --trusted-ca-file', parse: 'boolean' },
+  { flag: 'peer-cert-file', key: 'peerCertFile', description: 'TLS certificate for peer connections (https:// peer URLs), also presented when dialing peers', parse: 'string' },
+  { flag: 'peer-key-file', key: 'peerKeyFile', description: 'TLS key for peer connections', parse: 'string' },
+  { flag: 'peer-trusted-ca-file', key: 'peerTrustedCaFile', description: 'CA bundle to verify peers\' certificates', parse: 'string' },
+  { flag: 'peer-client-cert-auth', key: 'peerClientCertAuth', description: 'require peers to present a certificate signed by --peer-trusted-ca-file', parse: 'boolean' },
 ];
 
 const DEFAULT_CLIENT_URL = 'http://127.0.0.1:2379';
@@ -63,6 +71,14 @@ const settingsSchema = z.object({
   quotaBackendBytes: z.number().int().nonnegative().default(2 * 1024 * 1024 * 1024),
   maxRequestBytes: z.number().int().positive().default(1.5 * 1024 * 1024),
   maxTxnOps: z.number().int().positive().default(128),
+  certFile: z.string().min(1).optional(),
+  keyFile: z.string().min(1).optional(),
+  trustedCaFile: z.string().min(1).optional(),
+  clientCertAuth: z.boolean().default(false),
+  peerCertFile: z.string().min(1).optional(),
+  peerKeyFile: z.string().min(1).optional(),
+  peerTrustedCaFile: z.string().min(1).optional(),
+  peerClientCertAuth: z.boolean().default(false),
 }).strict();
 
 export type ServerSettings = z.input<typeof settingsSchema>;
@@ -87,6 +103,35 @@ export interface ServerConfig {
   quotaBackendBytes: number;
   maxRequestBytes: number;
   maxTxnOps: number;
+  /** TLS for clients (https:// client URLs) and peers (https:// peer URLs); paths as given. */
+  clientTls: TlsFiles;
+  peerTls: TlsFiles;
+  /** Deliberate defects for proving `concord chaos` catches them (hidden --bug flag; never in production). */
+  bugs: ServerBug[];
+}
+
+export interface TlsFiles {
+  certFile?: string;
+  keyFile?: string;
+  trustedCaFile?: string;
+  /** Require the other side to present a certificate signed by trustedCaFile (mutual TLS). */
+  clientCertAuth: boolean;
+}
+
+/**
+ * Server-side defects `concord server --bug NAME` switches on, so that `concord chaos` can show it
+ * catches each: a checker that cannot fail proves nothing.
+ */
+export const SERVER_BUGS = {
+  'ack-before-fsync': 'acknowledge WAL writes before they reach the disk (they are written a second later)',
+  'read-without-read-index': 'serve linearizable reads from local state without a ReadIndex round',
+  'follower-lease-expiry': 'followers expire leases on their own clock, outside the log',
+} as const;
+
+export type ServerBug = keyof typeof SERVER_BUGS;
+
+export function isServerBug(name: string): name is ServerBug {
+  return Object.hasOwn(SERVER_BUGS, name);
 }
 
 export class ConfigError extends Error {
@@ -158,6 +203,10 @@ export function settingsFromFlags(flags: Record<string, string | undefined>): Se
       case 'bytes':
         settings[spec.key] = parseBytes(raw);
         break;
+      case 'boolean':
+        if (!/^(true|false)$/.test(raw.trim())) throw new ConfigError(`--${spec.flag}: '${raw}' is not true or false`);
+        settings[spec.key] = raw.trim() === 'true';
+        break;
     }
   }
   return settings as ServerSettings;
@@ -188,7 +237,7 @@ export function settingsFromFile(path: string): ServerSettings {
 }
 
 /** Merges file and flag settings (flags win), validates them, and derives the defaults etcd derives. */
-export function resolveServerConfig(fromFile: ServerSettings, fromFlags: ServerSettings): ServerConfig {
+export function resolveServerConfig(fromFile: ServerSettings, fromFlags: ServerSettings, bugs: readonly string[] = []): ServerConfig {
   const parsed = settingsSchema.safeParse({ ...fromFile, ...fromFlags });
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
@@ -213,6 +262,27 @@ export function resolveServerConfig(fromFile: ServerSettings, fromFlags: ServerS
   if (!initialCluster.has(s.name)) {
     throw new ConfigError(`--initial-cluster has no member named '${s.name}' (--name): add ${s.name}=PEER_URL to it`);
   }
+  const ownInitialUrls = initialCluster.get(s.name)!.map((url) => url.origin).sort().join(',');
+  const advertised = initialAdvertisePeerUrls.map((url) => url.origin).sort().join(',');
+  if (ownInitialUrls !== advertised) {
+    throw new ConfigError(`--initial-cluster gives ${s.name}=${ownInitialUrls}, but --initial-advertise-peer-urls (or --listen-peer-urls) is ${advertised}: they must match`);
+  }
+  for (const bug of bugs) {
+    if (!isServerBug(bug)) throw new ConfigError(`--bug: '${bug}' is not a known defect (${Object.keys(SERVER_BUGS).join(', ')})`);
+  }
+  const tlsFiles = (certFile: string | undefined, keyFile: string | undefined, trustedCaFile: string | undefined, clientCertAuth: boolean, prefix: string): TlsFiles => {
+    if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError(`--${prefix}cert-file and --${prefix}key-file go together: give both or neither`);
+    if (clientCertAuth && !trustedCaFile) throw new ConfigError(`--${prefix}client-cert-auth needs --${prefix}trusted-ca-file to verify certificates with`);
+    return { certFile, keyFile, trustedCaFile, clientCertAuth };
+  };
+  const clientTls = tlsFiles(s.certFile, s.keyFile, s.trustedCaFile, s.clientCertAuth, '');
+  const peerTls = tlsFiles(s.peerCertFile, s.peerKeyFile, s.peerTrustedCaFile, s.peerClientCertAuth, 'peer-');
+  const needsCert = (urls: URL[], tls: TlsFiles, flag: string, prefix: string) => {
+    const secure = urls.find((url) => url.protocol === 'https:');
+    if (secure && !tls.certFile) throw new ConfigError(`${flag} ${secure.href} is https://, so --${prefix}cert-file and --${prefix}key-file are needed`);
+  };
+  needsCert(listenClientUrls, clientTls, '--listen-client-urls', '');
+  needsCert(listenPeerUrls, peerTls, '--listen-peer-urls', 'peer-');
   return {
     name: s.name,
     dataDir: s.dataDir ?? `${s.name}.concord`,
@@ -232,5 +302,8 @@ export function resolveServerConfig(fromFile: ServerSettings, fromFlags: ServerS
     quotaBackendBytes: s.quotaBackendBytes,
     maxRequestBytes: s.maxRequestBytes,
     maxTxnOps: s.maxTxnOps,
+    clientTls,
+    peerTls,
+    bugs: [...bugs] as ServerBug[],
   };
 }

@@ -5,30 +5,23 @@
 //
 // As etcd's restore does, the new data dir gets a fresh cluster identity derived from the restore
 // flags (--name, --initial-cluster, --initial-cluster-token, --initial-advertise-peer-urls, read as
-// `concord server` reads them, so a server started with the same flags opens it), a WAL for that
-// identity, and one Raft snapshot at index 1, term 1 holding the saved key-value state. Its applied
-// index is rebased to 1, as etcd resets its consistent index, so that the new log's entries apply.
-// Keys, revisions, leases and alarms are kept. The data dir is built under a temporary name and
-// renamed into place, so a crash never leaves a half-restored data dir that a server would start on.
+// `concord server` reads them, so a server started with the same flags opens it): it is bootstrapped
+// as a member of a new cluster (data-dir-bootstrap.ts) whose initial state is the saved key-value
+// state, with its applied index rebased to 1, as etcd resets its consistent index, so that the new
+// log's entries apply. Restore every member of the new cluster from the same file, each with its
+// own --name. Keys, revisions, leases and alarms are kept.
 
-import { rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { KvStateMachine } from '../kv/state-machine.ts';
 import { KvError } from '../kv/errors.ts';
-import { decodeSnapshot, encodeSnapshot } from '../kv/kv-snapshot.ts';
 import { ByteReader, DecodeError } from '../storage/binary-codec.ts';
-import { prepareDataDir } from '../storage/data-dir.ts';
 import { isStorageError } from '../storage/errors.ts';
 import { NodeFileSystem } from '../storage/file-system.ts';
 import type { FileSystem } from '../storage/file-system.ts';
-import { SNAPSHOT_STORE_DEFAULTS, SnapshotStore } from '../storage/snapshot-store.ts';
-import { Wal } from '../storage/wal.ts';
+import { SNAPSHOT_STORE_DEFAULTS } from '../storage/snapshot-store.ts';
 import { initialClusterIds } from './member-ids.ts';
-import { AppliedRequests } from './proposal-envelope.ts';
-import { encodeMemberSnapshot } from './member-snapshot.ts';
 import { ConfigError } from './server-config.ts';
 import type { ServerConfig } from './server-config.ts';
-import { APPLIED_REQUESTS_WINDOW } from './store-server.ts';
+import { BOOTSTRAP_SNAPSHOT_INDEX, DataDirNotEmptyError, rebaseKvSnapshot, writeBootstrappedDataDir } from './data-dir-bootstrap.ts';
 import {
   SNAPSHOT_FILE_ALIGN_BYTES,
   SNAPSHOT_FILE_CHECKSUM_BYTES,
@@ -40,9 +33,8 @@ import {
 
 /** The largest snapshot file restore reads: the restored state must fit one snapshot file anyway. */
 export const SNAPSHOT_FILE_MAX_BYTES = SNAPSHOT_STORE_DEFAULTS.maxSnapshotBytes;
-/** The Raft position of the restored state in the new log (etcd uses the member count; Concord has one member). */
-export const RESTORED_SNAPSHOT_INDEX = 1;
-const RESTORED_SNAPSHOT_TERM = 1;
+/** The Raft position of the restored state in the new log. */
+export const RESTORED_SNAPSHOT_INDEX = BOOTSTRAP_SNAPSHOT_INDEX;
 
 export type SnapshotRestoreErrorCode =
   /** The file is not a complete, intact Concord snapshot file. */
@@ -139,26 +131,16 @@ export interface RestoreSummary {
 export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreSummary> {
   const fs = options.fs ?? new NodeFileSystem();
   const { config } = options;
-  if (config.initialCluster.size > 1) {
-    throw new ConfigError(`--initial-cluster names ${config.initialCluster.size} members, but this Concord build runs single-member clusters only; ` +
-      'give just this member (clustering arrives with the peer transport)');
-  }
   const ids = initialClusterIds(config.initialCluster, config.initialClusterToken);
   const memberId = ids.members.get(config.name);
   if (memberId === undefined) throw new ConfigError(`--initial-cluster has no member named '${config.name}' (--name)`);
   await refuseNonEmptyDir(fs, config.dataDir);
   const { kvSnapshot, machine } = loadState(await readSnapshotFile(fs, options.snapshotPath, options.skipHashCheck ?? false), options.snapshotPath);
-  const staging = join(dirname(config.dataDir), `.${basename(config.dataDir)}.restoring`);
-  // A leftover of an interrupted restore into the same data dir: it never became a data dir.
-  await rm(staging, { recursive: true, force: true });
+  const members = [...config.initialCluster].map(([name, urls]) => ({ id: ids.members.get(name)!, name, peerUrls: urls.map((url) => url.origin) }));
   try {
-    await writeDataDir(fs, staging, { clusterId: ids.clusterId, memberId }, kvSnapshot);
-    await fs.rename(staging, config.dataDir);
-    await fs.syncDir(dirname(config.dataDir));
+    await writeBootstrappedDataDir(fs, config.dataDir, { clusterId: ids.clusterId, memberId }, members, kvSnapshot);
   } catch (error) {
-    await rm(staging, { recursive: true, force: true });
-    // Something was written into the data dir while restore ran: it is no longer empty.
-    if (isStorageError(error) && (error.osCode === 'ENOTEMPTY' || error.osCode === 'EEXIST')) throw notEmpty(config.dataDir);
+    if (error instanceof DataDirNotEmptyError) throw notEmpty(config.dataDir);
     throw error;
   }
   const everything = machine.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), countOnly: true });
@@ -180,7 +162,7 @@ async function readSnapshotFile(fs: FileSystem, path: string, skipHashCheck: boo
  */
 function loadState(saved: Uint8Array, name: string): { kvSnapshot: Uint8Array; machine: KvStateMachine } {
   try {
-    const kvSnapshot = encodeSnapshot({ ...decodeSnapshot(saved), appliedIndex: RESTORED_SNAPSHOT_INDEX });
+    const kvSnapshot = rebaseKvSnapshot(saved);
     return { kvSnapshot, machine: KvStateMachine.restore(kvSnapshot) };
   } catch (error) {
     if (error instanceof KvError) throw invalidFile(name, `the key-value state inside does not decode (${error.message})`);
@@ -202,28 +184,4 @@ async function refuseNonEmptyDir(fs: FileSystem, dataDir: string): Promise<void>
 function notEmpty(dataDir: string): SnapshotRestoreError {
   return new SnapshotRestoreError('CONCORD_E_RESTORE_DATA_DIR_NOT_EMPTY',
     `--data-dir ${dataDir} exists and is not empty: restore creates a new data dir and never overwrites one; give a new --data-dir`);
-}
-
-/**
- * A data dir as a member's recovery expects it: the Raft snapshot file first, then its WAL marker,
- * then the hard state that commits it (the order persistSnapshot keeps).
- */
-async function writeDataDir(fs: FileSystem, dataDir: string, identity: { clusterId: bigint; memberId: bigint }, kvSnapshot: Uint8Array): Promise<void> {
-  const layout = await prepareDataDir(fs, dataDir);
-  const wal = await Wal.create(fs, layout.walDir, identity);
-  try {
-    await new SnapshotStore(fs, layout.snapDir).save({
-      metadata: { index: RESTORED_SNAPSHOT_INDEX, term: RESTORED_SNAPSHOT_TERM, confState: { voters: [identity.memberId], learners: [] } },
-      data: raftSnapshotData(kvSnapshot),
-    });
-    await wal.saveSnapshotMarker(RESTORED_SNAPSHOT_INDEX, RESTORED_SNAPSHOT_TERM);
-    await wal.save({ term: RESTORED_SNAPSHOT_TERM, vote: identity.memberId, commit: RESTORED_SNAPSHOT_INDEX }, []);
-  } finally {
-    await wal.close();
-  }
-}
-
-/** The Raft snapshot's data: no requests applied yet in the new log, and the state machine's snapshot. */
-function raftSnapshotData(kvSnapshot: Uint8Array): Uint8Array {
-  return encodeMemberSnapshot(new AppliedRequests(APPLIED_REQUESTS_WINDOW), kvSnapshot);
 }

@@ -36,13 +36,16 @@ export class ByteWriter {
     return at;
   }
 
+  // reserve() may replace this.bytes and this.view, so it runs before they are read.
   u8(value: number): this {
-    this.view.setUint8(this.reserve(1), value);
+    const at = this.reserve(1);
+    this.view.setUint8(at, value);
     return this;
   }
 
   u32(value: number): this {
-    this.view.setUint32(this.reserve(4), value, true);
+    const at = this.reserve(4);
+    this.view.setUint32(at, value, true);
     return this;
   }
 
@@ -57,12 +60,14 @@ export class ByteWriter {
 
   u64(value: bigint): this {
     if (value < 0n || value >= 1n << 64n) throw new RangeError(`${value} is not an unsigned 64-bit integer`);
-    this.view.setBigUint64(this.reserve(8), value, true);
+    const at = this.reserve(8);
+    this.view.setBigUint64(at, value, true);
     return this;
   }
 
   raw(data: Uint8Array): this {
-    this.bytes.set(data, this.reserve(data.byteLength));
+    const at = this.reserve(data.byteLength);
+    this.bytes.set(data, at);
     return this;
   }
 

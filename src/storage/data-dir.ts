@@ -190,6 +190,16 @@ function lockedError(path: string, why: string): StorageError {
   );
 }
 
+/** Whether the data dir holds a WAL, i.e. belongs to a member that has started before. */
+export async function dataDirHasWal(fs: FileSystem, dataDir: string): Promise<boolean> {
+  try {
+    return await Wal.exists(fs, dataDirLayout(dataDir).walDir);
+  } catch (error) {
+    if (isStorageError(error, 'CONCORD_E_FILE_NOT_FOUND')) return false;
+    throw error;
+  }
+}
+
 export interface RecoverOptions {
   wal?: WalOptions;
   snapshots?: SnapshotStoreOptions;
@@ -221,7 +231,7 @@ export interface RecoveredDataDir {
  * newest usable snapshot, the hard state and the entries after the snapshot. The caller closes
  * the result with closeDataDir() on shutdown.
  */
-export async function recover(fs: FileSystem, dataDir: string, expected: WalIdentity, options: RecoverOptions = {}): Promise<RecoveredDataDir> {
+export async function recover(fs: FileSystem, dataDir: string, expected: WalIdentity | undefined, options: RecoverOptions = {}): Promise<RecoveredDataDir> {
   const layout = await prepareDataDir(fs, dataDir);
   const lock = await DataDirLock.acquire(fs, layout.lockPath, options.lock);
   try {
@@ -236,7 +246,7 @@ async function recoverLocked(
   fs: FileSystem,
   layout: DataDirLayout,
   lock: DataDirLock,
-  expected: WalIdentity,
+  expected: WalIdentity | undefined,
   options: RecoverOptions,
 ): Promise<RecoveredDataDir> {
   const warnings: string[] = [];
@@ -256,6 +266,9 @@ async function recoverLocked(
           'Restore it from a backup, or remove this member and add it back with an empty data dir.',
         { path: layout.walDir },
       );
+    }
+    if (!expected) {
+      throw new StorageError('CONCORD_E_WAL_NOT_FOUND', `${layout.walDir} holds no WAL, and there is no identity to create one for`, { path: layout.walDir });
     }
     const wal = await Wal.create(fs, layout.walDir, expected, walOptions);
     const hardState = { term: 0, vote: 0n, commit: 0 };

@@ -71,11 +71,18 @@ test('etcdctl endpoint status and member list describe the member', async () => 
     assert.equal(members.members.length, 1);
     assert.equal(BigInt(members.members[0]!.ID as bigint), server.memberId);
     assert.equal(members.members[0]!.name, 'status');
-    assert.deepEqual(members.members[0]!.peerURLs, ['http://127.0.0.1:2380']);
+    assert.deepEqual(members.members[0]!.peerURLs, [`http://${server.peerAddresses[0]}`], 'an advertised port 0 is published as the bound port');
     assert.equal(members.header.revision, undefined, 'as etcd 3.4, the member list header carries no revision');
-    assert.match(await etcdctlError(server, 'member', 'add', 'other', '--peer-urls=http://127.0.0.1:2390'),
-      /Unimplemented desc = concord: MemberAdd is not supported yet: .*membership changes arrive with clustering/);
-    assert.match(await etcdctlError(server, 'member', 'remove', server.memberId.toString(16)), /Unimplemented desc = concord: MemberRemove/);
+    // A learner can be added to (and removed from) a single member; the last voter cannot go.
+    const added = await etcdctl(server, 'member', 'add', 'other', '--peer-urls=http://127.0.0.1:2390', '--learner');
+    assert.match(added, /Member [0-9a-f]+ added to cluster/);
+    const learnerId = /Member ([0-9a-f]+) added/.exec(added)![1]!;
+    assert.match(await etcdctlError(server, 'member', 'add', 'third', '--peer-urls=http://127.0.0.1:2391', '--learner'), /too many learner members in cluster/);
+    assert.match(await etcdctlError(server, 'member', 'add', 'dup', '--peer-urls=http://127.0.0.1:2390'), /Peer URLs already exists/);
+    assert.match(await etcdctlError(server, 'member', 'promote', learnerId), /can only promote a learner member which is in sync with leader/);
+    assert.match(await etcdctl(server, 'member', 'remove', learnerId), /removed from cluster/);
+    assert.match(await etcdctlError(server, 'member', 'remove', learnerId), /member not found/);
+    assert.match(await etcdctlError(server, 'member', 'remove', server.memberId.toString(16)), /re-configuration failed due to not enough started members/);
   } finally {
     await server.stop();
   }

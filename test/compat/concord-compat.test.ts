@@ -33,7 +33,7 @@ before(async () => {
   dataRoot = mkdtempSync(join(tmpdir(), 'concord-compat-'));
   etcd = await startEtcd();
   const config = resolveServerConfig({}, settingsFromFlags({
-    name: COMPAT_MEMBER_NAME, dataDir: join(dataRoot, 'member'), listenClientUrls: 'http://127.0.0.1:0',
+    name: COMPAT_MEMBER_NAME, dataDir: join(dataRoot, 'member'), listenClientUrls: 'http://127.0.0.1:0', listenPeerUrls: 'http://127.0.0.1:0',
   }));
   concord = await StoreServer.start(config, { logger: { info: () => {}, warn: () => {}, error: () => {} } });
   [expected, actual] = await Promise.all([runCompatScripts(etcd.endpoint), runCompatScripts(concord.clientAddresses[0]!)]);

@@ -26,7 +26,7 @@ async function etcdctl(server: StoreServer, ...args: string[]): Promise<{ ok: bo
 
 test('ENOSPC: writes fail with a clear error, reads go on, and every acknowledged write survives a crash', async () => {
   const fs = new PowerLossFileSystem(['/data']);
-  const config = resolveServerConfig({}, settingsFromFlags({ name: 'full', dataDir: '/data/full', listenClientUrls: 'http://127.0.0.1:0' }));
+  const config = resolveServerConfig({}, settingsFromFlags({ name: 'full', dataDir: '/data/full', listenClientUrls: 'http://127.0.0.1:0', listenPeerUrls: 'http://127.0.0.1:0' }));
   const server = await StoreServer.start(config, { fs, logger: quiet });
   const acknowledged: string[] = [];
   try {

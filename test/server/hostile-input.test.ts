@@ -19,7 +19,7 @@ let dataRoot: string;
 before(async () => {
   dataRoot = mkdtempSync(join(tmpdir(), 'concord-hostile-'));
   server = await StoreServer.start(resolveServerConfig({}, settingsFromFlags({
-    name: 'hostile', dataDir: join(dataRoot, 'd'), listenClientUrls: 'http://127.0.0.1:0',
+    name: 'hostile', dataDir: join(dataRoot, 'd'), listenClientUrls: 'http://127.0.0.1:0', listenPeerUrls: 'http://127.0.0.1:0',
   })), { logger: { info: () => {}, warn: () => {}, error: () => {} } });
 });
 

@@ -1,24 +1,44 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeMemberSnapshot, encodeMemberSnapshot } from '../../src/server/member-snapshot.ts';
+import { MemberRegistry } from '../../src/server/member-registry.ts';
 import { AppliedRequests } from '../../src/server/proposal-envelope.ts';
 
-test('a member snapshot round-trips the applied-requests window and the state machine bytes', () => {
+test('a member snapshot round-trips the applied-requests window, the member list and the state machine bytes', () => {
   const applied = new AppliedRequests(3);
   applied.firstTime(7n, 100);
   applied.firstTime(7n, 101);
+  const members = MemberRegistry.bootstrap([{ id: 2n ** 63n + 5n, name: 'm1', peerUrls: ['http://127.0.0.1:2380'], clientUrls: [] }]);
+  members.applyConfChange({ type: 'removeNode', nodeId: 9n, context: new Uint8Array(0) }, { voters: [2n ** 63n + 5n], learners: [] });
   const machine = Uint8Array.from([0, 1, 2, 255]);
-  const decoded = decodeMemberSnapshot(encodeMemberSnapshot(applied, machine));
+  const decoded = decodeMemberSnapshot(encodeMemberSnapshot({ appliedRequests: applied, members, stateMachine: machine }));
   assert.deepEqual([...decoded.stateMachine], [...machine]);
   assert.equal(decoded.appliedRequests.firstTime(7n, 101), false, 'request 101 is remembered as applied');
   assert.equal(decoded.appliedRequests.firstTime(7n, 102), true);
+  assert.deepEqual(decoded.members.list(), members.list(), 'the member list, with 64-bit ids intact');
+  assert.equal(decoded.members.isRemoved(9n), true, 'removed members stay removed');
 });
 
-test('truncated, short or newer-format snapshot data is refused with a clear error', () => {
-  const good = encodeMemberSnapshot(new AppliedRequests(3), Uint8Array.of(1));
+test('format 1 snapshots (before clustering) still read, with an empty member list', () => {
+  const json = new TextEncoder().encode(JSON.stringify(new AppliedRequests(3).toJSON()));
+  const bytes = new Uint8Array(5 + json.byteLength + 1);
+  new DataView(bytes.buffer).setUint8(0, 1);
+  new DataView(bytes.buffer).setUint32(1, json.byteLength);
+  bytes.set(json, 5);
+  bytes[bytes.length - 1] = 42;
+  const decoded = decodeMemberSnapshot(bytes);
+  assert.deepEqual([...decoded.stateMachine], [42]);
+  assert.equal(decoded.members.size, 0);
+});
+
+test('truncated, short, unreadable or newer-format snapshot data is refused with a clear error', () => {
+  const good = encodeMemberSnapshot({ appliedRequests: new AppliedRequests(3), members: new MemberRegistry(), stateMachine: Uint8Array.of(1) });
   assert.throws(() => decodeMemberSnapshot(good.subarray(0, 3)), /too short/);
   assert.throws(() => decodeMemberSnapshot(good.subarray(0, 8)), /truncated/);
   const newer = good.slice();
   newer[0] = 9;
-  assert.throws(() => decodeMemberSnapshot(newer), /format 9; this Concord reads format 1: upgrade it/);
+  assert.throws(() => decodeMemberSnapshot(newer), /format 9; this Concord reads formats 1 to 2: upgrade it/);
+  const garbled = good.slice();
+  garbled[6] = 0x7b;
+  assert.throws(() => decodeMemberSnapshot(garbled), /unreadable header/);
 });

@@ -34,7 +34,7 @@ function flags(name: string, dataDir: string, token: string): Record<string, str
 }
 
 async function startMember(settings: Record<string, string>): Promise<StoreServer> {
-  return StoreServer.start(resolveServerConfig({}, settingsFromFlags({ ...settings, listenClientUrls: 'http://127.0.0.1:0' })), { logger: quiet });
+  return StoreServer.start(resolveServerConfig({}, settingsFromFlags({ ...settings, listenClientUrls: 'http://127.0.0.1:0', listenPeerUrls: 'http://127.0.0.1:0', initialAdvertisePeerUrls: 'http://127.0.0.1:2380' })), { logger: quiet });
 }
 
 async function etcdctl(server: StoreServer, ...args: string[]): Promise<string> {

@@ -28,7 +28,7 @@ after(() => rmSync(dataRoot, { recursive: true, force: true }));
 
 function configFor(name: string, extra: Record<string, string> = {}): ServerConfig {
   return resolveServerConfig({}, settingsFromFlags({
-    name, dataDir: join(dataRoot, name), listenClientUrls: 'http://127.0.0.1:0', ...extra,
+    name, dataDir: join(dataRoot, name), listenClientUrls: 'http://127.0.0.1:0', listenPeerUrls: 'http://127.0.0.1:0', ...extra,
   }));
 }
 

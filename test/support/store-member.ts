@@ -42,7 +42,7 @@ export function startTestMember(
   root: TestDataRoot, name: string, flags: Record<string, string> = {}, options: StoreServerOptions = {},
 ): Promise<StoreServer> {
   const config = resolveServerConfig({}, settingsFromFlags({
-    name, dataDir: join(root.dir, name), listenClientUrls: 'http://127.0.0.1:0', ...flags,
+    name, dataDir: join(root.dir, name), listenClientUrls: 'http://127.0.0.1:0', listenPeerUrls: 'http://127.0.0.1:0', ...flags,
   }));
   return StoreServer.start(config, { logger: QUIET_LOGGER, ...options });
 }

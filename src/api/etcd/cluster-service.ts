@@ -1,14 +1,13 @@
-// etcd's Cluster service over a Concord member. MemberList answers from the member's view of the
-// membership; this build runs single-member clusters, so the membership changes (MemberAdd,
-// MemberRemove, MemberUpdate, MemberPromote) are refused with UNIMPLEMENTED and a message that says
-// so, instead of pretending to change anything.
+// etcd's Cluster service over a Concord member: MemberList answers from the replicated member list;
+// MemberAdd, MemberRemove and MemberPromote are decided by the leader (ClusterAdmin forwards them
+// from any other member); MemberUpdate proposes the member's new peer URLs.
 
-import { Metadata, status } from '@grpc/grpc-js';
-import type { sendUnaryData, ServerUnaryCall, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { MemberInfo } from '../../server/member-registry.ts';
 import type { EtcdServiceContext } from './service-context.ts';
 import { toServiceError } from './grpc-errors.ts';
-import { header } from './wire.ts';
-import type { WireHeader } from './wire.ts';
+import { bigintFromWire, header } from './wire.ts';
+import type { WireHeader, WireInt64 } from './wire.ts';
 
 interface WireMember {
   ID: string;
@@ -18,27 +17,45 @@ interface WireMember {
   isLearner: boolean;
 }
 
+interface MemberAddWire {
+  peerURLs?: string[];
+  isLearner?: boolean;
+}
+
+interface MemberIdWire {
+  ID?: WireInt64;
+  peerURLs?: string[];
+}
+
 export function clusterService(context: EtcdServiceContext): UntypedServiceImplementation {
+  const admin = context.cluster;
+  const answer = (members: MemberInfo[]) => ({ header: clusterHeader(context), members: members.map(wireMember) });
   return {
-    MemberList: unary(async () => ({ header: clusterHeader(context), members: wireMembers(context) })),
-    MemberAdd: refuseMembershipChange('MemberAdd'),
-    MemberRemove: refuseMembershipChange('MemberRemove'),
-    MemberUpdate: refuseMembershipChange('MemberUpdate'),
-    MemberPromote: refuseMembershipChange('MemberPromote'),
+    MemberList: unary(async () => answer(admin.members())),
+    MemberAdd: unary(async (request: MemberAddWire) => {
+      const { added, members } = await admin.addMember(request.peerURLs ?? [], request.isLearner ?? false);
+      return { header: clusterHeader(context), member: wireMember(added), members: members.map(wireMember) };
+    }),
+    MemberRemove: unary(async (request: MemberIdWire) => answer(await admin.removeMember(memberIdFromWire(request.ID)))),
+    MemberUpdate: unary(async (request: MemberIdWire) => answer(await admin.updateMember(memberIdFromWire(request.ID), request.peerURLs ?? []))),
+    MemberPromote: unary(async (request: MemberIdWire) => answer(await admin.promoteMember(memberIdFromWire(request.ID)))),
   };
 }
 
-/** The members sorted by ID, as etcd lists them. */
-function wireMembers(context: EtcdServiceContext): WireMember[] {
-  return [...context.memberUrls()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([id, member]) => ({
-      ID: id.toString(),
-      name: member.name,
-      peerURLs: [...member.peerUrls],
-      clientURLs: [...member.clientUrls],
-      isLearner: member.isLearner,
-    }));
+function memberIdFromWire(value: WireInt64 | undefined): bigint {
+  const id = bigintFromWire(value, 'ID');
+  // uint64 on the wire; a negative value means the client sent a signed form of a large ID.
+  return id < 0n ? id + (1n << 64n) : id;
+}
+
+function wireMember(member: MemberInfo): WireMember {
+  return {
+    ID: member.id.toString(),
+    name: member.name,
+    peerURLs: [...member.peerUrls],
+    clientURLs: [...member.clientUrls],
+    isLearner: member.isLearner,
+  };
 }
 
 /**
@@ -50,22 +67,9 @@ function clusterHeader(context: EtcdServiceContext): WireHeader {
   return header(context.headers, 0);
 }
 
-function refuseMembershipChange(method: string): (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void {
-  return (_call, callback) => {
-    callback(grpcError(
-      status.UNIMPLEMENTED,
-      `concord: ${method} is not supported yet: this build runs single-member clusters, and membership changes arrive with clustering`,
-    ));
-  };
-}
-
-function grpcError(code: status, details: string): ServiceError {
-  return Object.assign(new Error(details), { code, details, metadata: new Metadata() });
-}
-
-function unary(handle: () => Promise<unknown>): (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void {
-  return (_call, callback) => {
-    handle().then(
+function unary<Request>(handle: (request: Request) => Promise<unknown>): (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void {
+  return (call, callback) => {
+    handle(call.request).then(
       (response) => callback(null, response),
       (error: unknown) => callback(toServiceError(error)),
     );

@@ -2,10 +2,9 @@
 // a Concord member. Grants and revokes are replicated commands; keep-alives and remaining TTLs are
 // the leader's business (LeaseKeeper), because lease deadlines live only on the leader, as in etcd.
 //
-// Where etcd forwards a keep-alive or TimeToLive from a follower to the leader, this build (single
-// member clusters, no peer transport yet) waits up to etcd's request timeout for this member to
-// lead, then fails with etcd's "etcdserver: no leader" (UNAVAILABLE, so clients retry) or, if
-// another member leads, "etcdserver: not leader" (FAILED_PRECONDITION).
+// As etcd, a member that does not lead forwards keep-alives and TimeToLive to the leader (over the
+// peer transport, through ClusterAdmin.callLeader); without a leader within etcd's request timeout
+// the request fails with "etcdserver: no leader" (UNAVAILABLE, so clients retry).
 
 import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { KvError, isKvError } from '../../kv/errors.ts';
@@ -81,8 +80,8 @@ export function leaseService(context: EtcdServiceContext, options: LeaseServiceO
     if (!(await keeper.waitUntilPrimary(requestTimeoutMs))) throw keeper.notPrimaryError();
   };
 
-  /** etcd answers a keep-alive for an unknown or expired lease with TTL 0, not an error. */
-  const renew = async (id: bigint): Promise<number> => {
+  /** On the leader: etcd answers a keep-alive for an unknown or expired lease with TTL 0, not an error. */
+  const renewHere = async (id: bigint): Promise<number> => {
     await awaitPrimary();
     try {
       return keeper.renew(id);
@@ -90,6 +89,31 @@ export function leaseService(context: EtcdServiceContext, options: LeaseServiceO
       if (isKvError(error, 'CONCORD_E_LEASE_NOT_FOUND')) return 0;
       throw error;
     }
+  };
+
+  /** On the leader: TimeToLive from its deadlines and its state, in wire form (it may travel to a follower). */
+  const timeToLiveHere = async (id: bigint, keys: boolean) => {
+    await awaitPrimary();
+    const machine = context.stateMachine();
+    const answer = leaseTimeToLive(machine.lease(id), keeper.remainingTtlSeconds(id), { id, keys }, machine.currentRevision);
+    return {
+      header: header(headers, answer.header.revision),
+      ID: answer.id.toString(),
+      TTL: String(answer.ttl),
+      grantedTTL: String(answer.grantedTtl),
+      keys: answer.keys.map((key) => Buffer.from(key).toString('base64')),
+    };
+  };
+
+  context.cluster.handle('leaseKeepAlive', async (params) => ({ ttl: await renewHere(BigInt((params as { id: string }).id)) }));
+  context.cluster.handle('leaseTimeToLive', async (params) => {
+    const { id, keys } = params as { id: string; keys: boolean };
+    return timeToLiveHere(BigInt(id), keys);
+  });
+
+  const renew = async (id: bigint): Promise<number> => {
+    const { ttl } = (await context.cluster.callLeader('leaseKeepAlive', { id: id.toString() })) as { ttl: number };
+    return ttl;
   };
 
   return {
@@ -111,16 +135,8 @@ export function leaseService(context: EtcdServiceContext, options: LeaseServiceO
 
     LeaseTimeToLive: unary(async (wire: LeaseTimeToLiveRequest) => {
       const id = leaseIdFromWire(wire.ID);
-      await awaitPrimary();
-      const machine = context.stateMachine();
-      const answer = leaseTimeToLive(machine.lease(id), keeper.remainingTtlSeconds(id), { id, keys: wire.keys }, machine.currentRevision);
-      return {
-        header: header(headers, answer.header.revision),
-        ID: answer.id.toString(),
-        TTL: String(answer.ttl),
-        grantedTTL: String(answer.grantedTtl),
-        keys: answer.keys.map((key) => Buffer.from(key.buffer, key.byteOffset, key.byteLength)),
-      };
+      const answer = (await context.cluster.callLeader('leaseTimeToLive', { id: id.toString(), keys: wire.keys })) as { keys: string[] };
+      return { ...answer, keys: answer.keys.map((key) => Buffer.from(key, 'base64')) };
     }),
 
     LeaseLeases: unary(async () => {

@@ -11,7 +11,6 @@
 // * Defragment succeeds without doing anything: an in-memory store has no file to defragment.
 // * Snapshot streams Concord's snapshot file (below), not a bbolt database. `etcdctl snapshot save`
 //   accepts it; `etcdctl snapshot status` cannot read it; `concord snapshot restore` restores it.
-// * MoveLeader: with one member the only valid target is the member itself, which already leads.
 //
 // The snapshot file. etcd streams its bbolt database, then a last message holding the SHA-256 of
 // everything before it; etcdctl (3.4.x and later) refuses a stream whose length is not 32 bytes past
@@ -155,13 +154,17 @@ function enumFromWire<T>(table: Record<string, T>, value: string | number | unde
   return mapped;
 }
 
-/** etcd's checks in its order: only the leader transfers leadership, and only to a voting member. */
+/**
+ * etcd's checks in its order: only the leader transfers leadership, and only to a voting member;
+ * then it waits until the transferee leads (or answers that the transfer took too long).
+ */
 async function moveLeader(context: EtcdServiceContext, targetId: bigint) {
   const { member } = context;
   if (!member.isLeader()) throw grpcError(status.FAILED_PRECONDITION, 'etcdserver: not leader');
   if (!member.membership().voters.includes(targetId)) throw grpcError(status.FAILED_PRECONDITION, 'etcdserver: bad leader transferee');
   if (targetId === member.memberId) return {}; // already the leader
-  throw grpcError(status.UNIMPLEMENTED, 'concord: leadership transfer to another member arrives with clustering');
+  await context.cluster.moveLeader(targetId);
+  return {};
 }
 
 // ---- Snapshot ----

@@ -5,6 +5,7 @@
 import type { ApplyResult, KvStateMachine } from '../../kv/state-machine.ts';
 import type { ServerConfig } from '../../server/server-config.ts';
 import type { ServerMetrics } from '../../observe/server-metrics.ts';
+import type { ClusterAdmin } from '../../server/cluster-admin.ts';
 import type { KvBackend } from './kv-backend.ts';
 import type { HeaderSource } from './wire.ts';
 import type { LeaseServiceOptions } from './lease-service.ts';
@@ -54,8 +55,8 @@ export interface EtcdServiceContext {
   serviceOptions?: { watch?: WatchServiceOptions; lease?: LeaseServiceOptions };
   metrics: ServerMetrics;
   clock: ServiceClock;
-  /** Peer and client URLs by member ID, for the Cluster service. */
-  memberUrls(): Map<bigint, { name: string; peerUrls: string[]; clientUrls: string[]; isLearner: boolean }>;
+  /** Membership administration, and calls forwarded to the leader (lease keep-alives, ...). */
+  cluster: ClusterAdmin;
   /** Stops background work (timers, streams) the services started, on shutdown. */
   onStop(cleanup: () => void | Promise<void>): void;
 }
