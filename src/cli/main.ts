@@ -6,6 +6,7 @@ import { registerServerCommand } from './server.ts';
 import { registerSnapshotCommand } from './snapshot.ts';
 import { registerSimCommand } from './sim.ts';
 import { registerBenchCommand } from './bench.ts';
+import { registerChaosCommand } from './chaos.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
@@ -27,6 +28,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerServerCommand(program, setExitCode);
   registerSnapshotCommand(program, setExitCode);
   registerBenchCommand(program, setExitCode);
+  registerChaosCommand(program, setExitCode);
   return program;
 }
 
