@@ -29,7 +29,7 @@ import { LatencyHistogram, type HistogramJson } from './latency-histogram.ts';
 export type LoadOp = 'put' | 'range';
 
 export interface LoadSpec {
-  /** host:port of the server under test. */
+  /** host:port of the server under test, or several comma-separated (channels are spread over them). */
   endpoint: string;
   op: LoadOp;
   clients: number;
@@ -129,7 +129,9 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   validateLoadSpec(spec);
   const { clients: constructors } = loadEtcdProtos();
   const channelCount = Math.ceil(spec.clients / spec.clientsPerChannel);
-  const channels = Array.from({ length: channelCount }, () => new constructors.KV(spec.endpoint, credentials.createInsecure(), {
+  // Several comma-separated endpoints (a cluster's members): channels are spread over them in turn.
+  const endpoints = spec.endpoint.split(',');
+  const channels = Array.from({ length: channelCount }, (_, index) => new constructors.KV(endpoints[index % endpoints.length]!, credentials.createInsecure(), {
     'grpc.use_local_subchannel_pool': 1,
   }) as unknown as KvClient);
   try {

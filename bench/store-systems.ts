@@ -1,8 +1,9 @@
-// The two systems under test, started the same way: a single member in a fresh data dir under the
-// same root (so on the same disk), fsync on (both defaults: etcd without --unsafe-no-fsync, Concord's
-// WAL without unsafeNoFsync), heartbeat 100 ms and election timeout 1 s (both defaults), free loopback
-// ports, and a log file. Each is healthy once a linearizable gRPC range succeeds: the same probe for
-// both, through the same client code the load uses. Stopping removes the data dir.
+// The two systems under test, started the same way: one or three members, each in a fresh data dir
+// under the same root (so on the same disk), fsync on (both defaults: etcd without --unsafe-no-fsync,
+// Concord's WAL without unsafeNoFsync), heartbeat 100 ms and election timeout 1 s (both defaults),
+// free loopback ports, and a log file per member. A system is healthy once a linearizable gRPC range
+// succeeds on every member: the same probe for both, through the same client code the load uses.
+// Stopping removes the data dirs.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
@@ -18,7 +19,9 @@ export const SYSTEM_NAMES: readonly SystemName[] = ['etcd', 'concord'];
 
 export const ETCD_BINARY = '/usr/bin/etcd';
 const CONCORD_ENTRY = fileURLToPath(new URL('../src/cli/entry.ts', import.meta.url));
-const MEMBER_NAME = 'bench';
+/** Cluster sizes the benchmark knows. */
+export const MEMBER_COUNTS = [1, 3] as const;
+export type MemberCount = (typeof MEMBER_COUNTS)[number];
 
 const START_TIMEOUT_MS = 30_000;
 const HEALTH_POLL_INTERVAL_MS = 100;
@@ -28,24 +31,31 @@ const STOP_GRACE_MS = 20_000;
 const KILL_WAIT_MS = 5_000;
 
 export interface SystemOptions {
-  /** Parent of the fresh data dir; the same for both systems, so they share a disk. */
+  /** Parent of the fresh data dirs; the same for both systems, so they share a disk. */
   dataRoot: string;
-  /** Where the member's stdout and stderr go. */
+  /** Where the members' stdout and stderr go (member n > 1 writes to this path with -mN added). */
   logPath: string;
+  members: MemberCount;
   /** Concord only: write a V8 CPU profile of the server process into this directory. */
   cpuProfileDir?: string;
 }
 
 export interface RunningSystem {
   readonly name: SystemName;
-  /** host:port, as etcdctl's --endpoints and gRPC clients take it. */
+  /** host:port of every member, comma-separated, as etcdctl's --endpoints and the load generator take it. */
   readonly endpoint: string;
-  readonly dataDir: string;
-  readonly pid: number;
-  /** CPU seconds (user + system) the member has used so far, from /proc; NaN where /proc is missing. */
+  /** CPU seconds (user + system) the members have used so far, from /proc; NaN where /proc is missing. */
   cpuSeconds(): number;
-  /** Stops the member (SIGTERM, then SIGKILL after a bound) and removes its data dir; safe to call twice. */
+  /** Stops the members (SIGTERM, then SIGKILL after a bound) and removes their data dirs; safe to call twice. */
   stop(): Promise<void>;
+}
+
+interface MemberPlan {
+  name: string;
+  clientUrl: string;
+  peerUrl: string;
+  dataDir: string;
+  logPath: string;
 }
 
 /** Every member still running, killed if the benchmark exits without stopping it (an error, ^C). */
@@ -55,14 +65,42 @@ process.on('exit', () => {
 });
 
 export async function startSystem(name: SystemName, options: SystemOptions): Promise<RunningSystem> {
-  const [clientPort, peerPort] = await freeLoopbackPorts(2);
-  const clientUrl = `http://127.0.0.1:${clientPort}`;
-  const peerUrl = `http://127.0.0.1:${peerPort}`;
-  const dataDir = await mkdtemp(join(options.dataRoot, `concord-bench-${name}-`));
+  const ports = await freeLoopbackPorts(2 * options.members);
+  const plans: MemberPlan[] = [];
+  for (let i = 0; i < options.members; i++) {
+    plans.push({
+      name: `bench${i + 1}`,
+      clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
+      peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
+      dataDir: await mkdtemp(join(options.dataRoot, `concord-bench-${name}-`)),
+      logPath: i === 0 ? options.logPath : options.logPath.replace(/(\.log)?$/, `-m${i + 1}$1`),
+    });
+  }
+  const initialCluster = plans.map((plan) => `${plan.name}=${plan.peerUrl}`).join(',');
+  const children = plans.map((plan) => spawnMember(name, plan, initialCluster, options.cpuProfileDir));
+  let stopped: Promise<void> | undefined;
+  const system: RunningSystem = {
+    name,
+    endpoint: plans.map((plan) => plan.clientUrl.replace('http://', '')).join(','),
+    cpuSeconds: () => children.reduce((sum, child) => sum + processCpuSeconds(child.pid), 0),
+    stop: () => (stopped ??= Promise.all(children.map(stopProcess))
+      .then(() => Promise.all(plans.map((plan) => rm(plan.dataDir, { recursive: true, force: true }))))
+      .then(() => undefined)),
+  };
+  try {
+    await Promise.all(children.map((child, i) => waitUntilHealthy(child, plans[i]!.clientUrl.replace('http://', ''))));
+  } catch (error) {
+    await system.stop();
+    throw new Error(`${name} did not become healthy: ${(error as Error).message}; see ${options.logPath}`);
+  }
+  return system;
+}
+
+function spawnMember(name: SystemName, plan: MemberPlan, initialCluster: string, cpuProfileDir: string | undefined): ChildProcess {
   const [command, args] = name === 'etcd'
-    ? [ETCD_BINARY, etcdArgs(dataDir, clientUrl, peerUrl)]
-    : [process.execPath, concordArgs(dataDir, clientUrl, peerUrl, options.cpuProfileDir)];
-  const logFd = openSync(options.logPath, 'a');
+    ? [ETCD_BINARY, etcdArgs(plan, initialCluster)]
+    : [process.execPath, concordArgs(plan, initialCluster, cpuProfileDir)];
+  const logFd = openSync(plan.logPath, 'a');
   let child: ChildProcess;
   try {
     child = spawn(command, args, { env: environmentWithoutEtcdVariables(), stdio: ['ignore', logFd, logFd] });
@@ -70,49 +108,35 @@ export async function startSystem(name: SystemName, options: SystemOptions): Pro
     closeSync(logFd);
   }
   liveProcesses.add(child);
-  let stopped: Promise<void> | undefined;
-  const system: RunningSystem = {
-    name,
-    endpoint: `127.0.0.1:${clientPort}`,
-    dataDir,
-    pid: child.pid ?? -1,
-    cpuSeconds: () => processCpuSeconds(child.pid),
-    stop: () => (stopped ??= stopProcess(child).finally(() => rm(dataDir, { recursive: true, force: true }))),
-  };
-  try {
-    await waitUntilHealthy(child, system.endpoint);
-  } catch (error) {
-    await system.stop();
-    throw new Error(`${name} did not become healthy on ${clientUrl}: ${(error as Error).message}; see ${options.logPath}`);
-  }
-  return system;
+  return child;
 }
 
-function etcdArgs(dataDir: string, clientUrl: string, peerUrl: string): string[] {
+function etcdArgs(plan: MemberPlan, initialCluster: string): string[] {
   return [
-    `--name=${MEMBER_NAME}`,
-    `--data-dir=${dataDir}`,
-    `--listen-client-urls=${clientUrl}`,
-    `--advertise-client-urls=${clientUrl}`,
-    `--listen-peer-urls=${peerUrl}`,
-    `--initial-advertise-peer-urls=${peerUrl}`,
-    `--initial-cluster=${MEMBER_NAME}=${peerUrl}`,
+    `--name=${plan.name}`,
+    `--data-dir=${plan.dataDir}`,
+    `--listen-client-urls=${plan.clientUrl}`,
+    `--advertise-client-urls=${plan.clientUrl}`,
+    `--listen-peer-urls=${plan.peerUrl}`,
+    `--initial-advertise-peer-urls=${plan.peerUrl}`,
+    `--initial-cluster=${initialCluster}`,
     '--initial-cluster-state=new',
     '--logger=zap',
     '--log-outputs=stderr',
   ];
 }
 
-function concordArgs(dataDir: string, clientUrl: string, peerUrl: string, cpuProfileDir: string | undefined): string[] {
+function concordArgs(plan: MemberPlan, initialCluster: string, cpuProfileDir: string | undefined): string[] {
   const profiling = cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`];
   return [
     ...profiling,
     CONCORD_ENTRY,
     'server',
-    '--name', MEMBER_NAME,
-    '--data-dir', dataDir,
-    '--listen-client-urls', clientUrl,
-    '--listen-peer-urls', peerUrl,
+    '--name', plan.name,
+    '--data-dir', plan.dataDir,
+    '--listen-client-urls', plan.clientUrl,
+    '--listen-peer-urls', plan.peerUrl,
+    '--initial-cluster', initialCluster,
   ];
 }
 

@@ -1,4 +1,4 @@
-// The store benchmark: Concord against etcd 3.4, one member each, in the same run.
+// The store benchmark: Concord against etcd 3.4, one member or a 3-member cluster each (--members), in the same run.
 //
 //   npm run bench:store                         # full run (about 20 minutes)
 //   npm run bench:store -- --quick              # smoke run, under 2 minutes, no check perf
@@ -32,7 +32,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { CHECK_PERF_LOADS, isCheckPerfLoad, runCheckPerf, type CheckPerfLoad, type CheckPerfResult, type Verdict } from './check-perf.ts';
 import { runLoadInChildProcess, type LoadOp, type LoadResult } from './grpc-load.ts';
 import { LatencyHistogram } from './latency-histogram.ts';
-import { ETCD_BINARY, SYSTEM_NAMES, startSystem, type RunningSystem, type SystemName } from './store-systems.ts';
+import { ETCD_BINARY, MEMBER_COUNTS, SYSTEM_NAMES, startSystem, type MemberCount, type RunningSystem, type SystemName } from './store-systems.ts';
 
 const REQUEST_TIMEOUT_MS = 30_000;
 /** Above this many logical clients per process the generator would need more processes; 1000 is the issue's top. */
@@ -54,6 +54,7 @@ interface BenchOptions {
   outDir: string;
   dataRoot: string;
   cpuProf: boolean;
+  members: MemberCount;
 }
 
 type Measurement =
@@ -127,7 +128,7 @@ function listOption<T>(flags: string, description: string, parse: (item: string)
 function buildProgram(): Command {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   return new Command('bench:store')
-    .description('Concord vs etcd 3.4 (one member each, fsync on): etcdctl check perf and a gRPC put/range load. JSON summary on the last stdout line.')
+    .description('Concord vs etcd 3.4 (one member or three each, fsync on): etcdctl check perf and a gRPC put/range load. JSON summary on the last stdout line.')
     .option('--quick', 'smoke run under ~2 minutes: no check perf, 3 s per run, 1 repetition (explicit options still win)')
     .addOption(listOption('--loads <list>', `etcdctl check perf loads (${CHECK_PERF_LOADS.join(',')}; 'none' to skip); 60 s each per system`, checkPerfLoad, ['s', 'm', 'l']))
     .addOption(listOption('--ops <list>', "gRPC loads: put, range ('none' to skip)", loadOp, ['put', 'range']))
@@ -144,6 +145,7 @@ function buildProgram(): Command {
     .option('--out-dir <dir>', 'where logs, profiles and summary.json go', join(tmpdir(), `concord-bench-store-${stamp}`))
     .option('--data-root <dir>', 'parent of the fresh data dirs (same disk for both systems)', tmpdir())
     .option('--cpu-prof', 'write a V8 CPU profile of every Concord server process into <out-dir>/profiles')
+    .addOption(new Option('--members <n>', 'members per system: 1, or a 3-member cluster of each (the load spreads its connections over the members)').choices(MEMBER_COUNTS.map(String)).default('1'))
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
 }
@@ -169,6 +171,7 @@ function resolveOptions(program: Command): BenchOptions {
     outDir: raw.outDir as string,
     dataRoot: raw.dataRoot as string,
     cpuProf: raw.cpuProf === true,
+    members: Number(raw.members) as MemberCount,
   };
   if (options.systems.length === 0) throw new InvalidArgumentError('--systems is empty: give etcd, concord or both');
   if (String(options.keys - 1).length > options.keySizeBytes) {
@@ -233,7 +236,7 @@ async function runMeasurement(options: BenchOptions, measurement: Measurement, s
   if (cpuProfileDir !== undefined) mkdirSync(cpuProfileDir, { recursive: true });
   let running: RunningSystem;
   try {
-    running = await startSystem(system, { dataRoot: options.dataRoot, logPath: join(options.outDir, `${system}-${label}.log`), cpuProfileDir });
+    running = await startSystem(system, { dataRoot: options.dataRoot, logPath: join(options.outDir, `${system}-${label}.log`), cpuProfileDir, members: options.members });
   } catch (error) {
     const message = (error as Error).message;
     if (measurement.kind === 'grpc') results.addLoad(measurement.op, measurement.clients, system, { repeat, error: message });
@@ -369,7 +372,7 @@ function summarize(options: BenchOptions, results: Results, startedAt: Date, loa
     settings: {
       seconds: options.seconds, warmupSeconds: options.warmupSeconds, repeats: options.repeats, checkPerfRepeats: options.checkPerfRepeats,
       keys: options.keys, keySizeBytes: options.keySizeBytes, valueSizeBytes: options.valueSizeBytes,
-      clientsPerChannel: options.clientsPerChannel, fsync: true, members: 1, dataRoot: options.dataRoot,
+      clientsPerChannel: options.clientsPerChannel, fsync: true, members: options.members, dataRoot: options.dataRoot,
     },
     grpc,
     checkPerf,
