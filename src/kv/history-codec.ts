@@ -6,10 +6,12 @@ import type { KeyRevision } from './key-index.ts';
 import type { KeyValue } from './types.ts';
 import { EMPTY_VALUE } from './types.ts';
 
-export function writeKeyHistory(writer: ByteWriter, key: Uint8Array, revisions: readonly KeyRevision[]): void {
+/** Writes the key and its first `count` retained changes (all of them by default). */
+export function writeKeyHistory(writer: ByteWriter, key: Uint8Array, revisions: readonly KeyRevision[], count = revisions.length): void {
   writer.bytes(key);
-  writer.uvarint(revisions.length);
-  for (const change of revisions) {
+  writer.uvarint(count);
+  for (let i = 0; i < count; i++) {
+    const change = revisions[i]!;
     writer.uvarint(change.main);
     writer.uvarint(change.sub);
     writer.bool(change.tombstone);

@@ -9,8 +9,9 @@
 
 import type { AlarmMember, AlarmType } from './types.ts';
 import type { MvccState } from './mvcc.ts';
+import type { KeyRevision } from './key-index.ts';
 import { ByteReader, ByteWriter } from './binary.ts';
-import { crc32c } from './crc32c.ts';
+import { crc32c, crc32cUpdate } from './crc32c.ts';
 import { KvError } from './errors.ts';
 import { readKeyHistory, writeKeyHistory } from './history-codec.ts';
 
@@ -28,27 +29,103 @@ export interface KvSnapshotState {
 
 const ALARM_TYPES: AlarmType[] = ['none', 'nospace', 'corrupt'];
 
+/**
+ * The state at one moment, captured without copying the histories: each key keeps a reference to its
+ * revision list and how many of its changes belong to the snapshot. The store only ever appends to
+ * a list (or pops what it appended within the same apply), and compaction replaces a list instead of
+ * changing it, so the captured prefix stays as it was while the store moves on.
+ */
+export interface KvSnapshotCapture {
+  appliedIndex: number;
+  revision: number;
+  compactRevision: number;
+  keys: { key: Uint8Array; revisions: readonly KeyRevision[]; count: number }[];
+  leases: { id: bigint; ttlSeconds: number }[];
+  alarms: AlarmMember[];
+}
+
+/**
+ * Encodes a captured snapshot in slices, so a large store is written out without stalling the
+ * member: each step() writes up to maxKeys keys (and checksums what it wrote), until done.
+ */
+export class SnapshotEncoder {
+  private readonly capture: KvSnapshotCapture;
+  private readonly writer = new ByteWriter();
+  private nextKey = 0;
+  private checksummedBytes = 0;
+  private crc = 0;
+  private bytes: Uint8Array | undefined;
+
+  constructor(capture: KvSnapshotCapture) {
+    this.capture = capture;
+    const writer = this.writer;
+    writer.raw(SNAPSHOT_MAGIC);
+    writer.u8(SNAPSHOT_FORMAT_VERSION);
+    writer.uvarint(capture.appliedIndex);
+    writer.uvarint(capture.revision);
+    writer.uvarint(capture.compactRevision);
+    writer.uvarint(capture.keys.length);
+  }
+
+  get done(): boolean {
+    return this.bytes !== undefined;
+  }
+
+  /** Writes up to maxKeys more keys; returns the snapshot once everything is written. */
+  step(maxKeys: number): Uint8Array | undefined {
+    if (this.bytes) return this.bytes;
+    const { keys } = this.capture;
+    const end = Math.min(keys.length, this.nextKey + Math.max(1, maxKeys));
+    for (; this.nextKey < end; this.nextKey++) {
+      const { key, revisions, count } = keys[this.nextKey]!;
+      writeKeyHistory(this.writer, key, revisions, count);
+    }
+    if (this.nextKey === keys.length) this.writeTail();
+    this.checksumWritten();
+    if (this.nextKey === keys.length) {
+      this.writer.u32(this.crc);
+      this.bytes = this.writer.finish();
+    }
+    return this.bytes;
+  }
+
+  /** Everything at once (for small states and tests). */
+  finish(): Uint8Array {
+    let bytes: Uint8Array | undefined;
+    while (!(bytes = this.step(Number.MAX_SAFE_INTEGER)));
+    return bytes;
+  }
+
+  private writeTail(): void {
+    const writer = this.writer;
+    writer.uvarint(this.capture.leases.length);
+    for (const lease of this.capture.leases) {
+      writer.int64(lease.id);
+      writer.uvarint(lease.ttlSeconds);
+    }
+    writer.uvarint(this.capture.alarms.length);
+    for (const alarm of this.capture.alarms) {
+      writer.uint64(alarm.memberId);
+      writer.u8(ALARM_TYPES.indexOf(alarm.alarm));
+    }
+  }
+
+  private checksumWritten(): void {
+    const written = this.writer.finish();
+    this.crc = crc32cUpdate(this.crc, written.subarray(this.checksummedBytes));
+    this.checksummedBytes = written.length;
+  }
+}
+
 export function encodeSnapshot(state: KvSnapshotState): Uint8Array {
-  const writer = new ByteWriter();
-  writer.raw(SNAPSHOT_MAGIC);
-  writer.u8(SNAPSHOT_FORMAT_VERSION);
-  writer.uvarint(state.appliedIndex);
-  writer.uvarint(state.mvcc.revision);
-  writer.uvarint(state.mvcc.compactRevision);
-  writer.uvarint(state.mvcc.keys.length);
-  for (const { key, revisions } of state.mvcc.keys) writeKeyHistory(writer, key, revisions);
-  writer.uvarint(state.leases.length);
-  for (const lease of state.leases) {
-    writer.int64(lease.id);
-    writer.uvarint(lease.ttlSeconds);
-  }
-  writer.uvarint(state.alarms.length);
-  for (const alarm of state.alarms) {
-    writer.uint64(alarm.memberId);
-    writer.u8(ALARM_TYPES.indexOf(alarm.alarm));
-  }
-  writer.u32(crc32c(writer.finish()));
-  return writer.finish();
+  return new SnapshotEncoder({
+    appliedIndex: state.appliedIndex,
+    revision: state.mvcc.revision,
+    compactRevision: state.mvcc.compactRevision,
+    keys: state.mvcc.keys.map(({ key, revisions }) => ({ key, revisions, count: revisions.length })),
+    leases: state.leases,
+    alarms: state.alarms,
+  }).finish();
 }
 
 export function decodeSnapshot(bytes: Uint8Array): KvSnapshotState {

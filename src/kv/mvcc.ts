@@ -30,6 +30,7 @@ import { keyRangeOf, toByteString } from './key-range.ts';
 import type { KeyHistory, KeyRevision } from './key-index.ts';
 import { KeyIndex } from './key-index.ts';
 import type { MvccState } from './mvcc-state.ts';
+import type { KvSnapshotCapture } from './kv-snapshot.ts';
 import { KvBugError, KvError, checkSafeInteger } from './errors.ts';
 import { DEFAULT_MAX_TXN_OPS, checkDeleteRequest, checkPutRequest, checkRangeRequest, checkTxn } from './request-check.ts';
 import { selectRange } from './range-query.ts';
@@ -199,6 +200,12 @@ export class MvccStore {
     const events = this.log[revision - this.logStart];
     if (events === undefined) throw new KvBugError(`no log for revision ${revision} (log starts at ${this.logStart})`);
     return events;
+  }
+
+  /** The state now, without copying histories (see KvSnapshotCapture for why that is safe). */
+  captureState(): Pick<KvSnapshotCapture, 'revision' | 'compactRevision' | 'keys'> {
+    const keys = [...this.index.all()].map((history) => ({ key: history.key, revisions: history.revisions, count: history.revisions.length }));
+    return { revision: this.revision, compactRevision: this.compacted, keys };
   }
 
   exportState(): MvccState {

@@ -28,7 +28,7 @@ import { AlarmList } from './alarms.ts';
 import { KvBugError, KvError } from './errors.ts';
 import { DEFAULT_MAX_TXN_OPS } from './request-check.ts';
 import { DEFAULT_QUOTA_BACKEND_BYTES, LEASE_OVERHEAD_BYTES, costPut, costTxn, fitsQuota } from './quota.ts';
-import { decodeSnapshot, encodeSnapshot } from './kv-snapshot.ts';
+import { SnapshotEncoder, decodeSnapshot, encodeSnapshot } from './kv-snapshot.ts';
 
 export interface KvStateMachineOptions {
   /** etcd's --quota-backend-bytes: negative disables the quota, 0 means the default (2 GiB). */
@@ -138,6 +138,19 @@ export class KvStateMachine {
     return encodeSnapshot({
       appliedIndex: this.applied,
       mvcc: this.store.exportState(),
+      leases: this.leases.exportState(),
+      alarms: this.alarmList.list(),
+    });
+  }
+
+  /**
+   * Captures the state now, cheaply, and returns an encoder that writes it out in slices while the
+   * state machine goes on applying: the bytes are exactly what snapshot() would have returned now.
+   */
+  captureSnapshot(): SnapshotEncoder {
+    return new SnapshotEncoder({
+      appliedIndex: this.applied,
+      ...this.store.captureState(),
       leases: this.leases.exportState(),
       alarms: this.alarmList.list(),
     });

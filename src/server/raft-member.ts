@@ -30,6 +30,12 @@ export interface DurableLog {
 export interface StateMachine<Result> {
   apply(payload: Uint8Array, index: number): Result;
   snapshot(): Uint8Array;
+  /**
+   * Optional: captures the state now, cheaply, and returns an encoder that writes it out in slices
+   * (each step encodes up to maxKeys keys; the last one returns the bytes snapshot() would have
+   * returned at the capture), so a large state is snapshotted without stalling the member.
+   */
+  captureSnapshot?(): { step(maxKeys: number): Uint8Array | undefined };
   restore(data: Uint8Array): void;
 }
 
@@ -111,6 +117,8 @@ interface PendingRead {
 }
 
 const REQUEST_IDS_PER_MS = 1024;
+/** Keys a background snapshot encodes before it lets the member run again (a few milliseconds' work). */
+const SNAPSHOT_KEYS_PER_SLICE = 500;
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
@@ -138,6 +146,8 @@ export class RaftMember<Result> {
    * needs a snapshot, and Raft refuses one whose membership does not list it (thesis §4.2.1).
    */
   private snapshotWanted = false;
+  /** The snapshot being written in the background, if any (one at a time). */
+  private snapshotInProgress: Promise<void> | undefined;
   /** Reads waiting for a read index to be confirmed, by read context. */
   private readonly readsAwaitingIndex = new Map<string, PendingRead[]>();
   /** Reads whose index is known, waiting for the state machine to catch up. */
@@ -431,7 +441,7 @@ export class RaftMember<Result> {
         this.afterPersist(ready);
         inFlight = this.startReady();
         this.applyReady(ready);
-        await this.maybeSnapshot();
+        this.maybeStartSnapshot();
         inFlight ??= this.startReady(); // work that arrived while applying
       }
     } finally {
@@ -564,23 +574,55 @@ export class RaftMember<Result> {
     }
   }
 
-  private async maybeSnapshot(): Promise<void> {
+  /**
+   * Starts a snapshot when one is due. The state is captured now, at the applied index, and written
+   * out in the background in slices, so the member goes on replicating and applying meanwhile (a
+   * synchronous snapshot of a large store stalled it for seconds).
+   */
+  private maybeStartSnapshot(): void {
+    if (this.snapshotInProgress || this.stopped) return;
     const storage = this.options.storage;
-    const applied = this.stateMachineApplied;
-    const sinceSnapshot = applied - storage.snapshot().metadata.index;
+    const index = this.stateMachineApplied;
+    const sinceSnapshot = index - storage.snapshot().metadata.index;
     if (sinceSnapshot < this.options.snapshotEveryEntries && !(this.snapshotWanted && sinceSnapshot > 0)) return;
     this.snapshotWanted = false;
-    const snapshot = storage.createSnapshot(applied, this.confState, this.snapshotData());
+    const confState: ConfState = { voters: [...this.confState.voters], learners: [...this.confState.learners] };
+    const appliedRequests = AppliedRequests.fromJSON(this.appliedRequests.toJSON());
+    const members = MemberRegistry.fromJSON(this.members.toJSON());
+    const encoder = this.options.stateMachine.captureSnapshot?.();
+    const stateMachine = encoder ? undefined : this.options.stateMachine.snapshot();
+    const encodeSlice = () => stateMachine ?? encoder!.step(SNAPSHOT_KEYS_PER_SLICE);
+    this.snapshotInProgress = this.writeSnapshot(index, confState, encodeSlice, appliedRequests, members)
+      .catch((error: unknown) => this.onLoopFailure(error as Error))
+      .finally(() => {
+        this.snapshotInProgress = undefined;
+      });
+  }
+
+  private async writeSnapshot(
+    index: number, confState: ConfState, encodeSlice: () => Uint8Array | undefined,
+    appliedRequests: AppliedRequests, members: MemberRegistry,
+  ): Promise<void> {
+    let stateMachine: Uint8Array | undefined;
+    while (!(stateMachine = encodeSlice())) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.stopped) return;
+    }
+    const storage = this.options.storage;
+    // A snapshot from the leader may have replaced the state meanwhile: this one is out of date.
+    if (this.stopped || storage.snapshot().metadata.index >= index) return;
+    const snapshot = storage.createSnapshot(index, confState, encodeMemberSnapshot({ appliedRequests, members, stateMachine }));
     await this.options.durableLog.saveSnapshot(snapshot);
-    const compactIndex = applied - this.options.keptEntriesAfterSnapshot;
+    const compactIndex = index - this.options.keptEntriesAfterSnapshot;
     if (compactIndex >= storage.firstIndex()) {
       storage.compact(compactIndex);
       await this.options.durableLog.releaseBefore(compactIndex);
     }
   }
 
-  private snapshotData(): Uint8Array {
-    return encodeMemberSnapshot({ appliedRequests: this.appliedRequests, members: this.members, stateMachine: this.options.stateMachine.snapshot() });
+  /** Resolves once no snapshot is being written (the server waits for it before closing the data dir). */
+  async snapshotSettled(): Promise<void> {
+    while (this.snapshotInProgress) await this.snapshotInProgress;
   }
 
   private restoreSnapshotData(data: Uint8Array, notify: boolean): void {

@@ -32,6 +32,10 @@ export class KvReplicatedStateMachine implements StateMachine<ApplyResult> {
     return this.kv.snapshot();
   }
 
+  captureSnapshot(): { step(maxKeys: number): Uint8Array | undefined } {
+    return this.kv.captureSnapshot();
+  }
+
   restore(data: Uint8Array): void {
     this.kv = KvStateMachine.restore(data, this.options);
     for (const listener of this.restoredListeners) listener(this.kv);

@@ -385,6 +385,7 @@ export class StoreServer {
     }
     for (const cleanup of this.cleanups) await cleanup();
     this.member.stop();
+    await this.member.snapshotSettled();
     await new Promise<void>((resolve) => this.grpc.tryShutdown(() => resolve()));
     await Promise.all(this.metricsServers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     await closeDataDir(this.recovered);

@@ -175,3 +175,25 @@ test('a snapshot with a valid checksum but broken invariants is refused', () => 
   assertKvError(() => KvStateMachine.restore(padded), 'CONCORD_E_KV_SNAPSHOT_INVALID');
   assert.equal(KvStateMachine.restore(encodeSnapshot(state)).lease(4n)!.keys.length, 1);
 });
+
+test('a captured snapshot encodes, slice by slice, exactly the state at the capture, whatever is applied meanwhile', () => {
+  fc.assert(fc.property(
+    fc.array(commandArbitrary, { minLength: 10, maxLength: 60 }),
+    fc.array(commandArbitrary, { maxLength: 60 }),
+    fc.integer({ min: 1, max: 2 }),
+    (before, after, keysPerSlice) => {
+      const machine = new KvStateMachine();
+      for (const command of before) run(machine, command);
+      const expected = machine.snapshot();
+      const encoder = machine.captureSnapshot();
+      let bytes: Uint8Array | undefined;
+      // Interleave: a slice, then more commands (compactions among them), until the encoder is done.
+      for (let i = 0; !(bytes = encoder.step(keysPerSlice)); i += 3) {
+        for (const command of after.slice(i, i + 3)) run(machine, command);
+      }
+      for (const command of after) run(machine, command);
+      run(machine, { type: 'compact', request: { revision: machine.currentRevision, physical: false } });
+      assert.deepEqual([...bytes], [...expected]);
+    },
+  ), { numRuns: 200 });
+});
