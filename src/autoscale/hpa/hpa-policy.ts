@@ -104,10 +104,11 @@ export function metricReplicas(config: HpaConfig, observation: HpaObservation): 
     }
   }
   if (metrics.size === 0) return { reason: 'did not receive metrics for any ready pod: no change' };
+  // As HPA, in integer milli-units: the average is the truncated integer mean (GetMetricUsageRatio).
   const average = (values: Iterable<number>, count: number) => {
     let sum = 0;
-    for (const value of values) sum += value;
-    return sum / count;
+    for (const value of values) sum += Math.round(value * 1000);
+    return Math.trunc(sum / count) / 1000;
   };
   const usageRatio = average(metrics.values(), metrics.size) / target;
   const scaleUpWithUnready = unready.length > 0 && usageRatio > 1;
@@ -151,8 +152,10 @@ export function hpaDecide(config: HpaConfig, memory: HpaMemory, observation: Hpa
     if (computed.replicas === undefined) return { decision: { desiredReplicas: currentReplicas, reason }, memory };
     metricCount = computed.replicas;
     const windows = { scaleOutMs: config.scaleUp.stabilizationMs, scaleInMs: config.scaleDown.stabilizationMs };
-    const stabilized = stabilize(memory.recommendations, nowMs, computed.replicas, currentReplicas, windows);
-    recommendations = rememberRecommendation(memory.recommendations, nowMs, computed.replicas, windows);
+    // maybeInitScaleDownStabilizationWindow: a new HPA starts as if it had recommended the current count.
+    const history = memory.recommendations.length > 0 ? memory.recommendations : [{ atMs: nowMs, count: currentReplicas }];
+    const stabilized = stabilize(history, nowMs, computed.replicas, currentReplicas, windows);
+    recommendations = rememberRecommendation(history, nowMs, computed.replicas, windows);
     desired = rateLimited(config, memory.scaleEvents, nowMs, currentReplicas, stabilized);
   }
   const scaleEvents = memory.scaleEvents.filter((event) => event.atMs > nowMs - longestPeriodMs(config));

@@ -90,5 +90,6 @@ export function initialMemory(): PolicyMemory {
     unexplainedGrowthPeriods: 0,
     dependencyDegraded: [],
     replacementHeld: false,
+    owedLaunches: 0,
   };
 }

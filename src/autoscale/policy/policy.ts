@@ -84,7 +84,8 @@ function beginPeriod(config: PolicyConfig, memory: PolicyMemory, observation: Po
   const refresh = memory.refresh === undefined && pool.current.every((i) => i.launchVersion === observation.launchVersion)
     ? { targetVersion: observation.launchVersion, events: [] }
     : updateRefresh(config, memory.refresh, observation.launchVersion, pool, nowMs);
-  const managed = pool.current.length - (refresh.state?.surge ?? 0);
+  // The capacity the scaler manages: without a refresh's surge, with the launches owed for replaced instances.
+  const managed = pool.current.length - (refresh.state?.surge ?? 0) + memory.owedLaunches;
   const period: Period = {
     config,
     memory,
@@ -170,7 +171,7 @@ function record(period: Period, stage: StageName, from: number, to: number, reas
 function desiredBeforePacing(period: Period): number {
   const { config, memory, nowMs, managed, signals, bounds, pool } = period;
   let desired = record(period, 'target-tracking', managed, signals.recommendation, signals.reason);
-  const stabilized = stabilize(memory.recommendations, nowMs, desired, managed, {
+  const stabilized = stabilize(recommendationHistory(memory, nowMs, managed), nowMs, desired, managed, {
     scaleOutMs: config.scaleOut.stabilizationMs,
     scaleInMs: config.scaleIn.stabilizationMs,
   });
@@ -197,6 +198,15 @@ function desiredBeforePacing(period: Period): number {
     desired = record(period, 'metrics-outage', desired, scaleInFloor, 'metrics are missing or stale: missing data never causes a scale-in');
   }
   return desired;
+}
+
+/**
+ * The recommendations to stabilize against. A policy without history (a new pool, or memory lost)
+ * starts as if it had just recommended the current size, as HPA does: nothing is scaled in until
+ * a whole stabilization window has been observed.
+ */
+function recommendationHistory(memory: PolicyMemory, nowMs: number, managed: number): PolicyMemory['recommendations'] {
+  return memory.recommendations.length > 0 ? memory.recommendations : [{ atMs: nowMs, count: managed }];
 }
 
 function applyBounds(period: Period, desired: number): number {
@@ -232,13 +242,8 @@ function pace(period: Period, asked: number): number {
 // ---------------------------------------------------------------------------------------------
 
 function planActions(period: Period, asked: number, desiredCount: number): PolicyResult {
-  const { config, memory, observation, nowMs, pool, managed, sequence } = period;
+  const { config, memory, observation, nowMs, pool, managed } = period;
   let desired = desiredCount;
-  const ceiling = Math.min(config.hardMaxInstances, budgetMaxInstances(config.dependencies).max);
-  let room = Math.max(0, ceiling - observation.instances.length);
-
-  const replacement = planReplacement(config, pool, nowMs);
-  noteReplacementTransition(period, replacement);
 
   const latency = observation.metrics?.latencyMs;
   const offered = period.signals.offeredPerSecond;
@@ -255,20 +260,31 @@ function planActions(period: Period, asked: number, desiredCount: number): Polic
   if (runaway.trip !== undefined) return runawayResult(period, runaway.trip, runaway);
   if (runaway.cap !== undefined && desired > runaway.cap.count) desired = record(period, 'runaway', desired, runaway.cap.count, runaway.cap.reason);
 
+  const replacement = planReplacement(config, pool, nowMs);
+  noteReplacementTransition(period, replacement);
+  if (replacement.reason !== undefined) period.steps.push({ stage: 'replacement', from: managed, to: managed, reason: replacement.reason });
+  const leaving = new Set(replacement.replace.map((instance) => instance.id));
+
+  // Launches owed for instances drained to be replaced. A scale-in cancels owed launches first:
+  // launching what would be drained next makes no sense.
+  let owed = memory.owedLaunches + replacement.replace.length;
+  const cancelled = Math.min(memory.owedLaunches, Math.max(0, managed - desired));
+  owed -= cancelled;
+
+  const ceiling = Math.min(config.hardMaxInstances, budgetMaxInstances(config.dependencies).max);
+  let room = Math.max(0, ceiling - observation.instances.length);
+  const replacementLaunches = Math.min(owed, room);
+  room -= replacementLaunches;
+  owed -= replacementLaunches;
+
   let scaleOut = Math.max(0, desired - managed);
   if (scaleOut > room) {
     desired = record(period, ceiling === config.hardMaxInstances ? 'hard-ceiling' : 'dependency-budget', desired, managed + room,
-      `${observation.instances.length} instances exist (draining included); the ceiling is ${ceiling}`);
+      `${observation.instances.length} instances exist (draining included) and ${replacementLaunches} replacements launch; the ceiling is ${ceiling}`);
     scaleOut = room;
   }
   room -= scaleOut;
 
-  const replaced = replacement.replace;
-  const replacementLaunches = Math.min(replaced.length, room);
-  room -= replacementLaunches;
-  if (replacement.reason !== undefined) period.steps.push({ stage: 'replacement', from: managed, to: managed, reason: replacement.reason });
-
-  const leaving = new Set(replaced.map((instance) => instance.id));
   let refreshState = period.refresh.state;
   let retire: InstanceObservation[] = [];
   let surgeLaunches = 0;
@@ -277,38 +293,39 @@ function planActions(period: Period, asked: number, desiredCount: number): Polic
     refreshState = step.state;
     retire = step.retire;
     surgeLaunches = step.surgeLaunches;
+    if (step.replaceRetired) owed += retire.length;
     for (const instance of retire) leaving.add(instance.id);
     if (step.reason !== undefined) period.steps.push({ stage: 'refresh', from: managed, to: managed, reason: step.reason });
   }
 
   let victims: InstanceObservation[] = [];
-  if (desired < managed) {
-    const choice = chooseScaleInVictims(pool, managed - desired, period.refresh.targetVersion, leaving);
+  const scaleIn = Math.max(0, managed - desired - cancelled);
+  if (scaleIn > 0) {
+    const choice = chooseScaleInVictims(pool, scaleIn, period.refresh.targetVersion, leaving);
     victims = choice.victims;
-    if (victims.length < managed - desired) {
-      desired = record(period, 'scale-in-safety', desired, managed - victims.length, choice.kept ?? 'not enough instances may leave');
-    }
+    if (victims.length < scaleIn) desired = record(period, 'scale-in-safety', desired, managed - cancelled - victims.length, choice.kept ?? 'not enough instances may leave');
   }
 
   const actions: Action[] = [
     ...finishDrains(config, pool.draining, nowMs),
-    ...replaced.map((i): Action => ({ kind: 'drain', instanceId: i.id, reason: `replace: failing health checks${i.readyAtMs === undefined ? ' (never became ready)' : ''}` })),
+    ...replacement.replace.map((i): Action => ({ kind: 'drain', instanceId: i.id, reason: `replace: failing health checks${i.readyAtMs === undefined ? ' (never became ready)' : ''}` })),
     ...retire.map((i): Action => ({ kind: 'drain', instanceId: i.id, reason: `refresh: version ${i.launchVersion} is replaced by ${period.refresh.targetVersion}` })),
     ...victims.map((i): Action => ({ kind: 'drain', instanceId: i.id, reason: `scale in to ${desired}` })),
-    ...launches(period, scaleOut, `scale out to ${desired}`, 0),
-    ...launches(period, replacementLaunches, 'replace a failing instance', scaleOut),
-    ...launches(period, surgeLaunches, 'refresh', scaleOut + replacementLaunches),
+    ...launches(period, replacementLaunches, 'replace a drained instance', 0),
+    ...launches(period, scaleOut, `scale out to ${desired}`, replacementLaunches),
+    ...launches(period, surgeLaunches, 'refresh', replacementLaunches + scaleOut),
   ];
 
   const scalings: RecordedScaling[] = [];
   if (scaleOut > 0) scalings.push({ atMs: nowMs, direction: 'out', count: scaleOut });
-  if (victims.length > 0) scalings.push({ atMs: nowMs, direction: 'in', count: victims.length });
+  if (victims.length + cancelled > 0) scalings.push({ atMs: nowMs, direction: 'in', count: victims.length + cancelled });
   const decision = buildDecision(period, { desired, actions });
   const nextMemory = rememberPeriod(period, {
     scalings: config.dryRun ? [] : scalings,
     runaway,
     refresh: config.dryRun ? period.refresh.state : refreshState,
     replacementHeld: replacement.held,
+    owedLaunches: config.dryRun ? memory.owedLaunches : owed,
   });
   return { decision, memory: nextMemory };
 }
@@ -357,6 +374,7 @@ function frozenResult(period: Period, freeze: ActiveFreeze): PolicyResult {
     runaway: { samples: period.memory.runawaySamples, unexplainedGrowthPeriods: 0 },
     refresh: period.refresh.state,
     replacementHeld: period.memory.replacementHeld,
+    owedLaunches: period.memory.owedLaunches,
     frozenBy: `${freeze.scope}:${freeze.record.by}`,
   });
   return { decision, memory };
@@ -382,6 +400,7 @@ function runawayResult(period: Period, reason: string, runaway: { samples: Polic
     runaway: { samples: runaway.samples, unexplainedGrowthPeriods: 0 },
     refresh: period.refresh.state,
     replacementHeld: memory.replacementHeld,
+    owedLaunches: memory.owedLaunches,
     frozenBy: config.dryRun ? undefined : `self:${RUNAWAY_FREEZE_BY}`,
   });
   if (!config.dryRun) next.selfFreeze = freezeRecord;
@@ -451,6 +470,7 @@ function rememberPeriod(
     runaway: { samples: PolicyMemory['runawaySamples']; unexplainedGrowthPeriods: number };
     refresh: PolicyMemory['refresh'];
     replacementHeld: boolean;
+    owedLaunches: number;
     frozenBy?: string;
   },
 ): PolicyMemory {
@@ -464,7 +484,7 @@ function rememberPeriod(
   );
   const next: PolicyMemory = {
     sequence: period.sequence,
-    recommendations: rememberRecommendation(memory.recommendations, nowMs, signals.recommendation, {
+    recommendations: rememberRecommendation(recommendationHistory(memory, nowMs, period.managed), nowMs, signals.recommendation, {
       scaleOutMs: config.scaleOut.stabilizationMs,
       scaleInMs: config.scaleIn.stabilizationMs,
     }),
@@ -474,6 +494,7 @@ function rememberPeriod(
     metricsOutageSinceMs: signals.missing ? (memory.metricsOutageSinceMs ?? nowMs) : undefined,
     dependencyDegraded: period.degraded,
     replacementHeld: update.replacementHeld,
+    owedLaunches: update.owedLaunches,
   };
   const selfFreeze = pendingSelfFreeze(memory, period.observation);
   if (selfFreeze !== undefined) next.selfFreeze = selfFreeze;

@@ -54,7 +54,8 @@ export function updateRefresh(
   if (state.status === 'rolling') {
     const failing = pool.current.filter((instance) => instance.launchVersion === state!.toVersion && isFailingNewInstance(instance, nowMs, config));
     if (failing.length > 0) {
-      state = { ...state, status: 'rolled-back', surge: 0 };
+      // The failed new instances are the surge: retiring them restores the old size.
+      state = { ...state, status: 'rolled-back' };
       events.push({
         kind: 'refresh-rolled-back',
         atMs: nowMs,
@@ -75,6 +76,8 @@ export interface RefreshStep {
   state: RefreshState;
   retire: InstanceObservation[];
   surgeLaunches: number;
+  /** The retired instances are drained before their replacements exist: each is owed a launch. */
+  replaceRetired?: boolean;
   reason?: string;
 }
 
@@ -110,5 +113,5 @@ export function stepRefresh(
   const healthy = pool.warming.length + pool.warmed.length;
   const mayDrain = Math.min(batch, healthy - Math.ceil((desired * config.refresh.minHealthyPercent) / 100));
   if (mayDrain <= 0) return { state, retire: [], surgeLaunches: 0, reason: 'no room to surge, and draining would leave fewer healthy than refresh.minHealthyPercent' };
-  return { state, retire: outdated.slice(0, mayDrain), surgeLaunches: 0, reason: `no room to surge: draining ${mayDrain} outdated instances first` };
+  return { state, retire: outdated.slice(0, mayDrain), surgeLaunches: 0, replaceRetired: true, reason: `no room to surge: draining ${mayDrain} outdated instances first` };
 }

@@ -267,6 +267,8 @@ export interface PolicyMemory {
   metricsOutageSinceMs?: number;
   dependencyDegraded: string[];
   replacementHeld: boolean;
+  /** Launches owed for instances drained to be replaced (replacement, refresh) that the ceilings did not allow yet. */
+  owedLaunches: number;
   refresh?: RefreshState;
 }
 
