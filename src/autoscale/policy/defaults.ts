@@ -9,7 +9,12 @@ export const DEFAULT_HARD_MAX_INSTANCES = 100;
 
 export const DEFAULT_PERIOD_MS = 15_000;
 
-/** Scale out fast: double, or add 4, per period, whichever is more (HPA's default). */
+/**
+ * Scale out fast: up to ten times the pool, or 4 more, per period, whichever is more. HPA allows
+ * double or +4: it would ask again for instances already starting. Concord counts starting and
+ * warming instances as capacity and sizes its ask on offered load (shed requests included), so it
+ * takes the whole step at once; the runaway guard and the ceilings bound what a bad ask can do.
+ */
 export const DEFAULT_SCALE_OUT: DirectionBehavior = {
   stabilizationMs: 0,
   rateLimits: [

@@ -9,6 +9,8 @@ import type { InstanceObservation, PolicyConfig, PoolObservation } from '../poli
 import type { SimCommand, SimInstanceView, SimPolicy, SimView } from './simulation.ts';
 
 const LAUNCH_VERSION = 'v1';
+/** Stages that pace the pool rather than guard it. */
+const PACING_STAGES = new Set(['stabilization', 'cooldown', 'rate-limit']);
 
 export function concordSimPolicy(config: PolicyConfig): SimPolicy {
   let memory = initialMemory();
@@ -27,13 +29,17 @@ export function concordSimPolicy(config: PolicyConfig): SimPolicy {
       const result = decide(config, memory, observation);
       memory = result.memory;
       const { decision } = result;
-      const guards = new Set(decision.steps.map((step) => step.stage).filter((stage) => stage !== 'target-tracking'));
+      const stages = new Set<string>(decision.steps.map((step) => step.stage));
+      stages.delete('target-tracking');
+      const pacing = [...stages].filter((stage) => PACING_STAGES.has(stage));
+      const guards = [...stages].filter((stage) => !PACING_STAGES.has(stage));
       return {
         launch: decision.actions.filter((a) => a.kind === 'launch').length,
         drain: decision.actions.flatMap((a) => (a.kind === 'drain' ? [a.instanceId] : [])),
         terminate: decision.actions.flatMap((a) => (a.kind === 'terminate' ? [a.instanceId] : [])),
         freezeRequest: decision.freezeRequest,
-        guards: [...guards],
+        guards,
+        pacing,
       };
     },
   };

@@ -82,8 +82,10 @@ export interface SimCommand {
   drain: string[];
   terminate: string[];
   freezeRequest?: FreezeRecord;
-  /** Guards that acted this period (for the report). */
+  /** Safety guards that acted this period (for the report). */
   guards: string[];
+  /** Pacing stages that held the count back this period: stabilization, cooldown, rate limits. */
+  pacing?: string[];
 }
 
 export interface SimPolicy {
@@ -104,7 +106,10 @@ export interface SimResult {
   /** Control periods in which the policy launched or drained anything. */
   actions: number;
   maxInstances: number;
+  /** Control periods in which each safety guard changed the count or blocked an action. */
   guardActivations: Record<string, number>;
+  /** Control periods in which stabilization, cooldown or a rate limit held the count back. */
+  pacing: Record<string, number>;
   /** Scale-in drains issued while the metrics outage lasted. */
   scaleInsDuringOutage: number;
   /** Most instances alive at once over what the dependency's connections allow. */
@@ -175,6 +180,7 @@ class Simulation {
       actions: 0,
       maxInstances: 0,
       guardActivations: {},
+      pacing: {},
       scaleInsDuringOutage: 0,
       peakConnectionsRatio: 0,
       badRequestPercent: 0,
@@ -315,6 +321,7 @@ class Simulation {
       this.firstBuggyDecision = this.decisions;
     }
     for (const guard of command.guards) this.result.guardActivations[guard] = (this.result.guardActivations[guard] ?? 0) + 1;
+    for (const stage of command.pacing ?? []) this.result.pacing[stage] = (this.result.pacing[stage] ?? 0) + 1;
     if (command.launch > 0 || command.drain.length > 0) this.result.actions++;
     if (command.drain.length > 0 && this.outageAt(nowMs) !== undefined) {
       const scaleIns = command.drain.length;
