@@ -17,7 +17,7 @@ import { classifyInstances, type PoolInstances } from './instances.ts';
 import { pruneScalings, scaleInLimit, scaleOutLimit } from './rate-limits.ts';
 import { stepRefresh, updateRefresh, type RefreshStatus } from './refresh.ts';
 import { planReplacement, type ReplacementPlan } from './replacement.ts';
-import { checkRunaway } from './runaway-guard.ts';
+import { checkRunaway, type RunawayInput } from './runaway-guard.ts';
 import { chooseScaleInVictims } from './scale-in-safety.ts';
 import { effectiveBounds, type EffectiveBounds } from './schedule.ts';
 import { readSignals, type SignalSummary } from './signals.ts';
@@ -33,6 +33,7 @@ import type {
   PolicyMemory,
   PoolObservation,
   RecordedScaling,
+  RefreshState,
   StageName,
   Step,
 } from './types.ts';
@@ -241,93 +242,147 @@ function pace(period: Period, asked: number): number {
 // Actions
 // ---------------------------------------------------------------------------------------------
 
-function planActions(period: Period, asked: number, desiredCount: number): PolicyResult {
-  const { config, memory, observation, nowMs, pool, managed } = period;
-  let desired = desiredCount;
+/** The actions this period takes, in the order planned: replacements, growth, refresh, shrinkage. */
+interface Plan {
+  desired: number;
+  /** More instances the hard ceiling and the dependency budgets allow, draining ones included. */
+  room: number;
+  /** Launches owed for drained-to-be-replaced instances, still owed after this period. */
+  owed: number;
+  /** Owed launches a scale-in cancelled. */
+  cancelled: number;
+  replace: InstanceObservation[];
+  replacementHeld: boolean;
+  replacementLaunches: number;
+  scaleOut: number;
+  refreshState?: RefreshState;
+  retire: InstanceObservation[];
+  surgeLaunches: number;
+  victims: InstanceObservation[];
+  /** Instances already leaving this period, which no later step may pick again. */
+  leaving: Set<string>;
+}
 
-  const latency = observation.metrics?.latencyMs;
+function planActions(period: Period, asked: number, desiredCount: number): PolicyResult {
+  const { config, memory, nowMs } = period;
+  const runaway = checkRunaway(config, memory, runawayInput(period, asked));
+  if (runaway.trip !== undefined) return runawayResult(period, runaway.trip, runaway);
+  let desired = desiredCount;
+  if (runaway.cap !== undefined && desired > runaway.cap.count) desired = record(period, 'runaway', desired, runaway.cap.count, runaway.cap.reason);
+
+  const plan = planReplacements(period, desired);
+  planScaleOut(period, plan);
+  planRefresh(period, plan);
+  planScaleIn(period, plan);
+
+  const scalings: RecordedScaling[] = [];
+  if (plan.scaleOut > 0) scalings.push({ atMs: nowMs, direction: 'out', count: plan.scaleOut });
+  if (plan.victims.length + plan.cancelled > 0) scalings.push({ atMs: nowMs, direction: 'in', count: plan.victims.length + plan.cancelled });
+  const decision = buildDecision(period, { desired: plan.desired, actions: actionsOf(period, plan) });
+  const nextMemory = rememberPeriod(period, {
+    scalings: config.dryRun ? [] : scalings,
+    runaway,
+    refresh: config.dryRun ? period.refresh.state : plan.refreshState,
+    replacementHeld: plan.replacementHeld,
+    owedLaunches: config.dryRun ? memory.owedLaunches : plan.owed,
+  });
+  return { decision, memory: nextMemory };
+}
+
+function runawayInput(period: Period, asked: number): RunawayInput {
+  const latency = period.observation.metrics?.latencyMs;
   const offered = period.signals.offeredPerSecond;
-  const runaway = checkRunaway(config, memory, {
-    nowMs,
-    current: managed,
+  return {
+    nowMs: period.nowMs,
+    current: period.managed,
     warmedAtSample: warmedBeforeSample(period),
     asked,
     askedByExternalMetric: period.signals.leader?.startsWith('external:') ?? false,
     offeredPerSecond: offered,
     offeredConcurrency: offered === undefined || latency === undefined ? undefined : (offered * latency.mean) / 1000,
     goodputPerSecond: period.signals.goodputPerSecond,
-  });
-  if (runaway.trip !== undefined) return runawayResult(period, runaway.trip, runaway);
-  if (runaway.cap !== undefined && desired > runaway.cap.count) desired = record(period, 'runaway', desired, runaway.cap.count, runaway.cap.reason);
+  };
+}
 
+/** Failing instances to drain and replace, and the launches owed for them, within the ceilings' room. */
+function planReplacements(period: Period, desired: number): Plan {
+  const { config, memory, observation, nowMs, pool, managed } = period;
   const replacement = planReplacement(config, pool, nowMs);
   noteReplacementTransition(period, replacement);
   if (replacement.reason !== undefined) period.steps.push({ stage: 'replacement', from: managed, to: managed, reason: replacement.reason });
-  const leaving = new Set(replacement.replace.map((instance) => instance.id));
-
-  // Launches owed for instances drained to be replaced. A scale-in cancels owed launches first:
-  // launching what would be drained next makes no sense.
-  let owed = memory.owedLaunches + replacement.replace.length;
+  // A scale-in cancels owed launches first: launching what would be drained next makes no sense.
   const cancelled = Math.min(memory.owedLaunches, Math.max(0, managed - desired));
-  owed -= cancelled;
-
+  const owed = memory.owedLaunches + replacement.replace.length - cancelled;
   const ceiling = Math.min(config.hardMaxInstances, budgetMaxInstances(config.dependencies).max);
-  let room = Math.max(0, ceiling - observation.instances.length);
+  const room = Math.max(0, ceiling - observation.instances.length);
   const replacementLaunches = Math.min(owed, room);
-  room -= replacementLaunches;
-  owed -= replacementLaunches;
-
-  let scaleOut = Math.max(0, desired - managed);
-  if (scaleOut > room) {
-    desired = record(period, ceiling === config.hardMaxInstances ? 'hard-ceiling' : 'dependency-budget', desired, managed + room,
-      `${observation.instances.length} instances exist (draining included) and ${replacementLaunches} replacements launch; the ceiling is ${ceiling}`);
-    scaleOut = room;
-  }
-  room -= scaleOut;
-
-  let refreshState = period.refresh.state;
-  let retire: InstanceObservation[] = [];
-  let surgeLaunches = 0;
-  if (refreshState !== undefined) {
-    const step = stepRefresh(config, refreshState, period.refresh.targetVersion, pool, desired, room, leaving);
-    refreshState = step.state;
-    retire = step.retire;
-    surgeLaunches = step.surgeLaunches;
-    if (step.replaceRetired) owed += retire.length;
-    for (const instance of retire) leaving.add(instance.id);
-    if (step.reason !== undefined) period.steps.push({ stage: 'refresh', from: managed, to: managed, reason: step.reason });
-  }
-
-  let victims: InstanceObservation[] = [];
-  const scaleIn = Math.max(0, managed - desired - cancelled);
-  if (scaleIn > 0) {
-    const choice = chooseScaleInVictims(pool, scaleIn, period.refresh.targetVersion, leaving);
-    victims = choice.victims;
-    if (victims.length < scaleIn) desired = record(period, 'scale-in-safety', desired, managed - cancelled - victims.length, choice.kept ?? 'not enough instances may leave');
-  }
-
-  const actions: Action[] = [
-    ...finishDrains(config, pool.draining, nowMs),
-    ...replacement.replace.map((i): Action => ({ kind: 'drain', instanceId: i.id, reason: `replace: failing health checks${i.readyAtMs === undefined ? ' (never became ready)' : ''}` })),
-    ...retire.map((i): Action => ({ kind: 'drain', instanceId: i.id, reason: `refresh: version ${i.launchVersion} is replaced by ${period.refresh.targetVersion}` })),
-    ...victims.map((i): Action => ({ kind: 'drain', instanceId: i.id, reason: `scale in to ${desired}` })),
-    ...launches(period, replacementLaunches, 'replace a drained instance', 0),
-    ...launches(period, scaleOut, `scale out to ${desired}`, replacementLaunches),
-    ...launches(period, surgeLaunches, 'refresh', replacementLaunches + scaleOut),
-  ];
-
-  const scalings: RecordedScaling[] = [];
-  if (scaleOut > 0) scalings.push({ atMs: nowMs, direction: 'out', count: scaleOut });
-  if (victims.length + cancelled > 0) scalings.push({ atMs: nowMs, direction: 'in', count: victims.length + cancelled });
-  const decision = buildDecision(period, { desired, actions });
-  const nextMemory = rememberPeriod(period, {
-    scalings: config.dryRun ? [] : scalings,
-    runaway,
-    refresh: config.dryRun ? period.refresh.state : refreshState,
+  return {
+    desired,
+    room: room - replacementLaunches,
+    owed: owed - replacementLaunches,
+    cancelled,
+    replace: replacement.replace,
     replacementHeld: replacement.held,
-    owedLaunches: config.dryRun ? memory.owedLaunches : owed,
-  });
-  return { decision, memory: nextMemory };
+    replacementLaunches,
+    scaleOut: 0,
+    refreshState: period.refresh.state,
+    retire: [],
+    surgeLaunches: 0,
+    victims: [],
+    leaving: new Set(replacement.replace.map((instance) => instance.id)),
+  };
+}
+
+function planScaleOut(period: Period, plan: Plan): void {
+  const { config, observation, managed } = period;
+  plan.scaleOut = Math.max(0, plan.desired - managed);
+  if (plan.scaleOut <= plan.room) {
+    plan.room -= plan.scaleOut;
+    return;
+  }
+  const stage = config.hardMaxInstances <= budgetMaxInstances(config.dependencies).max ? 'hard-ceiling' : 'dependency-budget';
+  plan.desired = record(period, stage, plan.desired, managed + plan.room,
+    `${observation.instances.length} instances exist (draining included) and ${plan.replacementLaunches} replacements launch: no room for more`);
+  plan.scaleOut = plan.room;
+  plan.room = 0;
+}
+
+function planRefresh(period: Period, plan: Plan): void {
+  if (plan.refreshState === undefined) return;
+  const step = stepRefresh(period.config, plan.refreshState, period.refresh.targetVersion, period.pool, plan.desired, plan.room, plan.leaving);
+  plan.refreshState = step.state;
+  plan.retire = step.retire;
+  plan.surgeLaunches = step.surgeLaunches;
+  plan.room -= step.surgeLaunches;
+  if (step.replaceRetired) plan.owed += step.retire.length;
+  for (const instance of step.retire) plan.leaving.add(instance.id);
+  if (step.reason !== undefined) period.steps.push({ stage: 'refresh', from: period.managed, to: period.managed, reason: step.reason });
+}
+
+function planScaleIn(period: Period, plan: Plan): void {
+  const { managed } = period;
+  const count = Math.max(0, managed - plan.desired - plan.cancelled);
+  if (count === 0) return;
+  const choice = chooseScaleInVictims(period.pool, count, period.refresh.targetVersion, plan.leaving);
+  plan.victims = choice.victims;
+  if (plan.victims.length < count) {
+    plan.desired = record(period, 'scale-in-safety', plan.desired, managed - plan.cancelled - plan.victims.length, choice.kept ?? 'not enough instances may leave');
+  }
+}
+
+function actionsOf(period: Period, plan: Plan): Action[] {
+  const target = period.refresh.targetVersion;
+  const drain = (instances: InstanceObservation[], reason: (i: InstanceObservation) => string) =>
+    instances.map((i): Action => ({ kind: 'drain', instanceId: i.id, reason: reason(i) }));
+  return [
+    ...finishDrains(period.config, period.pool.draining, period.nowMs),
+    ...drain(plan.replace, (i) => `replace: failing health checks${i.readyAtMs === undefined ? ' (never became ready)' : ''}`),
+    ...drain(plan.retire, (i) => `refresh: version ${i.launchVersion} is replaced by ${target}`),
+    ...drain(plan.victims, () => `scale in to ${plan.desired}`),
+    ...launches(period, plan.replacementLaunches, 'replace a drained instance', 0),
+    ...launches(period, plan.scaleOut, `scale out to ${plan.desired}`, plan.replacementLaunches),
+    ...launches(period, plan.surgeLaunches, 'refresh', plan.replacementLaunches + plan.scaleOut),
+  ];
 }
 
 function launches(period: Period, count: number, reason: string, offset: number): Action[] {
