@@ -63,7 +63,8 @@ export function decodeEnvelope(data: Uint8Array): ProposalEnvelope {
 export class AppliedRequests {
   /** Requests remembered per member; a retry older than this window would apply twice. */
   readonly windowPerMember: number;
-  private readonly byMember = new Map<string, { ids: Set<number>; order: number[] }>();
+  /** Per member, its request IDs in the order they were applied (a Set keeps insertion order). */
+  private readonly byMember = new Map<bigint, Set<number>>();
 
   constructor(windowPerMember: number) {
     this.windowPerMember = windowPerMember;
@@ -71,26 +72,25 @@ export class AppliedRequests {
 
   /** Records the request; returns false when it was already applied (a duplicate to skip). */
   firstTime(memberId: bigint, requestId: number): boolean {
-    const key = memberId.toString();
-    let member = this.byMember.get(key);
-    if (!member) {
-      member = { ids: new Set(), order: [] };
-      this.byMember.set(key, member);
+    let ids = this.byMember.get(memberId);
+    if (!ids) {
+      ids = new Set();
+      this.byMember.set(memberId, ids);
     }
-    if (member.ids.has(requestId)) return false;
-    member.ids.add(requestId);
-    member.order.push(requestId);
-    if (member.order.length > this.windowPerMember) member.ids.delete(member.order.shift()!);
+    if (ids.has(requestId)) return false;
+    ids.add(requestId);
+    // The oldest is the first in insertion order: dropping it is O(1), unlike shifting an array.
+    if (ids.size > this.windowPerMember) ids.delete(ids.values().next().value!);
     return true;
   }
 
   toJSON(): { windowPerMember: number; members: [string, number[]][] } {
-    return { windowPerMember: this.windowPerMember, members: [...this.byMember].map(([id, m]) => [id, m.order.slice()]) };
+    return { windowPerMember: this.windowPerMember, members: [...this.byMember].map(([id, ids]) => [id.toString(), [...ids]]) };
   }
 
   static fromJSON(json: { windowPerMember: number; members: [string, number[]][] }): AppliedRequests {
     const applied = new AppliedRequests(json.windowPerMember);
-    for (const [id, order] of json.members) applied.byMember.set(id, { ids: new Set(order), order: order.slice() });
+    for (const [id, order] of json.members) applied.byMember.set(BigInt(id), new Set(order));
     return applied;
   }
 }

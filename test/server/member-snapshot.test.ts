@@ -42,3 +42,13 @@ test('truncated, short, unreadable or newer-format snapshot data is refused with
   garbled[6] = 0x7b;
   assert.throws(() => decodeMemberSnapshot(garbled), /unreadable header/);
 });
+
+test('the applied-requests window forgets the oldest request of a member first, and only beyond the window', () => {
+  const applied = new AppliedRequests(3);
+  for (const id of [1, 2, 3]) assert.equal(applied.firstTime(5n, id), true);
+  assert.equal(applied.firstTime(6n, 1), true, 'windows are per member');
+  assert.equal(applied.firstTime(5n, 4), true);
+  assert.equal(applied.firstTime(5n, 2), false, 'still inside the window');
+  assert.equal(applied.firstTime(5n, 1), true, 'the oldest fell out of the window');
+  assert.deepEqual(applied.toJSON().members, [['5', [3, 4, 1]], ['6', [1]]]);
+});
