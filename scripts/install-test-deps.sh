@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that Concord's tests and benchmarks run against: a real etcd and
-# etcdctl (the compatibility suite compares Concord with them). Run as root; .ci/run calls it.
+# etcdctl (the compatibility suite compares Concord with them), and iptables (the health-check test
+# drops SYNs on a loopback port). Run as root; .ci/run calls it.
 # Tests never install packages themselves: they would collide on the package manager's lock.
 set -euo pipefail
 
-PACKAGES=(etcd-server etcd-client)
+PACKAGES=(etcd-server etcd-client iptables)
 
 missing=()
 for package in "${PACKAGES[@]}"; do
