@@ -6,6 +6,7 @@ import { registerServerCommand } from './server.ts';
 import { registerSnapshotCommand } from './snapshot.ts';
 import { registerSimCommand } from './sim.ts';
 import { registerBenchCommand } from './bench.ts';
+import { registerProxyCommand } from './proxy.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
@@ -26,6 +27,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerSimCommand(program, setExitCode);
   registerServerCommand(program, setExitCode);
   registerSnapshotCommand(program, setExitCode);
+  registerProxyCommand(program, setExitCode);
   registerBenchCommand(program, setExitCode);
   return program;
 }
