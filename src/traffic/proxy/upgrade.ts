@@ -59,7 +59,11 @@ export function passUpgrade(req: IncomingMessage, clientSocket: Duplex, head: Bu
     }
     close();
   });
+  // HTTP server sockets allow half-open connections, so an 'end' from either side would leave the
+  // tunnel half alive; a tunnel whose one side finished is over.
+  upstream.on('end', close);
   upstream.on('close', close);
   clientSocket.on('error', close);
+  clientSocket.on('end', close);
   clientSocket.on('close', close);
 }
