@@ -85,6 +85,7 @@ export class Exchange {
     this.hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
     this.idempotent = IDEMPOTENT_METHODS.has(request.req.method ?? '');
     this.hashKey = request.pool.hashKeyOf?.(headers, request.path);
+    request.pool.requestsInProgress += 1;
     request.res.once('close', () => {
       if (!this.finished) this.clientGone();
     });
@@ -206,7 +207,7 @@ export class Exchange {
   private mayRetryBudgeted(): boolean {
     const pool = this.request.pool;
     if (!this.idempotent || !this.bodyIntact() || this.budgetedRetries >= pool.config.retries.attempts) return false;
-    if (!pool.retryBudget.tryAcquire(pool.activeRequests())) {
+    if (!pool.retryBudget.tryAcquire(pool.requestsInProgress)) {
       this.services.metrics.countBudgetExhausted(pool.name);
       return false;
     }
@@ -258,6 +259,7 @@ export class Exchange {
   private finish(status: number, dropped: boolean): void {
     if (this.finished) return;
     this.finished = true;
+    this.request.pool.requestsInProgress -= 1;
     this.status = status;
     const durationMs = monotonicMs() - this.request.receivedMs;
     this.request.release({ rttMs: durationMs, dropped });

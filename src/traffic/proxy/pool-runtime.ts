@@ -57,6 +57,12 @@ export class PoolRuntime {
   readonly retryBudget: RetryBudget;
   readonly probe: Probe | undefined;
   readonly hashKeyOf: HashKeyOf | undefined;
+  /**
+   * Client requests this pool is working on, including those between attempts (in a retry
+   * backoff): the retry budget's base, as Envoy's "active requests". Counting only requests
+   * on a backend would shrink the budget exactly when a failing backend's requests need it.
+   */
+  requestsInProgress = 0;
   private readonly backends = new Map<string, BackendRuntime>();
   private readonly onEvent: (event: HealthEvent) => void;
 
