@@ -176,6 +176,7 @@ test('a backend that never answers gets 504 after firstByteMs; one that goes sil
     const started = performance.now();
     const hung = await call(proxy.url, { path: '/hang' });
     assert.equal(hung.status, 504);
+    assert.equal(hung.headers['x-concord-error'], 'CONCORD_E_PROXY_UPSTREAM_TIMEOUT');
     assert.match(hung.body.toString(), /sent no response within 300 ms/);
     assert.ok(performance.now() - started >= 250);
     await assert.rejects(call(proxy.url, { path: '/silent-body' }), /aborted|socket hang up|ECONNRESET/);
@@ -273,6 +274,7 @@ test('routes choose the pool by host and path prefix; no match is a 404', async 
     const none = await call(proxy.url, { path: '/', headers: { host: 'other.org' } });
     assert.equal(none.status, 404);
     assert.match(none.body.toString(), /no route for host other\.org/);
+    assert.equal(none.headers['x-concord-error'], 'CONCORD_E_PROXY_NO_ROUTE');
   } finally {
     await proxy.stop();
     await api.close();

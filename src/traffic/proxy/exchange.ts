@@ -111,7 +111,7 @@ export class Exchange {
     const backend = picked === undefined ? undefined : pool.backend(picked.id);
     if (backend === undefined) {
       if (budgeted) pool.retryBudget.release();
-      this.respondWithError(503, this.attempts === 0 ? 'no healthy backend in the pool' : 'no other backend left to try', 'none', false);
+      this.respondWithError(503, 'CONCORD_E_PROXY_NO_BACKEND', this.attempts === 0 ? 'no healthy backend in the pool' : 'no other backend left to try', 'none', false);
       return;
     }
     this.attempts += 1;
@@ -201,7 +201,8 @@ export class Exchange {
       return;
     }
     const status = failure.kind === 'timeout' || failure.code === 'UND_ERR_CONNECT_TIMEOUT' ? 504 : 502;
-    this.respondWithError(status, describeFailure(failure, pool.config.timeouts), attempt.backend.id, true);
+    const code = status === 504 ? 'CONCORD_E_PROXY_UPSTREAM_TIMEOUT' : 'CONCORD_E_PROXY_UPSTREAM_FAILED';
+    this.respondWithError(status, code, describeFailure(failure, pool.config.timeouts), attempt.backend.id, true);
   }
 
   private mayRetryBudgeted(): boolean {
@@ -239,11 +240,12 @@ export class Exchange {
     if (outcome !== undefined) pool.recordOutcome(attempt.backend.id, outcome);
   }
 
-  private respondWithError(status: number, reason: string, backend: string, dropped: boolean): void {
+  /** An error the proxy itself answers: the code in x-concord-error (see docs/errors.md), the reason in the body. */
+  private respondWithError(status: number, code: string, reason: string, backend: string, dropped: boolean): void {
     const res = this.request.res;
     if (!res.headersSent && !res.destroyed) {
-      const body = `${status === 504 ? 'Gateway Timeout' : status === 503 ? 'Service Unavailable' : 'Bad Gateway'}: ${reason} (pool ${this.request.pool.name}, request ${this.request.requestId})\n`;
-      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-concord-error': reason });
+      const body = `${code}: ${reason} (pool ${this.request.pool.name}, request ${this.request.requestId})\n`;
+      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-concord-error': code });
       res.end(body);
     }
     this.lastBackend = backend;

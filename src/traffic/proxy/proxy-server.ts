@@ -238,14 +238,14 @@ export class ProxyServer {
     const poolName = this.router.route(req.headers.host, path);
     const pool = poolName === undefined ? undefined : this.pools.get(poolName);
     if (pool === undefined) {
-      const body = `no route for host ${req.headers.host ?? '(none)'} and path ${path}\n`;
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-concord-error': 'no route' }).end(body);
+      const body = `CONCORD_E_PROXY_NO_ROUTE: no route for host ${req.headers.host ?? '(none)'} and path ${path}; add one to routes:\n`;
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-concord-error': 'CONCORD_E_PROXY_NO_ROUTE' }).end(body);
       return;
     }
     const limit = this.settings.maxRequestBodyBytes;
     if (limit > 0 && Number(req.headers['content-length'] ?? 0) > limit) {
-      const body = `request body over the proxy's limit of ${limit} bytes (proxy.maxRequestBodyBytes)\n`;
-      res.writeHead(413, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+      const body = `CONCORD_E_PROXY_BODY_TOO_LARGE: request body over the proxy's limit of ${limit} bytes (proxy.maxRequestBodyBytes)\n`;
+      res.writeHead(413, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close', 'x-concord-error': 'CONCORD_E_PROXY_BODY_TOO_LARGE' }).end(body);
       return;
     }
     this.inFlight += 1;
@@ -281,7 +281,7 @@ export class ProxyServer {
   private admissionFailed(res: ServerResponse, pool: PoolRuntime, error: unknown): void {
     // Admission control failing is a bug in it; fail this request loudly rather than forward blindly.
     this.log.notice('admission control failed', { pool: pool.name, error: (error as Error).message });
-    if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('admission control failed\n');
+    if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain', 'x-concord-error': 'CONCORD_E_PROXY_ADMISSION_FAILED' }).end('CONCORD_E_PROXY_ADMISSION_FAILED: admission control failed\n');
     this.requestDone();
   }
 
