@@ -48,6 +48,7 @@ export function registerProxyCommand(program: Command, setExitCode: (code: numbe
         return;
       }
       if (config.proxy.workers > 1) {
+        // The primary forks workers that run this same command; each knows its role from node:cluster.
         setExitCode(await runProxyWorkers(config));
         return;
       }

@@ -32,10 +32,12 @@ export class AccessLog {
 
   event(event: HealthEvent): void {
     this.logger.info({ event: event.kind, pool: event.pool, backend: event.backend, cause: event.cause, detail: event.detail, detectionMs: event.detectionMs, ejectionMs: event.ejectionMs }, 'health event');
+    this.logger.flush(); // rare and urgent: not held back with the request lines
   }
 
   notice(message: string, fields: Record<string, unknown> = {}): void {
     this.logger.info(fields, message);
+    this.logger.flush();
   }
 
   flush(): void {

@@ -40,12 +40,12 @@ async function handle(proxy: ProxyServer, request: IncomingMessage, response: Se
   }
   switch (url.pathname) {
     case '/metrics': {
-      const text = await proxy.metrics.text();
+      const text = await proxy.metricsText();
       response.writeHead(200, { 'content-type': proxy.metrics.registry.contentType }).end(text);
       return;
     }
     case '/backends':
-      json(response, 200, proxy.backendsReport());
+      json(response, 200, await proxy.backendsView());
       return;
     case '/events': {
       const after = Number(url.searchParams.get('after') ?? '0');

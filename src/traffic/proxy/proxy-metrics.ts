@@ -15,6 +15,8 @@ export interface BackendGaugeSample {
   effectiveWeight: number;
 }
 
+// With several worker processes the primary sums the workers' counters and in-flight gauges; the
+// per-backend state gauges take the maximum ("some process sees this backend ejected").
 export const BACKEND_STATES = ['healthy', 'unhealthy', 'ejected', 'draining', 'drained'] as const;
 
 export class ProxyMetrics {
@@ -55,13 +57,13 @@ export class ProxyMetrics {
     name: 'concord_proxy_active_requests', help: 'requests in flight to a backend', labelNames: ['pool', 'backend'], registers: [this.registry],
   });
   private readonly backendHealthy = new Gauge({
-    name: 'concord_proxy_backend_healthy', help: '1 when the backend may take new requests (healthy, not ejected, not draining)', labelNames: ['pool', 'backend'], registers: [this.registry],
+    name: 'concord_proxy_backend_healthy', help: '1 when the backend may take new requests (healthy, not ejected, not draining)', labelNames: ['pool', 'backend'], aggregator: 'max', registers: [this.registry],
   });
   private readonly backendState = new Gauge({
-    name: 'concord_proxy_backend_state', help: '1 for the state the backend is in', labelNames: ['pool', 'backend', 'state'], registers: [this.registry],
+    name: 'concord_proxy_backend_state', help: '1 for the state the backend is in', labelNames: ['pool', 'backend', 'state'], aggregator: 'max', registers: [this.registry],
   });
   private readonly backendWeight = new Gauge({
-    name: 'concord_proxy_backend_effective_weight', help: 'weight in force (lower during slow start)', labelNames: ['pool', 'backend'], registers: [this.registry],
+    name: 'concord_proxy_backend_effective_weight', help: 'weight in force (lower during slow start)', labelNames: ['pool', 'backend'], aggregator: 'max', registers: [this.registry],
   });
   private readonly requestChildren = new Map<string, Counter.Internal>();
   private readonly durationChildren = new Map<string, Histogram.Internal<string>>();

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { addressOf, type ConcordConfig, type ProxySettings } from '../../control/config.ts';
 import type { HealthEvent } from '../health/events.ts';
+import type { ProbeResult } from '../health/active-check.ts';
 import { HealthChecker } from '../probes/health-checker.ts';
 import { AccessLog } from './access-log.ts';
 import { admitAll, type Admission, type AdmissionDecision } from './admission.ts';
@@ -38,10 +39,24 @@ export interface ProxyServerOptions {
   seed?: number;
   /** false in worker processes whose health state comes from the primary. */
   runHealthChecks?: boolean;
+  /** false in the multi-process primary, which checks health and serves the admin port only. */
+  serveTraffic?: boolean;
+  /** false in worker processes: the primary serves the admin port for all. */
+  serveAdmin?: boolean;
+  /** Called with each probe result (the multi-process primary broadcasts them to workers). */
+  onProbeResult?: (pool: string, backend: string, result: ProbeResult) => void;
 }
 
 export interface PoolsReport {
   pools: { name: string; balance: string; panic: boolean; activeRequests: number; backends: BackendReport[] }[];
+}
+
+/** How the multi-process primary answers for all processes on its admin port. */
+export interface AdminAggregation {
+  metricsText(): Promise<string>;
+  backends(): Promise<PoolsReport>;
+  /** Tells the workers about a drain or undrain done on the primary's admin port. */
+  drainChanged(pool: string, backend: string, draining: boolean): void;
 }
 
 export class ProxyServer {
@@ -61,6 +76,7 @@ export class ProxyServer {
   private stopping = false;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly eventListeners: ((event: HealthEvent) => void)[] = [];
+  private aggregation: AdminAggregation | undefined;
 
   private constructor(options: ProxyServerOptions) {
     this.settings = options.settings;
@@ -72,6 +88,7 @@ export class ProxyServer {
       onResult: (pool, backend, result, events) => {
         this.metrics.countCheck(pool, backend, result.ok);
         this.pools.get(pool)?.apply(events);
+        options.onProbeResult?.(pool, backend, result);
       },
     });
     const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
@@ -100,8 +117,8 @@ export class ProxyServer {
   static async start(options: ProxyServerOptions): Promise<ProxyServer> {
     const proxy = new ProxyServer(options);
     try {
-      await listen(proxy.admin, options.settings.admin, false);
-      await listen(proxy.traffic, options.settings.listen, options.settings.workers > 1);
+      if (options.serveAdmin !== false) await listen(proxy.admin, options.settings.admin, false);
+      if (options.serveTraffic !== false) await listen(proxy.traffic, options.settings.listen, options.settings.workers > 1);
     } catch (error) {
       await proxy.stop(0);
       throw error;
@@ -133,15 +150,42 @@ export class ProxyServer {
     return this.pools.get(name);
   }
 
+  /** Applies a probe result another process observed (workers get their health from the primary). */
+  applyProbeResult(poolName: string, backend: string, result: ProbeResult): void {
+    const pool = this.pools.get(poolName);
+    if (pool?.backend(backend) === undefined) return;
+    pool.apply(pool.health.recordProbe(backend, result));
+  }
+
+  /** Records an event another process produced (a worker's passive ejection) without applying it here. */
+  recordForeignEvent(event: HealthEvent): void {
+    this.events.append(event);
+    this.metrics.countHealthEvent(event.pool, event.backend, event.kind, event.cause);
+  }
+
   /** Calls `listener` with every health event (the multi-process primary broadcasts them). */
   onHealthEvent(listener: (event: HealthEvent) => void): void {
     this.eventListeners.push(listener);
+  }
+
+  setAdminAggregation(aggregation: AdminAggregation): void {
+    this.aggregation = aggregation;
+  }
+
+  /** Prometheus text for the admin port: this process's, or every process's through the primary. */
+  metricsText(): Promise<string> {
+    return this.aggregation?.metricsText() ?? this.metrics.text();
+  }
+
+  async backendsView(): Promise<PoolsReport> {
+    return this.aggregation?.backends() ?? this.backendsReport();
   }
 
   drainBackend(poolName: string, backend: string): { pool: string; backend: string; state: string } | string {
     const pool = this.pools.get(poolName);
     if (pool?.backend(backend) === undefined) return `no backend ${backend} in pool ${poolName}`;
     pool.startDrain(backend);
+    this.aggregation?.drainChanged(poolName, backend, true);
     return { pool: poolName, backend, state: pool.health.view(backend).state };
   }
 
@@ -149,6 +193,7 @@ export class ProxyServer {
     const pool = this.pools.get(poolName);
     if (pool?.backend(backend) === undefined) return `no backend ${backend} in pool ${poolName}`;
     pool.cancelDrain(backend);
+    this.aggregation?.drainChanged(poolName, backend, false);
     return { pool: poolName, backend, state: pool.health.view(backend).state };
   }
 
@@ -170,7 +215,7 @@ export class ProxyServer {
       this.stopping = true;
       this.stopWatching();
       this.checker?.stop();
-      const trafficClosed = new Promise<void>((resolve) => this.traffic.close(() => resolve()));
+      const trafficClosed = new Promise<void>((resolve) => (this.traffic.listening ? this.traffic.close(() => resolve()) : resolve()));
       this.traffic.closeIdleConnections();
       const idle = new Promise<void>((resolve) => {
         if (this.inFlight === 0) resolve();
@@ -185,7 +230,7 @@ export class ProxyServer {
       await trafficClosed.catch(() => {});
       clearInterval(this.ticker);
       await Promise.all([...this.pools.values()].map((pool) => pool.close()));
-      await new Promise<void>((resolve) => this.admin.close(() => resolve()));
+      await new Promise<void>((resolve) => (this.admin.listening ? this.admin.close(() => resolve()) : resolve()));
       this.admin.closeAllConnections();
       this.log.flush();
     }
@@ -310,11 +355,15 @@ function dropHeader(headers: string[], name: string): void {
   for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i]!.toLowerCase() === name) headers.splice(i, 2);
 }
 
+/**
+ * With several workers, each binds its own socket with SO_REUSEPORT (exclusive, so node:cluster
+ * does not route accepts through the primary) and the kernel spreads connections over them.
+ */
 function listen(server: Server, address: string, reusePort: boolean): Promise<void> {
   const { host, port } = addressOf(address);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host, port, reusePort }, () => {
+    server.listen({ host, port, reusePort, exclusive: reusePort }, () => {
       server.off('error', reject);
       resolve();
     });
