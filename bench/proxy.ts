@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { LatencyHistogram } from './latency-histogram.ts';
 import type { OpenLoopResult } from './open-loop.ts';
+import { parseWrk } from './wrk-output.ts';
 import { PROXY_SYSTEMS, startNginxBackends, startProxySystem, type ProxySystem, type Running } from './proxy-systems.ts';
 
 const OPEN_LOOP = fileURLToPath(new URL('./open-loop.ts', import.meta.url));
@@ -62,21 +63,6 @@ function run(command: string, args: string[], timeoutMs: number): Promise<string
       else reject(new Error(`${command} ${args.join(' ')} exited with ${code}: ${err.trim()}`));
     });
   });
-}
-
-function wrkMs(text: string): number {
-  const match = /^([\d.]+)(us|ms|s)$/.exec(text.trim());
-  if (!match) throw new Error(`cannot read wrk latency '${text}'`);
-  const value = Number(match[1]);
-  return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
-}
-
-export function parseWrk(output: string): { rps: number; p50Ms: number; p99Ms: number } {
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1]);
-  const p50 = /^\s+50%\s+(\S+)/m.exec(output)?.[1];
-  const p99 = /^\s+99%\s+(\S+)/m.exec(output)?.[1];
-  if (!Number.isFinite(rps) || p50 === undefined || p99 === undefined) throw new Error(`cannot read wrk output:\n${output}`);
-  return { rps, p50Ms: wrkMs(p50), p99Ms: wrkMs(p99) };
 }
 
 async function wrk(port: number, seconds: number): Promise<{ rps: number; p50Ms: number; p99Ms: number }> {
