@@ -130,8 +130,11 @@ const retrySchema = z.strictObject({
   budgetPercent: percent(20),
   /** ...or this many, whichever is larger, so a quiet pool can still retry. */
   minRetryConcurrency: z.number().int().min(0).default(3),
-  /** Retries of requests that never reached a backend (refused, connect timeout): outside the budget, at most this many. */
-  connectFailureAttempts: z.number().int().min(0).max(10).default(3),
+  /**
+   * Retries of a request the backend never answered, outside the budget, at most this many: refused
+   * or connect timeout (any method), or connection lost before any response byte (idempotent only).
+   */
+  unansweredAttempts: z.number().int().min(0).max(10).default(3),
   backoffBaseMs: z.number().int().min(0).default(25),
   backoffMaxMs: z.number().int().min(0).default(250),
 }).prefault({});

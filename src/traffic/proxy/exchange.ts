@@ -4,12 +4,15 @@
 // backpressure both ways and no whole-body buffering.
 //
 // Retry rules:
-// * A request that never reached a backend (connection refused, connect timeout) is safe to send
-//   anywhere, whatever its method: it is retried at once on another backend, outside the retry
-//   budget, up to retries.connectFailureAttempts times.
+// * A request the backend never answered is retried at once on another backend, outside the retry
+//   budget, up to retries.unansweredAttempts times: whatever its method when it never reached the
+//   backend (connection refused, connect timeout); when idempotent, also when the connection was
+//   lost before any byte of the response (a backend that died, RFC 9112 §9.3.1). The budget exists
+//   to stop retries from multiplying load on backends that answer with errors; a dead backend's
+//   requests add no load by moving, and a pool must not fail them when one member crashes.
 // * An idempotent request (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) that got a retriable status
-//   (retries.retryOn) or whose connection was reset before the response began is retried up to
-//   retries.attempts times, after a jittered exponential backoff, if the retry budget allows.
+//   (retries.retryOn) is retried up to retries.attempts times, after a jittered exponential
+//   backoff, if the retry budget allows.
 // * Never once any of the request body was sent (it cannot be sent again), never once response
 //   bytes went to the client, and never a 503 carrying x-concord-shed (a shedding proxy said no on
 //   purpose: retrying would add load exactly where there is too much).
@@ -69,9 +72,11 @@ export class Exchange {
   private readonly hasBody: boolean;
   private readonly idempotent: boolean;
   private readonly hashKey: string | undefined;
+  /** Backends this request went to, built only when a retry needs it (most requests never retry). */
   private tried: Set<string> | undefined;
+  private previousBackend: string | undefined;
   private attempts = 0;
-  private connectRetries = 0;
+  private unansweredRetries = 0;
   private budgetedRetries = 0;
   private current: Attempt | undefined;
   private finished = false;
@@ -101,6 +106,7 @@ export class Exchange {
   }
 
   private attempt(budgeted: boolean): void {
+    if (this.previousBackend !== undefined) (this.tried ??= new Set()).add(this.previousBackend);
     if (this.finished) {
       if (budgeted) this.request.pool.retryBudget.release();
       return;
@@ -190,14 +196,11 @@ export class Exchange {
       this.finish(this.status, true);
       return;
     }
-    if (failure.kind === 'connect' && this.bodyIntact() && this.connectRetries < pool.config.retries.connectFailureAttempts) {
-      this.connectRetries += 1;
-      this.services.metrics.countRetry(pool.name, 'connect-failure');
+    const unanswered = failure.kind === 'connect' || (failure.kind === 'reset' && this.idempotent);
+    if (unanswered && this.bodyIntact() && this.unansweredRetries < pool.config.retries.unansweredAttempts) {
+      this.unansweredRetries += 1;
+      this.services.metrics.countRetry(pool.name, failure.kind === 'connect' ? 'connect-failure' : 'reset');
       this.attempt(false);
-      return;
-    }
-    if (failure.kind === 'reset' && this.mayRetryBudgeted()) {
-      this.retryAfterBackoff('reset');
       return;
     }
     const status = failure.kind === 'timeout' || failure.code === 'UND_ERR_CONNECT_TIMEOUT' ? 504 : 502;
@@ -216,7 +219,7 @@ export class Exchange {
   }
 
   /** Backs off (full jitter, exponential) and sends the request to another backend; holds a budget slot meanwhile. */
-  private retryAfterBackoff(reason: 'status' | 'reset'): void {
+  private retryAfterBackoff(reason: 'status'): void {
     const retries = this.request.pool.config.retries;
     this.budgetedRetries += 1;
     this.services.metrics.countRetry(this.request.pool.name, reason);
@@ -232,8 +235,7 @@ export class Exchange {
     attempt.ended = true;
     const pool = this.request.pool;
     const now = monotonicMs();
-    this.tried ??= new Set();
-    this.tried.add(attempt.backend.id);
+    this.previousBackend = attempt.backend.id;
     const answered = outcome !== undefined && outcome.kind === 'response';
     pool.balancer.requestFinished(attempt.backend.load, attempt.startedMs, now, answered ? now - attempt.startedMs : undefined);
     if (attempt.budgeted) pool.retryBudget.release();

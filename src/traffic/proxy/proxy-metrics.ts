@@ -65,15 +65,25 @@ export class ProxyMetrics {
   private readonly backendWeight = new Gauge({
     name: 'concord_proxy_backend_effective_weight', help: 'weight in force (lower during slow start)', labelNames: ['pool', 'backend'], aggregator: 'max', registers: [this.registry],
   });
-  private readonly requestChildren = new Map<string, Counter.Internal>();
+  private readonly requestChildren = new Map<string, Map<string, Map<number, Counter.Internal>>>();
   private readonly durationChildren = new Map<string, Histogram.Internal<string>>();
 
   countRequest(pool: string, backend: string, status: number, seconds: number): void {
-    const key = `${pool}\u0000${backend}\u0000${status}`;
-    let child = this.requestChildren.get(key);
+    // Nested maps instead of one joined key: no string is built per request.
+    let byBackend = this.requestChildren.get(pool);
+    if (byBackend === undefined) {
+      byBackend = new Map();
+      this.requestChildren.set(pool, byBackend);
+    }
+    let byStatus = byBackend.get(backend);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      byBackend.set(backend, byStatus);
+    }
+    let child = byStatus.get(status);
     if (child === undefined) {
       child = this.requests.labels(pool, backend, String(status));
-      this.requestChildren.set(key, child);
+      byStatus.set(status, child);
     }
     child.inc();
     let histogram = this.durationChildren.get(pool);
