@@ -209,6 +209,8 @@ const proxySchema = z.strictObject({
   /** Worker processes sharing the listen port (1: the proxy runs in one process). */
   workers: z.number().int().min(1).max(64).default(1),
   accessLog: z.boolean().default(true),
+  /** TLS termination: PEM files. With it the listener speaks HTTPS, HTTP/1.1 and HTTP/2 (ALPN). */
+  tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
   /** Header carrying the request id: kept when the client sent one, else generated. */
   requestIdHeader: z.string().min(1).toLowerCase().default('x-request-id'),
   /** On SIGTERM: stop accepting, give in-flight requests this long, then exit. */

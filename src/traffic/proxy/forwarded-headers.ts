@@ -29,8 +29,17 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], headers: I
   const extra = connectionTokens(headers.connection);
   const out: string[] = [];
   let forwardedFor: string | undefined;
+  let host = headers.host;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
+    if (name.charCodeAt(0) === 0x3a) {
+      // An HTTP/2 pseudo-header: only :authority carries over, as Host (RFC 9113 §8.3.1).
+      if (name === ':authority' && host === undefined) {
+        host = rawHeaders[i + 1]!;
+        out.push('host', host);
+      }
+      continue;
+    }
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || (extra !== undefined && extra.has(lower))) continue;
     if (lower === 'x-forwarded-for') {
@@ -42,7 +51,7 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], headers: I
   }
   out.push('x-forwarded-for', forwardedFor === undefined ? facts.clientIp : `${forwardedFor}, ${facts.clientIp}`);
   out.push('x-forwarded-proto', facts.proto);
-  if (headers.host !== undefined) out.push('x-forwarded-host', headers.host);
+  if (host !== undefined) out.push('x-forwarded-host', host);
   out.push(facts.requestIdHeader, facts.requestId);
   return out;
 }

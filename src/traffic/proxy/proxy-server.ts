@@ -6,7 +6,7 @@
 // (exchange.ts). Everything that decides lives in the pure cores (balance/, health/); this file wires.
 
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { addressOf, type ConcordConfig, type ProxySettings } from '../../control/config.ts';
@@ -24,6 +24,7 @@ import { PoolRuntime, type BackendReport } from './pool-runtime.ts';
 import type { PoolSnapshot, PoolSource } from './pool-source.ts';
 import { ProxyMetrics } from './proxy-metrics.ts';
 import { Router } from './router.ts';
+import { createTrafficListener, type TrafficListener } from './traffic-listener.ts';
 import { passUpgrade, refuseUpgrade } from './upgrade.ts';
 
 /** How often ejection expiry, success-rate intervals and drain completion are checked. */
@@ -68,7 +69,7 @@ export class ProxyServer {
   private readonly pools = new Map<string, PoolRuntime>();
   private router: Router;
   private readonly checker: HealthChecker | undefined;
-  private readonly traffic: Server;
+  private readonly traffic: TrafficListener;
   private readonly admin: Server;
   private readonly ticker: NodeJS.Timeout;
   private readonly stopWatching: () => void;
@@ -100,12 +101,9 @@ export class ProxyServer {
       pool: pool.name, backend: backend.address, activeRequests: backend.activeRequests, healthy: backend.state === 'healthy',
       state: backend.state, effectiveWeight: backend.effectiveWeight,
     }))));
-    this.traffic = createServer({ keepAliveTimeout: options.settings.clientIdleMs, requestTimeout: 0 }, (req, res) => this.onRequest(req, res, false));
-    this.traffic.on('checkContinue', (req, res) => this.onRequest(req, res, true));
-    this.traffic.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
-    this.traffic.on('clientError', (error, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      else socket.destroy(error);
+    this.traffic = createTrafficListener(options.settings, {
+      request: (req, res, expectsContinue) => this.onRequest(req, res, expectsContinue),
+      upgrade: (req, socket, head) => this.onUpgrade(req, socket, head),
     });
     this.admin = createAdminServer(this);
     this.ticker = setInterval(() => {
@@ -117,8 +115,8 @@ export class ProxyServer {
   static async start(options: ProxyServerOptions): Promise<ProxyServer> {
     const proxy = new ProxyServer(options);
     try {
-      if (options.serveAdmin !== false) await listen(proxy.admin, options.settings.admin, false);
-      if (options.serveTraffic !== false) await listen(proxy.traffic, options.settings.listen, options.settings.workers > 1);
+      if (options.serveAdmin !== false) await listen(proxy.admin, options.settings.admin);
+      if (options.serveTraffic !== false) await proxy.traffic.listen(options.settings.workers > 1);
     } catch (error) {
       await proxy.stop(0);
       throw error;
@@ -131,7 +129,7 @@ export class ProxyServer {
   }
 
   get trafficAddress(): AddressInfo {
-    return this.traffic.address() as AddressInfo;
+    return this.traffic.address();
   }
 
   get adminAddress(): AddressInfo {
@@ -215,8 +213,8 @@ export class ProxyServer {
       this.stopping = true;
       this.stopWatching();
       this.checker?.stop();
-      const trafficClosed = new Promise<void>((resolve) => (this.traffic.listening ? this.traffic.close(() => resolve()) : resolve()));
-      this.traffic.closeIdleConnections();
+      const trafficClosed = this.traffic.close();
+      this.traffic.closeIdle();
       const idle = new Promise<void>((resolve) => {
         if (this.inFlight === 0) resolve();
         else this.idleWaiters.push(resolve);
@@ -226,7 +224,7 @@ export class ProxyServer {
         timer = setTimeout(resolve, deadlineMs);
       })]);
       clearTimeout(timer);
-      this.traffic.closeAllConnections();
+      this.traffic.closeAll();
       await trafficClosed.catch(() => {});
       clearInterval(this.ticker);
       await Promise.all([...this.pools.values()].map((pool) => pool.close()));
@@ -280,10 +278,11 @@ export class ProxyServer {
   private onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
     const receivedMs = monotonicMs();
     const path = req.url ?? '/';
-    const poolName = this.router.route(req.headers.host, path);
+    const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
+    const poolName = this.router.route(host, path);
     const pool = poolName === undefined ? undefined : this.pools.get(poolName);
     if (pool === undefined) {
-      const body = `CONCORD_E_PROXY_NO_ROUTE: no route for host ${req.headers.host ?? '(none)'} and path ${path}; add one to routes:\n`;
+      const body = `CONCORD_E_PROXY_NO_ROUTE: no route for host ${host ?? '(none)'} and path ${path}; add one to routes:\n`;
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-concord-error': 'CONCORD_E_PROXY_NO_ROUTE' }).end(body);
       return;
     }
@@ -315,7 +314,7 @@ export class ProxyServer {
     const headerName = this.settings.requestIdHeader;
     const given = req.headers[headerName];
     const requestId = typeof given === 'string' && given.length > 0 && given.length <= 200 ? given : randomUUID();
-    const upstreamHeaders = upstreamRequestHeaders(req.rawHeaders, req.headers, { clientIp: facts.clientIp, proto: 'http', requestIdHeader: headerName, requestId });
+    const upstreamHeaders = upstreamRequestHeaders(req.rawHeaders, req.headers, { clientIp: facts.clientIp, proto: this.traffic.proto, requestIdHeader: headerName, requestId });
     if (facts.expectsContinue) dropHeader(upstreamHeaders, 'expect');
     const exchange = new Exchange({
       req, res, pool, upstreamHeaders, requestId, path: facts.path, clientIp: facts.clientIp, receivedMs: facts.receivedMs, release: decision.release,
@@ -347,7 +346,7 @@ export class ProxyServer {
     const headerName = this.settings.requestIdHeader;
     const given = req.headers[headerName];
     const requestId = typeof given === 'string' && given.length > 0 ? given : randomUUID();
-    passUpgrade(req, socket, head, pool, { clientIp: req.socket.remoteAddress ?? '', proto: 'http', requestIdHeader: headerName, requestId }, () => this.requestDone());
+    passUpgrade(req, socket, head, pool, { clientIp: req.socket.remoteAddress ?? '', proto: this.traffic.proto, requestIdHeader: headerName, requestId }, () => this.requestDone());
   }
 }
 
@@ -355,15 +354,11 @@ function dropHeader(headers: string[], name: string): void {
   for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i]!.toLowerCase() === name) headers.splice(i, 2);
 }
 
-/**
- * With several workers, each binds its own socket with SO_REUSEPORT (exclusive, so node:cluster
- * does not route accepts through the primary) and the kernel spreads connections over them.
- */
-function listen(server: Server, address: string, reusePort: boolean): Promise<void> {
+function listen(server: Server, address: string): Promise<void> {
   const { host, port } = addressOf(address);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host, port, reusePort, exclusive: reusePort }, () => {
+    server.listen({ host, port }, () => {
       server.off('error', reject);
       resolve();
     });
