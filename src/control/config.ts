@@ -182,6 +182,13 @@ const poolSchema = z.strictObject({
   timeouts: timeoutsSchema,
   /** How long an admin drain waits for in-flight requests. */
   drainTimeoutMs: positiveMs(30_000),
+  /**
+   * How the proxy talks to the backends: http1 (keep-alive connection pools), or h2c (HTTP/2 without
+   * TLS, one multiplexed connection per backend; what gRPC backends speak). Trailers are relayed.
+   */
+  upstreamProtocol: z.enum(['http1', 'h2c']).default('http1'),
+  /** h2c only: concurrent streams per backend connection. */
+  maxConcurrentStreams: z.number().int().min(1).max(10_000).default(100),
   ...POOL_SECTIONS,
 }).superRefine((pool, context) => {
   if (pool.balance === 'hash' && pool.hash === undefined) context.addIssue({ code: 'custom', path: ['hash'], message: 'balance: hash needs hash: { header: NAME } (or cookie: NAME, or path: true)' });
@@ -209,6 +216,11 @@ const proxySchema = z.strictObject({
   /** Worker processes sharing the listen port (1: the proxy runs in one process). */
   workers: z.number().int().min(1).max(64).default(1),
   accessLog: z.boolean().default(true),
+  /**
+   * A second, cleartext listener for HTTP/2 with prior knowledge (h2c), as gRPC clients without TLS
+   * speak; the same pools and routes serve it.
+   */
+  h2cListen: hostPort.optional(),
   /** TLS termination: PEM files. With it the listener speaks HTTPS, HTTP/1.1 and HTTP/2 (ALPN). */
   tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
   /** Header carrying the request id: kept when the client sent one, else generated. */

@@ -133,13 +133,13 @@ test('an upgrade (WebSocket handshake) passes through, then bytes flow both ways
     let received = '';
     socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
     socket.write('GET /chat HTTP/1.1\r\nhost: chat.example\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n');
-    assert.ok(await eventually(() => received.includes('\r\n\r\n'), 3000), 'the 101 arrives');
+    assert.ok(await eventually(() => received.includes('\r\n\r\n'), 8000), 'the 101 arrives');
     assert.match(received, /^HTTP\/1\.1 101 Switching Protocols/);
     assert.match(received, /x-seen-proto: http/);
     socket.write('hello over the tunnel');
-    assert.ok(await eventually(() => received.includes('HELLO OVER THE TUNNEL'), 3000));
+    assert.ok(await eventually(() => received.includes('HELLO OVER THE TUNNEL'), 8000));
     socket.destroy();
-    assert.ok(await eventually(() => proxy.proxy.requestsInFlight === 0, 3000), 'the tunnel is counted until it closes');
+    assert.ok(await eventually(() => proxy.proxy.requestsInFlight === 0, 8000), 'the tunnel is counted until it closes');
   } finally {
     await proxy.stop();
     await backend.close();
@@ -331,7 +331,7 @@ test('admin API: /backends, /events, /metrics, drain and undrain; the access log
     assert.match(metrics, new RegExp(`concord_proxy_backend_state\\{pool="web",backend="${a.address}",state="healthy"\\} 1`));
     assert.match(metrics, /concord_proxy_active_requests\{pool="web",backend=/);
     proxy.proxy.log.flush();
-    assert.ok(await eventually(() => proxy.log.lines.filter((line) => line.msg === 'request').length === 12, 2000));
+    assert.ok(await eventually(() => proxy.log.lines.filter((line) => line.msg === 'request').length === 12, 8000));
     const line = proxy.log.lines.find((entry) => entry.msg === 'request')!;
     for (const key of ['requestId', 'method', 'path', 'client', 'pool', 'backend', 'status', 'attempts', 'durationMs']) assert.ok(key in line, key);
   } finally {
@@ -348,7 +348,7 @@ test('stopping drains: in-flight requests finish, new connections are refused', 
   const proxy = await startProxy({ pools: [pool('web', [backend.address])] });
   try {
     const inFlight = Promise.all(Array.from({ length: 5 }, () => call(proxy.url)));
-    assert.ok(await eventually(() => proxy.proxy.requestsInFlight === 5, 2000));
+    assert.ok(await eventually(() => proxy.proxy.requestsInFlight === 5, 8000));
     const stopping = proxy.proxy.stop(5000);
     const replies = await inFlight;
     for (const reply of replies) assert.deepEqual([reply.status, reply.body.toString()], [200, 'slow but fine']);

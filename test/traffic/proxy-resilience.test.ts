@@ -69,7 +69,7 @@ test('killing a backend under a sequential client fails no request', async () =>
         statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1);
       }
       assert.deepEqual([...statuses], [[200, 600]]);
-      assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'marked-down' && event.backend === `127.0.0.1:${ports[1]}`), 3000), 'the dead backend is marked down');
+      assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'marked-down' && event.backend === `127.0.0.1:${ports[1]}`), 8000), 'the dead backend is marked down');
     } finally {
       agent.destroy();
       await proxy.stop();
@@ -119,13 +119,13 @@ test('a hung backend is marked down within (fall − 1) × interval + timeout of
     const health = { http: { path: '/healthz', expectBody: 'ok' }, intervalMs: 300, timeoutMs: 150, rise: 2, fall: 3, jitterPercent: 10 };
     const proxy = await startProxy({ pools: [pool('web', ports.map((port) => `127.0.0.1:${port}`), { health })] });
     try {
-      await eventually(() => proxy.proxy.pool('web')!.report().every((backend) => backend.lastCheck?.ok === true), 2000);
+      await eventually(() => proxy.proxy.pool('web')!.report().every((backend) => backend.lastCheck?.ok === true), 8000);
       const hungAtMs = performance.timeOrigin + performance.now();
       await setMode(ports[0]!, 'hang');
       let down: LoggedEvent | undefined;
       assert.ok(await eventually(async () => (down = (await events(proxy)).find((event) => event.kind === 'marked-down')) !== undefined, 5000));
       const bound = (health.fall - 1) * health.intervalMs * 1.1 + health.timeoutMs;
-      const slackMs = 250;
+      const slackMs = 500; // timers fire late on a loaded machine
       assert.equal(down!.backend, `127.0.0.1:${ports[0]}`);
       assert.match(down!.detail, /timed out after 150 ms/);
       assert.ok(down!.detectionMs! <= bound + slackMs, `detected in ${down!.detectionMs} ms; bound ${bound} ms + ${slackMs} ms slack`);
@@ -141,7 +141,7 @@ test('a backend serving the wrong content is marked down, and back up when it re
     const proxy = await startProxy({ pools: [pool('web', ports.map((port) => `127.0.0.1:${port}`), { health: FAST_HEALTH })] });
     try {
       await setMode(ports[1]!, 'wrong');
-      assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'marked-down'), 3000));
+      assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'marked-down'), 8000));
       const down = (await events(proxy)).find((event) => event.kind === 'marked-down')!;
       assert.equal(down.backend, `127.0.0.1:${ports[1]}`);
       assert.equal(down.detail, 'body does not contain "ok" within the first 4096 bytes');
@@ -149,7 +149,7 @@ test('a backend serving the wrong content is marked down, and back up when it re
       for (let i = 0; i < 20; i++) assert.equal((await get(agent, proxy.proxy.trafficAddress.port)).body, 'b0');
       agent.destroy();
       await setMode(ports[1]!, 'ok');
-      assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'marked-up'), 3000));
+      assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'marked-up'), 8000));
     } finally {
       await proxy.stop();
     }
@@ -192,9 +192,9 @@ test('slow start: a backend that comes back ramps up its share over the window',
   });
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   try {
-    assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'marked-down'), 3000));
+    assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'marked-down'), 8000));
     healthy = true;
-    assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'marked-up'), 3000));
+    assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'marked-up'), 8000));
     const upAt = performance.now();
     const share = new Map<number, { cold: number; total: number }>();
     for (let i = 0; i < 20_000 && performance.now() - upAt < windowMs * 1.2; i++) {
@@ -227,14 +227,14 @@ test('draining a backend loses no in-flight request', async () => {
   const agent = new Agent({ keepAlive: true });
   try {
     const inFlight = Promise.all(Array.from({ length: 10 }, () => get(agent, proxy.proxy.trafficAddress.port)));
-    assert.ok(await eventually(() => proxy.proxy.pool('web')!.backend(slow.address)!.load.activeRequests === 5, 2000));
+    assert.ok(await eventually(() => proxy.proxy.pool('web')!.backend(slow.address)!.load.activeRequests === 5, 8000));
     const drain = await fetch(`${proxy.adminUrl}/pools/web/backends/${slow.address}/drain`, { method: 'POST' });
     assert.equal(((await drain.json()) as { state: string }).state, 'draining');
     for (let i = 0; i < 5; i++) assert.equal((await get(agent, proxy.proxy.trafficAddress.port)).body, 'fast');
     const replies = await inFlight;
     assert.deepEqual(replies.map((reply) => reply.status), Array(10).fill(200));
     assert.equal(replies.filter((reply) => reply.body === 'slow').length, 5);
-    assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'drained'), 2000));
+    assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'drained'), 8000));
     assert.match((await events(proxy)).find((event) => event.kind === 'drained')!.detail, /in-flight requests finished/);
   } finally {
     agent.destroy();

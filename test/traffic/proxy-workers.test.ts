@@ -48,7 +48,7 @@ test('two workers share the port, follow the primary\'s health checks, and stop 
     const served = [...metrics.matchAll(/concord_proxy_requests_total\{[^}]*status="200"\} (\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
     assert.equal(served, 100, 'the primary sums both workers\' counters');
     healthy = false;
-    assert.ok(await eventually(async () => ((await (await fetch(`http://127.0.0.1:${adminPort}/events`)).json()) as { events: { kind: string }[] }).events.some((event) => event.kind === 'marked-down'), 3000));
+    assert.ok(await eventually(async () => ((await (await fetch(`http://127.0.0.1:${adminPort}/events`)).json()) as { events: { kind: string }[] }).events.some((event) => event.kind === 'marked-down'), 8000));
     await new Promise((resolve) => setTimeout(resolve, 100)); // the broadcast reaches the workers
     for (let i = 0; i < 40; i++) {
       assert.equal(await (await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: 'close' } })).text(), 'b', 'every worker stopped sending to the sick backend');

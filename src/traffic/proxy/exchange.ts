@@ -87,7 +87,11 @@ export class Exchange {
     this.request = request;
     this.services = services;
     const headers = request.req.headers;
-    this.hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+    // HTTP/2 has no Transfer-Encoding and often no Content-Length: a body follows unless the
+    // request's HEADERS frame ended the stream.
+    this.hasBody = request.req.httpVersionMajor === 2
+      ? (request.req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders !== true
+      : headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
     this.idempotent = IDEMPOTENT_METHODS.has(request.req.method ?? '');
     this.hashKey = request.pool.hashKeyOf?.(headers, request.path);
     request.pool.requestsInProgress += 1;
@@ -151,8 +155,21 @@ export class Exchange {
     attempt.status = status;
     this.status = status;
     const res = this.request.res;
+    let relayed = downstreamResponseHeaders(headers);
+    if (headers['grpc-status'] !== undefined && this.request.req.httpVersionMajor === 2) {
+      // A gRPC "trailers-only" answer: status and metadata in the only HEADERS frame. Relayed as
+      // plain headers, a gRPC client would read them as initial metadata and miss the status, so
+      // they go out as trailers after a bare HEADERS frame.
+      attempt.trailersOnly = {};
+      const head: string[] = [];
+      for (let i = 0; i < relayed.length; i += 2) {
+        if (relayed[i] === 'content-type') head.push(relayed[i]!, relayed[i + 1]!);
+        else attempt.trailersOnly[relayed[i]!] = relayed[i + 1]!;
+      }
+      relayed = head;
+    }
     try {
-      res.writeHead(status, downstreamResponseHeaders(headers));
+      res.writeHead(status, relayed);
     } catch (error) {
       // A header value Node refuses (invalid characters): the backend's response cannot be relayed.
       attempt.abort(error as Error);
@@ -171,9 +188,18 @@ export class Exchange {
     this.request.res.once('drain', resume);
   }
 
-  onResponseEnd(attempt: Attempt): void {
+  onResponseEnd(attempt: Attempt, trailers: Record<string, string | string[] | undefined>): void {
     this.endAttempt(attempt, { kind: 'response', status: this.status, shed: attempt.shed });
     if (attempt !== this.current || this.finished) return;
+    // Trailers (gRPC's grpc-status) are relayed to HTTP/2 clients; an HTTP/1.1 response here has a
+    // Content-Length or was chunked by Node without a Trailer header, so they are dropped there.
+    if (this.request.req.httpVersionMajor === 2) {
+      const relayed: Record<string, string> = {};
+      const list = downstreamResponseHeaders(trailers);
+      for (let i = 0; i < list.length; i += 2) relayed[list[i]!] = list[i + 1]!;
+      if (attempt.trailersOnly !== undefined) Object.assign(relayed, attempt.trailersOnly);
+      if (Object.keys(relayed).length > 0) this.request.res.addTrailers(relayed);
+    }
     this.request.res.end();
     this.finish(this.status, this.status >= 500 && !attempt.shed);
   }
@@ -294,6 +320,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   readonly budgeted: boolean;
   retryAfterThis: 'status' | undefined;
   status = 0;
+  /** A gRPC trailers-only answer's headers, sent on as trailers. */
+  trailersOnly: Record<string, string> | undefined;
   shed = false;
   ended = false;
   headersSent = false;
@@ -336,8 +364,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(): void {
-    this.exchange.onResponseEnd(this);
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
+    this.exchange.onResponseEnd(this, trailers);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {

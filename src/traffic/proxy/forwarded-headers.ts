@@ -16,6 +16,8 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
 
 export interface ForwardedFacts {
   clientIp: string;
+  /** Keep `TE: trailers` (HTTP/2 upstreams: gRPC requires it; it is the only TE value HTTP/2 allows). */
+  keepTeTrailers?: boolean;
   proto: 'http' | 'https';
   requestIdHeader: string;
   requestId: string;
@@ -41,6 +43,10 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], headers: I
       continue;
     }
     const lower = name.toLowerCase();
+    if (lower === 'te' && facts.keepTeTrailers === true && rawHeaders[i + 1]!.trim().toLowerCase() === 'trailers') {
+      out.push('te', 'trailers');
+      continue;
+    }
     if (HOP_BY_HOP.has(lower) || (extra !== undefined && extra.has(lower))) continue;
     if (lower === 'x-forwarded-for') {
       forwardedFor = forwardedFor === undefined ? rawHeaders[i + 1]! : `${forwardedFor}, ${rawHeaders[i + 1]!}`;

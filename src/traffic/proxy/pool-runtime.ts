@@ -4,7 +4,7 @@
 // applied to the balancer at once, so routing always follows health.
 
 import type { IncomingHttpHeaders } from 'node:http';
-import { Pool } from 'undici';
+import { H2CClient, Pool, type Dispatcher } from 'undici';
 import { addressOf, expectedStatusOf, type HostPort, type PoolConfig } from '../../control/config.ts';
 import { SeededRandom } from '../../random/seeded-random.ts';
 import { DEFAULT_BALANCER_OPTIONS, LoadBalancer } from '../balance/load-balancer.ts';
@@ -29,7 +29,8 @@ export interface BackendRuntime {
   /** host:port as configured; unique within the pool. */
   readonly id: string;
   readonly address: HostPort;
-  readonly dispatcher: Pool;
+  /** Keep-alive HTTP/1.1 connection pool, or one multiplexed HTTP/2 connection (h2c). */
+  readonly dispatcher: Dispatcher;
   readonly load: BackendLoad;
 }
 
@@ -116,14 +117,7 @@ export class PoolRuntime {
       const runtime: BackendRuntime = {
         id: backend.address,
         address: addressOf(backend.address),
-        dispatcher: new Pool(`http://${backend.address}`, {
-          connections: MAX_CONNECTIONS_PER_BACKEND,
-          pipelining: 1,
-          keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
-          connect: { timeout: config.timeouts.connectMs },
-          headersTimeout: config.timeouts.firstByteMs,
-          bodyTimeout: config.timeouts.idleMs,
-        }),
+        dispatcher: createDispatcher(config, backend.address),
         load: this.balancer.get(backend.address)!,
       };
       this.backends.set(backend.address, runtime);
@@ -212,6 +206,26 @@ export class PoolRuntime {
     this.balancer.setRoutable(id, this.health.isHealthy(id), monotonicMs());
     this.balancer.setDraining(id, this.health.isDraining(id));
   }
+}
+
+function createDispatcher(config: PoolConfig, address: string): Dispatcher {
+  if (config.upstreamProtocol === 'h2c') {
+    return new H2CClient(`http://${address}`, {
+      pipelining: config.maxConcurrentStreams,
+      connectTimeout: config.timeouts.connectMs,
+      headersTimeout: config.timeouts.firstByteMs,
+      bodyTimeout: config.timeouts.idleMs,
+      keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
+    });
+  }
+  return new Pool(`http://${address}`, {
+    connections: MAX_CONNECTIONS_PER_BACKEND,
+    pipelining: 1,
+    keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
+    connect: { timeout: config.timeouts.connectMs },
+    headersTimeout: config.timeouts.firstByteMs,
+    bodyTimeout: config.timeouts.idleMs,
+  });
 }
 
 function activeCheckOptions(config: PoolConfig): (ActiveCheckOptions & { kind: CheckKind }) | undefined {

@@ -132,6 +132,11 @@ export class ProxyServer {
     return this.traffic.address();
   }
 
+  /** The cleartext HTTP/2 listener's address, when proxy.h2cListen is set. */
+  get h2cAddress(): AddressInfo | undefined {
+    return this.traffic.h2cAddress();
+  }
+
   get adminAddress(): AddressInfo {
     return this.admin.address() as AddressInfo;
   }
@@ -314,7 +319,9 @@ export class ProxyServer {
     const headerName = this.settings.requestIdHeader;
     const given = req.headers[headerName];
     const requestId = typeof given === 'string' && given.length > 0 && given.length <= 200 ? given : randomUUID();
-    const upstreamHeaders = upstreamRequestHeaders(req.rawHeaders, req.headers, { clientIp: facts.clientIp, proto: this.traffic.proto, requestIdHeader: headerName, requestId });
+    const upstreamHeaders = upstreamRequestHeaders(req.rawHeaders, req.headers, {
+      clientIp: facts.clientIp, proto: (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http', requestIdHeader: headerName, requestId, keepTeTrailers: pool.config.upstreamProtocol === 'h2c',
+    });
     if (facts.expectsContinue) dropHeader(upstreamHeaders, 'expect');
     const exchange = new Exchange({
       req, res, pool, upstreamHeaders, requestId, path: facts.path, clientIp: facts.clientIp, receivedMs: facts.receivedMs, release: decision.release,

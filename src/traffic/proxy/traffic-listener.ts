@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
+import { createSecureServer, createServer as createH2cServer, type Http2SecureServer, type Http2Server, type Http2Session } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -20,6 +20,8 @@ export interface TrafficListener {
   readonly proto: 'http' | 'https';
   listen(reusePort: boolean): Promise<void>;
   address(): AddressInfo;
+  /** The h2c listener's address, when proxy.h2cListen is set. */
+  h2cAddress(): AddressInfo | undefined;
   readonly listening: boolean;
   /** Stops accepting; resolves once every connection is gone. */
   close(): Promise<void>;
@@ -31,10 +33,46 @@ export interface TrafficListener {
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
 export function createTrafficListener(settings: ProxySettings, handlers: TrafficHandlers): TrafficListener {
-  return settings.tls === undefined ? plainListener(settings, handlers) : tlsListener(settings, handlers);
+  const main = settings.tls === undefined ? plainListener(settings, handlers) : tlsListener(settings, handlers);
+  return settings.h2cListen === undefined ? main : withH2c(main, settings.h2cListen, handlers);
 }
 
-function listenOn(server: Server | Http2SecureServer, address: string, reusePort: boolean): Promise<void> {
+/** Adds the cleartext HTTP/2 (prior knowledge) listener next to the main one. */
+function withH2c(main: TrafficListener, address: string, handlers: TrafficHandlers): TrafficListener {
+  const server = createH2cServer();
+  const sessions = new Set<Http2Session>();
+  server.on('request', (req, res) => handlers.request(req as unknown as IncomingMessage, res as unknown as ServerResponse, false));
+  server.on('checkContinue', (req, res) => handlers.request(req as unknown as IncomingMessage, res as unknown as ServerResponse, true));
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  return {
+    proto: main.proto,
+    listen: async (reusePort) => {
+      await main.listen(reusePort);
+      await listenOn(server, address, reusePort);
+    },
+    address: () => main.address(),
+    h2cAddress: () => server.address() as AddressInfo,
+    get listening() {
+      return main.listening;
+    },
+    close: async () => {
+      await Promise.all([main.close(), new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))]);
+    },
+    closeIdle: () => {
+      main.closeIdle();
+      for (const session of sessions) session.close();
+    },
+    closeAll: () => {
+      main.closeAll();
+      for (const session of sessions) session.destroy();
+    },
+  };
+}
+
+function listenOn(server: Server | Http2SecureServer | Http2Server, address: string, reusePort: boolean): Promise<void> {
   const { host, port } = addressOf(address);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -59,6 +97,7 @@ function plainListener(settings: ProxySettings, handlers: TrafficHandlers): Traf
     proto: 'http',
     listen: (reusePort) => listenOn(server, settings.listen, reusePort),
     address: () => server.address() as AddressInfo,
+    h2cAddress: () => undefined,
     get listening() {
       return server.listening;
     },
@@ -96,6 +135,7 @@ function tlsListener(settings: ProxySettings, handlers: TrafficHandlers): Traffi
     proto: 'https',
     listen: (reusePort) => listenOn(server, settings.listen, reusePort),
     address: () => server.address() as AddressInfo,
+    h2cAddress: () => undefined,
     get listening() {
       return server.listening;
     },
