@@ -359,3 +359,16 @@ test('stopping drains: in-flight requests finish, new connections are refused', 
     await backend.close();
   }
 });
+
+test('with no other backend to try, the backend\'s own error reaches the client', async () => {
+  const only = await startBackend((_req, res) => res.writeHead(502, { 'x-from': 'backend' }).end('backend says 502'));
+  const proxy = await startProxy({ pools: [pool('web', [only.address], { outlierDetection: { consecutive5xx: 0, consecutiveGatewayFailure: 0 } })] });
+  try {
+    const reply = await call(proxy.url);
+    assert.deepEqual([reply.status, reply.headers['x-from'], reply.body.toString()], [502, 'backend', 'backend says 502']);
+    assert.equal(only.hits.get('/'), 1, 'not retried on the same backend');
+  } finally {
+    await proxy.stop();
+    await only.close();
+  }
+});

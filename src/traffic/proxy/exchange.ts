@@ -223,7 +223,7 @@ export class Exchange {
       return;
     }
     const unanswered = failure.kind === 'connect' || (failure.kind === 'reset' && this.idempotent);
-    if (unanswered && this.bodyIntact() && this.unansweredRetries < pool.config.retries.unansweredAttempts) {
+    if (unanswered && this.bodyIntact() && this.untriedBackendsLeft() && this.unansweredRetries < pool.config.retries.unansweredAttempts) {
       this.unansweredRetries += 1;
       this.services.metrics.countRetry(pool.name, failure.kind === 'connect' ? 'connect-failure' : 'reset');
       this.attempt(false);
@@ -234,9 +234,15 @@ export class Exchange {
     this.respondWithError(status, code, describeFailure(failure, pool.config.timeouts), attempt.backend.id, true);
   }
 
+  /** Whether some backend of the pool has not been tried yet (each attempt goes to a new one). */
+  private untriedBackendsLeft(): boolean {
+    return this.request.pool.backendCount > this.attempts;
+  }
+
   private mayRetryBudgeted(): boolean {
     const pool = this.request.pool;
-    if (!this.idempotent || !this.bodyIntact() || this.budgetedRetries >= pool.config.retries.attempts) return false;
+    // With nowhere else to go, the backend's own answer is worth more than a 503 from the proxy.
+    if (!this.idempotent || !this.bodyIntact() || !this.untriedBackendsLeft() || this.budgetedRetries >= pool.config.retries.attempts) return false;
     if (!pool.retryBudget.tryAcquire(pool.requestsInProgress)) {
       this.services.metrics.countBudgetExhausted(pool.name);
       return false;

@@ -127,6 +127,10 @@ export class PoolRuntime {
     return { added, removed };
   }
 
+  get backendCount(): number {
+    return this.backends.size;
+  }
+
   backend(id: string): BackendRuntime | undefined {
     return this.backends.get(id);
   }
