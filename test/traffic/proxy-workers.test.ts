@@ -49,7 +49,13 @@ test('two workers share the port, follow the primary\'s health checks, and stop 
     assert.equal(served, 100, 'the primary sums both workers\' counters');
     healthy = false;
     assert.ok(await eventually(async () => ((await (await fetch(`http://127.0.0.1:${adminPort}/events`)).json()) as { events: { kind: string }[] }).events.some((event) => event.kind === 'marked-down'), 8000));
-    await new Promise((resolve) => setTimeout(resolve, 100)); // the broadcast reaches the workers
+    // The verdict reaches each worker over IPC, a moment later on a loaded machine: wait for a streak
+    // of answers from b (connections spread over both workers), then require every answer to be b.
+    let streak = 0;
+    assert.ok(await eventually(async () => {
+      streak = (await (await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: 'close' } })).text()) === 'b' ? streak + 1 : 0;
+      return streak >= 20;
+    }, 10_000), 'the workers learn the verdict');
     for (let i = 0; i < 40; i++) {
       assert.equal(await (await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: 'close' } })).text(), 'b', 'every worker stopped sending to the sick backend');
     }
