@@ -267,3 +267,37 @@ test('the maximum ejection percentage holds when every backend fails', async () 
     await Promise.all(backends.map((backend) => backend.close()));
   }
 });
+
+test('crossing the panic threshold is an event: traffic then goes to every backend, healthy or not', async () => {
+  const healthy = [true, true];
+  const backends = await Promise.all([0, 1].map((index) => startBackend((req, res) => {
+    if (req.url === '/healthz') res.writeHead(healthy[index] ? 200 : 503).end();
+    else res.end(`b${index}`);
+  })));
+  const proxy = await startProxy({
+    pools: [pool('web', backends.map((backend) => backend.address), {
+      balance: 'round-robin', panicThresholdPercent: 50, health: { http: { path: '/healthz' }, intervalMs: 100, timeoutMs: 50, rise: 1, fall: 1 },
+    })],
+  });
+  const agent = new Agent({ keepAlive: true });
+  try {
+    healthy[0] = false;
+    assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'marked-down'), 8000));
+    for (let i = 0; i < 6; i++) assert.equal((await get(agent, proxy.proxy.trafficAddress.port)).body, 'b1', 'half healthy is not below 50 %');
+    healthy[1] = false;
+    assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'panic-started'), 8000));
+    const panic = (await events(proxy)).find((event) => event.kind === 'panic-started')!;
+    assert.deepEqual([panic.backend, panic.cause], ['*', 'pool:panic-threshold']);
+    assert.match(panic.detail, /0 of 2 backends healthy/);
+    const bodies = new Set<string>();
+    for (let i = 0; i < 6; i++) bodies.add((await get(agent, proxy.proxy.trafficAddress.port)).body);
+    assert.deepEqual(bodies, new Set(['b0', 'b1']), 'in panic every backend gets traffic');
+    healthy[0] = true;
+    healthy[1] = true;
+    assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'panic-ended'), 8000));
+  } finally {
+    agent.destroy();
+    await proxy.stop();
+    await Promise.all(backends.map((backend) => backend.close()));
+  }
+});

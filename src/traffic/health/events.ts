@@ -3,19 +3,22 @@
 // postmortem question "how fast did we notice?" (the admin port serves them at /events; a later
 // issue stores them in the coordination store).
 
-export const HEALTH_EVENT_KINDS = ['marked-down', 'marked-up', 'ejected', 'readmitted', 'drain-started', 'drained', 'drain-cancelled'] as const;
+export const HEALTH_EVENT_KINDS = ['marked-down', 'marked-up', 'ejected', 'readmitted', 'drain-started', 'drained', 'drain-cancelled', 'panic-started', 'panic-ended'] as const;
 export type HealthEventKind = (typeof HEALTH_EVENT_KINDS)[number];
 
 /** What caused an event: an active check kind, a passive detector, or an operator. */
 export type HealthCause =
   | 'active:http' | 'active:tcp' | 'active:grpc'
   | 'passive:consecutive-5xx' | 'passive:consecutive-gateway-failure' | 'passive:success-rate'
-  | 'passive:ejection-expired' | 'operator';
+  | 'passive:ejection-expired' | 'operator'
+  /** Pool-level: the share of healthy backends crossed the panic threshold (backend is '*'). */
+  | 'pool:panic-threshold';
 
 export interface HealthEvent {
   /** When it happened, in milliseconds since the epoch (the shell's clock). */
   readonly atMs: number;
   readonly pool: string;
+  /** host:port of the backend, or '*' for an event about the whole pool (panic). */
   readonly backend: string;
   readonly kind: HealthEventKind;
   readonly cause: HealthCause;

@@ -64,6 +64,8 @@ export class PoolRuntime {
    * on a backend would shrink the budget exactly when a failing backend's requests need it.
    */
   requestsInProgress = 0;
+  /** Whether the last applied events left the pool in panic (for panic-started/-ended events). */
+  private panicking = false;
   private readonly backends = new Map<string, BackendRuntime>();
   private readonly onEvent: (event: HealthEvent) => void;
 
@@ -146,11 +148,21 @@ export class PoolRuntime {
     return total;
   }
 
-  /** Applies health events (from any source) to routing, and reports them. */
+  /** Applies health events (from any source) to routing, and reports them, with a panic change they cause. */
   apply(events: readonly HealthEvent[]): void {
     for (const event of events) {
       this.syncRouting(event.backend);
       this.onEvent(event);
+    }
+    this.balancer.refresh(monotonicMs());
+    if (this.balancer.inPanic !== this.panicking) {
+      this.panicking = this.balancer.inPanic;
+      const ids = [...this.backends.keys()].filter((id) => !this.health.isDraining(id));
+      const healthy = ids.filter((id) => this.health.isHealthy(id)).length;
+      this.onEvent({
+        atMs: wallMs(), pool: this.name, backend: '*', kind: this.panicking ? 'panic-started' : 'panic-ended', cause: 'pool:panic-threshold',
+        detail: `${healthy} of ${ids.length} backends healthy; panic below ${this.config.panicThresholdPercent} %${this.panicking ? ': health is ignored, traffic goes to every backend' : ''}`,
+      });
     }
   }
 
