@@ -187,6 +187,11 @@ const poolSchema = z.strictObject({
    * TLS, one multiplexed connection per backend; what gRPC backends speak). Trailers are relayed.
    */
   upstreamProtocol: z.enum(['http1', 'h2c']).default('http1'),
+  /**
+   * http1 only: connections to one backend. More requests than this wait in the connection pool's
+   * queue (bounded by the client's patience and, with issue 6, by per-backend circuit breakers).
+   */
+  maxConnectionsPerBackend: z.number().int().min(1).max(100_000).default(1024),
   /** h2c only: concurrent streams per backend connection. */
   maxConcurrentStreams: z.number().int().min(1).max(10_000).default(100),
   ...POOL_SECTIONS,

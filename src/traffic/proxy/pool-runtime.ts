@@ -22,8 +22,6 @@ import { RetryBudget } from './retry-budget.ts';
 
 /** Keep-alive connections to one backend are closed after this long idle (undici's default is 4 s). */
 const UPSTREAM_KEEP_ALIVE_MS = 30_000;
-/** Connections per backend; more requests than this wait in undici's queue. */
-const MAX_CONNECTIONS_PER_BACKEND = 1024;
 
 export interface BackendRuntime {
   /** host:port as configured; unique within the pool. */
@@ -235,7 +233,7 @@ function createDispatcher(config: PoolConfig, address: string): Dispatcher {
     });
   }
   return new Pool(`http://${address}`, {
-    connections: MAX_CONNECTIONS_PER_BACKEND,
+    connections: config.maxConnectionsPerBackend,
     pipelining: 1,
     keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
     connect: { timeout: config.timeouts.connectMs },
