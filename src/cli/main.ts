@@ -7,6 +7,7 @@ import { registerSnapshotCommand } from './snapshot.ts';
 import { registerSimCommand } from './sim.ts';
 import { registerBenchCommand } from './bench.ts';
 import { registerChaosCommand } from './chaos.ts';
+import { registerProxyCommand } from './proxy.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
@@ -27,6 +28,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerSimCommand(program, setExitCode);
   registerServerCommand(program, setExitCode);
   registerSnapshotCommand(program, setExitCode);
+  registerProxyCommand(program, setExitCode);
   registerBenchCommand(program, setExitCode);
   registerChaosCommand(program, setExitCode);
   return program;

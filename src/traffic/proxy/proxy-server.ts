@@ -1,0 +1,373 @@
+// `concord proxy`: the HTTP/1.1 data plane. Builds the pools from a PoolSource, runs the active
+// checks, serves traffic on the listen address and the admin API on the admin address, and on
+// stop drains: stop accepting, let in-flight requests finish up to a deadline, then close.
+//
+// Per request: route to a pool, ask admission control, pick a backend, forward with retries
+// (exchange.ts). Everything that decides lives in the pure cores (balance/, health/); this file wires.
+
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { addressOf, type ConcordConfig, type ProxySettings } from '../../control/config.ts';
+import type { HealthEvent } from '../health/events.ts';
+import type { ProbeResult } from '../health/active-check.ts';
+import { HealthChecker } from '../probes/health-checker.ts';
+import { AccessLog } from './access-log.ts';
+import { admitAll, type Admission, type AdmissionDecision } from './admission.ts';
+import { createAdminServer } from './admin-server.ts';
+import { monotonicMs } from './clocks.ts';
+import { EventLog } from './event-log.ts';
+import { Exchange } from './exchange.ts';
+import { upstreamRequestHeaders } from './forwarded-headers.ts';
+import { PoolRuntime, type BackendReport } from './pool-runtime.ts';
+import type { PoolSnapshot, PoolSource } from './pool-source.ts';
+import { ProxyMetrics } from './proxy-metrics.ts';
+import { Router } from './router.ts';
+import { createTrafficListener, type TrafficListener } from './traffic-listener.ts';
+import { passUpgrade, refuseUpgrade } from './upgrade.ts';
+
+/** How often ejection expiry, success-rate intervals and drain completion are checked. */
+const HEALTH_TICK_MS = 100;
+
+export interface ProxyServerOptions {
+  settings: ProxySettings;
+  source: PoolSource;
+  admission?: Admission;
+  /** Where log lines go (default: stdout, asynchronously). */
+  log?: AccessLog;
+  /** Seeds balancing randomness (default: random); tests fix it. */
+  seed?: number;
+  /** false in worker processes whose health state comes from the primary. */
+  runHealthChecks?: boolean;
+  /** false in the multi-process primary, which checks health and serves the admin port only. */
+  serveTraffic?: boolean;
+  /** false in worker processes: the primary serves the admin port for all. */
+  serveAdmin?: boolean;
+  /** Called with each probe result (the multi-process primary broadcasts them to workers). */
+  onProbeResult?: (pool: string, backend: string, result: ProbeResult) => void;
+}
+
+export interface PoolsReport {
+  pools: { name: string; balance: string; panic: boolean; activeRequests: number; backends: BackendReport[] }[];
+}
+
+/** How the multi-process primary answers for all processes on its admin port. */
+export interface AdminAggregation {
+  metricsText(): Promise<string>;
+  backends(): Promise<PoolsReport>;
+  /** Tells the workers about a drain or undrain done on the primary's admin port. */
+  drainChanged(pool: string, backend: string, draining: boolean): void;
+}
+
+export class ProxyServer {
+  readonly metrics = new ProxyMetrics();
+  readonly events: EventLog;
+  readonly log: AccessLog;
+  private readonly settings: ProxySettings;
+  private readonly admission: Admission;
+  private readonly pools = new Map<string, PoolRuntime>();
+  private router: Router;
+  private readonly checker: HealthChecker | undefined;
+  private readonly traffic: TrafficListener;
+  private readonly admin: Server;
+  private readonly ticker: NodeJS.Timeout;
+  private readonly stopWatching: () => void;
+  private inFlight = 0;
+  private stopping = false;
+  private readonly idleWaiters: (() => void)[] = [];
+  private readonly eventListeners: ((event: HealthEvent) => void)[] = [];
+  private aggregation: AdminAggregation | undefined;
+
+  private constructor(options: ProxyServerOptions) {
+    this.settings = options.settings;
+    this.admission = options.admission ?? admitAll;
+    this.log = options.log ?? new AccessLog();
+    this.events = new EventLog(options.settings.maxEvents);
+    this.checker = options.runHealthChecks === false ? undefined : new HealthChecker({
+      maxConcurrentChecks: options.settings.maxConcurrentChecks,
+      onResult: (pool, backend, result, events) => {
+        this.metrics.countCheck(pool, backend, result.ok);
+        this.pools.get(pool)?.apply(events);
+        options.onProbeResult?.(pool, backend, result);
+      },
+    });
+    const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
+    const snapshot = options.source.current();
+    snapshot.pools.forEach((pool, index) => this.addPool(pool, seed + index));
+    this.router = new Router([...this.pools.keys()], snapshot.routes);
+    this.stopWatching = options.source.watch((next) => this.applySnapshot(next, seed));
+    this.metrics.sampleBackendsAtScrape(() => [...this.pools.values()].flatMap((pool) => pool.report().map((backend) => ({
+      pool: pool.name, backend: backend.address, activeRequests: backend.activeRequests, healthy: backend.state === 'healthy',
+      state: backend.state, effectiveWeight: backend.effectiveWeight,
+    }))));
+    this.traffic = createTrafficListener(options.settings, {
+      request: (req, res, expectsContinue) => this.onRequest(req, res, expectsContinue),
+      upgrade: (req, socket, head) => this.onUpgrade(req, socket, head),
+    });
+    this.admin = createAdminServer(this);
+    this.ticker = setInterval(() => {
+      for (const pool of this.pools.values()) pool.tick();
+    }, HEALTH_TICK_MS);
+    this.ticker.unref();
+  }
+
+  static async start(options: ProxyServerOptions): Promise<ProxyServer> {
+    const proxy = new ProxyServer(options);
+    try {
+      if (options.serveAdmin !== false) await listen(proxy.admin, options.settings.admin);
+      if (options.serveTraffic !== false) await proxy.traffic.listen(options.settings.workers > 1);
+    } catch (error) {
+      await proxy.stop(0);
+      throw error;
+    }
+    for (const pool of proxy.pools.values()) {
+      const ignored = ['shed', 'autoscale'].filter((section) => pool.config[section as 'shed' | 'autoscale'] !== undefined);
+      if (ignored.length > 0) proxy.log.notice(`pool ${pool.name}: section(s) ${ignored.join(', ')} accepted but not active in this build`, { pool: pool.name });
+    }
+    return proxy;
+  }
+
+  get trafficAddress(): AddressInfo {
+    return this.traffic.address();
+  }
+
+  /** The cleartext HTTP/2 listener's address, when proxy.h2cListen is set. */
+  get h2cAddress(): AddressInfo | undefined {
+    return this.traffic.h2cAddress();
+  }
+
+  get adminAddress(): AddressInfo {
+    return this.admin.address() as AddressInfo;
+  }
+
+  get isStopping(): boolean {
+    return this.stopping;
+  }
+
+  get requestsInFlight(): number {
+    return this.inFlight;
+  }
+
+  pool(name: string): PoolRuntime | undefined {
+    return this.pools.get(name);
+  }
+
+  /** Applies a probe result another process observed (workers get their health from the primary). */
+  applyProbeResult(poolName: string, backend: string, result: ProbeResult): void {
+    const pool = this.pools.get(poolName);
+    if (pool?.backend(backend) === undefined) return;
+    pool.apply(pool.health.recordProbe(backend, result));
+  }
+
+  /** Records an event another process produced (a worker's passive ejection) without applying it here. */
+  recordForeignEvent(event: HealthEvent): void {
+    this.events.append(event);
+    this.metrics.countHealthEvent(event.pool, event.backend, event.kind, event.cause);
+  }
+
+  /** Calls `listener` with every health event (the multi-process primary broadcasts them). */
+  onHealthEvent(listener: (event: HealthEvent) => void): void {
+    this.eventListeners.push(listener);
+  }
+
+  setAdminAggregation(aggregation: AdminAggregation): void {
+    this.aggregation = aggregation;
+  }
+
+  /** Prometheus text for the admin port: this process's, or every process's through the primary. */
+  metricsText(): Promise<string> {
+    return this.aggregation?.metricsText() ?? this.metrics.text();
+  }
+
+  async backendsView(): Promise<PoolsReport> {
+    return this.aggregation?.backends() ?? this.backendsReport();
+  }
+
+  drainBackend(poolName: string, backend: string): { pool: string; backend: string; state: string } | string {
+    const pool = this.pools.get(poolName);
+    if (pool?.backend(backend) === undefined) return `no backend ${backend} in pool ${poolName}`;
+    pool.startDrain(backend);
+    this.aggregation?.drainChanged(poolName, backend, true);
+    return { pool: poolName, backend, state: pool.health.view(backend).state };
+  }
+
+  undrainBackend(poolName: string, backend: string): { pool: string; backend: string; state: string } | string {
+    const pool = this.pools.get(poolName);
+    if (pool?.backend(backend) === undefined) return `no backend ${backend} in pool ${poolName}`;
+    pool.cancelDrain(backend);
+    this.aggregation?.drainChanged(poolName, backend, false);
+    return { pool: poolName, backend, state: pool.health.view(backend).state };
+  }
+
+  backendsReport(): PoolsReport {
+    return {
+      pools: [...this.pools.values()].map((pool) => {
+        const backends = pool.report();
+        return { name: pool.name, balance: pool.config.balance, panic: pool.balancer.inPanic, activeRequests: pool.activeRequests(), backends };
+      }),
+    };
+  }
+
+  /**
+   * Drains and stops: no new connections, idle keep-alive connections closed, in-flight requests
+   * get up to `deadlineMs` to finish; then every connection is closed.
+   */
+  async stop(deadlineMs: number = this.settings.shutdownDrainMs): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.stopWatching();
+      this.checker?.stop();
+      const trafficClosed = this.traffic.close();
+      this.traffic.closeIdle();
+      const idle = new Promise<void>((resolve) => {
+        if (this.inFlight === 0) resolve();
+        else this.idleWaiters.push(resolve);
+      });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([idle, new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, deadlineMs);
+      })]);
+      clearTimeout(timer);
+      this.traffic.closeAll();
+      await trafficClosed.catch(() => {});
+      clearInterval(this.ticker);
+      await Promise.all([...this.pools.values()].map((pool) => pool.close()));
+      await new Promise<void>((resolve) => (this.admin.listening ? this.admin.close(() => resolve()) : resolve()));
+      this.admin.closeAllConnections();
+      this.log.flush();
+    }
+  }
+
+  private addPool(config: ConcordConfig['pools'][number], seed: number): void {
+    const pool = new PoolRuntime(config, this.settings.zone, seed, (event) => this.recordEvent(event));
+    this.pools.set(config.name, pool);
+    for (const backend of pool.allBackends()) this.watchBackend(pool, backend.id);
+  }
+
+  private watchBackend(pool: PoolRuntime, id: string): void {
+    const backend = pool.backend(id);
+    if (this.checker === undefined || pool.probe === undefined || backend === undefined) return;
+    this.checker.watch(pool.name, id, backend.address, pool.health, pool.probe);
+  }
+
+  /** A new snapshot from the pool source: pools and backends added, changed or removed live. */
+  private applySnapshot(snapshot: PoolSnapshot, seed: number): void {
+    const wanted = new Set(snapshot.pools.map((pool) => pool.name));
+    for (const [name, pool] of this.pools) {
+      if (wanted.has(name)) continue;
+      for (const backend of pool.allBackends()) this.checker?.unwatch(name, backend.id);
+      this.pools.delete(name);
+      void pool.close();
+    }
+    snapshot.pools.forEach((config, index) => {
+      const existing = this.pools.get(config.name);
+      if (existing === undefined) {
+        this.addPool(config, seed + 1000 + index);
+        return;
+      }
+      const { added, removed } = existing.setBackends(config, false);
+      for (const backend of removed) this.checker?.unwatch(config.name, backend.id);
+      for (const backend of added) this.watchBackend(existing, backend.id);
+    });
+    this.router = new Router([...this.pools.keys()], snapshot.routes);
+  }
+
+  private recordEvent(event: HealthEvent): void {
+    this.events.append(event);
+    this.metrics.countHealthEvent(event.pool, event.backend, event.kind, event.cause);
+    this.log.event(event);
+    for (const listener of this.eventListeners) listener(event);
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+    const receivedMs = monotonicMs();
+    const path = req.url ?? '/';
+    const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
+    const poolName = this.router.route(host, path);
+    const pool = poolName === undefined ? undefined : this.pools.get(poolName);
+    if (pool === undefined) {
+      const body = `CONCORD_E_PROXY_NO_ROUTE: no route for host ${host ?? '(none)'} and path ${path}; add one to routes:\n`;
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-concord-error': 'CONCORD_E_PROXY_NO_ROUTE' }).end(body);
+      return;
+    }
+    const limit = this.settings.maxRequestBodyBytes;
+    if (limit > 0 && Number(req.headers['content-length'] ?? 0) > limit) {
+      const body = `CONCORD_E_PROXY_BODY_TOO_LARGE: request body over the proxy's limit of ${limit} bytes (proxy.maxRequestBodyBytes)\n`;
+      res.writeHead(413, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close', 'x-concord-error': 'CONCORD_E_PROXY_BODY_TOO_LARGE' }).end(body);
+      return;
+    }
+    this.inFlight += 1;
+    const clientIp = req.socket.remoteAddress ?? '';
+    const decision = this.admission.admit({ pool: pool.name, method: req.method ?? 'GET', path, headers: req.headers, clientKey: clientIp });
+    const proceed = (admitted: AdmissionDecision) => this.forward(req, res, pool, admitted, { receivedMs, path, clientIp, expectsContinue });
+    if (decision instanceof Promise) decision.then(proceed, (error: unknown) => this.admissionFailed(res, pool, error));
+    else proceed(decision);
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse, pool: PoolRuntime, decision: AdmissionDecision,
+    facts: { receivedMs: number; path: string; clientIp: string; expectsContinue: boolean }): void {
+    if (!decision.admitted) {
+      this.metrics.countRejected(pool.name, decision.status);
+      this.metrics.countRequest(pool.name, 'none', decision.status, (monotonicMs() - facts.receivedMs) / 1000);
+      const body = `${decision.reason}\n`;
+      res.writeHead(decision.status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...decision.headers }).end(body);
+      this.requestDone();
+      return;
+    }
+    if (facts.expectsContinue) res.writeContinue();
+    const headerName = this.settings.requestIdHeader;
+    const given = req.headers[headerName];
+    const requestId = typeof given === 'string' && given.length > 0 && given.length <= 200 ? given : randomUUID();
+    const upstreamHeaders = upstreamRequestHeaders(req.rawHeaders, req.headers, {
+      clientIp: facts.clientIp, proto: (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http', requestIdHeader: headerName, requestId, keepTeTrailers: pool.config.upstreamProtocol === 'h2c',
+    });
+    if (facts.expectsContinue) dropHeader(upstreamHeaders, 'expect');
+    const exchange = new Exchange({
+      req, res, pool, upstreamHeaders, requestId, path: facts.path, clientIp: facts.clientIp, receivedMs: facts.receivedMs, release: decision.release,
+    }, { metrics: this.metrics, accessLog: this.settings.accessLog ? this.log : undefined, done: () => this.requestDone() });
+    exchange.start();
+  }
+
+  private admissionFailed(res: ServerResponse, pool: PoolRuntime, error: unknown): void {
+    // Admission control failing is a bug in it; fail this request loudly rather than forward blindly.
+    this.log.notice('admission control failed', { pool: pool.name, error: (error as Error).message });
+    if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain', 'x-concord-error': 'CONCORD_E_PROXY_ADMISSION_FAILED' }).end('CONCORD_E_PROXY_ADMISSION_FAILED: admission control failed\n');
+    this.requestDone();
+  }
+
+  private requestDone(): void {
+    this.inFlight -= 1;
+    if (this.inFlight === 0 && this.idleWaiters.length > 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = req.url ?? '/';
+    const poolName = this.router.route(req.headers.host, path);
+    const pool = poolName === undefined ? undefined : this.pools.get(poolName);
+    if (pool === undefined || this.stopping) {
+      refuseUpgrade(socket, pool === undefined ? 404 : 503, pool === undefined ? `no route for ${path}` : 'proxy is shutting down');
+      return;
+    }
+    this.inFlight += 1;
+    const headerName = this.settings.requestIdHeader;
+    const given = req.headers[headerName];
+    const requestId = typeof given === 'string' && given.length > 0 ? given : randomUUID();
+    passUpgrade(req, socket, head, pool, { clientIp: req.socket.remoteAddress ?? '', proto: this.traffic.proto, requestIdHeader: headerName, requestId }, () => this.requestDone());
+  }
+}
+
+function dropHeader(headers: string[], name: string): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i]!.toLowerCase() === name) headers.splice(i, 2);
+}
+
+function listen(server: Server, address: string): Promise<void> {
+  const { host, port } = addressOf(address);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}

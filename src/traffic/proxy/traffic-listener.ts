@@ -1,0 +1,151 @@
+// The traffic listener: plain HTTP/1.1 (node:http), or with TLS termination one listener that
+// speaks HTTP/1.1 and HTTP/2 and lets the client choose by ALPN (node:http2's secure server with
+// allowHTTP1). HTTP/2 requests reach the same handler through node:http2's compatibility API,
+// whose request and response objects mirror node:http's.
+
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createSecureServer, createServer as createH2cServer, type Http2SecureServer, type Http2Server, type Http2Session } from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { addressOf, ConfigError, type ProxySettings } from '../../control/config.ts';
+
+export interface TrafficHandlers {
+  request(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void;
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+}
+
+export interface TrafficListener {
+  readonly proto: 'http' | 'https';
+  listen(reusePort: boolean): Promise<void>;
+  address(): AddressInfo;
+  /** The h2c listener's address, when proxy.h2cListen is set. */
+  h2cAddress(): AddressInfo | undefined;
+  readonly listening: boolean;
+  /** Stops accepting; resolves once every connection is gone. */
+  close(): Promise<void>;
+  /** Closes connections with no request in progress (HTTP/2: a graceful GOAWAY). */
+  closeIdle(): void;
+  closeAll(): void;
+}
+
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+
+export function createTrafficListener(settings: ProxySettings, handlers: TrafficHandlers): TrafficListener {
+  const main = settings.tls === undefined ? plainListener(settings, handlers) : tlsListener(settings, handlers);
+  return settings.h2cListen === undefined ? main : withH2c(main, settings.h2cListen, handlers);
+}
+
+/** Adds the cleartext HTTP/2 (prior knowledge) listener next to the main one. */
+function withH2c(main: TrafficListener, address: string, handlers: TrafficHandlers): TrafficListener {
+  const server = createH2cServer();
+  const sessions = new Set<Http2Session>();
+  server.on('request', (req, res) => handlers.request(req as unknown as IncomingMessage, res as unknown as ServerResponse, false));
+  server.on('checkContinue', (req, res) => handlers.request(req as unknown as IncomingMessage, res as unknown as ServerResponse, true));
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  return {
+    proto: main.proto,
+    listen: async (reusePort) => {
+      await main.listen(reusePort);
+      await listenOn(server, address, reusePort);
+    },
+    address: () => main.address(),
+    h2cAddress: () => server.address() as AddressInfo,
+    get listening() {
+      return main.listening;
+    },
+    close: async () => {
+      await Promise.all([main.close(), new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))]);
+    },
+    closeIdle: () => {
+      main.closeIdle();
+      for (const session of sessions) session.close();
+    },
+    closeAll: () => {
+      main.closeAll();
+      for (const session of sessions) session.destroy();
+    },
+  };
+}
+
+function listenOn(server: Server | Http2SecureServer | Http2Server, address: string, reusePort: boolean): Promise<void> {
+  const { host, port } = addressOf(address);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    // With several workers each binds its own SO_REUSEPORT socket (exclusive, so node:cluster does
+    // not route accepts through the primary) and the kernel spreads connections over them.
+    server.listen({ host, port, reusePort, exclusive: reusePort }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function plainListener(settings: ProxySettings, handlers: TrafficHandlers): TrafficListener {
+  const server = createServer({ keepAliveTimeout: settings.clientIdleMs, requestTimeout: 0 }, (req, res) => handlers.request(req, res, false));
+  server.on('checkContinue', (req, res) => handlers.request(req, res, true));
+  server.on('upgrade', (req, socket, head) => handlers.upgrade(req, socket, head));
+  server.on('clientError', (error, socket) => {
+    if (socket.writable) socket.end(BAD_REQUEST);
+    else socket.destroy(error);
+  });
+  return {
+    proto: 'http',
+    listen: (reusePort) => listenOn(server, settings.listen, reusePort),
+    address: () => server.address() as AddressInfo,
+    h2cAddress: () => undefined,
+    get listening() {
+      return server.listening;
+    },
+    close: () => new Promise((resolve) => (server.listening ? server.close(() => resolve()) : resolve())),
+    closeIdle: () => server.closeIdleConnections(),
+    closeAll: () => server.closeAllConnections(),
+  };
+}
+
+function readPem(path: string, key: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`proxy.tls.${key}: cannot read ${path}: ${(error as Error).message}`);
+  }
+}
+
+function tlsListener(settings: ProxySettings, handlers: TrafficHandlers): TrafficListener {
+  const tls = settings.tls!;
+  const server = createSecureServer({ allowHTTP1: true, cert: readPem(tls.certFile, 'certFile'), key: readPem(tls.keyFile, 'keyFile') });
+  const sessions = new Set<Http2Session>();
+  const sockets = new Set<Socket>();
+  server.on('request', (req, res) => handlers.request(req as unknown as IncomingMessage, res as unknown as ServerResponse, false));
+  server.on('checkContinue', (req, res) => handlers.request(req as unknown as IncomingMessage, res as unknown as ServerResponse, true));
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.setTimeout(settings.clientIdleMs); // idle sessions and connections are closed
+  return {
+    proto: 'https',
+    listen: (reusePort) => listenOn(server, settings.listen, reusePort),
+    address: () => server.address() as AddressInfo,
+    h2cAddress: () => undefined,
+    get listening() {
+      return server.listening;
+    },
+    close: () => new Promise((resolve) => (server.listening ? server.close(() => resolve()) : resolve())),
+    closeIdle: () => {
+      for (const session of sessions) session.close();
+    },
+    closeAll: () => {
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
