@@ -31,22 +31,37 @@ export interface ActionHooks {
 }
 
 export type ExecutionOutcome = 'done' | 'frozen';
+type ActionOutcome = 'done' | 'failed' | 'frozen';
 
-export async function executeActions(context: PeriodContext, decision: Decision, instances: Map<string, InstanceState>, hooks: ActionHooks = {}): Promise<ExecutionOutcome> {
-  if (decision.dryRun) return 'done';
+export interface Execution {
+  outcome: ExecutionOutcome;
+  /** How many of the decision's actions were carried out, in order (a failed launch is not). */
+  executed: number;
+}
+
+/**
+ * Executes the actions in order until one is refused. Throws CONCORD_E_CONTROLLER_DEPOSED when
+ * this leader turns out to be deposed; `onProgress` has the count so far either way.
+ */
+export async function executeActions(
+  context: PeriodContext, decision: Decision, instances: Map<string, InstanceState>, hooks: ActionHooks = {}, onProgress: (executed: number) => void = () => {},
+): Promise<Execution> {
+  if (decision.dryRun) return { outcome: 'done', executed: decision.actions.length };
+  let executed = 0;
   for (const action of decision.actions) {
     await hooks.beforeIntent?.(action, context.fence.token);
     const outcome = await executeAction(context, action, instances, hooks);
-    if (outcome === 'frozen') return 'frozen';
+    if (outcome === 'frozen') return { outcome, executed };
+    if (outcome === 'done') onProgress(++executed);
   }
-  return 'done';
+  return { outcome: 'done', executed };
 }
 
 function event(context: PeriodContext, kind: string, message: string, data?: unknown): Omit<TimelineEvent, 'by'> {
   return { atMs: context.clock(), source: 'autoscaler', kind, pool: context.setup.name, message, ...(data === undefined ? {} : { data }) };
 }
 
-async function executeAction(context: PeriodContext, action: Action, instances: Map<string, InstanceState>, hooks: ActionHooks): Promise<ExecutionOutcome> {
+async function executeAction(context: PeriodContext, action: Action, instances: Map<string, InstanceState>, hooks: ActionHooks): Promise<ActionOutcome> {
   switch (action.kind) {
     case 'drain':
       return drain(context, action, instances);
@@ -56,7 +71,7 @@ async function executeAction(context: PeriodContext, action: Action, instances: 
   }
 }
 
-async function drain(context: PeriodContext, action: Extract<Action, { kind: 'drain' }>, instances: Map<string, InstanceState>): Promise<ExecutionOutcome> {
+async function drain(context: PeriodContext, action: Extract<Action, { kind: 'drain' }>, instances: Map<string, InstanceState>): Promise<ActionOutcome> {
   const instance = instances.get(action.instanceId);
   if (instance === undefined) return 'done';
   const draining: InstanceState = { ...instance, drainingSinceMs: context.clock() };
@@ -74,7 +89,7 @@ async function providerAction(
   action: Extract<Action, { kind: 'launch' | 'terminate' }>,
   instances: Map<string, InstanceState>,
   hooks: ActionHooks,
-): Promise<ExecutionOutcome> {
+): Promise<ActionOutcome> {
   const { setup, fence } = context;
   const record: ActionRecord = { kind: action.kind, requestId: action.requestId, fencingToken: fence.token.toString(), leader: context.leaderName, startedAtMs: context.clock() };
   if (action.kind === 'terminate') record.instanceId = action.instanceId;
@@ -83,9 +98,11 @@ async function providerAction(
   await hooks.beforeProviderCall?.(action, fence.token);
 
   let outcomeOps: TxnOp[];
+  let outcome: ActionOutcome = 'done';
   try {
     outcomeOps = action.kind === 'launch' ? await launch(context, action, instances) : await terminate(context, action, instances);
   } catch (error) {
+    outcome = 'failed';
     outcomeOps = [context.timeline.op(event(context, 'action-failed', `${action.kind} ${action.requestId} failed: ${(error as Error).message}`, { code: (error as { code?: string }).code }))];
     if (error instanceof ProviderError && error.code === 'CONCORD_E_PROVIDER_STALE_FENCING_TOKEN') {
       // The provider has seen a newer leader: record nothing more as leader.
@@ -94,7 +111,7 @@ async function providerAction(
     }
   }
   await fence.commit([{ kind: 'delete', key: actionKey(setup.name, action.requestId) }, ...outcomeOps]);
-  return 'done';
+  return outcome;
 }
 
 async function launch(context: PeriodContext, action: Extract<Action, { kind: 'launch' }>, instances: Map<string, InstanceState>): Promise<TxnOp[]> {

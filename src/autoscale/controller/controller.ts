@@ -24,7 +24,7 @@ import { parseLeaderRecord, type LeaderRecord } from '../state/records.ts';
 import { executeActions, type ActionHooks } from './action-executor.ts';
 import { Fence, isDeposed } from './fence.ts';
 import type { MetricsSource } from './metrics-source.ts';
-import { decidePeriod, type PeriodContext, type PoolSetup } from './pool-period.ts';
+import { commitMemory, decidePeriod, type PeriodContext, type PoolSetup } from './pool-period.ts';
 
 export interface ControllerLogger {
   info(text: string): void;
@@ -261,9 +261,17 @@ export class AutoscaleController {
       clock: this.clock,
       leaderName: this.name,
     };
-    const { decision, instances } = await decidePeriod(context);
-    this.options.onDecision?.(decision);
-    await executeActions(context, decision, instances, this.options.hooks);
+    const period = await decidePeriod(context);
+    this.options.onDecision?.(period.decision);
+    let executed = 0;
+    try {
+      executed = (await executeActions(context, period.decision, period.instances, this.options.hooks, (count) => (executed = count))).executed;
+    } finally {
+      // Whatever stopped the actions, the memory says what was done (a deposed leader's write fails, as it should).
+      await commitMemory(context, period, executed).catch((error: unknown) => {
+        if (!isDeposed(error)) throw error;
+      });
+    }
   }
 
   private providerFor(setup: PoolSetup): Provider {

@@ -8,6 +8,7 @@ import type { EventTimeline, TimelineEvent } from '../../control/events.ts';
 import { localTimes } from '../local-time.ts';
 import { initialMemory } from '../policy/defaults.ts';
 import { decide } from '../policy/policy.ts';
+import { settleMemory } from '../policy/settle.ts';
 import type { Decision, FreezeRecord, PolicyConfig, PolicyMemory, PoolObservation } from '../policy/types.ts';
 import type { Provider, ProviderEvent } from '../providers/provider.ts';
 import { actionKey, actionsPrefix, GLOBAL_FREEZE_KEY, instanceKey, instancesPrefix, memoryKey, poolFreezeKey, poolPrefix, statusKey } from '../state/keys.ts';
@@ -59,6 +60,8 @@ export interface PeriodContext {
 
 export interface PeriodDecision {
   decision: Decision;
+  /** The policy's memory assuming every action happens (settle it with what did). */
+  memory: PolicyMemory;
   /** The pool's instance records after reconciliation, by id (the actions update them). */
   instances: Map<string, InstanceState>;
 }
@@ -96,7 +99,7 @@ function readRecord(pool: string, kv: KeyValue, state: PoolState): void {
   }
 }
 
-/** Reads, reconciles, decides and commits the decision; the caller then executes its actions. */
+/** Reads, reconciles, decides and commits the decision; the caller then executes its actions and commits the memory (commitMemory). */
 export async function decidePeriod(context: PeriodContext): Promise<PeriodDecision> {
   const { store, setup, provider, metrics, nowMs } = context;
   const state = await readPoolState(store, setup.name);
@@ -134,19 +137,18 @@ export async function decidePeriod(context: PeriodContext): Promise<PeriodDecisi
     ...reconciled.removed.map((instance): TxnOp => ({ kind: 'delete', key: instanceKey(setup.name, instance.id) })),
     ...state.pendingActions.map((action): TxnOp => ({ kind: 'delete', key: actionKey(setup.name, action.requestId) })),
   ];
+  // The decision's sequence is taken now (launch request ids derive from it, so no later decision
+  // reuses them, even if this leader dies before the actions); the rest of the memory follows the actions.
   const decisionOps: TxnOp[] = [
-    { kind: 'put', key: memoryKey(setup.name), value: JSON.stringify(memory) },
+    { kind: 'put', key: memoryKey(setup.name), value: JSON.stringify({ ...state.memory, sequence: decision.sequence }) },
     { kind: 'put', key: statusKey(setup.name), value: JSON.stringify(statusOf(decision, context, listed.length)) },
   ];
   if (decision.freezeRequest !== undefined) decisionOps.push(freezeRequestOp(setup.name, decision.freezeRequest));
   await commitInChunks(context, recordOps, events, decisionOps);
-  return { decision, instances: new Map(reconciled.states.map((instance) => [instance.id, instance])) };
+  return { decision, memory, instances: new Map(reconciled.states.map((instance) => [instance.id, instance])) };
 }
 
-/**
- * Commits record changes and events in chunks, and the memory and status last: a period that is
- * cut short (deposed half-way) leaves the next leader a consistent memory, never a half of it.
- */
+/** Commits record changes and events in chunks, and the sequence and status last. */
 async function commitInChunks(context: PeriodContext, recordOps: TxnOp[], events: Omit<TimelineEvent, 'by'>[], decisionOps: TxnOp[]): Promise<void> {
   const eventOps = events.map((event) => context.timeline.op(event));
   const all = [...recordOps, ...eventOps];
@@ -202,4 +204,10 @@ function decisionEvent(decision: Decision, context: PeriodContext): Omit<Timelin
       frozen: decision.frozen,
     },
   };
+}
+
+/** The memory after the actions: what the decision assumed, less what was not carried out. */
+export async function commitMemory(context: PeriodContext, period: PeriodDecision, executed: number): Promise<void> {
+  const memory = settleMemory(period.memory, period.decision, executed);
+  await context.fence.commit([{ kind: 'put', key: memoryKey(context.setup.name), value: JSON.stringify(memory) }]);
 }
