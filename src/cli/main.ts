@@ -7,6 +7,8 @@ import { registerSnapshotCommand } from './snapshot.ts';
 import { registerSimCommand } from './sim.ts';
 import { registerBenchCommand } from './bench.ts';
 import { registerChaosCommand } from './chaos.ts';
+import { registerAutoscaleCommand } from './autoscale.ts';
+import { registerControllerCommand } from './controller.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
@@ -29,6 +31,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerSnapshotCommand(program, setExitCode);
   registerBenchCommand(program, setExitCode);
   registerChaosCommand(program, setExitCode);
+  registerAutoscaleCommand(program, setExitCode);
+  registerControllerCommand(program, setExitCode);
   return program;
 }
 

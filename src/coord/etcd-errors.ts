@@ -15,6 +15,11 @@ function isUnavailable(error: unknown): boolean {
   return /ECONNREFUSED|ECONNRESET|No connection established|Deadline exceeded|failed to connect|Connection dropped/i.test(message);
 }
 
+/** gRPC's message without its class prefix and its empty resolution notes. */
+function cleaned(message: string): string {
+  return message.replace(/^\w+Error: /, '').replace(/\s*Resolution note:\s*$/, '').replace(/Last error: Error: /, 'last error: ').trim();
+}
+
 export function toCoordError(error: unknown, what: string, timeoutMs: number): CoordError {
   if (error instanceof CoordError) return error;
   if (error instanceof ClientClosedError) return new CoordError('CONCORD_E_STORE_CLOSED', `${what}: the store client is closed`, { cause: error });
@@ -22,9 +27,9 @@ export function toCoordError(error: unknown, what: string, timeoutMs: number): C
   if (isUnavailable(error)) {
     return new CoordError(
       'CONCORD_E_STORE_UNAVAILABLE',
-      `${what}: the store did not answer within ${timeoutMs} ms (${message.replace(/^\w+Error: /, '')}); check that its members are running and that the endpoints are right`,
+      `${what}: the store is unreachable or did not answer within ${timeoutMs} ms (${cleaned(message)}); check that its members are running and that the endpoints are right`,
       { cause: error },
     );
   }
-  return new CoordError('CONCORD_E_STORE_REQUEST_FAILED', `${what}: the store refused the request: ${message.replace(/^\w+Error: /, '')}`, { cause: error });
+  return new CoordError('CONCORD_E_STORE_REQUEST_FAILED', `${what}: the store refused the request: ${cleaned(message)}`, { cause: error });
 }

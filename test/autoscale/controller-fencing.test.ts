@@ -92,7 +92,7 @@ test('the leader crashes: another takes over within the lease bound, adopts the 
   assert.deepEqual((await instanceRecords(observer, 'web')).map((i) => i.id).sort(), before, 'the same instances, adopted as they were');
   assert.equal(provider.actionLog().filter((entry) => entry.action === 'launch').length, 2, 'nothing launched again');
 
-  metrics.inflightPerInstance = 8;
+  metrics.totalInflight = 16; // 4 instances at the target of 4 each
   await waitFor('the new leader scales out', async () => (await provider.list()).length === 4, 15_000);
   const launches = provider.actionLog().filter((entry) => entry.action === 'launch');
   assert.deepEqual(launches.slice(2).map((entry) => entry.fencingToken), [second.fencingToken()!.toString(), second.fencingToken()!.toString()]);
@@ -120,7 +120,7 @@ test('a leader paused between its decision and its action: its fenced intent fai
   const tokenA = controllers[0]!.fencingToken()!;
 
   armed = true;
-  metrics.inflightPerInstance = 8;
+  metrics.totalInflight = 16; // 4 instances at the target of 4 each
   await pause.reached;
   await waitFor('ctl-b takes over while ctl-a is paused', () => controllers[1]!.role() === 'leader', TAKEOVER_BOUND_MS);
   const launchedBeforeResume = provider.actionLog().length;
@@ -155,7 +155,7 @@ test('a leader paused between its recorded intent and the provider call: the pro
   const tokenA = controllers[0]!.fencingToken()!;
 
   armed = true;
-  metrics.inflightPerInstance = 8;
+  metrics.totalInflight = 16; // 4 instances at the target of 4 each
   await pause.reached;
   const intent = await observer.range(actionsPrefix('web'), { prefix: true });
   assert.equal(intent.kvs.length, 1, "ctl-a's intent is recorded before the provider call");

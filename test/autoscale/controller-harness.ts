@@ -81,7 +81,8 @@ export function testPolicy(overrides: Partial<PolicyConfig> & Pick<PolicyConfig,
     periodMs: TEST_PERIOD_MS,
     warmupMs: 0,
     drainDeadlineMs: 2_000,
-    scaleIn: { stabilizationMs: 1_000, cooldownMs: 0, rateLimits: [{ type: 'instances', value: 10, periodMs: 1_000 }] },
+    scaleOut: { stabilizationMs: 0, cooldownMs: 0, rateLimits: [{ type: 'instances', value: 10, periodMs: 1_000 }], select: 'max' },
+    scaleIn: { stabilizationMs: 1_000, cooldownMs: 0, rateLimits: [{ type: 'instances', value: 10, periodMs: 1_000 }], select: 'max' },
     replacement: { failingForMs: 2_000, startupTimeoutMs: 10_000, maxSharePercent: 50, holdAboveUnhealthyPercent: 80 },
     ...overrides,
   });
@@ -94,19 +95,19 @@ export function sharedPoolSetup(config: PolicyConfig, provider: Provider): PoolS
 
 /**
  * Health from the instances themselves (GET /healthz), load from the test: what a proxy and the
- * health checker would report, without either.
+ * health checker would report, without either. The load is a total of in-flight requests, spread
+ * over the healthy instances, so more instances each carry less.
  */
 export class ProbingMetricsSource implements MetricsSource {
-  /** In-flight requests per instance the "proxies" report; undefined: no metrics at all. */
-  inflightPerInstance: number | undefined = 0;
+  /** In-flight requests over the whole pool; undefined: no metrics at all. */
+  totalInflight: number | undefined = 0;
 
   async sample(_pool: string, addresses: readonly string[]): Promise<PoolSample | undefined> {
-    if (this.inflightPerInstance === undefined) return undefined;
-    const inflight = this.inflightPerInstance;
-    const backends = await Promise.all(addresses.map(async (address) => {
-      const healthy = await httpGet(address, '/healthz', 500).then((answer) => answer.status === 200, () => false);
-      return { address, healthy, inflight, requestsPerSecond: inflight * 10 };
-    }));
+    if (this.totalInflight === undefined) return undefined;
+    const health = await Promise.all(addresses.map((address) => httpGet(address, '/healthz', 500).then((answer) => answer.status === 200, () => false)));
+    const serving = Math.max(1, health.filter(Boolean).length);
+    const inflight = this.totalInflight / serving;
+    const backends = addresses.map((address, i) => ({ address, healthy: health[i]!, inflight: health[i] ? inflight : 0, requestsPerSecond: health[i] ? inflight * 10 : 0 }));
     return { sampledAtMs: Date.now(), pool: { shedPerSecond: 0, errorRatio: 0, latencyMs: { mean: 5, p50: 5, p95: 8, p99: 10 }, external: {} }, backends };
   }
 }

@@ -30,9 +30,9 @@ test('a controller grows the pool to its minimum, records instances and decision
   assert.ok((await timeline(client, 'decision')).length > 0, 'decisions are events');
   assert.equal((await timeline(client, 'launch')).length, 2);
 
-  metrics.inflightPerInstance = 8; // twice the target per instance: 4 instances
+  metrics.totalInflight = 16; // 4 instances at the target of 4 each
   await waitFor('four ready instances', async () => (await instanceRecords(client, 'web')).filter((i) => i.readyAtMs !== undefined && i.drainingSinceMs === undefined).length === 4, 15_000);
-  metrics.inflightPerInstance = 1;
+  metrics.totalInflight = 2;
   await waitFor('back to two instances', async () => (await provider.list()).length === 2, 20_000);
   const drains = await timeline(client, 'drain');
   const terminates = await timeline(client, 'terminate');
