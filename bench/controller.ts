@@ -77,7 +77,7 @@ async function runRound(endpoint: string, round: number): Promise<Round> {
   const pool = `bench-${round}`;
   const config = policyConfig({ pool, min: 3, max: 10, target: { inflightPerInstance: 4 }, periodMs: PERIOD_MS, warmupMs: 0 });
   const provider = new MemoryProvider();
-  const setup: PoolSetup = { name: pool, config, launchVersion: 'v1', createProvider: () => provider, instancesDieWithController: false };
+  const setup: PoolSetup = { name: pool, config, launchVersion: 'v1', createProvider: () => provider, instancesDieWithController: false, listGraceMs: 0 };
   const metrics = new StaticMetricsSource();
   metrics.set(pool, uniformSample({ inflightPerInstance: 4 }));
   const clients = [0, 1, 2].map(() => new EtcdCoordStore(parseStoreLocation(endpoint)));

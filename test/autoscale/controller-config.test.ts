@@ -74,6 +74,7 @@ test('a file: YAML errors and unreadable files say which file', () => {
     writeFileSync(good, 'pools:\n  - name: web\n    autoscale:\n      provider: { exec: { launch: "l", terminate: "t", list: "ls" } }\n      min: 1\n      max: 3\n      target: { p95LatencyMs: 200 }\n');
     const [pool] = readControllerConfig(good);
     assert.equal(poolSetupOf(pool!).instancesDieWithController, false, 'an exec provider\'s instances outlive the controller');
+    assert.equal(poolSetupOf(pool!).listGraceMs, 30_000, 'a cloud\'s list may lag its launches');
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'pools: [\n');
     assert.throws(() => readControllerConfig(bad), (error: unknown) => error instanceof AutoscaleConfigError && /bad\.yaml: not valid YAML/.test(error.problems[0]!));

@@ -90,7 +90,7 @@ export function testPolicy(overrides: Partial<PolicyConfig> & Pick<PolicyConfig,
 
 /** A pool whose controllers all share one provider (as several controllers share one cloud). */
 export function sharedPoolSetup(config: PolicyConfig, provider: Provider): PoolSetup {
-  return { name: config.pool, config, launchVersion: 'v1', createProvider: () => provider, instancesDieWithController: false };
+  return { name: config.pool, config, launchVersion: 'v1', createProvider: () => provider, instancesDieWithController: false, listGraceMs: 0 };
 }
 
 /**

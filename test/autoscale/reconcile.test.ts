@@ -33,6 +33,16 @@ test('listed and recorded: the record is kept; listed only: adopted; recorded on
   assert.deepEqual(result.instances.map((i) => [i.id, i.healthy, i.readyAtMs]), [['a', false, undefined], ['new', false, undefined]]);
 });
 
+test('a recent launch the provider does not list yet is kept within the grace; after it, it is gone', () => {
+  const fresh = recorded('fresh', 1, { launchedAtMs: NOW - 5_000 });
+  const kept = reconcile(NOW, [fresh], [], undefined, { listGraceMs: 30_000 });
+  assert.deepEqual(kept.states.map((s) => s.id), ['fresh']);
+  assert.deepEqual(kept.instances.map((i) => i.id), ['fresh'], 'it counts as capacity: no duplicate launch');
+  assert.deepEqual(kept.removed, []);
+  assert.deepEqual(reconcile(NOW + 30_000, [fresh], [], undefined, { listGraceMs: 30_000 }).removed.map((s) => s.id), ['fresh']);
+  assert.deepEqual(reconcile(NOW, [fresh], [], undefined).removed.map((s) => s.id), ['fresh'], 'no grace for an exact list');
+});
+
 test('health verdicts: ready on the first pass, failing from the first failure after that, recovered; no verdict changes nothing', () => {
   let states = [recorded('a', 1), recorded('b', 2)];
   const step = (backends: PoolSample['backends'], at = NOW) => {

@@ -11,10 +11,11 @@ test('launches for scaling that did not happen are not counted against the rate 
   const { decision, memory } = decide(config({ max: 20 }), settledMemory(), observation(warmedPool(4, 16)));
   assert.deepEqual(decision.actions.map((a) => `${a.kind}:${a.purpose}`), ['launch:scale', 'launch:scale', 'launch:scale', 'launch:scale']);
   assert.deepEqual(memory.scalings.map((s) => [s.direction, s.count]), [['out', 4]]);
-  assert.deepEqual(settleMemory(memory, decision, 4), memory, 'all done: unchanged');
-  assert.deepEqual(settleMemory(memory, decision, 1).scalings.map((s) => [s.direction, s.count]), [['out', 1]]);
-  assert.deepEqual(settleMemory(memory, decision, 0).scalings, [], 'nothing done: no scaling recorded');
-  assert.equal(settleMemory(memory, decision, 0).sequence, memory.sequence, 'the sequence stays taken');
+  assert.deepEqual(settleMemory(memory, decision, []), memory, 'all done: unchanged');
+  assert.deepEqual(settleMemory(memory, decision, decision.actions.slice(1)).scalings.map((s) => [s.direction, s.count]), [['out', 1]]);
+  assert.deepEqual(settleMemory(memory, decision, decision.actions).scalings, [], 'nothing done: no scaling recorded');
+  assert.equal(settleMemory(memory, decision, decision.actions).sequence, memory.sequence, 'the sequence stays taken');
+  assert.deepEqual(settleMemory(memory, decision, [decision.actions[1]!]).scalings.map((s) => [s.direction, s.count]), [['out', 3]], 'a launch that failed in the middle');
 });
 
 test('drains for scaling in that did not happen are not counted; earlier scalings stay', () => {
@@ -22,7 +23,7 @@ test('drains for scaling in that did not happen are not counted; earlier scaling
   const { decision, memory } = decide(config({ min: 2, scaleIn: { stabilizationMs: 0, cooldownMs: 0, rateLimits: [{ type: 'instances', value: 10, periodMs: 60_000 }], select: 'max' } }), earlier, observation(warmedPool(6, 1)));
   const drains = decision.actions.filter((a) => a.kind === 'drain');
   assert.ok(drains.length >= 2 && drains.every((a) => a.purpose === 'scale'));
-  const settled = settleMemory(memory, decision, 1);
+  const settled = settleMemory(memory, decision, decision.actions.slice(1));
   assert.deepEqual(settled.scalings.map((s) => [s.direction, s.count]), [['out', 3], ['in', 1]]);
 });
 
@@ -31,6 +32,6 @@ test('a replacement not launched is still owed; a replacement drain that did not
   const { decision, memory } = decide(config({ min: 2, max: 20 }), settledMemory(), observation(pool));
   assert.deepEqual(decision.actions.map((a) => `${a.kind}:${a.purpose}`), ['drain:replace', 'launch:replace']);
   assert.equal(memory.owedLaunches, 0);
-  assert.equal(settleMemory(memory, decision, 1).owedLaunches, 1, 'drained but not replaced yet: owed');
-  assert.equal(settleMemory(memory, decision, 0).owedLaunches, 0, 'not drained: nothing owed (it is replaced next period)');
+  assert.equal(settleMemory(memory, decision, decision.actions.slice(1)).owedLaunches, 1, 'drained but not replaced yet: owed');
+  assert.equal(settleMemory(memory, decision, decision.actions).owedLaunches, 0, 'not drained: nothing owed (it is replaced next period)');
 });

@@ -35,26 +35,28 @@ type ActionOutcome = 'done' | 'failed' | 'frozen';
 
 export interface Execution {
   outcome: ExecutionOutcome;
-  /** How many of the decision's actions were carried out, in order (a failed launch is not). */
-  executed: number;
+  /** The actions not carried out: refused by a freeze, failed at the provider, or after either. */
+  missed: Action[];
 }
 
 /**
- * Executes the actions in order until one is refused. Throws CONCORD_E_CONTROLLER_DEPOSED when
- * this leader turns out to be deposed; `onProgress` has the count so far either way.
+ * Executes the actions in order until a freeze refuses one (a failed launch or terminate is
+ * recorded and the rest go on). Throws CONCORD_E_CONTROLLER_DEPOSED when this leader turns out to
+ * be deposed; `onDone` has every action carried out so far either way.
  */
 export async function executeActions(
-  context: PeriodContext, decision: Decision, instances: Map<string, InstanceState>, hooks: ActionHooks = {}, onProgress: (executed: number) => void = () => {},
+  context: PeriodContext, decision: Decision, instances: Map<string, InstanceState>, hooks: ActionHooks = {}, onDone: (action: Action) => void = () => {},
 ): Promise<Execution> {
-  if (decision.dryRun) return { outcome: 'done', executed: decision.actions.length };
-  let executed = 0;
-  for (const action of decision.actions) {
+  if (decision.dryRun) return { outcome: 'done', missed: [] };
+  const missed: Action[] = [];
+  for (const [index, action] of decision.actions.entries()) {
     await hooks.beforeIntent?.(action, context.fence.token);
     const outcome = await executeAction(context, action, instances, hooks);
-    if (outcome === 'frozen') return { outcome, executed };
-    if (outcome === 'done') onProgress(++executed);
+    if (outcome === 'frozen') return { outcome, missed: [...missed, ...decision.actions.slice(index)] };
+    if (outcome === 'done') onDone(action);
+    else missed.push(action);
   }
-  return { outcome: 'done', executed };
+  return { outcome: 'done', missed };
 }
 
 function event(context: PeriodContext, kind: string, message: string, data?: unknown): Omit<TimelineEvent, 'by'> {

@@ -14,6 +14,12 @@ import { createProvider } from '../providers/create-provider.ts';
 import { POOL_NAME_PATTERN } from '../state/keys.ts';
 import type { PoolSetup } from './pool-period.ts';
 
+/**
+ * An exec provider's list comes from a tool (a cloud's API), which may not show an instance it has
+ * just launched; the process provider's list is exact.
+ */
+export const EXEC_LIST_GRACE_MS = 30_000;
+
 /** A larger configuration file is refused (it is certainly not a configuration). */
 export const MAX_CONFIG_FILE_BYTES = 4 * 1024 * 1024;
 
@@ -105,5 +111,6 @@ export function poolSetupOf(pool: AutoscaledPool): PoolSetup {
     createProvider: (onEvent) => createProvider(pool.section.provider, { pool: pool.name, onEvent }),
     // A process provider's children die with the controller that started them.
     instancesDieWithController: 'process' in pool.section.provider,
+    listGraceMs: 'process' in pool.section.provider ? 0 : EXEC_LIST_GRACE_MS,
   };
 }

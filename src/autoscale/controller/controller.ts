@@ -17,7 +17,7 @@ import { hostname } from 'node:os';
 import type { CoordStore, LeaseHandle } from '../../coord/coord-store.ts';
 import { Election, type QueueTurn } from '../../coord/recipes.ts';
 import { EventTimeline, type TimelineEvent } from '../../control/events.ts';
-import type { Decision } from '../policy/types.ts';
+import type { Action, Decision } from '../policy/types.ts';
 import type { Provider, ProviderEvent } from '../providers/provider.ts';
 import { LEADER_ELECTION_PREFIX } from '../state/keys.ts';
 import { parseLeaderRecord, type LeaderRecord } from '../state/records.ts';
@@ -263,12 +263,13 @@ export class AutoscaleController {
     };
     const period = await decidePeriod(context);
     this.options.onDecision?.(period.decision);
-    let executed = 0;
+    const done = new Set<Action>();
     try {
-      executed = (await executeActions(context, period.decision, period.instances, this.options.hooks, (count) => (executed = count))).executed;
+      await executeActions(context, period.decision, period.instances, this.options.hooks, (action) => done.add(action));
     } finally {
       // Whatever stopped the actions, the memory says what was done (a deposed leader's write fails, as it should).
-      await commitMemory(context, period, executed).catch((error: unknown) => {
+      const missed = period.decision.dryRun ? [] : period.decision.actions.filter((action) => !done.has(action));
+      await commitMemory(context, period, missed).catch((error: unknown) => {
         if (!isDeposed(error)) throw error;
       });
     }

@@ -9,7 +9,7 @@ import { localTimes } from '../local-time.ts';
 import { initialMemory } from '../policy/defaults.ts';
 import { decide } from '../policy/policy.ts';
 import { settleMemory } from '../policy/settle.ts';
-import type { Decision, FreezeRecord, PolicyConfig, PolicyMemory, PoolObservation } from '../policy/types.ts';
+import type { Action, Decision, FreezeRecord, PolicyConfig, PolicyMemory, PoolObservation } from '../policy/types.ts';
 import type { Provider, ProviderEvent } from '../providers/provider.ts';
 import { actionKey, actionsPrefix, GLOBAL_FREEZE_KEY, instanceKey, instancesPrefix, memoryKey, poolFreezeKey, poolPrefix, statusKey } from '../state/keys.ts';
 import { reconcile, type PoolSample } from '../state/reconcile.ts';
@@ -30,6 +30,8 @@ export interface PoolSetup {
    * controller leads instead, it cannot manage them, so this one stops them.
    */
   instancesDieWithController: boolean;
+  /** A launched instance the provider does not list yet is kept this long (0 for a provider whose list is exact). */
+  listGraceMs: number;
 }
 
 /** What the store holds for a pool at the start of a period. */
@@ -105,7 +107,7 @@ export async function decidePeriod(context: PeriodContext): Promise<PeriodDecisi
   const state = await readPoolState(store, setup.name);
   const listed = await provider.list();
   const sample = await metrics.sample(setup.name, listed.map((instance) => instance.address)).catch((): PoolSample | undefined => undefined);
-  const reconciled = reconcile(nowMs, state.instances, listed, sample);
+  const reconciled = reconcile(nowMs, state.instances, listed, sample, { listGraceMs: setup.listGraceMs });
   for (const instance of reconciled.states) provider.reportReadiness(instance.id, instance.readyAtMs !== undefined && instance.healthy);
 
   const observation: PoolObservation = {
@@ -207,7 +209,7 @@ function decisionEvent(decision: Decision, context: PeriodContext): Omit<Timelin
 }
 
 /** The memory after the actions: what the decision assumed, less what was not carried out. */
-export async function commitMemory(context: PeriodContext, period: PeriodDecision, executed: number): Promise<void> {
-  const memory = settleMemory(period.memory, period.decision, executed);
+export async function commitMemory(context: PeriodContext, period: PeriodDecision, missed: readonly Action[]): Promise<void> {
+  const memory = settleMemory(period.memory, period.decision, missed);
   await context.fence.commit([{ kind: 'put', key: memoryKey(context.setup.name), value: JSON.stringify(memory) }]);
 }

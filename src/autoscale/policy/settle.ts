@@ -1,5 +1,5 @@
 // The memory a decision leaves assumes its actions happen. The controller executes them in order
-// and may stop part-way: the kill switch was set between two actions, the leader was deposed, a
+// and may miss some or stop part-way: the kill switch was set between two actions, the leader was deposed, a
 // launch failed. settleMemory() makes the memory say what happened: a scaling that did not happen
 // must not count against the rate limits or cool down the pool, and a replacement that was not
 // launched is still owed.
@@ -10,9 +10,8 @@ function count(actions: readonly Action[], kind: Action['kind'], purpose: Action
   return actions.filter((action) => action.kind === kind && action.purpose === purpose).length;
 }
 
-/** The memory after only the first `executed` of the decision's actions were carried out. */
-export function settleMemory(memory: PolicyMemory, decision: Decision, executed: number): PolicyMemory {
-  const missed = decision.actions.slice(Math.max(0, executed));
+/** The memory after the decision's actions except `missed` (not carried out) were. */
+export function settleMemory(memory: PolicyMemory, decision: Decision, missed: readonly Action[]): PolicyMemory {
   if (missed.length === 0) return memory;
   const next: PolicyMemory = { ...memory };
   const scaledOutMissed = count(missed, 'launch', 'scale');

@@ -9,7 +9,8 @@
 //   orphaned (an exec provider's instances also outlive a restart of the controller);
 // * recorded but not listed: gone. It exited, or it died with the controller that launched it
 //   (the process provider's instances do); the record is dropped and the pool is short, which the
-//   policy sees and repairs.
+//   policy sees and repairs. Except within `listGraceMs` of its launch: a cloud's list may not show
+//   an instance it has just launched, and dropping it would launch a duplicate.
 // Health is the sample's: an instance is ready once it first passes its checks, failing from the
 // first failed verdict after that, and a verdict missing from a sample changes nothing (no data is
 // not a failure).
@@ -64,7 +65,14 @@ export interface ReconcileResult {
   events: ReconcileEvent[];
 }
 
-export function reconcile(nowMs: number, stored: readonly InstanceState[], listed: readonly ListedInstance[], sample: PoolSample | undefined): ReconcileResult {
+export interface ReconcileOptions {
+  /** A recorded instance launched less than this long ago is kept even if the provider does not list it yet. */
+  listGraceMs?: number;
+}
+
+export function reconcile(
+  nowMs: number, stored: readonly InstanceState[], listed: readonly ListedInstance[], sample: PoolSample | undefined, options: ReconcileOptions = {},
+): ReconcileResult {
   const recorded = new Map(stored.map((state) => [state.id, state]));
   const samples = new Map((sample?.backends ?? []).map((backend) => [backend.address, backend]));
   const listedIds = new Set(listed.map((instance) => instance.id));
@@ -87,6 +95,12 @@ export function reconcile(nowMs: number, stored: readonly InstanceState[], liste
   }
   for (const state of stored) {
     if (listedIds.has(state.id)) continue;
+    if (nowMs - state.launchedAtMs < (options.listGraceMs ?? 0)) {
+      const backend = samples.get(state.address);
+      result.states.push(state);
+      result.instances.push(observe(state, backend, sample?.sampledAtMs));
+      continue;
+    }
     result.removed.push(state);
     result.events.push({ kind: 'instance-gone', instanceId: state.id, message: `${state.id} (${state.address}) is no longer in the provider's list: it exited or died with the controller that launched it` });
   }
