@@ -12,6 +12,10 @@ import { AutoscaleController } from '../../src/autoscale/controller/controller.t
 import { StaticMetricsSource, uniformSample } from '../../src/autoscale/controller/metrics-source.ts';
 import type { PoolSetup } from '../../src/autoscale/controller/pool-period.ts';
 import { ExecProvider } from '../../src/autoscale/providers/exec-provider.ts';
+import { unfreeze } from '../../src/autoscale/controller/kill-switch.ts';
+import { RUNAWAY_FREEZE_BY } from '../../src/autoscale/policy/policy.ts';
+import { poolFreezeKey } from '../../src/autoscale/state/keys.ts';
+import { parseFreezeValue } from '../../src/autoscale/state/records.ts';
 import { ProbingMetricsSource, exampleAppProvider, instanceRecords, poolStatus, sharedPoolSetup, startTestStore, storeClient, testPolicy, timeline, TEST_LEASE_TTL_SECONDS } from './controller-harness.ts';
 import { waitFor } from './processes.ts';
 
@@ -128,4 +132,35 @@ test('an instance that dies is dropped and relaunched; one that fails its health
   assert.deepEqual(events.filter((kind) => ['instance-failing', 'drain', 'terminate'].includes(kind)), ['instance-failing', 'drain', 'terminate']);
   const drain = (await timeline(client, 'drain')).find((e) => e.message.includes(sick!.id))!;
   assert.match(drain.message, /replace: failing health checks/);
+});
+
+test("the runaway guard's freeze is written as the pool's kill-switch key, and holds until an operator lifts it", async (t) => {
+  const store = await startTestStore();
+  t.after(() => store.stop());
+  const client = storeClient(store.endpoint);
+  t.after(() => client.close());
+  const provider = exampleAppProvider('web');
+  t.after(() => provider.close());
+  const metrics = new StaticMetricsSource();
+  metrics.set('web', uniformSample({ inflightPerInstance: 1 }));
+  const config = testPolicy({ min: 1, max: 10, runaway: { ...testPolicy({ min: 1, max: 10 }).runaway, maxGrowthPerWindow: 2 } });
+  const controller = new AutoscaleController({ store: client, name: 'ctl-a', pools: [sharedPoolSetup(config, provider)], metrics, leaseTtlSeconds: TEST_LEASE_TTL_SECONDS });
+  controller.start();
+  t.after(() => controller.stop());
+  await waitFor('one instance', async () => (await instanceRecords(client, 'web')).length === 1, 15_000);
+
+  metrics.set('web', uniformSample({ inflightPerInstance: 24 })); // asks for 6: 5 more than the window's smallest pool
+  await waitFor('the pool freeze key', async () => (await client.get(poolFreezeKey('web'))) !== undefined, 10_000);
+  const key = parseFreezeValue((await client.get(poolFreezeKey('web')))!.value);
+  assert.equal(key.by, RUNAWAY_FREEZE_BY);
+  assert.match(key.reason, /beyond runaway.maxGrowthPerWindow \(2\)/);
+  await new Promise((resolve) => setTimeout(resolve, 5 * config.periodMs));
+  assert.equal((await provider.list()).length, 1, 'nothing launched');
+  assert.equal((await poolStatus(client, 'web'))?.frozen?.by, RUNAWAY_FREEZE_BY);
+  assert.ok((await timeline(client, 'runaway-freeze')).length >= 1);
+
+  metrics.set('web', uniformSample({ inflightPerInstance: 4 })); // the bug is fixed
+  await unfreeze(client, { pool: 'web', by: 'alice', atMs: Date.now() });
+  await waitFor('acting again after the operator unfroze it', async () => (await poolStatus(client, 'web'))?.frozen === undefined, 10_000);
+  assert.equal(await client.get(poolFreezeKey('web')), undefined, 'the guard does not freeze again on sane metrics');
 });
