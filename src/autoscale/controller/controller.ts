@@ -88,6 +88,8 @@ export class AutoscaleController {
   private readonly stopping = new AbortController();
   private currentRole: ControllerRole = 'starting';
   private turn: QueueTurn | undefined;
+  /** The lease of the current campaign or leadership. */
+  private lease: LeaseHandle | undefined;
   private crashed = false;
   private running: Promise<void> | undefined;
 
@@ -138,7 +140,7 @@ export class AutoscaleController {
    */
   async crash(): Promise<void> {
     this.crashed = true;
-    this.turn?.lease.release();
+    this.lease?.release();
     this.stopping.abort();
     await this.running;
     this.currentRole = 'stopped';
@@ -153,6 +155,7 @@ export class AutoscaleController {
       try {
         this.currentRole = 'candidate';
         lease = await this.store.grantLease(ttl);
+        this.lease = lease;
         if (this.crashed) return lease.release();
         this.turn = await this.campaign(lease);
         await this.lead(this.turn);
@@ -213,6 +216,8 @@ export class AutoscaleController {
     this.logger.info(`${this.name}: leads the autoscaler (fencing token ${turn.token})`);
     await this.record('leader-elected', `${this.name} leads the autoscaler (fencing token ${turn.token})`);
     try {
+      // The leader record says since when it leads (it was written when the campaign began).
+      await fence.commit([{ kind: 'put', key: turn.key, value: this.leaderRecord(), lease: turn.lease.id }]);
       for (const setup of this.options.pools) await this.providerFor(setup).fence(turn.token);
       const loops = this.options.pools.map((setup, index) => this.poolLoop(setup, fence, leading.signal, index === 0).catch((error: unknown) => end((error as Error).message)));
       await Promise.all(loops);
