@@ -58,7 +58,7 @@ async function startControllers(t: { after: (fn: () => Promise<void> | void) => 
   t.after(() => clients.forEach((client) => client.close()));
   const names = ['ctl-a', 'ctl-b', 'ctl-c'].slice(0, count);
   const controllers = names.map((name, i) => new AutoscaleController({
-    store: clients[i]!, name, pools: [sharedPoolSetup(testPolicy({ min: 2, max: 6 }), provider)], metrics, leaseTtlSeconds: TEST_LEASE_TTL_SECONDS, hooks: hooksFor(name), onDecision: process.env.DEBUG_DECISIONS ? (d) => console.log('DECISION', name, Date.now() % 100000, d.current, d.desired, JSON.stringify(d.steps), d.actions.map((a) => a.kind).join(',')) : undefined,
+    store: clients[i]!, name, pools: [sharedPoolSetup(testPolicy({ min: 2, max: 6 }), provider)], metrics, leaseTtlSeconds: TEST_LEASE_TTL_SECONDS, hooks: hooksFor(name),
   }));
   t.after(async () => {
     for (const controller of controllers) await controller.stop();
