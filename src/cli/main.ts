@@ -8,6 +8,8 @@ import { registerSimCommand } from './sim.ts';
 import { registerBenchCommand } from './bench.ts';
 import { registerChaosCommand } from './chaos.ts';
 import { registerProxyCommand } from './proxy.ts';
+import { registerAutoscaleCommand } from './autoscale.ts';
+import { registerControllerCommand } from './controller.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
@@ -31,6 +33,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerProxyCommand(program, setExitCode);
   registerBenchCommand(program, setExitCode);
   registerChaosCommand(program, setExitCode);
+  registerAutoscaleCommand(program, setExitCode);
+  registerControllerCommand(program, setExitCode);
   return program;
 }
 

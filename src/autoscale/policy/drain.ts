@@ -16,7 +16,7 @@ export function finishDrains(config: PolicyConfig, draining: readonly InstanceOb
     const elapsedMs = nowMs - instance.drainingSinceMs!;
     if (!instance.drained && elapsedMs < config.drainDeadlineMs) continue;
     const reason = instance.drained ? 'drained' : `drain deadline (${config.drainDeadlineMs} ms) passed with requests still in flight`;
-    actions.push({ kind: 'terminate', instanceId: instance.id, requestId: terminateRequestId(config.pool, instance.id), reason });
+    actions.push({ kind: 'terminate', instanceId: instance.id, requestId: terminateRequestId(config.pool, instance.id), reason, purpose: 'finish-drain' });
   }
   return actions;
 }

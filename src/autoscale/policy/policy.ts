@@ -24,6 +24,7 @@ import { readSignals, type SignalSummary } from './signals.ts';
 import { rememberRecommendation, stabilize } from './stabilization.ts';
 import type {
   Action,
+  ActionPurpose,
   Decision,
   DecisionInputs,
   FreezeRecord,
@@ -257,6 +258,8 @@ interface Plan {
   scaleOut: number;
   refreshState?: RefreshState;
   retire: InstanceObservation[];
+  /** The retired instances were drained without room to surge: each is owed a launch. */
+  retireOwesLaunch: boolean;
   surgeLaunches: number;
   victims: InstanceObservation[];
   /** Instances already leaving this period, which no later step may pick again. */
@@ -327,6 +330,7 @@ function planReplacements(period: Period, desired: number): Plan {
     scaleOut: 0,
     refreshState: period.refresh.state,
     retire: [],
+    retireOwesLaunch: false,
     surgeLaunches: 0,
     victims: [],
     leaving: new Set(replacement.replace.map((instance) => instance.id)),
@@ -354,7 +358,10 @@ function planRefresh(period: Period, plan: Plan): void {
   plan.retire = step.retire;
   plan.surgeLaunches = step.surgeLaunches;
   plan.room -= step.surgeLaunches;
-  if (step.replaceRetired) plan.owed += step.retire.length;
+  if (step.replaceRetired) {
+    plan.owed += step.retire.length;
+    plan.retireOwesLaunch = true;
+  }
   for (const instance of step.retire) plan.leaving.add(instance.id);
   if (step.reason !== undefined) period.steps.push({ stage: 'refresh', from: period.managed, to: period.managed, reason: step.reason });
 }
@@ -372,20 +379,21 @@ function planScaleIn(period: Period, plan: Plan): void {
 
 function actionsOf(period: Period, plan: Plan): Action[] {
   const target = period.refresh.targetVersion;
-  const drain = (instances: InstanceObservation[], reason: (i: InstanceObservation) => string) =>
-    instances.map((i): Action => ({ kind: 'drain', instanceId: i.id, reason: reason(i) }));
+  const drain = (instances: InstanceObservation[], purpose: ActionPurpose, reason: (i: InstanceObservation) => string) =>
+    instances.map((i): Action => ({ kind: 'drain', instanceId: i.id, reason: reason(i), purpose }));
   return [
     ...finishDrains(period.config, period.pool.draining, period.nowMs),
-    ...drain(plan.replace, (i) => `replace: failing health checks${i.readyAtMs === undefined ? ' (never became ready)' : ''}`),
-    ...drain(plan.retire, (i) => `refresh: version ${i.launchVersion} is replaced by ${target}`),
-    ...drain(plan.victims, () => `scale in to ${plan.desired}`),
-    ...launches(period, plan.replacementLaunches, 'replace a drained instance', 0),
-    ...launches(period, plan.scaleOut, `scale out to ${plan.desired}`, plan.replacementLaunches),
-    ...launches(period, plan.surgeLaunches, 'refresh', plan.replacementLaunches + plan.scaleOut),
+    ...drain(plan.replace, 'replace', (i) => `replace: failing health checks${i.readyAtMs === undefined ? ' (never became ready)' : ''}`),
+    // Retired without room to surge, an outdated instance is owed a launch, as a replaced one is.
+    ...drain(plan.retire, plan.retireOwesLaunch ? 'replace' : 'refresh', (i) => `refresh: version ${i.launchVersion} is replaced by ${target}`),
+    ...drain(plan.victims, 'scale', () => `scale in to ${plan.desired}`),
+    ...launches(period, plan.replacementLaunches, 'replace', 'replace a drained instance', 0),
+    ...launches(period, plan.scaleOut, 'scale', `scale out to ${plan.desired}`, plan.replacementLaunches),
+    ...launches(period, plan.surgeLaunches, 'refresh', 'refresh', plan.replacementLaunches + plan.scaleOut),
   ];
 }
 
-function launches(period: Period, count: number, reason: string, offset: number): Action[] {
+function launches(period: Period, count: number, purpose: ActionPurpose, reason: string, offset: number): Action[] {
   const actions: Action[] = [];
   for (let i = 0; i < count; i++) {
     actions.push({
@@ -393,6 +401,7 @@ function launches(period: Period, count: number, reason: string, offset: number)
       requestId: `${period.config.pool}/${period.sequence}/launch/${offset + i}`,
       launchVersion: period.refresh.targetVersion,
       reason,
+      purpose,
     });
   }
   return actions;

@@ -276,10 +276,17 @@ export interface PolicyMemory {
 // Decision
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Why an action is taken, which says what the memory recorded for it (settle.ts): 'scale' counts
+ * against the rate limits; 'replace' is a failing instance's replacement (or a drain whose launch
+ * is owed); 'refresh' is an instance refresh's surge or retirement; 'finish-drain' ends a drain.
+ */
+export type ActionPurpose = 'scale' | 'replace' | 'refresh' | 'finish-drain';
+
 export type Action =
-  | { kind: 'launch'; requestId: string; launchVersion: string; reason: string }
-  | { kind: 'drain'; instanceId: string; reason: string }
-  | { kind: 'terminate'; instanceId: string; requestId: string; reason: string };
+  | { kind: 'launch'; requestId: string; launchVersion: string; reason: string; purpose: ActionPurpose }
+  | { kind: 'drain'; instanceId: string; reason: string; purpose: ActionPurpose }
+  | { kind: 'terminate'; instanceId: string; requestId: string; reason: string; purpose: ActionPurpose };
 
 /** A stage of the decision: target tracking, stabilization and every guard. */
 export type StageName =

@@ -36,12 +36,8 @@ export class ActionLedger {
    * the log (a terminate knows it up front; a launch learns it from its outcome).
    */
   run<T>(action: ActionLogEntry['action'], requestId: string, fencingToken: bigint, act: () => Promise<T>, instanceIdOf: (outcome: T) => string | undefined): Promise<T> {
-    if (fencingToken < this.highestToken) {
-      const message = `refused ${action} ${requestId}: fencing token ${fencingToken} is older than ${this.highestToken}, which this provider already accepted (a newer leader acts now)`;
-      this.event({ atMs: this.nowMs(), kind: 'refused', message, requestId });
-      return Promise.reject(new ProviderError('CONCORD_E_PROVIDER_STALE_FENCING_TOKEN', message));
-    }
-    this.highestToken = fencingToken;
+    const refusal = this.admit(fencingToken, `${action} ${requestId}`, requestId);
+    if (refusal !== undefined) return Promise.reject(refusal);
     const known = this.outcomes.get(requestId);
     if (known !== undefined) return known as Promise<T>;
     const entry: ActionLogEntry = { atMs: this.nowMs(), action, requestId, fencingToken: fencingToken.toString() };
@@ -56,6 +52,26 @@ export class ActionLedger {
     this.outcomes.set(requestId, outcome);
     while (this.outcomes.size > this.limits.maxRememberedRequests) this.outcomes.delete(this.outcomes.keys().next().value!);
     return outcome;
+  }
+
+  /**
+   * A new leader presents its token before it lists the instances: from then on every older token
+   * is refused, so no action of a deposed leader can land after the new leader has looked.
+   */
+  fence(fencingToken: bigint): Promise<void> {
+    const refusal = this.admit(fencingToken, 'fence');
+    return refusal === undefined ? Promise.resolve() : Promise.reject(refusal);
+  }
+
+  /** Raises the highest token seen to `fencingToken`, or returns the refusal of an older one. */
+  private admit(fencingToken: bigint, what: string, requestId?: string): ProviderError | undefined {
+    if (fencingToken < this.highestToken) {
+      const message = `refused ${what}: fencing token ${fencingToken} is older than ${this.highestToken}, which this provider already accepted (a newer leader acts now)`;
+      this.event({ atMs: this.nowMs(), kind: 'refused', message, ...(requestId === undefined ? {} : { requestId }) });
+      return new ProviderError('CONCORD_E_PROVIDER_STALE_FENCING_TOKEN', message);
+    }
+    this.highestToken = fencingToken;
+    return undefined;
   }
 
   event(event: ProviderEvent): void {

@@ -122,6 +122,10 @@ export class ExecProvider implements Provider {
     }, () => request.instanceId);
   }
 
+  fence(fencingToken: bigint): Promise<void> {
+    return this.ledger.fence(fencingToken);
+  }
+
   reportReadiness(instanceId: string, ready: boolean): void {
     if (this.readiness.report(instanceId, ready)) {
       this.ledger.event({ atMs: this.nowMs(), kind: ready ? 'ready' : 'not-ready', message: `${instanceId} reported ${ready ? 'ready' : 'not ready'}`, instanceId });

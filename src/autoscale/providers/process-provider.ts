@@ -116,6 +116,10 @@ export class ProcessProvider implements Provider {
     return this.ledger.run('terminate', request.requestId, request.fencingToken, () => this.stop(request.instanceId), () => request.instanceId);
   }
 
+  fence(fencingToken: bigint): Promise<void> {
+    return this.ledger.fence(fencingToken);
+  }
+
   reportReadiness(instanceId: string, ready: boolean): void {
     if (!this.instances.has(instanceId)) return;
     if (this.readiness.report(instanceId, ready)) {

@@ -54,6 +54,11 @@ export interface Provider {
   list(): Promise<InstanceRecord[]>;
   launch(request: LaunchRequest): Promise<InstanceRecord>;
   terminate(request: TerminateRequest): Promise<void>;
+  /**
+   * A new leader presents its fencing token before it lists the instances; older tokens are
+   * refused from then on. Rejects with CONCORD_E_PROVIDER_STALE_FENCING_TOKEN if a newer one was seen.
+   */
+  fence(fencingToken: bigint): Promise<void>;
   /** The health checker's verdict on an instance. */
   reportReadiness(instanceId: string, ready: boolean): void;
   isReady(instanceId: string): boolean;

@@ -1,0 +1,158 @@
+// One watch over etcd's Watch stream, resumed after a lost connection from the revision after the
+// last one delivered, so no event is missed or repeated. A watch that cannot resume (its revision
+// was compacted) ends with CONCORD_E_STORE_COMPACTED and the compaction revision, so the caller can
+// re-read the current state and watch again from there.
+
+import type { IDuplexStream, IEvent, IWatchCreateRequest, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3';
+import { CoordError, type WatchCallbacks, type WatchEvent, type WatchHandle, type WatchOptions } from './coord-store.ts';
+import { keyValueOf, rangeEndOf } from './etcd-wire.ts';
+
+/** Reconnection backoff: doubles from the first to the last. */
+const RECONNECT_FIRST_MS = 100;
+const RECONNECT_MAX_MS = 5_000;
+
+type Stream = IDuplexStream<IWatchRequest, IWatchResponse>;
+
+function eventOf(event: IEvent): WatchEvent {
+  const converted: WatchEvent = { type: String(event.type).toUpperCase() === 'DELETE' ? 'delete' : 'put', kv: keyValueOf(event.kv) };
+  if (event.prev_kv !== undefined && event.prev_kv !== null) converted.prevKv = keyValueOf(event.prev_kv);
+  return converted;
+}
+
+export class EtcdWatch implements WatchHandle {
+  private readonly client: WatchClient;
+  private readonly key: string;
+  private readonly options: WatchOptions;
+  private readonly callbacks: WatchCallbacks;
+  private readonly onEnd: () => void;
+  /** The revision the next (re)connection starts from; undefined until the store told us "now". */
+  private nextRevision: bigint | undefined;
+  private stream: Stream | undefined;
+  private cancelled = false;
+  private reconnectDelayMs = RECONNECT_FIRST_MS;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private created: { resolve: () => void; reject: (error: CoordError) => void } | undefined;
+
+  constructor(client: WatchClient, key: string, options: WatchOptions, callbacks: WatchCallbacks, onEnd: () => void) {
+    this.client = client;
+    this.key = key;
+    this.options = options;
+    this.callbacks = callbacks;
+    this.onEnd = onEnd;
+    this.nextRevision = options.fromRevision;
+  }
+
+  lastRevision(): bigint {
+    return (this.nextRevision ?? 1n) - 1n;
+  }
+
+  /** Resolves once the store has created the watch (so later writes are seen), or rejects. */
+  start(timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.created = undefined;
+        void this.cancel();
+        reject(new CoordError('CONCORD_E_STORE_UNAVAILABLE', `watch on ${this.key}: the store did not create it within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.created = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.connect();
+    });
+  }
+
+  async cancel(): Promise<void> {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+    this.stream?.cancel();
+    this.stream = undefined;
+    this.onEnd();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private createRequest(): IWatchCreateRequest {
+    const request: IWatchCreateRequest = { key: Buffer.from(this.key, 'utf8') };
+    const end = rangeEndOf(this.key, { prefix: this.options.prefix });
+    if (end !== undefined) request.range_end = end;
+    if (this.nextRevision !== undefined) request.start_revision = this.nextRevision.toString();
+    if (this.options.prevKv === true) request.prev_kv = true;
+    return request;
+  }
+
+  private connect(): void {
+    if (this.cancelled) return;
+    this.client.watch().then(
+      (stream) => {
+        if (this.cancelled) {
+          stream.cancel();
+          return;
+        }
+        this.stream = stream;
+        stream.on('data', (response) => this.onResponse(stream, response));
+        stream.on('error', (error) => this.onBroken(stream, error));
+        stream.on('end', () => this.onBroken(stream, new Error('the watch stream ended')));
+        stream.write({ create_request: this.createRequest() });
+      },
+      (error: unknown) => this.scheduleReconnect(error),
+    );
+  }
+
+  private onResponse(stream: Stream, response: IWatchResponse): void {
+    if (this.cancelled || stream !== this.stream) return;
+    if (response.canceled) {
+      this.fail(stream, response);
+      return;
+    }
+    if (response.created) {
+      this.reconnectDelayMs = RECONNECT_FIRST_MS;
+      // Watching "from now": later reconnections resume right after the revision it was created at.
+      this.nextRevision ??= BigInt(response.header.revision) + 1n;
+      this.created?.resolve();
+      this.created = undefined;
+    }
+    const events = (response.events ?? []).map(eventOf);
+    if (events.length === 0) return;
+    this.nextRevision = events[events.length - 1]!.kv.modRevision + 1n;
+    this.callbacks.onEvents(events);
+  }
+
+  private fail(stream: Stream, response: IWatchResponse): void {
+    const compactRevision = BigInt(response.compact_revision || 0);
+    const error = compactRevision > 0n
+      ? new CoordError('CONCORD_E_STORE_COMPACTED', `watch on ${this.key} from revision ${this.nextRevision}: the store compacted its history up to ${compactRevision}; read the current state and watch from there`)
+      : new CoordError('CONCORD_E_STORE_REQUEST_FAILED', `watch on ${this.key}: the store cancelled it: ${response.cancel_reason || 'no reason given'}`);
+    stream.cancel();
+    this.stream = undefined;
+    this.cancelled = true;
+    this.onEnd();
+    if (this.created !== undefined) {
+      this.created.reject(error);
+      this.created = undefined;
+    } else {
+      this.callbacks.onError?.(error);
+    }
+  }
+
+  private onBroken(stream: Stream, error: unknown): void {
+    if (this.cancelled || stream !== this.stream) return;
+    this.stream = undefined;
+    this.scheduleReconnect(error);
+  }
+
+  /** A lost connection is not an error: the watch resumes (a watch never created is bounded by start's timeout). */
+  private scheduleReconnect(_error: unknown): void {
+    if (this.cancelled) return;
+    this.reconnectTimer = setTimeout(() => this.connect(), this.reconnectDelayMs);
+    this.reconnectTimer.unref();
+    this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, RECONNECT_MAX_MS);
+  }
+}
