@@ -170,7 +170,16 @@ export class ClusterAdmin {
     return { members: this.member.memberList() };
   }
 
+  /**
+   * One change at a time, and none from a leader that has not applied its first entry: a change
+   * that arrives while one is pending waits for it (bounded by the request timeout) instead of
+   * failing, so an operator's request right after an election or another change just works.
+   */
   private async proposeChange(type: ConfChangeType, id: bigint, attributes?: { name: string; peerUrls: string[]; clientUrls: string[] }): Promise<void> {
+    const deadline = this.options.nowMs() + this.options.requestTimeoutMs;
+    while (this.member.membershipChangePending() && this.options.nowMs() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     await this.member.proposeConfChange(type, id, attributes);
   }
 

@@ -291,6 +291,11 @@ export class RaftMember<Result> {
     return match;
   }
 
+  /** On the leader: a membership change is proposed and not yet applied (or this new leader has applied nothing yet). */
+  membershipChangePending(): boolean {
+    return this.node.raft.hasPendingConfChange();
+  }
+
   lastLogIndex(): number {
     return this.node.raft.log.lastIndex();
   }

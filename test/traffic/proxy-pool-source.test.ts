@@ -32,9 +32,11 @@ class ChangingSource implements PoolSource {
   }
 }
 
+// Fall 3: on a busy machine one slow probe must not mark the old backend
+// down, which would put the pool in panic mode and send traffic to the unready one too.
 function snapshotWith(addresses: string[]): PoolSnapshot {
   const config = validateConfig({
-    pools: [{ name: 'web', balance: 'round-robin', slowStart: { windowMs: 0 }, backends: addresses.map((address) => ({ address })), health: { http: { path: '/healthz' }, intervalMs: 100, timeoutMs: 50, rise: 1, fall: 1 } }],
+    pools: [{ name: 'web', balance: 'round-robin', slowStart: { windowMs: 0 }, backends: addresses.map((address) => ({ address })), health: { http: { path: '/healthz' }, intervalMs: 100, timeoutMs: 100, rise: 1, fall: 3 } }],
   });
   return { pools: config.pools, routes: config.routes };
 }
