@@ -2,9 +2,10 @@
 // layer makes before a request goes anywhere. One gate per member, shared by all services, so that
 // every service resolves tokens and checks permissions the same way (services.ts builds it).
 //
-// * With auth disabled, every call is anonymous and nothing is checked here; a write still carries
-//   the anonymous requester, so that it is refused ("user name is empty") if auth was enabled by
-//   the time it is applied.
+// * With auth disabled, every call is anonymous and nothing is checked here (but a token the member
+//   does not know is refused, as etcd 3.4 refuses it); a write still carries the anonymous
+//   requester, so that it is refused ("user name is empty") if auth was enabled by the time it is
+//   applied.
 // * With auth enabled, a call without a token is anonymous; a call with a token that is unknown,
 //   expired, or belongs to a user that was deleted or changed password fails with "invalid auth
 //   token" (UNAUTHENTICATED), which makes etcd clients authenticate again and retry.
@@ -56,10 +57,13 @@ export class AuthGate {
     return this.stateMachine().auth;
   }
 
-  /** etcd's AuthInfoFromCtx: who sent a call with this metadata. Throws "invalid auth token". */
+  /**
+   * etcd's AuthInfoFromCtx: who sent a call with this metadata. A token is looked at even while
+   * auth is off (as etcd 3.4 does), so a token kept from before an auth disable is refused with
+   * "invalid auth token", which makes clients authenticate again (and learn that auth is off).
+   */
   requester(metadata: Metadata): Requester {
     const store = this.store;
-    if (!store.enabled) return ANONYMOUS_REQUESTER;
     const token = tokenOf(metadata);
     if (token === undefined) return ANONYMOUS_REQUESTER;
     const holder = this.tokens.use(token);
@@ -68,6 +72,8 @@ export class AuthGate {
       this.tokens.forget(token);
       throw new KvError('CONCORD_E_AUTH_INVALID_TOKEN');
     }
+    // Tokens are forgotten when auth is disabled; one found here was issued after it was enabled again.
+    if (!store.enabled) return ANONYMOUS_REQUESTER;
     return { kind: 'client', user: holder.user, authRevision: store.revision };
   }
 
