@@ -312,6 +312,32 @@ describe('one etcd and one Concord member, with auth', () => {
     }
   });
 
+  test('locks and elections run as the calling user: its role must cover the lock or election keys', async () => {
+    const clients = clientsFor(concord!.clientAddresses[0]!);
+    const lock = new protos.clients.Lock(concord!.clientAddresses[0]!, credentials.createInsecure()) as unknown as Clients[ServiceName];
+    const election = new protos.clients.Election(concord!.clientAddresses[0]!, credentials.createInsecure()) as unknown as Clients[ServiceName];
+    const rpc = (target: Clients[ServiceName], method: string, request: object, token?: string) => call({ ...clients, KV: target }, 'KV', method, request, token);
+    try {
+      const root = await tokenOf(clients, 'root', 'rootpw');
+      await must(clients, 'Auth', 'UserAdd', { name: 'gus', password: 'guspw' }, root);
+      await must(clients, 'Auth', 'RoleAdd', { name: 'locker' }, root);
+      await must(clients, 'Auth', 'RoleGrantPermission', { name: 'locker', perm: { permType: READWRITE, key: key('locks/'), range_end: key('locks0') } }, root);
+      await must(clients, 'Auth', 'UserGrantRole', { user: 'gus', role: 'locker' }, root);
+      const gus = await tokenOf(clients, 'gus', 'guspw');
+      const held = await rpc(lock, 'Lock', { name: key('locks/a') }, gus);
+      assert.ok(held.ok, held.ok ? '' : held.details);
+      assert.match(String(held.response.key), /^locks\/a\/[0-9a-f]+$/);
+      assert.ok((await rpc(lock, 'Unlock', { key: held.response.key }, gus)).ok);
+      assert.deepEqual(await rpc(lock, 'Lock', { name: key('elsewhere') }, gus), { ok: false, code: 7, details: 'etcdserver: permission denied' });
+      assert.deepEqual(await rpc(lock, 'Lock', { name: key('locks/a') }), { ok: false, code: 3, details: 'etcdserver: user name is empty' });
+      assert.deepEqual(await rpc(election, 'Leader', { name: key('elsewhere') }, gus), { ok: false, code: 7, details: 'etcdserver: permission denied' });
+      assert.deepEqual(await rpc(election, 'Leader', { name: key('locks/e') }, gus), { ok: false, code: 2, details: 'election: no leader' });
+    } finally {
+      for (const target of [lock, election]) (target as unknown as { close(): void }).close();
+      closeClients(clients);
+    }
+  });
+
   test('hostile input: huge names and passwords are refused with a clear error; a grant without a permission too', async () => {
     const clients = clientsFor(concord!.clientAddresses[0]!);
     try {
