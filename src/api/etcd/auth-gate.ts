@@ -6,9 +6,11 @@
 //   does not know is refused, as etcd 3.4 refuses it); a write still carries the anonymous
 //   requester, so that it is refused ("user name is empty") if auth was enabled by the time it is
 //   applied.
-// * With auth enabled, a call without a token is anonymous; a call with a token that is unknown,
-//   expired, or belongs to a user that was deleted or changed password fails with "invalid auth
-//   token" (UNAUTHENTICATED), which makes etcd clients authenticate again and retry.
+// * With auth enabled, a call without a token is anonymous, unless the member requires client
+//   certificates (--client-cert-auth): then the certificate's common name is the user (etcd's
+//   AuthInfoFromTLS; the way users created with --no-password log in). A call with a token that is
+//   unknown, expired, or belongs to a user that was deleted or changed password fails with "invalid
+//   auth token" (UNAUTHENTICATED), which makes etcd clients authenticate again and retry.
 // * The requester of a write travels in the proposal (the user name and the auth revision seen
 //   here, never the token) and is checked when the command is applied, on every member alike.
 //
@@ -34,12 +36,24 @@ export interface AuthGateOptions {
   tokens?: Partial<TokenTableLimits>;
 }
 
+/**
+ * What the gate reads of a call (any gRPC server call has both): its metadata, for the token, and
+ * its TLS peer, for the client certificate's common name.
+ */
+export interface CallIdentity {
+  readonly metadata: Metadata;
+  getAuthContext(): { sslPeerCertificate?: { subject?: { CN?: string | string[] } } };
+}
+
 export class AuthGate {
   readonly tokens: TokenTable;
   private readonly stateMachine: () => KvStateMachine;
+  /** --client-cert-auth: every client presented a certificate the member verified. */
+  private readonly clientCertAuth: boolean;
 
   constructor(context: EtcdServiceContext, options: AuthGateOptions = {}) {
     this.stateMachine = context.stateMachine;
+    this.clientCertAuth = context.config.clientTls.clientCertAuth;
     this.tokens = new TokenTable(() => context.clock.nowMs(), options.tokens);
     const unsubscribes = [
       context.events.onApplied((result) => this.applied(result)),
@@ -62,10 +76,10 @@ export class AuthGate {
    * auth is off (as etcd 3.4 does), so a token kept from before an auth disable is refused with
    * "invalid auth token", which makes clients authenticate again (and learn that auth is off).
    */
-  requester(metadata: Metadata): Requester {
+  requester(call: CallIdentity): Requester {
     const store = this.store;
-    const token = tokenOf(metadata);
-    if (token === undefined) return ANONYMOUS_REQUESTER;
+    const token = tokenOf(call.metadata);
+    if (token === undefined) return this.certificateRequester(call);
     const holder = this.tokens.use(token);
     if (holder === undefined) throw new KvError('CONCORD_E_AUTH_INVALID_TOKEN');
     if (store.user(holder.user)?.credentialRevision !== holder.credentialRevision) {
@@ -77,16 +91,29 @@ export class AuthGate {
     return { kind: 'client', user: holder.user, authRevision: store.revision };
   }
 
+  /**
+   * etcd's AuthInfoFromTLS: with client certificates required, the verified certificate's common
+   * name is the user (whether or not such a user exists: its checks then fail as for any unknown user).
+   */
+  private certificateRequester(call: CallIdentity): Requester {
+    const store = this.store;
+    if (!store.enabled || !this.clientCertAuth) return ANONYMOUS_REQUESTER;
+    const commonName = call.getAuthContext().sslPeerCertificate?.subject?.CN;
+    // A certificate with several common names names nobody in particular: it is not a login.
+    if (typeof commonName !== 'string' || commonName === '') return ANONYMOUS_REQUESTER;
+    return { kind: 'client', user: commonName, authRevision: store.revision };
+  }
+
   /** Read permission on a range for the caller, as etcd checks reads and watches in its API layer. */
-  checkRead(metadata: Metadata, key: Uint8Array, rangeEnd?: Uint8Array): Requester {
-    const requester = this.requester(metadata);
+  checkRead(call: CallIdentity, key: Uint8Array, rangeEnd?: Uint8Array): Requester {
+    const requester = this.requester(call);
     this.store.checkRead(requester, key, rangeEnd);
     return requester;
   }
 
   /** The root role, for administration that is not replicated (membership, maintenance). */
-  checkAdmin(metadata: Metadata): Requester {
-    const requester = this.requester(metadata);
+  checkAdmin(call: CallIdentity): Requester {
+    const requester = this.requester(call);
     this.store.checkAdmin(requester);
     return requester;
   }

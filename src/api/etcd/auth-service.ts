@@ -10,13 +10,13 @@
 // are refused with "too many requests" rather than queued without bound. Passwords and tokens are
 // never logged and never put in an error message.
 
-import type { Metadata, sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { KvError } from '../../kv/errors.ts';
 import type { AuthCommand, Permission, PermissionType, Requester } from '../../kv/auth/auth-types.ts';
 import { ANONYMOUS_REQUESTER } from '../../kv/auth/auth-types.ts';
 import type { KvCommandResponse } from '../../kv/types.ts';
 import { MemberError } from '../../server/raft-member.ts';
-import type { AuthGate } from './auth-gate.ts';
+import type { AuthGate, CallIdentity } from './auth-gate.ts';
 import { newToken, tokenDigest } from './auth-tokens.ts';
 import { toServiceError } from './grpc-errors.ts';
 import { MAX_PASSWORD_BYTES, hashPassword, verifyAgainstDecoy, verifyPassword } from './password-hash.ts';
@@ -37,9 +37,9 @@ interface WirePermission {
 
 type Handler<Request> = (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void;
 
-function unary<Request>(handle: (request: Request, metadata: Metadata) => Promise<unknown>): Handler<Request> {
+function unary<Request>(handle: (request: Request, caller: CallIdentity) => Promise<unknown>): Handler<Request> {
   return (call, callback) => {
-    handle(call.request, call.metadata).then(
+    handle(call.request, call).then(
       (response) => callback(null, response),
       (error: unknown) => callback(toServiceError(error)),
     );
@@ -79,14 +79,14 @@ export function authService(context: EtcdServiceContext, gate: AuthGate): Untype
     return response;
   };
   /** A change answered with just a header. */
-  const change = async (command: AuthCommand, metadata: Metadata) => {
-    const { response } = await propose(command, gate.requester(metadata));
+  const change = async (command: AuthCommand, caller: CallIdentity) => {
+    const { response } = await propose(command, gate.requester(caller));
     return { header: header(headers, response.header.revision) };
   };
   /** A read answered from this member once it has applied everything committed before the call. */
-  const read = async <T>(metadata: Metadata, answer: (requester: Requester) => T) => {
+  const read = async <T>(caller: CallIdentity, answer: (requester: Requester) => T) => {
     await backend.readBarrier();
-    const body = answer(gate.requester(metadata));
+    const body = answer(gate.requester(caller));
     return { header: header(headers, context.stateMachine().currentRevision), ...body };
   };
   /** Hashes a new password, once the caller is known to be allowed to set it (hashing is costly). */
@@ -97,8 +97,8 @@ export function authService(context: EtcdServiceContext, gate: AuthGate): Untype
   };
 
   return {
-    AuthEnable: unary(async (_wire: object, metadata) => change({ type: 'authEnable', request: {} }, metadata)),
-    AuthDisable: unary(async (_wire: object, metadata) => change({ type: 'authDisable', request: {} }, metadata)),
+    AuthEnable: unary(async (_wire: object, caller) => change({ type: 'authEnable', request: {} }, caller)),
+    AuthDisable: unary(async (_wire: object, caller) => change({ type: 'authDisable', request: {} }, caller)),
 
     Authenticate: unary(async (wire: { name?: string; password?: string }) => {
       const user = wire.name ?? '';
@@ -111,38 +111,38 @@ export function authService(context: EtcdServiceContext, gate: AuthGate): Untype
       return { header: header(headers, response.header.revision), token };
     }),
 
-    UserAdd: unary(async (wire: { name?: string; password?: string; options?: { no_password?: boolean } | null }, metadata) => {
-      const requester = gate.requester(metadata);
+    UserAdd: unary(async (wire: { name?: string; password?: string; options?: { no_password?: boolean } | null }, caller) => {
+      const requester = gate.requester(caller);
       const noPassword = wire.options?.no_password ?? false;
       const passwordHash = noPassword ? new Uint8Array(0) : await hashFor(requester, wire.password ?? '');
       const { response } = await propose({ type: 'userAdd', request: { user: wire.name ?? '', passwordHash, noPassword } }, requester);
       return { header: header(headers, response.header.revision) };
     }),
-    UserGet: unary(async (wire: { name?: string }, metadata) => read(metadata, (requester) => ({ roles: [...gate.store.userRoles(requester, wire.name ?? '')] }))),
-    UserList: unary(async (_wire: object, metadata) => read(metadata, (requester) => ({ users: gate.store.userNames(requester) }))),
-    UserDelete: unary(async (wire: { name?: string }, metadata) => change({ type: 'userDelete', request: { user: wire.name ?? '' } }, metadata)),
-    UserChangePassword: unary(async (wire: { name?: string; password?: string }, metadata) => {
-      const requester = gate.requester(metadata);
+    UserGet: unary(async (wire: { name?: string }, caller) => read(caller, (requester) => ({ roles: [...gate.store.userRoles(requester, wire.name ?? '')] }))),
+    UserList: unary(async (_wire: object, caller) => read(caller, (requester) => ({ users: gate.store.userNames(requester) }))),
+    UserDelete: unary(async (wire: { name?: string }, caller) => change({ type: 'userDelete', request: { user: wire.name ?? '' } }, caller)),
+    UserChangePassword: unary(async (wire: { name?: string; password?: string }, caller) => {
+      const requester = gate.requester(caller);
       const passwordHash = await hashFor(requester, wire.password ?? '');
       const { response } = await propose({ type: 'userChangePassword', request: { user: wire.name ?? '', passwordHash } }, requester);
       return { header: header(headers, response.header.revision) };
     }),
-    UserGrantRole: unary(async (wire: { user?: string; role?: string }, metadata) =>
-      change({ type: 'userGrantRole', request: { user: wire.user ?? '', role: wire.role ?? '' } }, metadata)),
-    UserRevokeRole: unary(async (wire: { name?: string; role?: string }, metadata) =>
-      change({ type: 'userRevokeRole', request: { user: wire.name ?? '', role: wire.role ?? '' } }, metadata)),
+    UserGrantRole: unary(async (wire: { user?: string; role?: string }, caller) =>
+      change({ type: 'userGrantRole', request: { user: wire.user ?? '', role: wire.role ?? '' } }, caller)),
+    UserRevokeRole: unary(async (wire: { name?: string; role?: string }, caller) =>
+      change({ type: 'userRevokeRole', request: { user: wire.name ?? '', role: wire.role ?? '' } }, caller)),
 
-    RoleAdd: unary(async (wire: { name?: string }, metadata) => change({ type: 'roleAdd', request: { role: wire.name ?? '' } }, metadata)),
-    RoleGet: unary(async (wire: { role?: string }, metadata) =>
-      read(metadata, (requester) => ({ perm: gate.store.rolePermissions(requester, wire.role ?? '').map(permissionToWire) }))),
-    RoleList: unary(async (_wire: object, metadata) => read(metadata, (requester) => ({ roles: gate.store.roleNames(requester) }))),
-    RoleDelete: unary(async (wire: { role?: string }, metadata) => change({ type: 'roleDelete', request: { role: wire.role ?? '' } }, metadata)),
-    RoleGrantPermission: unary(async (wire: { name?: string; perm?: WirePermission | null }, metadata) => {
+    RoleAdd: unary(async (wire: { name?: string }, caller) => change({ type: 'roleAdd', request: { role: wire.name ?? '' } }, caller)),
+    RoleGet: unary(async (wire: { role?: string }, caller) =>
+      read(caller, (requester) => ({ perm: gate.store.rolePermissions(requester, wire.role ?? '').map(permissionToWire) }))),
+    RoleList: unary(async (_wire: object, caller) => read(caller, (requester) => ({ roles: gate.store.roleNames(requester) }))),
+    RoleDelete: unary(async (wire: { role?: string }, caller) => change({ type: 'roleDelete', request: { role: wire.role ?? '' } }, caller)),
+    RoleGrantPermission: unary(async (wire: { name?: string; perm?: WirePermission | null }, caller) => {
       const permission = wire.perm === null || wire.perm === undefined ? undefined : permissionFromWire(wire.perm);
-      return change({ type: 'roleGrantPermission', request: { role: wire.name ?? '', ...(permission ? { permission } : {}) } }, metadata);
+      return change({ type: 'roleGrantPermission', request: { role: wire.name ?? '', ...(permission ? { permission } : {}) } }, caller);
     }),
-    RoleRevokePermission: unary(async (wire: { role?: string; key?: Uint8Array; range_end?: Uint8Array }, metadata) =>
-      change({ type: 'roleRevokePermission', request: { role: wire.role ?? '', key: wire.key ?? new Uint8Array(0), rangeEnd: wire.range_end ?? new Uint8Array(0) } }, metadata)),
+    RoleRevokePermission: unary(async (wire: { role?: string; key?: Uint8Array; range_end?: Uint8Array }, caller) =>
+      change({ type: 'roleRevokePermission', request: { role: wire.role ?? '', key: wire.key ?? new Uint8Array(0), rangeEnd: wire.range_end ?? new Uint8Array(0) } }, caller)),
   };
 }
 

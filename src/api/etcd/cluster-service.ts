@@ -6,8 +6,8 @@
 // arrives at, before it is forwarded (etcd's checkMembershipOperationPermission); MemberList needs
 // nothing, as in etcd.
 
-import type { Metadata, sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { AuthGate } from './auth-gate.ts';
+import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { AuthGate, CallIdentity } from './auth-gate.ts';
 import type { MemberInfo } from '../../server/member-registry.ts';
 import type { EtcdServiceContext } from './service-context.ts';
 import { toServiceError } from './grpc-errors.ts';
@@ -37,21 +37,21 @@ export function clusterService(context: EtcdServiceContext, auth: AuthGate): Unt
   const answer = (members: MemberInfo[]) => ({ header: clusterHeader(context), members: members.map(wireMember) });
   return {
     MemberList: unary(async () => answer(admin.members())),
-    MemberAdd: unary(async (request: MemberAddWire, metadata) => {
-      auth.checkAdmin(metadata);
+    MemberAdd: unary(async (request: MemberAddWire, caller) => {
+      auth.checkAdmin(caller);
       const { added, members } = await admin.addMember(request.peerURLs ?? [], request.isLearner ?? false);
       return { header: clusterHeader(context), member: wireMember(added), members: members.map(wireMember) };
     }),
-    MemberRemove: unary(async (request: MemberIdWire, metadata) => {
-      auth.checkAdmin(metadata);
+    MemberRemove: unary(async (request: MemberIdWire, caller) => {
+      auth.checkAdmin(caller);
       return answer(await admin.removeMember(memberIdFromWire(request.ID)));
     }),
-    MemberUpdate: unary(async (request: MemberIdWire, metadata) => {
-      auth.checkAdmin(metadata);
+    MemberUpdate: unary(async (request: MemberIdWire, caller) => {
+      auth.checkAdmin(caller);
       return answer(await admin.updateMember(memberIdFromWire(request.ID), request.peerURLs ?? []));
     }),
-    MemberPromote: unary(async (request: MemberIdWire, metadata) => {
-      auth.checkAdmin(metadata);
+    MemberPromote: unary(async (request: MemberIdWire, caller) => {
+      auth.checkAdmin(caller);
       return answer(await admin.promoteMember(memberIdFromWire(request.ID)));
     }),
   };
@@ -82,9 +82,9 @@ function clusterHeader(context: EtcdServiceContext): WireHeader {
   return header(context.headers, 0);
 }
 
-function unary<Request>(handle: (request: Request, metadata: Metadata) => Promise<unknown>): (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void {
+function unary<Request>(handle: (request: Request, caller: CallIdentity) => Promise<unknown>): (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void {
   return (call, callback) => {
-    handle(call.request, call.metadata).then(
+    handle(call.request, call).then(
       (response) => callback(null, response),
       (error: unknown) => callback(toServiceError(error)),
     );

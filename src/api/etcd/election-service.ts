@@ -71,8 +71,8 @@ export function electionService(context: EtcdServiceContext, auth: AuthGate): Un
     for (const observer of observers) observer.fail(grpcError(status.UNAVAILABLE, 'etcdserver: server stopped'));
   });
   return {
-    Campaign: waits.unary(async (wire: { name?: Uint8Array; lease?: WireInt64; value?: Uint8Array }, signal, metadata) => {
-      const requester = auth.requester(metadata);
+    Campaign: waits.unary(async (wire: { name?: Uint8Array; lease?: WireInt64; value?: Uint8Array }, signal, caller) => {
+      const requester = auth.requester(caller);
       const name = wire.name ?? EMPTY;
       const value = wire.value ?? EMPTY;
       const prefix = concat(name, SLASH);
@@ -111,23 +111,23 @@ export function electionService(context: EtcdServiceContext, auth: AuthGate): Un
         leader: { name, key, rev: String(candidate.revision), lease: lease.toString() },
       };
     }),
-    Proclaim: waits.unary(async (wire: { leader?: WireLeaderKey | null; value?: Uint8Array }, _signal, metadata) => {
-      const revision = await proclaim(context, leaderKeyFromWire(wire.leader), wire.value ?? EMPTY, auth.requester(metadata));
+    Proclaim: waits.unary(async (wire: { leader?: WireLeaderKey | null; value?: Uint8Array }, _signal, caller) => {
+      const revision = await proclaim(context, leaderKeyFromWire(wire.leader), wire.value ?? EMPTY, auth.requester(caller));
       return { header: header(context.headers, revision) };
     }),
-    Resign: waits.unary(async (wire: { leader?: WireLeaderKey | null }, _signal, metadata) => {
+    Resign: waits.unary(async (wire: { leader?: WireLeaderKey | null }, _signal, caller) => {
       const leader = leaderKeyFromWire(wire.leader);
       // Deletes the key only if it is still the one the campaign created; either way etcd succeeds.
       const resigned = await txn(context, {
         compare: [{ target: 'create', key: leader.key, result: 'equal', createRevision: leader.revision }],
         success: [{ type: 'deleteRange', request: { key: leader.key } }],
-      }, auth.requester(metadata));
+      }, auth.requester(caller));
       return { header: header(context.headers, resigned.header.revision) };
     }),
-    Leader: waits.unary(async (wire: { name?: Uint8Array }, _signal, metadata) => {
+    Leader: waits.unary(async (wire: { name?: Uint8Array }, _signal, caller) => {
       const prefix = concat(wire.name ?? EMPTY, SLASH);
       await context.backend.readBarrier();
-      auth.checkRead(metadata, prefix, prefixRangeEnd(prefix));
+      auth.checkRead(caller, prefix, prefixRangeEnd(prefix));
       const leader = context.stateMachine().range(firstCreatedRequest(prefix));
       const kv = leader.kvs[0];
       if (kv === undefined) throw grpcError(status.UNKNOWN, NO_LEADER);
@@ -139,7 +139,7 @@ export function electionService(context: EtcdServiceContext, auth: AuthGate): Un
         return;
       }
       const prefix = concat(stream.request.name ?? EMPTY, SLASH);
-      const authorize = () => auth.checkRead(stream.metadata, prefix, prefixRangeEnd(prefix));
+      const authorize = () => auth.checkRead(stream, prefix, prefixRangeEnd(prefix));
       const observer = new LeaderObserver(context, stream, prefix, authorize, () => observers.delete(observer));
       observers.add(observer);
       observer.start();

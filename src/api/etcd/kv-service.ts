@@ -6,7 +6,7 @@
 // passed (as etcd checks in its API layer); a write carries its requester into the log and is
 // checked when applied (auth/command-authorization.ts).
 
-import type { Metadata, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { checkRangeRequest } from '../../kv/request-check.ts';
 import type { KvCommand, KvCommandResponse } from '../../kv/types.ts';
 import { toServiceError } from './grpc-errors.ts';
@@ -24,14 +24,14 @@ import {
   txnResponseToWire,
 } from './wire.ts';
 import type { KvBackend } from './kv-backend.ts';
-import type { AuthGate } from './auth-gate.ts';
+import type { AuthGate, CallIdentity } from './auth-gate.ts';
 
 type Handler<Request> = (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void;
 
 /** Runs a request handler and turns its outcome (value or error) into the gRPC callback. */
-function unary<Request>(handle: (request: Request, metadata: Metadata) => Promise<unknown>): Handler<Request> {
+function unary<Request>(handle: (request: Request, caller: CallIdentity) => Promise<unknown>): Handler<Request> {
   return (call, callback) => {
-    handle(call.request, call.metadata).then(
+    handle(call.request, call).then(
       (response) => callback(null, response),
       (error: unknown) => callback(toServiceError(error)),
     );
@@ -39,35 +39,35 @@ function unary<Request>(handle: (request: Request, metadata: Metadata) => Promis
 }
 
 export function kvService(backend: KvBackend, headers: HeaderSource, auth: AuthGate): UntypedServiceImplementation {
-  const propose = async <T extends KvCommandResponse['type']>(command: KvCommand, type: T, metadata: Metadata) => {
-    const response = await backend.write(command, auth.requester(metadata));
+  const propose = async <T extends KvCommandResponse['type']>(command: KvCommand, type: T, caller: CallIdentity) => {
+    const response = await backend.write(command, auth.requester(caller));
     if (response.type !== type) throw new Error(`a ${command.type} command answered with a ${response.type} response`);
     return response as Extract<KvCommandResponse, { type: T }>;
   };
   return {
-    Range: unary(async (wire: WireRangeRequest, metadata) => {
+    Range: unary(async (wire: WireRangeRequest, caller) => {
       const request = rangeRequestFromWire(wire);
       // A malformed request is refused as such before permissions are looked at, as etcd does.
       checkRangeRequest(request);
       if (!request.serializable) await backend.readBarrier();
-      auth.checkRead(metadata, request.key, request.rangeEnd);
+      auth.checkRead(caller, request.key, request.rangeEnd);
       return rangeResponseToWire(backend.range(request), headers);
     }),
-    Put: unary(async (wire: WirePutRequest, metadata) => {
-      const { response } = await propose({ type: 'put', request: putRequestFromWire(wire) }, 'put', metadata);
+    Put: unary(async (wire: WirePutRequest, caller) => {
+      const { response } = await propose({ type: 'put', request: putRequestFromWire(wire) }, 'put', caller);
       return putResponseToWire(response, headers);
     }),
-    DeleteRange: unary(async (wire: WireDeleteRangeRequest, metadata) => {
-      const { response } = await propose({ type: 'deleteRange', request: deleteRangeRequestFromWire(wire) }, 'deleteRange', metadata);
+    DeleteRange: unary(async (wire: WireDeleteRangeRequest, caller) => {
+      const { response } = await propose({ type: 'deleteRange', request: deleteRangeRequestFromWire(wire) }, 'deleteRange', caller);
       return deleteRangeResponseToWire(response, headers);
     }),
-    Txn: unary(async (wire: WireTxnRequest, metadata) => {
-      const { response } = await propose({ type: 'txn', request: txnRequestFromWire(wire) }, 'txn', metadata);
+    Txn: unary(async (wire: WireTxnRequest, caller) => {
+      const { response } = await propose({ type: 'txn', request: txnRequestFromWire(wire) }, 'txn', caller);
       return txnResponseToWire(response, headers);
     }),
-    Compact: unary(async (wire: { revision?: WireInt64; physical?: boolean }, metadata) => {
+    Compact: unary(async (wire: { revision?: WireInt64; physical?: boolean }, caller) => {
       const revision = numberFromWire(wire.revision, 'revision');
-      const { response } = await propose({ type: 'compact', request: { revision, physical: wire.physical ?? false } }, 'compact', metadata);
+      const { response } = await propose({ type: 'compact', request: { revision, physical: wire.physical ?? false } }, 'compact', caller);
       return { header: header(headers, response.header.revision) };
     }),
   };

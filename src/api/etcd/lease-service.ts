@@ -11,7 +11,7 @@
 // permission on every attached key (etcd 3.4.26's fix for CVE-2023-32082; 3.4.23 let anyone list
 // them); the leader checks it against the keys it lists, for the user named in the forwarded call.
 
-import type { Metadata, ServerDuplexStream, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { KvError, isKvError } from '../../kv/errors.ts';
 import { LeaseIdGenerator, MAX_LEASE_TTL_SECONDS, checkLeaseId, leaseTimeToLive } from '../../kv/lease.ts';
 import type { KvCommand, KvCommandResponse } from '../../kv/types.ts';
@@ -21,7 +21,7 @@ import { toServiceError } from './grpc-errors.ts';
 import type { LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest } from './proto-loader.ts';
 import type { EtcdServiceContext } from './service-context.ts';
 import { bigintFromWire, header } from './wire.ts';
-import type { AuthGate } from './auth-gate.ts';
+import type { AuthGate, CallIdentity } from './auth-gate.ts';
 import type { Requester } from '../../kv/auth/auth-types.ts';
 import { ANONYMOUS_REQUESTER } from '../../kv/auth/auth-types.ts';
 
@@ -36,9 +36,9 @@ export interface LeaseServiceOptions {
 type KeepAliveCall = ServerDuplexStream<LeaseKeepAliveRequest, unknown>;
 
 /** Runs a request handler and turns its outcome (value or error) into the gRPC callback. */
-function unary<Request>(handle: (request: Request, metadata: Metadata) => Promise<unknown>) {
+function unary<Request>(handle: (request: Request, caller: CallIdentity) => Promise<unknown>) {
   return (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => {
-    handle(call.request, call.metadata).then(
+    handle(call.request, call).then(
       (response) => callback(null, response),
       (error: unknown) => callback(toServiceError(error)),
     );
@@ -77,8 +77,8 @@ export function leaseService(context: EtcdServiceContext, auth: AuthGate, option
     keepAliveStreams.clear();
   });
 
-  const propose = async <T extends KvCommandResponse['type']>(command: KvCommand, type: T, metadata: Metadata) => {
-    const response = await backend.write(command, auth.requester(metadata));
+  const propose = async <T extends KvCommandResponse['type']>(command: KvCommand, type: T, caller: CallIdentity) => {
+    const response = await backend.write(command, auth.requester(caller));
     if (response.type !== type) throw new Error(`a ${command.type} command answered with a ${response.type} response`);
     return response as Extract<KvCommandResponse, { type: T }>;
   };
@@ -130,26 +130,26 @@ export function leaseService(context: EtcdServiceContext, auth: AuthGate, option
   };
 
   return {
-    LeaseGrant: unary(async (wire: LeaseGrantRequest, metadata) => {
+    LeaseGrant: unary(async (wire: LeaseGrantRequest, caller) => {
       const ttl = ttlFromWire(wire.TTL);
       let id = leaseIdFromWire(wire.ID);
       // etcd's leader picks the ID of a grant that asks for 0; it travels in the command.
       if (id === 0n) id = ids.next();
-      const { response } = await propose({ type: 'leaseGrant', request: { id, ttl } }, 'leaseGrant', metadata);
+      const { response } = await propose({ type: 'leaseGrant', request: { id, ttl } }, 'leaseGrant', caller);
       return { header: header(headers, response.header.revision), ID: response.id.toString(), TTL: String(response.ttl), error: '' };
     }),
 
-    LeaseRevoke: unary(async (wire: LeaseRevokeRequest, metadata) => {
+    LeaseRevoke: unary(async (wire: LeaseRevokeRequest, caller) => {
       const id = leaseIdFromWire(wire.ID);
-      const { response } = await propose({ type: 'leaseRevoke', request: { id } }, 'leaseRevoke', metadata);
+      const { response } = await propose({ type: 'leaseRevoke', request: { id } }, 'leaseRevoke', caller);
       keeper.revoked(id);
       return { header: header(headers, response.header.revision) };
     }),
 
-    LeaseTimeToLive: unary(async (wire: LeaseTimeToLiveRequest, metadata) => {
+    LeaseTimeToLive: unary(async (wire: LeaseTimeToLiveRequest, caller) => {
       const id = leaseIdFromWire(wire.ID);
       // The user travels to the leader, never the token (tokens stay with the members that check them).
-      const requester = wire.keys ? auth.requester(metadata) : ANONYMOUS_REQUESTER;
+      const requester = wire.keys ? auth.requester(caller) : ANONYMOUS_REQUESTER;
       const user = requester.kind === 'client' ? requester.user : '';
       if (wire.keys && auth.store.enabled && user === '') throw new KvError('CONCORD_E_AUTH_USER_EMPTY');
       const answer = (await context.cluster.callLeader('leaseTimeToLive', { id: id.toString(), keys: wire.keys, user })) as { keys: string[] };

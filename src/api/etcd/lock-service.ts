@@ -27,7 +27,7 @@ import { LeaseIdGenerator } from '../../kv/lease.ts';
 import type { ApplyResult } from '../../kv/state-machine.ts';
 import type { KeyValue, RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse } from '../../kv/types.ts';
 import type { Requester } from '../../kv/auth/auth-types.ts';
-import type { AuthGate } from './auth-gate.ts';
+import type { AuthGate, CallIdentity } from './auth-gate.ts';
 import { toServiceError } from './grpc-errors.ts';
 import type { EtcdServiceContext } from './service-context.ts';
 import { bigintFromWire, header } from './wire.ts';
@@ -54,8 +54,8 @@ export function lockService(context: EtcdServiceContext, auth: AuthGate): Untype
   const waits = new PredecessorWaits(context);
   const sessions = sessionLeasesOf(context);
   return {
-    Lock: waits.unary(async (wire: { name?: Uint8Array; lease?: WireInt64 }, signal, metadata) => {
-      const requester = auth.requester(metadata);
+    Lock: waits.unary(async (wire: { name?: Uint8Array; lease?: WireInt64 }, signal, caller) => {
+      const requester = auth.requester(caller);
       const prefix = concat(wire.name ?? EMPTY, SLASH);
       const lease = await sessions.leaseFor(bigintFromWire(wire.lease, 'lease'), requester);
       const myKey = concat(prefix, new TextEncoder().encode(lease.toString(16)));
@@ -79,8 +79,8 @@ export function lockService(context: EtcdServiceContext, auth: AuthGate): Untype
       if (mine.kvs[0]?.createRevision !== myRevision) throw grpcError(status.UNKNOWN, 'mutex: session is expired');
       return { header: header(context.headers, mine.header.revision), key: myKey };
     }),
-    Unlock: waits.unary(async (wire: { key?: Uint8Array }, _signal, metadata) => {
-      const response = await context.backend.write({ type: 'deleteRange', request: { key: wire.key ?? EMPTY } }, auth.requester(metadata));
+    Unlock: waits.unary(async (wire: { key?: Uint8Array }, _signal, caller) => {
+      const response = await context.backend.write({ type: 'deleteRange', request: { key: wire.key ?? EMPTY } }, auth.requester(caller));
       if (response.type !== 'deleteRange') throw new Error(`bug: a delete answered with a ${response.type} response`);
       return { header: header(context.headers, response.response.header.revision) };
     }),
@@ -116,9 +116,9 @@ export class PredecessorWaits {
   }
 
   /** A unary handler whose body gets a signal that ends its waits; errors become gRPC statuses. */
-  unary<Request>(handle: (request: Request, signal: AbortSignal, metadata: Metadata) => Promise<unknown>) {
+  unary<Request>(handle: (request: Request, signal: AbortSignal, caller: CallIdentity) => Promise<unknown>) {
     return (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>): void => {
-      this.withSignal(call, (signal) => handle(call.request, signal, call.metadata)).then(
+      this.withSignal(call, (signal) => handle(call.request, signal, call)).then(
         (response) => callback(null, response),
         (error: unknown) => callback(isServiceError(error) ? error : toServiceError(error)),
       );

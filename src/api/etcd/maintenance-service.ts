@@ -34,7 +34,7 @@ import { Metadata, status } from '@grpc/grpc-js';
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { KvError } from '../../kv/errors.ts';
 import type { KvErrorCode } from '../../kv/errors.ts';
-import type { AuthGate } from './auth-gate.ts';
+import type { AuthGate, CallIdentity } from './auth-gate.ts';
 import { crc32c } from '@node-rs/crc32';
 import type { AlarmAction, AlarmMember, AlarmType } from '../../kv/types.ts';
 import type { Requester } from '../../kv/auth/auth-types.ts';
@@ -73,9 +73,9 @@ interface WireAlarmRequest {
 export function maintenanceService(context: EtcdServiceContext, auth: AuthGate): UntypedServiceImplementation {
   const version = ETCD_COMPATIBLE_VERSION;
   /** etcd's authMaintenanceServer.isAuthenticated: the root role, with the auth package's raw errors. */
-  const checkAdmin = (metadata: Metadata) => {
+  const checkAdmin = (caller: CallIdentity) => {
     try {
-      auth.checkAdmin(metadata);
+      auth.checkAdmin(caller);
     } catch (error) {
       throw rawAuthError(error);
     }
@@ -86,20 +86,20 @@ export function maintenanceService(context: EtcdServiceContext, auth: AuthGate):
   });
   return {
     Status: unary(async () => memberStatus(context, version)),
-    Alarm: unary((wire: WireAlarmRequest, metadata) => alarm(context, wire, auth.requester(metadata))),
+    Alarm: unary((wire: WireAlarmRequest, caller) => alarm(context, wire, auth.requester(caller))),
     // etcd answers Defragment, Alarm and MoveLeader without a header; so does Concord.
-    Defragment: unary(async (_wire: object, metadata) => {
-      checkAdmin(metadata);
+    Defragment: unary(async (_wire: object, caller) => {
+      checkAdmin(caller);
       return {};
     }),
-    Hash: unary(async (_wire: object, metadata) => {
-      checkAdmin(metadata);
+    Hash: unary(async (_wire: object, caller) => {
+      checkAdmin(caller);
       const machine = context.stateMachine();
       const snapshot = machine.snapshot();
       return { header: header(context.headers, machine.currentRevision), hash: crc32c(Buffer.from(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength)) };
     }),
-    HashKV: unary(async (wire: { revision?: WireInt64 }, metadata) => {
-      checkAdmin(metadata);
+    HashKV: unary(async (wire: { revision?: WireInt64 }, caller) => {
+      checkAdmin(caller);
       const response = context.stateMachine().hashKv(numberFromWire(wire.revision, 'revision'));
       return {
         header: header(context.headers, response.header.revision),
@@ -110,7 +110,7 @@ export function maintenanceService(context: EtcdServiceContext, auth: AuthGate):
     }),
     Snapshot: (stream: ServerWritableStream<unknown, unknown>) => {
       try {
-        checkAdmin(stream.metadata);
+        checkAdmin(stream);
       } catch (error) {
         stream.emit('error', isServiceError(error) ? error : toServiceError(error));
         return;
@@ -120,8 +120,8 @@ export function maintenanceService(context: EtcdServiceContext, auth: AuthGate):
         .catch((error: unknown) => stream.emit('error', toServiceError(error)))
         .finally(() => snapshotStreams.delete(stream));
     },
-    MoveLeader: unary(async (wire: { targetID?: WireInt64 }, metadata) => {
-      auth.checkAdmin(metadata);
+    MoveLeader: unary(async (wire: { targetID?: WireInt64 }, caller) => {
+      auth.checkAdmin(caller);
       return moveLeader(context, bigintFromWire(wire.targetID, 'targetID'));
     }),
   };
@@ -277,9 +277,9 @@ function rawAuthError(error: unknown): unknown {
   return text === undefined ? error : grpcError(status.UNKNOWN, text);
 }
 
-function unary<Request>(handle: (request: Request, metadata: Metadata) => Promise<unknown>): (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void {
+function unary<Request>(handle: (request: Request, caller: CallIdentity) => Promise<unknown>): (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void {
   return (call, callback) => {
-    handle(call.request, call.metadata).then(
+    handle(call.request, call).then(
       (response) => callback(null, response),
       (error: unknown) => callback(isServiceError(error) ? error : toServiceError(error)),
     );

@@ -230,7 +230,7 @@ class WatchServer {
   /** etcd's isWatchPermitted: any failure (no user, a bad token, no permission) refuses the watch. */
   private isPermitted(stream: WatchStream, request: HubCreateRequest): boolean {
     try {
-      this.auth.checkRead(stream.call.metadata, request.key, request.rangeEnd);
+      this.auth.checkRead(stream.call, request.key, request.rangeEnd);
       return true;
     } catch {
       return false;
