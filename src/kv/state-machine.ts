@@ -66,6 +66,8 @@ export class KvStateMachine {
   private leases: LeaseStore;
   private alarmList = new AlarmList();
   private authStore: AuthStore;
+  /** The keys of a lease, for the checks of puts and revokes (none for a lease that does not exist). */
+  private readonly leaseKeys = { keysOf: (id: bigint) => this.leases.get(id)?.keys ?? [] };
   private applied = 0;
   readonly quotaBackendBytes: number;
   readonly minLeaseTtlSeconds: number;
@@ -104,7 +106,7 @@ export class KvStateMachine {
     this.applied = raftIndex;
     const before = this.store.currentRevision;
     try {
-      authorizeCommand(this.authStore, { keysOf: (id) => this.leases.get(id)?.keys ?? [] }, command, command.requester ?? MEMBER_REQUESTER, this.maxTxnOps);
+      authorizeCommand(this.authStore, this.leaseKeys, command, command.requester ?? MEMBER_REQUESTER, this.maxTxnOps);
       const response = this.dispatch(command);
       const revision = this.store.currentRevision;
       const events = revision > before ? this.store.eventsAt(revision) : [];

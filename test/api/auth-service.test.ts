@@ -227,6 +227,24 @@ describe('one etcd and one Concord member, with auth', () => {
     }
   });
 
+  test('a snapshot stream needs the root role, refused with etcd\'s raw text on both', async () => {
+    for (const endpoint of [etcd!.endpoint, concord!.clientAddresses[0]!]) {
+      const clients = clientsFor(endpoint);
+      try {
+        const root = await tokenOf(clients, 'root', 'rootpw');
+        await call(clients, 'Auth', 'UserAdd', { name: 'snap-user', password: 'pw' }, root);
+        const token = await tokenOf(clients, 'snap-user', 'pw');
+        const metadata = new Metadata();
+        metadata.set('token', token);
+        const stream = (clients.Maintenance as unknown as { Snapshot(request: object, metadata: Metadata): NodeJS.EventEmitter }).Snapshot({}, metadata);
+        const error = await new Promise<ServiceError>((resolve) => stream.on('error', resolve));
+        assert.deepEqual([error.code, error.details], [2, 'auth: permission denied'], endpoint);
+      } finally {
+        closeClients(clients);
+      }
+    }
+  });
+
   test('neither passwords nor tokens reach the logs or the data dir', async () => {
     const clients = clientsFor(concord!.clientAddresses[0]!);
     try {
