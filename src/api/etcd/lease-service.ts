@@ -148,7 +148,7 @@ export function leaseService(context: EtcdServiceContext, auth: AuthGate, option
 
     LeaseTimeToLive: unary(async (wire: LeaseTimeToLiveRequest, caller) => {
       const id = leaseIdFromWire(wire.ID);
-      // The user travels to the leader, never the token (tokens stay with the members that check them).
+      // The token is checked here; only the user it stands for travels to the leader.
       const requester = wire.keys ? auth.requester(caller) : ANONYMOUS_REQUESTER;
       const user = requester.kind === 'client' ? requester.user : '';
       if (wire.keys && auth.store.enabled && user === '') throw new KvError('CONCORD_E_AUTH_USER_EMPTY');
