@@ -1,8 +1,11 @@
 // Encodes KvCommands for the Raft log: a compact length-prefixed binary form (see binary.ts),
 // lossless for bytes and 64-bit IDs, led by a format version byte so a later Concord can change it.
 //
-//   format version (1 byte) | command type (1 byte) | the request's fields in a fixed order
+//   format version (1 byte) | command type (1 byte) | requester | the request's fields in a fixed order
 //
+// Version 2 added the requester (who asked: a client's user and auth revision, or the member
+// itself) and the auth commands; version 1 entries, written before auth existed, have no requester
+// and are read as the member's own (auth could not have been enabled when they were written).
 // Optional request fields are written with their proto3 zero values, so a decoded request always
 // has every field. Decoding refuses anything malformed (unknown version or tag, truncation,
 // trailing bytes, nesting deeper than maxTxnOps allows) with CONCORD_E_KV_COMMAND_INVALID.
@@ -27,14 +30,23 @@ import { EMPTY_VALUE } from './types.ts';
 import { ByteReader, ByteWriter } from './binary.ts';
 import { KvError } from './errors.ts';
 import { DEFAULT_MAX_TXN_OPS } from './request-check.ts';
+import type { AuthCommand } from './auth/auth-types.ts';
+import { readAuthRequest, readRequester, writeAuthRequest, writeRequester } from './auth/auth-codec.ts';
 
-export const COMMAND_FORMAT_VERSION = 1;
+export const COMMAND_FORMAT_VERSION = 2;
+/** The first version, still read: commands without a requester. */
+const COMMAND_FORMAT_VERSION_WITHOUT_REQUESTER = 1;
 /** etcd's DefaultMaxRequestBytes: 1.5 MiB. */
 export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 /** Nested txns deeper than this cannot pass checkTxnRequest's shrinking ops budget anyway. */
 const MAX_TXN_DEPTH = DEFAULT_MAX_TXN_OPS;
 
-const COMMAND_TYPES: KvCommand['type'][] = ['put', 'deleteRange', 'txn', 'compact', 'leaseGrant', 'leaseRevoke', 'alarm'];
+/** A command type's code is its index: new types are only ever appended. */
+const COMMAND_TYPES: KvCommand['type'][] = [
+  'put', 'deleteRange', 'txn', 'compact', 'leaseGrant', 'leaseRevoke', 'alarm',
+  'authEnable', 'authDisable', 'authenticate', 'userAdd', 'userDelete', 'userChangePassword', 'userGrantRole',
+  'userRevokeRole', 'roleAdd', 'roleDelete', 'roleGrantPermission', 'roleRevokePermission',
+];
 const OP_TYPES: RequestOp['type'][] = ['range', 'put', 'deleteRange', 'txn'];
 // Enum orders follow etcd's protobuf enums, so a value's code is its proto number.
 const SORT_ORDERS: SortOrder[] = ['none', 'ascend', 'descend'];
@@ -53,6 +65,7 @@ export function encodeCommand(command: KvCommand, options: EncodeOptions = {}): 
   const writer = new ByteWriter();
   writer.u8(COMMAND_FORMAT_VERSION);
   writer.u8(COMMAND_TYPES.indexOf(command.type));
+  writeRequester(writer, command.requester ?? { kind: 'member' });
   writeCommandBody(writer, command);
   const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
   if (writer.sizeBytes > maxRequestBytes) {
@@ -64,13 +77,16 @@ export function encodeCommand(command: KvCommand, options: EncodeOptions = {}): 
 export function decodeCommand(bytes: Uint8Array): KvCommand {
   const reader = new ByteReader(bytes, invalid);
   const version = reader.u8('format version');
-  if (version !== COMMAND_FORMAT_VERSION) {
-    throw invalid(`format version ${version}; this member reads version ${COMMAND_FORMAT_VERSION}`);
+  if (version !== COMMAND_FORMAT_VERSION && version !== COMMAND_FORMAT_VERSION_WITHOUT_REQUESTER) {
+    throw invalid(`format version ${version}; this member reads versions ${COMMAND_FORMAT_VERSION_WITHOUT_REQUESTER} to ${COMMAND_FORMAT_VERSION}`);
   }
   const type = readEnum(reader, COMMAND_TYPES, 'command type');
+  if (version === COMMAND_FORMAT_VERSION_WITHOUT_REQUESTER && isAuthType(type)) throw invalid(`command type ${type} in format version 1`);
+  const requester = version === COMMAND_FORMAT_VERSION_WITHOUT_REQUESTER ? { kind: 'member' as const } : readRequester(reader, invalid);
   const command = readCommandBody(reader, type);
   reader.expectEnd('command');
-  return command;
+  // The member's own commands carry no requester in memory, so that a command survives a round trip unchanged.
+  return requester.kind === 'member' ? command : { ...command, requester };
 }
 
 // --- writing ------------------------------------------------------------------------------------
@@ -96,6 +112,8 @@ function writeCommandBody(writer: ByteWriter, command: KvCommand): void {
       return;
     case 'alarm':
       return writeAlarm(writer, command.request);
+    default:
+      return writeAuthRequest(writer, command);
   }
 }
 
@@ -197,7 +215,13 @@ function readCommandBody(reader: ByteReader, type: KvCommand['type']): KvCommand
       return { type, request: { id: reader.int64('lease ID') } };
     case 'alarm':
       return { type, request: readAlarm(reader) };
+    default:
+      return readAuthRequest(reader, type, invalid);
   }
+}
+
+function isAuthType(type: KvCommand['type']): type is AuthCommand['type'] {
+  return COMMAND_TYPES.indexOf(type) >= COMMAND_TYPES.indexOf('authEnable');
 }
 
 function readRange(reader: ByteReader): RangeRequest {

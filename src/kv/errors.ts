@@ -5,17 +5,23 @@
 // `hint` says what the user can do; it never goes on the wire.
 
 export type GrpcStatusName =
+  | 'UNKNOWN'
   | 'INVALID_ARGUMENT'
   | 'NOT_FOUND'
+  | 'PERMISSION_DENIED'
   | 'FAILED_PRECONDITION'
   | 'OUT_OF_RANGE'
   | 'RESOURCE_EXHAUSTED'
   | 'DATA_LOSS'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'UNAUTHENTICATED';
 
 /** Numeric gRPC status codes (grpc/codes). */
 export const GRPC_STATUS_CODES: Record<GrpcStatusName, number> = {
+  UNKNOWN: 2,
   INVALID_ARGUMENT: 3,
+  PERMISSION_DENIED: 7,
+  UNAUTHENTICATED: 16,
   NOT_FOUND: 5,
   FAILED_PRECONDITION: 9,
   OUT_OF_RANGE: 11,
@@ -135,6 +141,108 @@ export const KV_ERRORS = {
     message: 'concord: key-value snapshot was written by a newer Concord',
     grpcStatus: 'FAILED_PRECONDITION',
     hint: 'Upgrade this member to a Concord version that reads the snapshot format.',
+  },
+  // --- authentication and authorization (etcd's auth package and rpctypes) ---
+  CONCORD_E_AUTH_ROOT_USER_NOT_EXIST: {
+    message: 'etcdserver: root user does not exist',
+    grpcStatus: 'FAILED_PRECONDITION',
+    hint: "Create the user 'root' before enabling auth (etcdctl user add root).",
+  },
+  CONCORD_E_AUTH_ROOT_ROLE_NOT_EXIST: {
+    message: 'etcdserver: root user does not have root role',
+    grpcStatus: 'FAILED_PRECONDITION',
+    hint: "Grant the role 'root' to the user 'root' before enabling auth (etcdctl auth enable does it for you).",
+  },
+  CONCORD_E_AUTH_USER_EXISTS: {
+    message: 'etcdserver: user name already exists',
+    grpcStatus: 'FAILED_PRECONDITION',
+    hint: 'Pick another user name, or change the existing user (user passwd, user grant-role).',
+  },
+  CONCORD_E_AUTH_USER_EMPTY: {
+    message: 'etcdserver: user name is empty',
+    grpcStatus: 'INVALID_ARGUMENT',
+    hint: 'Auth is enabled: authenticate (etcdctl --user NAME), or name the user to create.',
+  },
+  CONCORD_E_AUTH_USER_NOT_FOUND: {
+    message: 'etcdserver: user name not found',
+    grpcStatus: 'FAILED_PRECONDITION',
+    hint: 'Check the name with etcdctl user list.',
+  },
+  CONCORD_E_AUTH_ROLE_EXISTS: {
+    message: 'etcdserver: role name already exists',
+    grpcStatus: 'FAILED_PRECONDITION',
+    hint: 'Pick another role name, or grant permissions to the existing role.',
+  },
+  CONCORD_E_AUTH_ROLE_NOT_FOUND: {
+    message: 'etcdserver: role name not found',
+    grpcStatus: 'FAILED_PRECONDITION',
+    hint: 'Check the name with etcdctl role list, or create the role first.',
+  },
+  CONCORD_E_AUTH_ROLE_EMPTY: {
+    message: 'etcdserver: role name is empty',
+    grpcStatus: 'INVALID_ARGUMENT',
+    hint: 'Name the role.',
+  },
+  CONCORD_E_AUTH_FAILED: {
+    message: 'etcdserver: authentication failed, invalid user ID or password',
+    grpcStatus: 'INVALID_ARGUMENT',
+    hint: 'Check the user name and password; auth must be enabled for a password to be checked.',
+  },
+  CONCORD_E_AUTH_NO_PASSWORD_USER: {
+    // etcd returns this one without a gRPC code of its own, so clients see UNKNOWN and this text.
+    message: 'auth: authentication failed, password was given for no password user',
+    grpcStatus: 'UNKNOWN',
+    hint: 'The user was created with --no-password: it authenticates by the common name of its TLS client certificate, not by a password.',
+  },
+  CONCORD_E_AUTH_PERMISSION_DENIED: {
+    message: 'etcdserver: permission denied',
+    grpcStatus: 'PERMISSION_DENIED',
+    hint: "Grant the user a role whose permissions cover the keys (etcdctl role grant-permission), or the role 'root' for administration.",
+  },
+  CONCORD_E_AUTH_ROLE_NOT_GRANTED: {
+    message: 'etcdserver: role is not granted to the user',
+    grpcStatus: 'FAILED_PRECONDITION',
+    hint: 'Check the roles with etcdctl user get.',
+  },
+  CONCORD_E_AUTH_PERMISSION_NOT_GRANTED: {
+    message: 'etcdserver: permission is not granted to the role',
+    grpcStatus: 'FAILED_PRECONDITION',
+    hint: 'Name the permission exactly as granted (key and range end); check with etcdctl role get.',
+  },
+  CONCORD_E_AUTH_PERMISSION_NOT_GIVEN: {
+    message: 'etcdserver: permission not given',
+    grpcStatus: 'INVALID_ARGUMENT',
+    hint: 'Send the permission to grant (type, key and range end).',
+  },
+  CONCORD_E_AUTH_NOT_ENABLED: {
+    message: 'etcdserver: authentication is not enabled',
+    grpcStatus: 'FAILED_PRECONDITION',
+    hint: 'Enable auth first (etcdctl auth enable), or call without credentials.',
+  },
+  CONCORD_E_AUTH_INVALID_TOKEN: {
+    message: 'etcdserver: invalid auth token',
+    grpcStatus: 'UNAUTHENTICATED',
+    hint: 'The token expired, was issued before a password change or auth disable, or is not one of ours: authenticate again.',
+  },
+  CONCORD_E_AUTH_INVALID_MANAGEMENT: {
+    message: 'etcdserver: invalid auth management',
+    grpcStatus: 'INVALID_ARGUMENT',
+    hint: "The root user and role cannot be removed while auth is enabled, and a permission needs a key and a range end after it.",
+  },
+  CONCORD_E_AUTH_OLD_REVISION: {
+    message: 'etcdserver: revision of auth store is old',
+    grpcStatus: 'INVALID_ARGUMENT',
+    hint: 'Users, roles or permissions changed while the request was on its way: retry (etcd clients do it themselves).',
+  },
+  CONCORD_E_AUTH_LIMIT: {
+    message: 'concord: auth limit reached',
+    grpcStatus: 'RESOURCE_EXHAUSTED',
+    hint: 'Delete unused users, roles or permissions; the message names the limit (maxUsers, maxRoles, maxPermissionsPerRole, maxRolesPerUser).',
+  },
+  CONCORD_E_AUTH_INPUT_TOO_LONG: {
+    message: 'concord: auth input too long',
+    grpcStatus: 'INVALID_ARGUMENT',
+    hint: 'Use a user or role name of at most maxNameBytes (4 KiB) and a password of at most 1 KiB.',
   },
   CONCORD_E_AUTO_COMPACTION_CONFIG: {
     message: 'concord: invalid auto-compaction configuration',

@@ -3,9 +3,12 @@
 //   magic "CKVS" | format version (1 byte) | body | CRC-32C of everything before it (4 bytes, BE)
 //
 // The body holds the applied index, the MVCC state (revision, compact revision, each key's retained
-// history), the leases and the alarms. A snapshot from a newer format version is refused with a
-// message to upgrade; a damaged one (bad magic, checksum, truncation, trailing bytes, broken
-// invariants) is refused as invalid. Nothing is half-restored: decoding completes before use.
+// history), the leases, the alarms and (from format version 2 on) the auth state: users, roles,
+// permissions, the enabled flag and the auth revision. Version 1 snapshots, written before auth
+// existed, are still read, with a fresh auth state. A snapshot from a newer format version is
+// refused with a message to upgrade; a damaged one (bad magic, checksum, truncation, trailing
+// bytes, broken invariants) is refused as invalid. Nothing is half-restored: decoding completes
+// before use.
 
 import type { AlarmMember, AlarmType } from './types.ts';
 import type { MvccState } from './mvcc.ts';
@@ -14,8 +17,13 @@ import { ByteReader, ByteWriter } from './binary.ts';
 import { crc32c, crc32cUpdate } from './crc32c.ts';
 import { KvError } from './errors.ts';
 import { readKeyHistory, writeKeyHistory } from './history-codec.ts';
+import type { AuthState } from './auth/auth-types.ts';
+import { readAuthState, writeAuthState } from './auth/auth-codec.ts';
+import { INITIAL_AUTH_REVISION } from './auth/auth-store.ts';
 
-export const SNAPSHOT_FORMAT_VERSION = 1;
+export const SNAPSHOT_FORMAT_VERSION = 2;
+/** The first version, still read: no auth state. */
+const SNAPSHOT_FORMAT_VERSION_WITHOUT_AUTH = 1;
 const SNAPSHOT_MAGIC = new Uint8Array([0x43, 0x4b, 0x56, 0x53]); // "CKVS"
 const CHECKSUM_BYTES = 4;
 const HEADER_BYTES = SNAPSHOT_MAGIC.length + 1;
@@ -25,6 +33,12 @@ export interface KvSnapshotState {
   mvcc: MvccState;
   leases: { id: bigint; ttlSeconds: number }[];
   alarms: AlarmMember[];
+  auth: AuthState;
+}
+
+/** The auth state of a store that never had auth commands: what a version 1 snapshot stands for. */
+export function freshAuthState(): AuthState {
+  return { enabled: false, revision: INITIAL_AUTH_REVISION, users: [], roles: [] };
 }
 
 const ALARM_TYPES: AlarmType[] = ['none', 'nospace', 'corrupt'];
@@ -42,6 +56,8 @@ export interface KvSnapshotCapture {
   keys: { key: Uint8Array; revisions: readonly KeyRevision[]; count: number }[];
   leases: { id: bigint; ttlSeconds: number }[];
   alarms: AlarmMember[];
+  /** Immutable records: capturing them by reference is a consistent copy. */
+  auth: AuthState;
 }
 
 /**
@@ -108,6 +124,7 @@ export class SnapshotEncoder {
       writer.uint64(alarm.memberId);
       writer.u8(ALARM_TYPES.indexOf(alarm.alarm));
     }
+    writeAuthState(writer, this.capture.auth);
   }
 
   private checksumWritten(): void {
@@ -125,11 +142,12 @@ export function encodeSnapshot(state: KvSnapshotState): Uint8Array {
     keys: state.mvcc.keys.map(({ key, revisions }) => ({ key, revisions, count: revisions.length })),
     leases: state.leases,
     alarms: state.alarms,
+    auth: state.auth,
   }).finish();
 }
 
 export function decodeSnapshot(bytes: Uint8Array): KvSnapshotState {
-  checkEnvelope(bytes);
+  const version = checkEnvelope(bytes);
   const body = bytes.subarray(0, bytes.length - CHECKSUM_BYTES);
   const reader = new ByteReader(body, invalid);
   reader.raw(HEADER_BYTES, 'header');
@@ -139,11 +157,13 @@ export function decodeSnapshot(bytes: Uint8Array): KvSnapshotState {
   const keys = readCounted(reader, 'key count', () => readKeyHistory(reader));
   const leases = readCounted(reader, 'lease count', () => ({ id: reader.int64('lease ID'), ttlSeconds: reader.uvarint('lease TTL') }));
   const alarms = readCounted(reader, 'alarm count', () => ({ memberId: reader.uint64('alarm member'), alarm: readAlarmType(reader) }));
+  const auth = version === SNAPSHOT_FORMAT_VERSION_WITHOUT_AUTH ? freshAuthState() : readAuthState(reader, invalid);
   reader.expectEnd('snapshot body');
-  return { appliedIndex, mvcc: { revision, compactRevision, keys }, leases, alarms };
+  return { appliedIndex, mvcc: { revision, compactRevision, keys }, leases, alarms, auth };
 }
 
-function checkEnvelope(bytes: Uint8Array): void {
+/** Checks magic, version and checksum; returns the format version. */
+function checkEnvelope(bytes: Uint8Array): number {
   if (bytes.length < HEADER_BYTES + CHECKSUM_BYTES) throw invalid(`${bytes.length} bytes is too short for a snapshot`);
   if (!SNAPSHOT_MAGIC.every((byte, i) => bytes[i] === byte)) throw invalid('not a Concord key-value snapshot (bad magic)');
   const version = bytes[SNAPSHOT_MAGIC.length]!;
@@ -157,6 +177,7 @@ function checkEnvelope(bytes: Uint8Array): void {
   const stored = new DataView(bytes.buffer, bytes.byteOffset + bytes.length - CHECKSUM_BYTES, CHECKSUM_BYTES).getUint32(0);
   const computed = crc32c(bytes.subarray(0, bytes.length - CHECKSUM_BYTES));
   if (stored !== computed) throw invalid(`checksum mismatch (stored ${hex(stored)}, computed ${hex(computed)})`);
+  return version;
 }
 
 /** Reads a count, then that many items; a count larger than the bytes left is garbage, not a reason to allocate. */

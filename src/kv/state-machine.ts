@@ -6,6 +6,9 @@
 // * while NOSPACE is active, puts, txns containing puts and lease grants fail with NOSPACE
 //   (etcd's applierV3Capped); reads, deletes, compactions and lease revokes still work;
 // * while CORRUPT is active, everything fails with CORRUPT (etcd's applierV3Corrupt).
+// Before any of that, a command is authorized for the client that asked for it against the auth
+// state at this log position (auth/command-authorization.ts, etcd's authApplierV3); auth commands
+// change that state (auth/auth-store.ts).
 // Expected failures are results, not exceptions, and the same on every member.
 
 import type {
@@ -29,6 +32,10 @@ import { KvBugError, KvError } from './errors.ts';
 import { DEFAULT_MAX_TXN_OPS } from './request-check.ts';
 import { DEFAULT_QUOTA_BACKEND_BYTES, LEASE_OVERHEAD_BYTES, costPut, costTxn, fitsQuota } from './quota.ts';
 import { SnapshotEncoder, decodeSnapshot, encodeSnapshot } from './kv-snapshot.ts';
+import { AuthStore } from './auth/auth-store.ts';
+import type { AuthCommand, AuthLimits, Requester } from './auth/auth-types.ts';
+import { MEMBER_REQUESTER } from './auth/auth-types.ts';
+import { authorizeCommand } from './auth/command-authorization.ts';
 
 export interface KvStateMachineOptions {
   /** etcd's --quota-backend-bytes: negative disables the quota, 0 means the default (2 GiB). */
@@ -37,6 +44,8 @@ export interface KvStateMachineOptions {
   minLeaseTtlSeconds?: number;
   /** etcd's --max-txn-ops. Must be the same on every member. Default 128. */
   maxTxnOps?: number;
+  /** Bounds on users, roles and permissions. Must be the same on every member. Default DEFAULT_AUTH_LIMITS. */
+  authLimits?: Partial<AuthLimits>;
 }
 
 /**
@@ -56,6 +65,9 @@ export class KvStateMachine {
   private store: MvccStore;
   private leases: LeaseStore;
   private alarmList = new AlarmList();
+  private authStore: AuthStore;
+  /** The keys of a lease, for the checks of puts and revokes (none for a lease that does not exist). */
+  private readonly leaseKeys = { keysOf: (id: bigint) => this.leases.get(id)?.keys ?? [] };
   private applied = 0;
   readonly quotaBackendBytes: number;
   readonly minLeaseTtlSeconds: number;
@@ -66,7 +78,13 @@ export class KvStateMachine {
     this.minLeaseTtlSeconds = options.minLeaseTtlSeconds ?? DEFAULT_MIN_LEASE_TTL_SECONDS;
     this.maxTxnOps = options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
     this.leases = new LeaseStore({ minTtlSeconds: this.minLeaseTtlSeconds });
+    this.authStore = new AuthStore(options.authLimits);
     this.store = this.newStore();
+  }
+
+  /** Users, roles and permissions, for the checks the API layer makes (reads, watches, admin calls). */
+  get auth(): AuthStore {
+    return this.authStore;
   }
 
   /** The MVCC store, for reads and as the watch hub's source. Replaced by restore(). */
@@ -88,6 +106,7 @@ export class KvStateMachine {
     this.applied = raftIndex;
     const before = this.store.currentRevision;
     try {
+      authorizeCommand(this.authStore, this.leaseKeys, command, command.requester ?? MEMBER_REQUESTER, this.maxTxnOps);
       const response = this.dispatch(command);
       const revision = this.store.currentRevision;
       const events = revision > before ? this.store.eventsAt(revision) : [];
@@ -140,6 +159,7 @@ export class KvStateMachine {
       mvcc: this.store.exportState(),
       leases: this.leases.exportState(),
       alarms: this.alarmList.list(),
+      auth: this.authStore.exportState(),
     });
   }
 
@@ -153,6 +173,7 @@ export class KvStateMachine {
       ...this.store.captureState(),
       leases: this.leases.exportState(),
       alarms: this.alarmList.list(),
+      auth: this.authStore.exportState(),
     });
   }
 
@@ -164,6 +185,7 @@ export class KvStateMachine {
     machine.store = MvccStore.fromState(state.mvcc, { maxTxnOps: machine.maxTxnOps, leaseExists: (id) => machine.leases.has(id) });
     machine.reattachLeases();
     for (const alarm of state.alarms) machine.alarmList.activate(alarm.memberId, alarm.alarm);
+    machine.authStore = AuthStore.fromState(state.auth, machine.authStore.limits);
     machine.applied = state.appliedIndex;
     return machine;
   }
@@ -190,7 +212,14 @@ export class KvStateMachine {
         return { type: 'leaseRevoke', response: this.revokeLease(command.request.id) };
       case 'alarm':
         return { type: 'alarm', response: this.applyAlarm(command.request) };
+      default:
+        return this.applyAuth(command, command.requester ?? MEMBER_REQUESTER);
     }
+  }
+
+  /** Auth commands change no key: the header carries the current revision, as etcd's does. */
+  private applyAuth(command: AuthCommand, requester: Requester): KvCommandResponse {
+    return this.authStore.apply(command, requester, { revision: this.store.currentRevision });
   }
 
   /** Runs a key-value write and moves lease attachments to follow the keys it changed. */

@@ -5,6 +5,8 @@
 // Units: revisions are JS numbers (safe integers, checked where they enter); lease IDs and every
 // other 64-bit ID are bigint; keys and values are bytes compared byte-wise, as etcd does.
 
+import type { AuthCommand, AuthCommandResponse, Requester } from './auth/auth-types.ts';
+
 /** A key's state at one revision (mvccpb.KeyValue). */
 export interface KeyValue {
   key: Uint8Array;
@@ -218,14 +220,22 @@ export interface KvEvent {
 }
 
 /** A command replicated through the Raft log and applied by every member. */
-export type KvCommand =
+export type KvCommand = (
   | { type: 'put'; request: PutRequest }
   | { type: 'deleteRange'; request: DeleteRangeRequest }
   | { type: 'txn'; request: TxnRequest }
   | { type: 'compact'; request: CompactionRequest }
   | { type: 'leaseGrant'; request: LeaseGrantRequest }
   | { type: 'leaseRevoke'; request: LeaseRevokeRequest }
-  | { type: 'alarm'; request: AlarmRequest };
+  | { type: 'alarm'; request: AlarmRequest }
+  | AuthCommand
+) & {
+  /**
+   * Who asked for it, checked against the auth state when the command is applied. Absent means
+   * the member itself (lease expiry, auto-compaction, and tests that drive the state machine).
+   */
+  requester?: Requester;
+};
 
 export type KvCommandResponse =
   | { type: 'put'; response: PutResponse }
@@ -234,7 +244,8 @@ export type KvCommandResponse =
   | { type: 'compact'; response: CompactionResponse }
   | { type: 'leaseGrant'; response: LeaseGrantResponse }
   | { type: 'leaseRevoke'; response: LeaseRevokeResponse }
-  | { type: 'alarm'; response: AlarmResponse };
+  | { type: 'alarm'; response: AlarmResponse }
+  | AuthCommandResponse;
 
 export const EMPTY_VALUE = new Uint8Array(0);
 export const NO_LEASE = 0n;

@@ -6,6 +6,7 @@ import { isKvError } from '../kv/errors.ts';
 import { createAutoCompactor } from '../kv/auto-compaction.ts';
 import type { AutoCompactionConfig } from '../kv/auto-compaction.ts';
 import type { EtcdServiceContext } from '../api/etcd/service-context.ts';
+import { MEMBER_REQUESTER } from '../kv/auth/auth-types.ts';
 
 /** How often the loop asks the policy; the policy itself decides when a compaction is due. */
 export const AUTO_COMPACTION_CHECK_INTERVAL_MS = 250;
@@ -29,7 +30,7 @@ export function startAutoCompaction(config: AutoCompactionConfig, context: EtcdS
     const revision = compactor.tick(now, context.stateMachine().currentRevision);
     if (revision === undefined || revision <= context.stateMachine().mvcc.compactRevision) return;
     compacting = true;
-    context.backend.write({ type: 'compact', request: { revision } }).then(
+    context.backend.write({ type: 'compact', request: { revision } }, MEMBER_REQUESTER).then(
       () => {
         logger.info(`auto-compacted history up to revision ${revision}`);
         compactor.compactionFinished(context.clock.nowMs(), true);

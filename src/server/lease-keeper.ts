@@ -10,6 +10,7 @@ import { KvError, isKvError } from '../kv/errors.ts';
 import { LeaseExpiryTracker } from '../kv/lease-expiry.ts';
 import type { ApplyResult, KvStateMachine } from '../kv/state-machine.ts';
 import { MemberError } from './raft-member.ts';
+import { MEMBER_REQUESTER } from '../kv/auth/auth-types.ts';
 
 /** How often the leader looks for expired leases (etcd checks every 500 ms too). */
 export const LEASE_EXPIRY_CHECK_INTERVAL_MS = 500;
@@ -190,7 +191,8 @@ export class LeaseKeeper {
       return;
     }
     try {
-      await this.context.backend.write({ type: 'leaseRevoke', request: { id } });
+      // Expiry is the member's own decision, not a client's: no user's permissions apply (etcd revokes as root).
+      await this.context.backend.write({ type: 'leaseRevoke', request: { id } }, MEMBER_REQUESTER);
       this.tracker.revoked(id);
     } catch (error) {
       // Revoked meanwhile by a client: nothing left to do.

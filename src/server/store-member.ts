@@ -6,6 +6,7 @@ import { encodeCommand, decodeCommand } from '../kv/command-codec.ts';
 import { KvStateMachine } from '../kv/state-machine.ts';
 import type { ApplyResult } from '../kv/state-machine.ts';
 import type { KvCommand, KvCommandResponse, RangeRequest, RangeResponse } from '../kv/types.ts';
+import type { Requester } from '../kv/auth/auth-types.ts';
 import type { KvBackend } from '../api/etcd/kv-backend.ts';
 import type { ServerMetrics } from '../observe/server-metrics.ts';
 import type { RaftMember, StateMachine } from './raft-member.ts';
@@ -68,10 +69,10 @@ export class StoreBackend implements KvBackend {
     this.skipReadIndex = skipReadIndex;
   }
 
-  async write(command: KvCommand): Promise<KvCommandResponse> {
+  async write(command: KvCommand, requester: Requester): Promise<KvCommandResponse> {
     let result: ApplyResult;
     try {
-      result = await this.member.propose(encodeCommand(command, { maxRequestBytes: this.maxRequestBytes }));
+      result = await this.member.propose(encodeCommand({ ...command, requester }, { maxRequestBytes: this.maxRequestBytes }));
     } catch (error) {
       this.metrics.proposalsFailed.inc();
       throw error;

@@ -13,6 +13,7 @@ import type { LeaseGrantResponse, LeaseKeepAliveResponse } from '../../src/api/e
 import { KvStateMachine } from '../../src/kv/state-machine.ts';
 import type { ApplyResult } from '../../src/kv/state-machine.ts';
 import type { KvCommand } from '../../src/kv/types.ts';
+import { MEMBER_REQUESTER } from '../../src/kv/auth/auth-types.ts';
 import { ServerMetrics } from '../../src/observe/server-metrics.ts';
 import { LeaseKeeper } from '../../src/server/lease-keeper.ts';
 import type { LeaseKeeperContext } from '../../src/server/lease-keeper.ts';
@@ -263,15 +264,15 @@ test('LeaseKeeper: expiry is decided by the leader and carried out as replicated
     assert.equal(toServiceError(keeper.notPrimaryError()).details, 'etcdserver: no leader');
 
     // A lease that exists before this member leads gets its TTL plus the election timeout.
-    await fake.context.backend.write({ type: 'leaseGrant', request: { id: 1n, ttl: 5 } });
+    await fake.context.backend.write({ type: 'leaseGrant', request: { id: 1n, ttl: 5 } }, MEMBER_REQUESTER);
     const waiting = keeper.waitUntilPrimary(1_000);
     fake.elect(fake.memberId);
     assert.equal(await waiting, true);
     assert.equal(keeper.remainingTtlSeconds(1n), 6);
 
     // A lease granted while leading gets exactly its TTL; its keys go with it in one revoke.
-    await fake.context.backend.write({ type: 'leaseGrant', request: { id: 2n, ttl: 3 } });
-    await fake.context.backend.write({ type: 'put', request: { key: new Uint8Array([1]), value: new Uint8Array([1]), lease: 2n } });
+    await fake.context.backend.write({ type: 'leaseGrant', request: { id: 2n, ttl: 3 } }, MEMBER_REQUESTER);
+    await fake.context.backend.write({ type: 'put', request: { key: new Uint8Array([1]), value: new Uint8Array([1]), lease: 2n } }, MEMBER_REQUESTER);
     assert.equal((await fake.metrics.leases.get()).values[0]!.value, 2);
     await fake.advance(2_999);
     assert.equal(fake.proposals.filter((command) => command.type === 'leaseRevoke').length, 0, 'not before the deadline');

@@ -55,6 +55,27 @@ describe('compatibility script against real etcd', () => {
     assert.equal(resultOf(firstRun, 'compact-already-compacted').status, 'exit 1');
   });
 
+  test('the auth steps are compared on what etcd says: who may do what, and why not', () => {
+    assert.deepEqual(resultOf(firstRun, 'auth-enable').output, ['Authentication Enabled']);
+    assert.deepEqual(resultOf(firstRun, 'auth-get-without-user').errors, ['Error: etcdserver: user name is empty']);
+    assert.deepEqual(resultOf(firstRun, 'auth-put-denied').errors, ['Error: etcdserver: permission denied']);
+    assert.deepEqual(resultOf(firstRun, 'auth-get-wrong-password').errors, ['Error: etcdserver: authentication failed, invalid user ID or password']);
+    assert.deepEqual(resultOf(firstRun, 'auth-user-delete-root-refused').errors, ['Error: etcdserver: invalid auth management']);
+    assert.deepEqual(resultOf(firstRun, 'auth-watch-denied').errors, [
+      'watch was canceled (rpc error: code = PermissionDenied desc = etcdserver: permission denied)',
+      'Error: watch is canceled by the server',
+    ]);
+    type RoleGet = { perm: { permType?: number; key: string; range_end?: string }[] };
+    const reader = resultOf(firstRun, 'auth-role-get').output![0] as RoleGet;
+    assert.deepEqual(reader.perm.map((p) => [p.permType ?? 0, Buffer.from(p.key, 'base64').toString(), Buffer.from(p.range_end ?? '', 'base64').toString()]), [
+      [0, 'a/', 'a0'],
+      [0, 'foo', ''],
+      [2, 'r/1', 'r/5'],
+    ]);
+    assert.deepEqual((resultOf(firstRun, 'auth-role-delete-takes-it-from-users').output![0] as { roles?: string[] }).roles, undefined);
+    assert.equal(resultOf(firstRun, 'auth-get-after-disable').status, 'exit 0');
+  });
+
   test('a lease captured in one step is the one later steps name', () => {
     const granted = resultOf(firstRun, 'lease-grant-long').output![0] as { ID: string };
     const leasedKeys = resultOf(firstRun, 'get-leased-keys').output![0] as { kvs: { lease: string }[] };

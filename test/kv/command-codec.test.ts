@@ -71,8 +71,8 @@ test('an unknown version, an unknown type, truncation and trailing bytes are ref
     assert.match(error.message, pattern);
   };
   refuse(new Uint8Array(0), /truncated/);
-  refuse(Uint8Array.of(2, ...good.subarray(1)), /format version 2/);
-  refuse(Uint8Array.of(1, 99), /unknown command type 99/);
+  refuse(Uint8Array.of(3, ...good.subarray(1)), /format version 3/);
+  refuse(Uint8Array.of(2, 99), /unknown command type 99/);
   refuse(good.subarray(0, good.length - 1), /truncated/);
   refuse(Uint8Array.of(...good, 0), /unexpected bytes/);
   refuse(Uint8Array.of(1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), /varint longer than 8 bytes/);

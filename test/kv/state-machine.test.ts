@@ -151,8 +151,8 @@ test('a damaged, foreign or newer snapshot is refused with a clear error', () =>
   foreign[0] = 0x7b;
   refused(foreign, 'CONCORD_E_KV_SNAPSHOT_INVALID', /bad magic/);
   const newer = good.slice();
-  newer[4] = 2;
-  refused(newer, 'CONCORD_E_KV_SNAPSHOT_VERSION', /written by a newer Concord: format version 2, this member reads up to 1/);
+  newer[4] = 3;
+  refused(newer, 'CONCORD_E_KV_SNAPSHOT_VERSION', /written by a newer Concord: format version 3, this member reads up to 2/);
 });
 
 test('a snapshot with a valid checksum but broken invariants is refused', () => {

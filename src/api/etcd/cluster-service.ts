@@ -1,8 +1,13 @@
 // etcd's Cluster service over a Concord member: MemberList answers from the replicated member list;
 // MemberAdd, MemberRemove and MemberPromote are decided by the leader (ClusterAdmin forwards them
 // from any other member); MemberUpdate proposes the member's new peer URLs.
+//
+// With auth on, changing the membership needs the root role, checked by the member the request
+// arrives at, before it is forwarded (etcd's checkMembershipOperationPermission); MemberList needs
+// nothing, as in etcd.
 
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { AuthGate, CallIdentity } from './auth-gate.ts';
 import type { MemberInfo } from '../../server/member-registry.ts';
 import type { EtcdServiceContext } from './service-context.ts';
 import { toServiceError } from './grpc-errors.ts';
@@ -27,18 +32,28 @@ interface MemberIdWire {
   peerURLs?: string[];
 }
 
-export function clusterService(context: EtcdServiceContext): UntypedServiceImplementation {
+export function clusterService(context: EtcdServiceContext, auth: AuthGate): UntypedServiceImplementation {
   const admin = context.cluster;
   const answer = (members: MemberInfo[]) => ({ header: clusterHeader(context), members: members.map(wireMember) });
   return {
     MemberList: unary(async () => answer(admin.members())),
-    MemberAdd: unary(async (request: MemberAddWire) => {
+    MemberAdd: unary(async (request: MemberAddWire, caller) => {
+      auth.checkAdmin(caller);
       const { added, members } = await admin.addMember(request.peerURLs ?? [], request.isLearner ?? false);
       return { header: clusterHeader(context), member: wireMember(added), members: members.map(wireMember) };
     }),
-    MemberRemove: unary(async (request: MemberIdWire) => answer(await admin.removeMember(memberIdFromWire(request.ID)))),
-    MemberUpdate: unary(async (request: MemberIdWire) => answer(await admin.updateMember(memberIdFromWire(request.ID), request.peerURLs ?? []))),
-    MemberPromote: unary(async (request: MemberIdWire) => answer(await admin.promoteMember(memberIdFromWire(request.ID)))),
+    MemberRemove: unary(async (request: MemberIdWire, caller) => {
+      auth.checkAdmin(caller);
+      return answer(await admin.removeMember(memberIdFromWire(request.ID)));
+    }),
+    MemberUpdate: unary(async (request: MemberIdWire, caller) => {
+      auth.checkAdmin(caller);
+      return answer(await admin.updateMember(memberIdFromWire(request.ID), request.peerURLs ?? []));
+    }),
+    MemberPromote: unary(async (request: MemberIdWire, caller) => {
+      auth.checkAdmin(caller);
+      return answer(await admin.promoteMember(memberIdFromWire(request.ID)));
+    }),
   };
 }
 
@@ -67,9 +82,9 @@ function clusterHeader(context: EtcdServiceContext): WireHeader {
   return header(context.headers, 0);
 }
 
-function unary<Request>(handle: (request: Request) => Promise<unknown>): (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void {
+function unary<Request>(handle: (request: Request, caller: CallIdentity) => Promise<unknown>): (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void {
   return (call, callback) => {
-    handle(call.request).then(
+    handle(call.request, call).then(
       (response) => callback(null, response),
       (error: unknown) => callback(toServiceError(error)),
     );

@@ -8,12 +8,17 @@
 // at the LeaderKey's revision; Leader reads the current leader; Observe streams the leader's key
 // every time it changes (a new leader, or a new value), as etcd's Observe does.
 //
+// Every write runs as the calling user, as etcd's election server does; Leader and Observe, which
+// only read, need read permission on the election's prefix.
+//
 // One difference from etcd, for safety: a Campaign whose own key disappears while it waits (its
 // lease expired or was revoked) fails, where etcd would answer as if it had been elected.
 
 import { status } from '@grpc/grpc-js';
 import type { ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { bytesEqual } from '../../kv/key-range.ts';
+import { bytesEqual, prefixRangeEnd } from '../../kv/key-range.ts';
+import type { Requester } from '../../kv/auth/auth-types.ts';
+import type { AuthGate } from './auth-gate.ts';
 import type { ApplyResult } from '../../kv/state-machine.ts';
 import type { KeyValue } from '../../kv/types.ts';
 import { toServiceError } from './grpc-errors.ts';
@@ -58,7 +63,7 @@ interface LeaderKey {
   lease: bigint;
 }
 
-export function electionService(context: EtcdServiceContext): UntypedServiceImplementation {
+export function electionService(context: EtcdServiceContext, auth: AuthGate): UntypedServiceImplementation {
   const waits = new PredecessorWaits(context);
   const sessions = sessionLeasesOf(context);
   const observers = new Set<LeaderObserver>();
@@ -66,17 +71,18 @@ export function electionService(context: EtcdServiceContext): UntypedServiceImpl
     for (const observer of observers) observer.fail(grpcError(status.UNAVAILABLE, 'etcdserver: server stopped'));
   });
   return {
-    Campaign: waits.unary(async (wire: { name?: Uint8Array; lease?: WireInt64; value?: Uint8Array }, signal) => {
+    Campaign: waits.unary(async (wire: { name?: Uint8Array; lease?: WireInt64; value?: Uint8Array }, signal, caller) => {
+      const requester = auth.requester(caller);
       const name = wire.name ?? EMPTY;
       const value = wire.value ?? EMPTY;
       const prefix = concat(name, SLASH);
-      const lease = await sessions.leaseFor(bigintFromWire(wire.lease, 'lease'));
+      const lease = await sessions.leaseFor(bigintFromWire(wire.lease, 'lease'), requester);
       const key = concat(prefix, new TextEncoder().encode(lease.toString(16)));
       const entered = await txn(context, {
         compare: [{ target: 'create', key, result: 'equal', createRevision: 0 }],
         success: [{ type: 'put', request: { key, value, lease } }],
         failure: [{ type: 'range', request: { key } }],
-      });
+      }, requester);
       const candidate: LeaderKey = { key, revision: entered.header.revision, lease };
       if (!entered.succeeded) {
         // This lease campaigned before: keep its place, and propose the new value.
@@ -84,9 +90,9 @@ export function electionService(context: EtcdServiceContext): UntypedServiceImpl
         candidate.revision = existing.createRevision;
         if (!bytesEqual(existing.value, value)) {
           try {
-            await proclaim(context, candidate, value);
+            await proclaim(context, candidate, value, requester);
           } catch (error) {
-            await resignQuietly(context, candidate);
+            await resignQuietly(context, candidate, requester);
             throw error;
           }
         }
@@ -94,7 +100,7 @@ export function electionService(context: EtcdServiceContext): UntypedServiceImpl
       try {
         await waits.waitDeletes(prefix, candidate.revision - 1, signal);
       } catch (error) {
-        if (signal.aborted) await resignQuietly(context, candidate);
+        if (signal.aborted) await resignQuietly(context, candidate, requester);
         throw error;
       }
       if (context.stateMachine().range({ key }).kvs[0]?.createRevision !== candidate.revision) {
@@ -105,22 +111,24 @@ export function electionService(context: EtcdServiceContext): UntypedServiceImpl
         leader: { name, key, rev: String(candidate.revision), lease: lease.toString() },
       };
     }),
-    Proclaim: waits.unary(async (wire: { leader?: WireLeaderKey | null; value?: Uint8Array }) => {
-      const revision = await proclaim(context, leaderKeyFromWire(wire.leader), wire.value ?? EMPTY);
+    Proclaim: waits.unary(async (wire: { leader?: WireLeaderKey | null; value?: Uint8Array }, _signal, caller) => {
+      const revision = await proclaim(context, leaderKeyFromWire(wire.leader), wire.value ?? EMPTY, auth.requester(caller));
       return { header: header(context.headers, revision) };
     }),
-    Resign: waits.unary(async (wire: { leader?: WireLeaderKey | null }) => {
+    Resign: waits.unary(async (wire: { leader?: WireLeaderKey | null }, _signal, caller) => {
       const leader = leaderKeyFromWire(wire.leader);
       // Deletes the key only if it is still the one the campaign created; either way etcd succeeds.
       const resigned = await txn(context, {
         compare: [{ target: 'create', key: leader.key, result: 'equal', createRevision: leader.revision }],
         success: [{ type: 'deleteRange', request: { key: leader.key } }],
-      });
+      }, auth.requester(caller));
       return { header: header(context.headers, resigned.header.revision) };
     }),
-    Leader: waits.unary(async (wire: { name?: Uint8Array }) => {
+    Leader: waits.unary(async (wire: { name?: Uint8Array }, _signal, caller) => {
+      const prefix = concat(wire.name ?? EMPTY, SLASH);
       await context.backend.readBarrier();
-      const leader = context.stateMachine().range(firstCreatedRequest(concat(wire.name ?? EMPTY, SLASH)));
+      auth.checkRead(caller, prefix, prefixRangeEnd(prefix));
+      const leader = context.stateMachine().range(firstCreatedRequest(prefix));
       const kv = leader.kvs[0];
       if (kv === undefined) throw grpcError(status.UNKNOWN, NO_LEADER);
       return { header: header(context.headers, leader.header.revision), kv: keyValueToWire(kv) };
@@ -130,7 +138,9 @@ export function electionService(context: EtcdServiceContext): UntypedServiceImpl
         stream.emit('error', grpcError(status.RESOURCE_EXHAUSTED, `etcdserver: too many requests (more than ${MAX_OBSERVE_STREAMS} observers)`));
         return;
       }
-      const observer = new LeaderObserver(context, stream, concat(stream.request.name ?? EMPTY, SLASH), () => observers.delete(observer));
+      const prefix = concat(stream.request.name ?? EMPTY, SLASH);
+      const authorize = () => auth.checkRead(stream, prefix, prefixRangeEnd(prefix));
+      const observer = new LeaderObserver(context, stream, prefix, authorize, () => observers.delete(observer));
       observers.add(observer);
       observer.start();
     },
@@ -143,21 +153,21 @@ function leaderKeyFromWire(wire: WireLeaderKey | null | undefined): LeaderKey {
 }
 
 /** Puts a new value on the leader's key if it is still the one its campaign created; returns the revision. */
-async function proclaim(context: EtcdServiceContext, leader: LeaderKey, value: Uint8Array): Promise<number> {
+async function proclaim(context: EtcdServiceContext, leader: LeaderKey, value: Uint8Array, requester: Requester): Promise<number> {
   const proclaimed = await txn(context, {
     compare: [{ target: 'create', key: leader.key, result: 'equal', createRevision: leader.revision }],
     success: [{ type: 'put', request: { key: leader.key, value, lease: leader.lease } }],
-  });
+  }, requester);
   if (!proclaimed.succeeded) throw grpcError(status.UNKNOWN, NOT_LEADER);
   return proclaimed.header.revision;
 }
 
-async function resignQuietly(context: EtcdServiceContext, leader: LeaderKey): Promise<void> {
+async function resignQuietly(context: EtcdServiceContext, leader: LeaderKey, requester: Requester): Promise<void> {
   try {
     await txn(context, {
       compare: [{ target: 'create', key: leader.key, result: 'equal', createRevision: leader.revision }],
       success: [{ type: 'deleteRange', request: { key: leader.key } }],
-    });
+    }, requester);
   } catch {
     // The key stays until its lease ends; the caller's error is reported instead.
   }
@@ -184,16 +194,19 @@ class LeaderObserver {
   private readonly context: EtcdServiceContext;
   private readonly stream: ServerWritableStream<unknown, unknown>;
   private readonly prefix: Uint8Array;
+  /** Throws when the caller may not read the election (checked once the first read is linearizable). */
+  private readonly authorize: () => void;
   private readonly onClosed: () => void;
   private state: ObserverState = { kind: 'starting' };
   /** The last key sent, to tell a real change from the same leader seen again after a restore. */
   private lastSent: KeyValue | undefined;
   private readonly unsubscribes: (() => void)[] = [];
 
-  constructor(context: EtcdServiceContext, stream: ServerWritableStream<unknown, unknown>, prefix: Uint8Array, onClosed: () => void) {
+  constructor(context: EtcdServiceContext, stream: ServerWritableStream<unknown, unknown>, prefix: Uint8Array, authorize: () => void, onClosed: () => void) {
     this.context = context;
     this.stream = stream;
     this.prefix = prefix;
+    this.authorize = authorize;
     this.onClosed = onClosed;
   }
 
@@ -210,7 +223,10 @@ class LeaderObserver {
     }
     // etcd's observer starts with a linearizable read.
     this.context.backend.readBarrier().then(
-      () => this.guard(() => this.seek()),
+      () => this.guard(() => {
+        this.authorize();
+        this.seek();
+      }),
       (error: unknown) => this.fail(toServiceError(error)),
     );
   }

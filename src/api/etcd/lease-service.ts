@@ -5,6 +5,11 @@
 // As etcd, a member that does not lead forwards keep-alives and TimeToLive to the leader (over the
 // peer transport, through ClusterAdmin.callLeader); without a leader within etcd's request timeout
 // the request fails with "etcdserver: no leader" (UNAVAILABLE, so clients retry).
+//
+// Auth, as etcd: grants need nothing, a revoke needs write permission on the lease's keys (checked
+// when applied), keep-alives and the lease list need nothing. TimeToLive with keys needs read
+// permission on every attached key (etcd 3.4.26's fix for CVE-2023-32082; 3.4.23 let anyone list
+// them); the leader checks it against the keys it lists, for the user named in the forwarded call.
 
 import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { KvError, isKvError } from '../../kv/errors.ts';
@@ -16,6 +21,9 @@ import { toServiceError } from './grpc-errors.ts';
 import type { LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest } from './proto-loader.ts';
 import type { EtcdServiceContext } from './service-context.ts';
 import { bigintFromWire, header } from './wire.ts';
+import type { AuthGate, CallIdentity } from './auth-gate.ts';
+import type { Requester } from '../../kv/auth/auth-types.ts';
+import { ANONYMOUS_REQUESTER } from '../../kv/auth/auth-types.ts';
 
 /** etcd's request timeout is 5 s plus two election timeouts (ServerConfig.ReqTimeout). */
 const REQUEST_TIMEOUT_BASE_MS = 5_000;
@@ -28,9 +36,9 @@ export interface LeaseServiceOptions {
 type KeepAliveCall = ServerDuplexStream<LeaseKeepAliveRequest, unknown>;
 
 /** Runs a request handler and turns its outcome (value or error) into the gRPC callback. */
-function unary<Request>(handle: (request: Request) => Promise<unknown>) {
+function unary<Request>(handle: (request: Request, caller: CallIdentity) => Promise<unknown>) {
   return (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => {
-    handle(call.request).then(
+    handle(call.request, call).then(
       (response) => callback(null, response),
       (error: unknown) => callback(toServiceError(error)),
     );
@@ -55,7 +63,7 @@ function ttlFromWire(value: LeaseGrantRequest['TTL'] | undefined): number {
   return ttl < 0n ? 0 : Number(ttl);
 }
 
-export function leaseService(context: EtcdServiceContext, options: LeaseServiceOptions = {}): UntypedServiceImplementation {
+export function leaseService(context: EtcdServiceContext, auth: AuthGate, options: LeaseServiceOptions = {}): UntypedServiceImplementation {
   const { backend, headers } = context;
   const keeper = new LeaseKeeper(context, { expiryCheckIntervalMs: options.expiryCheckIntervalMs });
   const ids = new LeaseIdGenerator(context.member.memberId, context.clock.nowMs());
@@ -69,8 +77,8 @@ export function leaseService(context: EtcdServiceContext, options: LeaseServiceO
     keepAliveStreams.clear();
   });
 
-  const propose = async <T extends KvCommandResponse['type']>(command: KvCommand, type: T) => {
-    const response = await backend.write(command);
+  const propose = async <T extends KvCommandResponse['type']>(command: KvCommand, type: T, caller: CallIdentity) => {
+    const response = await backend.write(command, auth.requester(caller));
     if (response.type !== type) throw new Error(`a ${command.type} command answered with a ${response.type} response`);
     return response as Extract<KvCommandResponse, { type: T }>;
   };
@@ -92,9 +100,14 @@ export function leaseService(context: EtcdServiceContext, options: LeaseServiceO
   };
 
   /** On the leader: TimeToLive from its deadlines and its state, in wire form (it may travel to a follower). */
-  const timeToLiveHere = async (id: bigint, keys: boolean) => {
+  const timeToLiveHere = async (id: bigint, keys: boolean, user: string) => {
     await awaitPrimary();
     const machine = context.stateMachine();
+    if (keys) {
+      // The token was checked where the call arrived; the user's permissions are checked here, on the keys listed.
+      const requester: Requester = user === '' ? ANONYMOUS_REQUESTER : { kind: 'client', user, authRevision: machine.auth.revision };
+      for (const key of machine.lease(id)?.keys ?? []) machine.auth.checkRead(requester, key);
+    }
     const answer = leaseTimeToLive(machine.lease(id), keeper.remainingTtlSeconds(id), { id, keys }, machine.currentRevision);
     return {
       header: header(headers, answer.header.revision),
@@ -107,8 +120,8 @@ export function leaseService(context: EtcdServiceContext, options: LeaseServiceO
 
   context.cluster.handle('leaseKeepAlive', async (params) => ({ ttl: await renewHere(BigInt((params as { id: string }).id)) }));
   context.cluster.handle('leaseTimeToLive', async (params) => {
-    const { id, keys } = params as { id: string; keys: boolean };
-    return timeToLiveHere(BigInt(id), keys);
+    const { id, keys, user } = params as { id: string; keys: boolean; user?: string };
+    return timeToLiveHere(BigInt(id), keys, user ?? '');
   });
 
   const renew = async (id: bigint): Promise<number> => {
@@ -117,25 +130,29 @@ export function leaseService(context: EtcdServiceContext, options: LeaseServiceO
   };
 
   return {
-    LeaseGrant: unary(async (wire: LeaseGrantRequest) => {
+    LeaseGrant: unary(async (wire: LeaseGrantRequest, caller) => {
       const ttl = ttlFromWire(wire.TTL);
       let id = leaseIdFromWire(wire.ID);
       // etcd's leader picks the ID of a grant that asks for 0; it travels in the command.
       if (id === 0n) id = ids.next();
-      const { response } = await propose({ type: 'leaseGrant', request: { id, ttl } }, 'leaseGrant');
+      const { response } = await propose({ type: 'leaseGrant', request: { id, ttl } }, 'leaseGrant', caller);
       return { header: header(headers, response.header.revision), ID: response.id.toString(), TTL: String(response.ttl), error: '' };
     }),
 
-    LeaseRevoke: unary(async (wire: LeaseRevokeRequest) => {
+    LeaseRevoke: unary(async (wire: LeaseRevokeRequest, caller) => {
       const id = leaseIdFromWire(wire.ID);
-      const { response } = await propose({ type: 'leaseRevoke', request: { id } }, 'leaseRevoke');
+      const { response } = await propose({ type: 'leaseRevoke', request: { id } }, 'leaseRevoke', caller);
       keeper.revoked(id);
       return { header: header(headers, response.header.revision) };
     }),
 
-    LeaseTimeToLive: unary(async (wire: LeaseTimeToLiveRequest) => {
+    LeaseTimeToLive: unary(async (wire: LeaseTimeToLiveRequest, caller) => {
       const id = leaseIdFromWire(wire.ID);
-      const answer = (await context.cluster.callLeader('leaseTimeToLive', { id: id.toString(), keys: wire.keys })) as { keys: string[] };
+      // The token is checked here; only the user it stands for travels to the leader.
+      const requester = wire.keys ? auth.requester(caller) : ANONYMOUS_REQUESTER;
+      const user = requester.kind === 'client' ? requester.user : '';
+      if (wire.keys && auth.store.enabled && user === '') throw new KvError('CONCORD_E_AUTH_USER_EMPTY');
+      const answer = (await context.cluster.callLeader('leaseTimeToLive', { id: id.toString(), keys: wire.keys, user })) as { keys: string[] };
       return { ...answer, keys: answer.keys.map((key) => Buffer.from(key, 'base64')) };
     }),
 

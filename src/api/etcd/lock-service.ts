@@ -14,6 +14,10 @@
 //
 // The waiting machinery lives here and is shared with the Election service, which waits for its
 // predecessors in the same way (etcd's concurrency package shares waitDeletes the same way).
+//
+// Every write runs as the calling user (etcd's lock server calls its own KV service with the
+// caller's context), so with auth on the user needs write permission on the lock's key and read
+// permission on the lock's prefix (the txn reads it), checked when the writes are applied.
 
 import { Metadata, status } from '@grpc/grpc-js';
 import type { sendUnaryData, ServerUnaryCall, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
@@ -22,6 +26,8 @@ import { prefixRangeEnd, toByteString } from '../../kv/key-range.ts';
 import { LeaseIdGenerator } from '../../kv/lease.ts';
 import type { ApplyResult } from '../../kv/state-machine.ts';
 import type { KeyValue, RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse } from '../../kv/types.ts';
+import type { Requester } from '../../kv/auth/auth-types.ts';
+import type { AuthGate, CallIdentity } from './auth-gate.ts';
 import { toServiceError } from './grpc-errors.ts';
 import type { EtcdServiceContext } from './service-context.ts';
 import { bigintFromWire, header } from './wire.ts';
@@ -44,27 +50,28 @@ const SESSION_LEASE_ID_OFFSET_MS = 2 ** 39;
 const SLASH = new Uint8Array([0x2f]);
 const EMPTY = new Uint8Array(0);
 
-export function lockService(context: EtcdServiceContext): UntypedServiceImplementation {
+export function lockService(context: EtcdServiceContext, auth: AuthGate): UntypedServiceImplementation {
   const waits = new PredecessorWaits(context);
   const sessions = sessionLeasesOf(context);
   return {
-    Lock: waits.unary(async (wire: { name?: Uint8Array; lease?: WireInt64 }, signal) => {
+    Lock: waits.unary(async (wire: { name?: Uint8Array; lease?: WireInt64 }, signal, caller) => {
+      const requester = auth.requester(caller);
       const prefix = concat(wire.name ?? EMPTY, SLASH);
-      const lease = await sessions.leaseFor(bigintFromWire(wire.lease, 'lease'));
+      const lease = await sessions.leaseFor(bigintFromWire(wire.lease, 'lease'), requester);
       const myKey = concat(prefix, new TextEncoder().encode(lease.toString(16)));
       const queued = await txn(context, {
         compare: [{ target: 'create', key: myKey, result: 'equal', createRevision: 0 }],
         success: [{ type: 'put', request: { key: myKey, value: EMPTY, lease } }, firstCreated(prefix)],
         // This lease queued for the lock before: keep its place in line.
         failure: [{ type: 'range', request: { key: myKey } }, firstCreated(prefix)],
-      });
+      }, requester);
       const myRevision = queued.succeeded ? queued.header.revision : onlyKv(queued.responses[0]).createRevision;
       const owner = rangeOf(queued.responses[1]).kvs[0];
       if (owner === undefined || owner.createRevision === myRevision) return { header: header(context.headers, queued.header.revision), key: myKey };
       try {
         await waits.waitDeletes(prefix, myRevision - 1, signal);
       } catch (error) {
-        await deleteQuietly(context, myKey); // leave the line, so the waiters behind do not wait for us
+        await deleteQuietly(context, myKey, requester); // leave the line, so the waiters behind do not wait for us
         throw error;
       }
       // Our lease may have expired while we waited: then the key is gone and the lock is not ours.
@@ -72,8 +79,8 @@ export function lockService(context: EtcdServiceContext): UntypedServiceImplemen
       if (mine.kvs[0]?.createRevision !== myRevision) throw grpcError(status.UNKNOWN, 'mutex: session is expired');
       return { header: header(context.headers, mine.header.revision), key: myKey };
     }),
-    Unlock: waits.unary(async (wire: { key?: Uint8Array }) => {
-      const response = await context.backend.write({ type: 'deleteRange', request: { key: wire.key ?? EMPTY } });
+    Unlock: waits.unary(async (wire: { key?: Uint8Array }, _signal, caller) => {
+      const response = await context.backend.write({ type: 'deleteRange', request: { key: wire.key ?? EMPTY } }, auth.requester(caller));
       if (response.type !== 'deleteRange') throw new Error(`bug: a delete answered with a ${response.type} response`);
       return { header: header(context.headers, response.response.header.revision) };
     }),
@@ -109,9 +116,9 @@ export class PredecessorWaits {
   }
 
   /** A unary handler whose body gets a signal that ends its waits; errors become gRPC statuses. */
-  unary<Request>(handle: (request: Request, signal: AbortSignal) => Promise<unknown>) {
+  unary<Request>(handle: (request: Request, signal: AbortSignal, caller: CallIdentity) => Promise<unknown>) {
     return (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>): void => {
-      this.withSignal(call, (signal) => handle(call.request, signal)).then(
+      this.withSignal(call, (signal) => handle(call.request, signal, call)).then(
         (response) => callback(null, response),
         (error: unknown) => callback(isServiceError(error) ? error : toServiceError(error)),
       );
@@ -222,13 +229,14 @@ class SessionLeases {
     this.ids = new LeaseIdGenerator(context.member.memberId, context.clock.nowMs() + SESSION_LEASE_ID_OFFSET_MS);
   }
 
-  async leaseFor(requested: bigint): Promise<bigint> {
+  /** The session lease is granted for the caller (a grant needs no permission, as in etcd). */
+  async leaseFor(requested: bigint, requester: Requester): Promise<bigint> {
     if (requested !== 0n) return requested;
     for (let attempt = 1; attempt <= SESSION_LEASE_ATTEMPTS_MAX; attempt++) {
       const id = this.ids.next();
       if (this.context.stateMachine().lease(id) !== undefined) continue;
       try {
-        const result = await this.context.backend.write({ type: 'leaseGrant', request: { id, ttl: SESSION_TTL_SECONDS } });
+        const result = await this.context.backend.write({ type: 'leaseGrant', request: { id, ttl: SESSION_TTL_SECONDS } }, requester);
         if (result.type !== 'leaseGrant') throw new Error(`bug: a lease grant answered with a ${result.type} response`);
         return result.response.id;
       } catch (error) {
@@ -241,8 +249,8 @@ class SessionLeases {
 
 // ---- Key-value helpers shared with the Election service ----
 
-export async function txn(context: EtcdServiceContext, request: TxnRequest): Promise<TxnResponse> {
-  const result = await context.backend.write({ type: 'txn', request });
+export async function txn(context: EtcdServiceContext, request: TxnRequest, requester: Requester): Promise<TxnResponse> {
+  const result = await context.backend.write({ type: 'txn', request }, requester);
   if (result.type !== 'txn') throw new Error(`bug: a txn answered with a ${result.type} response`);
   return result.response;
 }
@@ -269,9 +277,9 @@ export function onlyKv(op: ResponseOp | undefined): KeyValue {
 }
 
 /** Deletes a key, ignoring failures: used on the way out of a failed call, whose error matters more. */
-export async function deleteQuietly(context: EtcdServiceContext, key: Uint8Array): Promise<void> {
+export async function deleteQuietly(context: EtcdServiceContext, key: Uint8Array, requester: Requester): Promise<void> {
   try {
-    await context.backend.write({ type: 'deleteRange', request: { key } });
+    await context.backend.write({ type: 'deleteRange', request: { key } }, requester);
   } catch {
     // The key stays until its lease ends; the caller's error is reported instead.
   }

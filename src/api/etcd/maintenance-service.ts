@@ -11,6 +11,10 @@
 // * Defragment succeeds without doing anything: an in-memory store has no file to defragment.
 // * Snapshot streams Concord's snapshot file (below), not a bbolt database. `etcdctl snapshot save`
 //   accepts it; `etcdctl snapshot status` cannot read it; `concord snapshot restore` restores it.
+// * With auth on, Defragment, Hash, HashKV and Snapshot need the root role and fail as etcd's do,
+//   with the auth package's own texts and the status UNKNOWN ("auth: permission denied"). Status
+//   and Alarm GET need nothing, as in etcd. Arming or disarming an alarm needs the root role
+//   (checked when applied), and so does MoveLeader, which etcd 3.4 lets anyone call.
 //
 // The snapshot file. etcd streams its bbolt database, then a last message holding the SHA-256 of
 // everything before it; etcdctl (3.4.x and later) refuses a stream whose length is not 32 bytes past
@@ -28,8 +32,12 @@
 import { createHash } from 'node:crypto';
 import { Metadata, status } from '@grpc/grpc-js';
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { KvError } from '../../kv/errors.ts';
+import type { KvErrorCode } from '../../kv/errors.ts';
+import type { AuthGate, CallIdentity } from './auth-gate.ts';
 import { crc32c } from '@node-rs/crc32';
 import type { AlarmAction, AlarmMember, AlarmType } from '../../kv/types.ts';
+import type { Requester } from '../../kv/auth/auth-types.ts';
 import { ByteWriter } from '../../storage/binary-codec.ts';
 import { toServiceError } from './grpc-errors.ts';
 import type { EtcdServiceContext } from './service-context.ts';
@@ -62,23 +70,36 @@ interface WireAlarmRequest {
   alarm?: string | number;
 }
 
-export function maintenanceService(context: EtcdServiceContext): UntypedServiceImplementation {
+export function maintenanceService(context: EtcdServiceContext, auth: AuthGate): UntypedServiceImplementation {
   const version = ETCD_COMPATIBLE_VERSION;
+  /** etcd's authMaintenanceServer.isAuthenticated: the root role, with the auth package's raw errors. */
+  const checkAdmin = (caller: CallIdentity) => {
+    try {
+      auth.checkAdmin(caller);
+    } catch (error) {
+      throw rawAuthError(error);
+    }
+  };
   const snapshotStreams = new Set<ServerWritableStream<unknown, unknown>>();
   context.onStop(() => {
     for (const stream of snapshotStreams) stream.emit('error', grpcError(status.UNAVAILABLE, 'etcdserver: server stopped'));
   });
   return {
     Status: unary(async () => memberStatus(context, version)),
-    Alarm: unary((wire: WireAlarmRequest) => alarm(context, wire)),
+    Alarm: unary((wire: WireAlarmRequest, caller) => alarm(context, wire, auth.requester(caller))),
     // etcd answers Defragment, Alarm and MoveLeader without a header; so does Concord.
-    Defragment: unary(async () => ({})),
-    Hash: unary(async () => {
+    Defragment: unary(async (_wire: object, caller) => {
+      checkAdmin(caller);
+      return {};
+    }),
+    Hash: unary(async (_wire: object, caller) => {
+      checkAdmin(caller);
       const machine = context.stateMachine();
       const snapshot = machine.snapshot();
       return { header: header(context.headers, machine.currentRevision), hash: crc32c(Buffer.from(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength)) };
     }),
-    HashKV: unary(async (wire: { revision?: WireInt64 }) => {
+    HashKV: unary(async (wire: { revision?: WireInt64 }, caller) => {
+      checkAdmin(caller);
       const response = context.stateMachine().hashKv(numberFromWire(wire.revision, 'revision'));
       return {
         header: header(context.headers, response.header.revision),
@@ -88,12 +109,21 @@ export function maintenanceService(context: EtcdServiceContext): UntypedServiceI
       };
     }),
     Snapshot: (stream: ServerWritableStream<unknown, unknown>) => {
+      try {
+        checkAdmin(stream);
+      } catch (error) {
+        stream.emit('error', isServiceError(error) ? error : toServiceError(error));
+        return;
+      }
       snapshotStreams.add(stream);
       streamSnapshot(context, stream)
         .catch((error: unknown) => stream.emit('error', toServiceError(error)))
         .finally(() => snapshotStreams.delete(stream));
     },
-    MoveLeader: unary(async (wire: { targetID?: WireInt64 }) => moveLeader(context, bigintFromWire(wire.targetID, 'targetID'))),
+    MoveLeader: unary(async (wire: { targetID?: WireInt64 }, caller) => {
+      auth.checkAdmin(caller);
+      return moveLeader(context, bigintFromWire(wire.targetID, 'targetID'));
+    }),
   };
 }
 
@@ -129,7 +159,7 @@ export function alarmText(member: AlarmMember): string {
  * GET reads this member's alarms after a read barrier (they are replicated state); ACTIVATE and
  * DEACTIVATE go through Raft, and the state machine applies them on every member.
  */
-async function alarm(context: EtcdServiceContext, wire: WireAlarmRequest) {
+async function alarm(context: EtcdServiceContext, wire: WireAlarmRequest, requester: Requester) {
   const action = enumFromWire(ALARM_ACTIONS, wire.action, 'action', 'GET');
   const alarmType = enumFromWire(ALARM_TYPES, wire.alarm, 'alarm', 'NONE');
   if (action === 'get') {
@@ -138,7 +168,7 @@ async function alarm(context: EtcdServiceContext, wire: WireAlarmRequest) {
     return { alarms: alarms.map(alarmToWire) };
   }
   const memberId = bigintFromWire(wire.memberID, 'memberID');
-  const result = await context.backend.write({ type: 'alarm', request: { action, memberId, alarm: alarmType } });
+  const result = await context.backend.write({ type: 'alarm', request: { action, memberId, alarm: alarmType } }, requester);
   if (result.type !== 'alarm') throw new Error(`bug: an alarm command answered with a ${result.type} response`);
   return { alarms: result.response.alarms.map(alarmToWire) };
 }
@@ -231,9 +261,25 @@ function isServiceError(error: unknown): error is ServiceError {
   return error instanceof Error && typeof (error as Partial<ServiceError>).code === 'number' && 'metadata' in error;
 }
 
-function unary<Request>(handle: (request: Request) => Promise<unknown>): (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void {
+/**
+ * etcd's maintenance server returns the auth package's errors as they are, not mapped to its gRPC
+ * errors, so clients see the status UNKNOWN and texts such as "auth: permission denied".
+ */
+const RAW_AUTH_ERRORS: Partial<Record<KvErrorCode, string>> = {
+  CONCORD_E_AUTH_USER_EMPTY: 'auth: user name is empty',
+  CONCORD_E_AUTH_USER_NOT_FOUND: 'auth: user not found',
+  CONCORD_E_AUTH_PERMISSION_DENIED: 'auth: permission denied',
+  CONCORD_E_AUTH_INVALID_TOKEN: 'auth: invalid auth token',
+};
+
+function rawAuthError(error: unknown): unknown {
+  const text = error instanceof KvError ? RAW_AUTH_ERRORS[error.code] : undefined;
+  return text === undefined ? error : grpcError(status.UNKNOWN, text);
+}
+
+function unary<Request>(handle: (request: Request, caller: CallIdentity) => Promise<unknown>): (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void {
   return (call, callback) => {
-    handle(call.request).then(
+    handle(call.request, call).then(
       (response) => callback(null, response),
       (error: unknown) => callback(isServiceError(error) ? error : toServiceError(error)),
     );

@@ -10,6 +10,7 @@ import type { KvBackend } from './kv-backend.ts';
 import type { HeaderSource } from './wire.ts';
 import type { LeaseServiceOptions } from './lease-service.ts';
 import type { WatchServiceOptions } from './watch-service.ts';
+import type { TokenTableLimits } from './auth-tokens.ts';
 
 /** The Raft side of the member, read-only. */
 export interface MemberView {
@@ -52,7 +53,7 @@ export interface EtcdServiceContext {
   events: StateMachineEvents;
   config: ServerConfig;
   /** Overrides of services' intervals and limits (tests shorten them); absent: etcd's defaults. */
-  serviceOptions?: { watch?: WatchServiceOptions; lease?: LeaseServiceOptions };
+  serviceOptions?: { watch?: WatchServiceOptions; lease?: LeaseServiceOptions; authTokens?: Partial<TokenTableLimits> };
   metrics: ServerMetrics;
   clock: ServiceClock;
   /** Membership administration, and calls forwarded to the leader (lease keep-alives, ...). */

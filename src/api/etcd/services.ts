@@ -1,5 +1,6 @@
-// The etcd v3 services a member serves. Each service is a function of the member's context; this
-// is the one place that lists them.
+// The etcd v3 services a member serves. Each service is a function of the member's context and of
+// its AuthGate, which all of them share (who is calling, and may they); this is the one place that
+// lists them.
 
 import type { Server, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { loadEtcdProtos } from './proto-loader.ts';
@@ -12,20 +13,24 @@ import { clusterService } from './cluster-service.ts';
 import { maintenanceService } from './maintenance-service.ts';
 import { electionService } from './election-service.ts';
 import { lockService } from './lock-service.ts';
+import { authService } from './auth-service.ts';
+import { AuthGate } from './auth-gate.ts';
 
-type ServiceFactory = (context: EtcdServiceContext) => UntypedServiceImplementation;
+type ServiceFactory = (context: EtcdServiceContext, auth: AuthGate) => UntypedServiceImplementation;
 
 const SERVICES: [EtcdServiceName, ServiceFactory][] = [
-  ['KV', (context) => kvService(context.backend, context.headers)],
-  ['Watch', (context) => watchService(context, context.serviceOptions?.watch)],
-  ['Lease', (context) => leaseService(context, context.serviceOptions?.lease)],
+  ['KV', (context, auth) => kvService(context.backend, context.headers, auth)],
+  ['Watch', (context, auth) => watchService(context, auth, context.serviceOptions?.watch)],
+  ['Lease', (context, auth) => leaseService(context, auth, context.serviceOptions?.lease)],
   ['Cluster', clusterService],
   ['Maintenance', maintenanceService],
+  ['Auth', authService],
   ['Election', electionService],
   ['Lock', lockService],
 ];
 
 export function registerEtcdServices(server: Server, context: EtcdServiceContext): void {
   const protos = loadEtcdProtos();
-  for (const [name, factory] of SERVICES) server.addService(protos.services[name], factory(context));
+  const auth = new AuthGate(context, { tokens: context.serviceOptions?.authTokens });
+  for (const [name, factory] of SERVICES) server.addService(protos.services[name], factory(context, auth));
 }

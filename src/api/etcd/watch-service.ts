@@ -13,6 +13,12 @@
 // clear error beats unbounded memory.) The bound is in bytes, not responses, because one applied
 // batch legitimately produces a burst of one response per revision per watcher, even for a client
 // that reads as fast as it can.
+//
+// With auth on, creating a watcher needs read permission on its whole range, checked with the
+// token the stream was opened with, as etcd checks it; a watcher that may not be created is
+// answered as etcd answers it (created and cancelled at once, with the PermissionDenied status as
+// cancel_reason), and the stream stays open. Events are not re-checked against later revocations,
+// as in etcd.
 
 import { Metadata, status } from '@grpc/grpc-js';
 import type { ServerDuplexStream, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
@@ -25,6 +31,7 @@ import type { WatchCreateRequest, WatchRequest } from './proto-loader.ts';
 import type { EtcdServiceContext } from './service-context.ts';
 import type { HeaderSource } from './wire.ts';
 import { WireError, bigintFromWire, eventToWire, header, numberFromWire } from './wire.ts';
+import type { AuthGate } from './auth-gate.ts';
 
 /** etcd syncs unsynced watchers every 100 ms (watchable_store.go syncWatchersLoop). */
 export const WATCH_SYNC_INTERVAL_MS = 100;
@@ -32,6 +39,11 @@ export const WATCH_SYNC_INTERVAL_MS = 100;
 export const WATCH_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 /** Bytes of responses (estimated) waiting for one stream before the stream is ended as too slow. */
 export const MAX_QUEUED_BYTES_PER_STREAM = 32 * 1024 * 1024;
+/**
+ * etcd's cancel_reason for a watch the user may not create: the text of its gRPC error
+ * (rpctypes.ErrGRPCPermissionDenied.Error()), which etcdctl prints as is.
+ */
+export const WATCH_PERMISSION_DENIED_REASON = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
 /** Framing and header of one response, and of one event beyond its keys and values, for the estimate. */
 const RESPONSE_OVERHEAD_BYTES = 64;
 const EVENT_OVERHEAD_BYTES = 32;
@@ -57,8 +69,8 @@ function grpcError(code: status, details: string): ServiceError {
   return Object.assign(new Error(details), { code, details, metadata: new Metadata() });
 }
 
-export function watchService(context: EtcdServiceContext, options: WatchServiceOptions = {}): UntypedServiceImplementation {
-  const server = new WatchServer(context, options);
+export function watchService(context: EtcdServiceContext, auth: AuthGate, options: WatchServiceOptions = {}): UntypedServiceImplementation {
+  const server = new WatchServer(context, auth, options);
   server.start();
   context.onStop(() => server.stop());
   return { Watch: (call: WatchCall) => server.open(call) };
@@ -128,6 +140,7 @@ class WatchStream {
 
 class WatchServer {
   private readonly context: EtcdServiceContext;
+  private readonly auth: AuthGate;
   private readonly headers: HeaderSource;
   private readonly hub: WatchHub;
   private readonly streams = new Map<number, WatchStream>();
@@ -140,8 +153,9 @@ class WatchServer {
   private syncScheduled = false;
   private stopped = false;
 
-  constructor(context: EtcdServiceContext, options: WatchServiceOptions) {
+  constructor(context: EtcdServiceContext, auth: AuthGate, options: WatchServiceOptions) {
     this.context = context;
+    this.auth = auth;
     this.headers = context.headers;
     this.hub = new WatchHub(context.stateMachine().mvcc, options.hubLimits);
     this.syncIntervalMs = positiveInteger(options.syncIntervalMs ?? WATCH_SYNC_INTERVAL_MS, 'syncIntervalMs');
@@ -204,9 +218,23 @@ class WatchServer {
       this.send(stream, { ...this.refusal(), cancel_reason: refusal }, RESPONSE_OVERHEAD_BYTES + refusal.length);
       return;
     }
+    if (!this.isPermitted(stream, request)) {
+      this.send(stream, { ...this.refusal(), cancel_reason: WATCH_PERMISSION_DENIED_REASON }, RESPONSE_OVERHEAD_BYTES + WATCH_PERMISSION_DENIED_REASON.length);
+      return;
+    }
     this.deliver([this.hub.create(request)]);
     // Catch a watcher from the past up at once rather than at the next tick.
     if (this.hub.unsyncedCount > 0) this.scheduleSync();
+  }
+
+  /** etcd's isWatchPermitted: any failure (no user, a bad token, no permission) refuses the watch. */
+  private isPermitted(stream: WatchStream, request: HubCreateRequest): boolean {
+    try {
+      this.auth.checkRead(stream.call, request.key, request.rangeEnd);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private cancel(stream: WatchStream, watchId: string): void {
