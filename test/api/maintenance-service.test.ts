@@ -75,8 +75,8 @@ test('etcdctl endpoint status and member list describe the member', async () => 
     assert.equal(members.header.revision, undefined, 'as etcd 3.4, the member list header carries no revision');
     // A learner can be added to (and removed from) a single member; the last voter cannot go.
     const added = await etcdctl(server, 'member', 'add', 'other', '--peer-urls=http://127.0.0.1:2390', '--learner');
-    assert.match(added, /Member [0-9a-f]+ added to cluster/);
-    const learnerId = /Member ([0-9a-f]+) added/.exec(added)![1]!;
+    assert.match(added, /Member\s+[0-9a-f]+ added to cluster/);
+    const learnerId = /Member\s+([0-9a-f]+) added/.exec(added)![1]!;
     assert.match(await etcdctlError(server, 'member', 'add', 'third', '--peer-urls=http://127.0.0.1:2391', '--learner'), /too many learner members in cluster/);
     assert.match(await etcdctlError(server, 'member', 'add', 'dup', '--peer-urls=http://127.0.0.1:2390'), /Peer URLs already exists/);
     assert.match(await etcdctlError(server, 'member', 'promote', learnerId), /can only promote a learner member which is in sync with leader/);

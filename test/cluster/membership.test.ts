@@ -102,7 +102,7 @@ test('a learner joins, catches up, is refused promotion until it has, then becom
     for (let i = 0; i < 20; i++) await etcdctlOk(endpoint(members[0]!), ['put', `k${i}`, `v${i}`]);
     const follower = members.find((member) => !member.server!.member.isLeader())!;
     const added = await etcdctlOk(endpoint(follower), ['member', 'add', 'b4', `--peer-urls=${learner.peerUrl}`, '--learner']);
-    const learnerId = /Member ([0-9a-f]+) added/.exec(added)?.[1];
+    const learnerId = /Member\s+([0-9a-f]+) added/.exec(added)?.[1];
     assert.ok(learnerId, `member add printed: ${added}`);
     const refused = await runEtcdctl({ endpoint: endpoint(follower), args: ['member', 'promote', learnerId] });
     assert.match(refused.stderr, /can only promote a learner member which is in sync with leader/, 'a learner that has not started is not in sync');
