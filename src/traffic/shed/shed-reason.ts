@@ -16,11 +16,13 @@ export const SHED_REASONS = [
   'circuit-breaker',
   /** Admission control is closing (the proxy is shutting down). */
   'closing',
+  /** The client went away while its request waited; nobody receives this answer. */
+  'cancelled',
 ] as const;
 
 export type ShedReason = (typeof SHED_REASONS)[number];
 
-/** Reasons that mean the service is overloaded; a client quota is not overload. */
+/** Reasons that mean the service is overloaded; a client quota or a client that left is not overload. */
 export function isOverloadReason(reason: ShedReason): boolean {
-  return reason !== 'client-rate-limit';
+  return reason !== 'client-rate-limit' && reason !== 'cancelled';
 }

@@ -1,0 +1,195 @@
+// The admission controller: the concurrency limit, the priority queue with its deadlines, reserved
+// shares, overrides and the samples it passes on, with a fixed limit (or AIMD) and scripted time.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AdmissionController, type AdmitResult, type ControllerSettings, type Ticket } from '../../../src/traffic/shed/admission-controller.ts';
+import { AimdLimiter } from '../../../src/traffic/shed/aimd-limiter.ts';
+import { FixedLimiter } from '../../../src/traffic/shed/fixed-limiter.ts';
+import type { Limiter } from '../../../src/traffic/shed/limiter.ts';
+import type { Priority } from '../../../src/traffic/shed/priority.ts';
+
+const SETTINGS: ControllerSettings = {
+  queue: { maxLength: 2, maxWaitMs: 50, order: 'adaptive-lifo', overloadedWaitMs: 5, overloadIntervalMs: 100 },
+  reservedShares: { critical: 0, default: 0, sheddable: 0 },
+  dropLatencyMs: 1000,
+};
+
+function controller(limit: number | Limiter, settings: Partial<ControllerSettings> = {}): AdmissionController {
+  return new AdmissionController(typeof limit === 'number' ? new FixedLimiter(limit) : limit, { ...SETTINGS, ...settings });
+}
+
+function ticketOf(result: AdmitResult): Ticket {
+  assert.notEqual(result.outcome, 'rejected');
+  return (result as { ticket: Ticket }).ticket;
+}
+
+function admit(c: AdmissionController, priority: Priority, nowMs: number): AdmitResult {
+  return c.admit(priority, nowMs);
+}
+
+test('requests start under the limit, wait in the queue above it, and are refused when the queue is full', () => {
+  const c = controller(2);
+  const a = admit(c, 'default', 0);
+  const b = admit(c, 'default', 0);
+  assert.equal(a.outcome, 'started');
+  assert.equal(b.outcome, 'started');
+  const waiting1 = admit(c, 'default', 1);
+  const waiting2 = admit(c, 'default', 2);
+  assert.equal(waiting1.outcome, 'queued');
+  assert.equal(waiting2.outcome, 'queued');
+  const refused = admit(c, 'default', 3);
+  assert.deepEqual([refused.outcome, refused.outcome === 'rejected' && refused.reason], ['rejected', 'queue-full']);
+  // A release hands the slot to the oldest waiter (FIFO: the queue has not been standing for 100 ms).
+  const effects = c.release(ticketOf(a), { dropped: false }, 10);
+  assert.deepEqual(effects.started.map((t) => t.id), [ticketOf(waiting1).id]);
+  assert.equal(ticketOf(waiting1).startedMs, 10);
+  assert.equal(c.inflight, 2);
+  assert.equal(c.queueLength, 1);
+});
+
+test('without a queue, a request over the limit is refused at once', () => {
+  const c = controller(1, { queue: { ...SETTINGS.queue, maxLength: 0 } });
+  admit(c, 'critical', 0);
+  const refused = admit(c, 'critical', 0);
+  assert.equal(refused.outcome === 'rejected' && refused.reason, 'concurrency-limit');
+});
+
+test('a waiter whose deadline (maxWaitMs) comes is refused with queue-timeout', () => {
+  const c = controller(1);
+  admit(c, 'default', 0);
+  const waiting = ticketOf(admit(c, 'default', 10));
+  assert.equal(c.nextDeadlineMs(), 60, 'enqueued at 10, may wait 50');
+  assert.deepEqual(c.expire(59).rejected, []);
+  const effects = c.expire(60);
+  assert.deepEqual(effects.rejected.map((r) => [r.ticket.id, r.reason]), [[waiting.id, 'queue-timeout']]);
+  assert.equal(waiting.state, 'finished');
+  assert.equal(c.queueLength, 0);
+});
+
+test('a standing queue gets short deadlines (CoDel) and LIFO order (adaptive LIFO)', () => {
+  const c = controller(1, { queue: { ...SETTINGS.queue, maxLength: 10 } });
+  const running = ticketOf(admit(c, 'default', 0));
+  const first = ticketOf(admit(c, 'default', 0)); // the queue was empty until now: deadline 0 + 50
+  // Keep the queue non-empty past overloadIntervalMs (100): each waiter expires after a new one arrives.
+  admit(c, 'default', 40); // non-empty for 40 ms: not standing, deadline 90
+  admit(c, 'default', 80); // deadline 130; the first waiter expired at 50
+  assert.equal(first.state, 'finished');
+  assert.equal(c.nextDeadlineMs(), 90);
+  admit(c, 'default', 120); // non-empty since 0, for 120 ms >= 100: standing, deadline 120 + 5
+  assert.equal(c.nextDeadlineMs(), 125);
+  const late1 = ticketOf(admit(c, 'default', 126)); // the 120 waiter expired at 125; still standing: deadline 131
+  const late2 = ticketOf(admit(c, 'default', 127)); // deadline 132
+  // A slot frees at 128: LIFO gives it to the newest waiter, not to the one of 80.
+  const effects = c.release(running, { dropped: false }, 128);
+  assert.deepEqual(effects.started.map((t) => t.id), [late2.id]);
+  // At 131 the waiter of 80 (deadline 130) and late1 (131) have expired: the queue is empty again.
+  assert.deepEqual(c.expire(131).rejected.map((r) => r.reason), ['queue-timeout', 'queue-timeout']);
+  assert.equal(late1.state, 'finished');
+  assert.equal(c.queueLength, 0);
+});
+
+test('in FIFO order a standing queue still gets the short deadline but serves the oldest first', () => {
+  const c = controller(1, { queue: { ...SETTINGS.queue, maxLength: 10, order: 'fifo', maxWaitMs: 1000 } });
+  const running = ticketOf(admit(c, 'default', 0));
+  const first = ticketOf(admit(c, 'default', 0));
+  const second = ticketOf(admit(c, 'default', 150)); // standing since 0: deadline 155
+  assert.equal(second.state, 'queued');
+  assert.equal(c.nextDeadlineMs(), 155);
+  assert.deepEqual(c.release(running, { dropped: false }, 151).started.map((t) => t.id), [first.id]);
+});
+
+test('a free slot goes to the most important waiter; a full queue displaces the least important', () => {
+  const c = controller(1);
+  const running = ticketOf(admit(c, 'sheddable', 0));
+  const sheddable = ticketOf(admit(c, 'sheddable', 1));
+  const normal = ticketOf(admit(c, 'default', 2));
+  // The queue (2) is full. A critical request displaces the oldest waiter of the lowest class.
+  const critical = admit(c, 'critical', 3);
+  assert.equal(critical.outcome, 'queued');
+  assert.deepEqual(critical.effects.rejected.map((r) => [r.ticket.id, r.reason]), [[sheddable.id, 'displaced']]);
+  // Another sheddable request finds nothing less important to displace.
+  const refused = admit(c, 'sheddable', 4);
+  assert.equal(refused.outcome === 'rejected' && refused.reason, 'queue-full');
+  // The slot goes to critical, though default waited longer.
+  assert.deepEqual(c.release(running, { dropped: false }, 5).started.map((t) => t.id), [ticketOf(critical).id]);
+  assert.equal(normal.state, 'queued');
+});
+
+test('reserved shares: lower classes cannot take the unused reserve of higher ones, higher classes borrow everything', () => {
+  // limit 10; critical reserves floor(0.1 × 10) = 1 slot, default floor(0.2 × 10) = 2 slots.
+  const c = controller(10, { reservedShares: { critical: 0.1, default: 0.2, sheddable: 0 }, queue: { ...SETTINGS.queue, maxLength: 0 } });
+  const started = (priority: Priority) => admit(c, priority, 0).outcome === 'started';
+  for (let i = 0; i < 7; i++) assert.ok(started('sheddable'), `sheddable ${i + 1} of 7`);
+  assert.equal(started('sheddable'), false, 'the 8th sheddable would take reserved slots: 7 + 1 + 2 = 10');
+  assert.ok(started('default'), '7 in flight + 1 held for critical < 10');
+  assert.ok(started('default'), '8 + 1 < 10');
+  assert.equal(started('default'), false, '9 in flight + 1 held for critical = 10');
+  assert.ok(started('critical'), 'critical may use the last slot');
+  assert.equal(started('critical'), false, 'the global limit is reached');
+  assert.equal(c.inflight, 10);
+});
+
+test('reserved shares: a class alone can borrow all unreserved capacity and its own reserve', () => {
+  const c = controller(10, { reservedShares: { critical: 0.1, default: 0.2, sheddable: 0 }, queue: { ...SETTINGS.queue, maxLength: 0 } });
+  let defaults = 0;
+  while (admit(c, 'default', 0).outcome === 'started') defaults += 1;
+  assert.equal(defaults, 9, 'all but the one slot critical reserves');
+});
+
+test('override off admits everything and starts every waiter; fixed pins the limit; configured restores it', () => {
+  const c = controller(1);
+  admit(c, 'default', 0);
+  const waiting = ticketOf(admit(c, 'default', 0));
+  const effects = c.setOverride({ mode: 'off' }, 1);
+  assert.deepEqual(effects.started.map((t) => t.id), [waiting.id]);
+  for (let i = 0; i < 50; i++) assert.equal(admit(c, 'sheddable', 2).outcome, 'started');
+  assert.equal(c.limit, Number.POSITIVE_INFINITY);
+  c.setOverride({ mode: 'fixed', limit: 60 }, 3);
+  assert.equal(c.limit, 60);
+  assert.equal(admit(c, 'default', 3).outcome, 'started', '52 in flight < 60');
+  c.setOverride({ mode: 'configured' }, 4);
+  assert.equal(c.limit, 1);
+  assert.equal(admit(c, 'default', 4).outcome, 'queued');
+  assert.throws(() => c.setOverride({ mode: 'fixed', limit: 0 }, 5), /whole number >= 1/);
+});
+
+test('samples reach the limiter: RTT from the start (after the queue), slow successes count as drops, ignored outcomes do not count', () => {
+  const aimd = new AimdLimiter({ minLimit: 1, maxLimit: 100, initialLimit: 10, backoffRatio: 0.5 });
+  const c = controller(aimd);
+  const t1 = ticketOf(admit(c, 'default', 0));
+  c.release(t1, { dropped: false }, 5); // inflight at start 1: 1 × 2 < 10, no increase
+  assert.equal(aimd.limit, 10);
+  const t2 = ticketOf(admit(c, 'default', 10));
+  c.release(t2, { dropped: false }, 1010); // 1,000 ms >= dropLatencyMs: a drop, 10 × 0.5
+  assert.equal(aimd.limit, 5);
+  const t3 = ticketOf(admit(c, 'default', 2000));
+  c.release(t3, { rttMs: 999, dropped: false }, 5000); // the caller's RTT (999) wins over the clock's (3000)
+  assert.equal(aimd.limit, 5);
+  const t4 = ticketOf(admit(c, 'default', 6000));
+  c.release(t4, { ignored: true }, 9000);
+  assert.equal(aimd.limit, 5, 'an ignored request is no sample');
+  c.release(t4, { dropped: true }, 9001);
+  assert.equal(aimd.limit, 5, 'a second release of the same ticket changes nothing');
+  assert.equal(c.inflight, 0);
+});
+
+test('a cancelled waiter leaves the queue; cancelling twice or a running request is a no-op', () => {
+  const c = controller(1);
+  const running = ticketOf(admit(c, 'default', 0));
+  const waiting = ticketOf(admit(c, 'default', 0));
+  assert.ok(c.cancel(waiting));
+  assert.equal(c.queueLength, 0);
+  assert.equal(c.cancel(waiting), false);
+  assert.equal(c.cancel(running), false);
+  assert.deepEqual(c.release(running, { dropped: false }, 1).started, []);
+});
+
+test('drain refuses every waiter with the given reason', () => {
+  const c = controller(1);
+  admit(c, 'default', 0);
+  admit(c, 'critical', 0);
+  admit(c, 'sheddable', 0);
+  assert.deepEqual(c.drain('closing').rejected.map((r) => r.reason), ['closing', 'closing']);
+  assert.equal(c.queueLength, 0);
+});
