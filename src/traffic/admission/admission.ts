@@ -172,7 +172,7 @@ export class PoolAdmission implements Admission {
       if (signal !== undefined) {
         // The client went away while waiting: free its place; nobody is left to answer.
         waiter.abort = () => {
-          if (!this.core.cancel(ticket)) return;
+          if (!this.core.cancel(ticket, this.clock())) return;
           this.waiters.delete(ticket.id);
           this.countRejection('cancelled', ticket.priority);
           resolve(rejectionOf('cancelled', ticket.priority, 0));

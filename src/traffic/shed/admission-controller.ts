@@ -124,7 +124,7 @@ export class AdmissionController {
     }
     if (this.settings.queue.maxLength === 0) return { outcome: 'rejected', reason: 'concurrency-limit', effects };
     if (this.queue.isFull) {
-      const displaced = this.queue.evictBelow(priority);
+      const displaced = this.queue.evictBelow(priority, nowMs);
       if (displaced === undefined) return { outcome: 'rejected', reason: 'queue-full', effects };
       displaced.payload.state = 'finished';
       effects.rejected.push({ ticket: displaced.payload, reason: 'displaced' });
@@ -144,11 +144,11 @@ export class AdmissionController {
   }
 
   /** Takes a queued request out (its client went away); false if it was not waiting. */
-  cancel(ticket: Ticket): boolean {
+  cancel(ticket: Ticket, nowMs: number): boolean {
     const mutable = ticket as MutableTicket;
     if (mutable.state !== 'queued' || mutable.queueEntry === undefined) return false;
     mutable.state = 'finished';
-    return this.queue.remove(mutable.queueEntry);
+    return this.queue.remove(mutable.queueEntry, nowMs);
   }
 
   /** Refuses queued requests whose deadline has come, and hands out any free slot. */
@@ -165,9 +165,9 @@ export class AdmissionController {
   }
 
   /** Refuses every queued request with the given reason (on close). */
-  drain(reason: ShedReason): Effects {
+  drain(reason: ShedReason, nowMs: number): Effects {
     const effects: Effects = { started: [], rejected: [] };
-    for (const entry of this.queue.drain()) {
+    for (const entry of this.queue.drain(nowMs)) {
       entry.payload.state = 'finished';
       effects.rejected.push({ ticket: entry.payload, reason });
     }

@@ -83,8 +83,8 @@ export class AdmissionCore {
     return this.recordEffects(this.controller.release(ticket, outcome, nowMs), nowMs);
   }
 
-  cancel(ticket: Ticket): boolean {
-    return this.controller.cancel(ticket);
+  cancel(ticket: Ticket, nowMs: number): boolean {
+    return this.controller.cancel(ticket, nowMs);
   }
 
   /** Refuses overdue waiters, hands out free slots and ends a quiet shedding episode. */
@@ -102,7 +102,7 @@ export class AdmissionCore {
 
   /** Refuses every waiting request (on close). */
   drain(nowMs: number): Effects {
-    return this.recordEffects(this.controller.drain('closing'), nowMs);
+    return this.recordEffects(this.controller.drain('closing', nowMs), nowMs);
   }
 
   /** Counts a refusal decided outside the core (a circuit breaker in the proxy) toward the episodes. */

@@ -40,12 +40,13 @@ test('requests start under the limit, wait in the queue above it, and are refuse
   assert.equal(waiting2.outcome, 'queued');
   const refused = admit(c, 'default', 3);
   assert.deepEqual([refused.outcome, refused.outcome === 'rejected' && refused.reason], ['rejected', 'queue-full']);
-  // A release hands the slot to the oldest waiter (FIFO: the queue has not been standing for 100 ms).
+  // A release hands the slot to the oldest waiter (FIFO: the queue is not standing yet).
   const effects = c.release(ticketOf(a), { dropped: false }, 10);
   assert.deepEqual(effects.started.map((t) => t.id), [ticketOf(waiting1).id]);
   assert.equal(ticketOf(waiting1).startedMs, 10);
   assert.equal(c.inflight, 2);
   assert.equal(c.queueLength, 1);
+  assert.equal(ticketOf(b).state, 'running');
 });
 
 test('without a queue, a request over the limit is refused at once', () => {
@@ -67,26 +68,44 @@ test('a waiter whose deadline (maxWaitMs) comes is refused with queue-timeout', 
   assert.equal(c.queueLength, 0);
 });
 
-test('a standing queue gets short deadlines (CoDel) and LIFO order (adaptive LIFO)', () => {
+test('a standing queue gets short deadlines (CoDel) and LIFO order (adaptive LIFO); a brief empty moment does not reset it', () => {
+  // Occupancy: a decaying average of "requests are waiting" with time constant τ = 100 / ln 10 =
+  // 43.43 ms, so uninterrupted queueing from 0 reaches 0.9 (standing) at exactly 100 ms.
   const c = controller(1, { queue: { ...SETTINGS.queue, maxLength: 10 } });
   const running = ticketOf(admit(c, 'default', 0));
-  const first = ticketOf(admit(c, 'default', 0)); // the queue was empty until now: deadline 0 + 50
-  // Keep the queue non-empty past overloadIntervalMs (100): each waiter expires after a new one arrives.
-  admit(c, 'default', 40); // non-empty for 40 ms: not standing, deadline 90
-  admit(c, 'default', 80); // deadline 130; the first waiter expired at 50
-  assert.equal(first.state, 'finished');
+  admit(c, 'default', 0); // deadline 50
+  admit(c, 'default', 40); // occupancy 1 − e^(−40/τ) = 0.60: deadline 90
+  admit(c, 'default', 80); // 0.84: deadline 130
   assert.equal(c.nextDeadlineMs(), 90);
-  admit(c, 'default', 120); // non-empty since 0, for 120 ms >= 100: standing, deadline 120 + 5
-  assert.equal(c.nextDeadlineMs(), 125);
-  const late1 = ticketOf(admit(c, 'default', 126)); // the 120 waiter expired at 125; still standing: deadline 131
-  const late2 = ticketOf(admit(c, 'default', 127)); // deadline 132
-  // A slot frees at 128: LIFO gives it to the newest waiter, not to the one of 80.
-  const effects = c.release(running, { dropped: false }, 128);
-  assert.deepEqual(effects.started.map((t) => t.id), [late2.id]);
-  // At 131 the waiter of 80 (deadline 130) and late1 (131) have expired: the queue is empty again.
-  assert.deepEqual(c.expire(131).rejected.map((r) => r.reason), ['queue-timeout', 'queue-timeout']);
-  assert.equal(late1.state, 'finished');
-  assert.equal(c.queueLength, 0);
+  const w4 = ticketOf(admit(c, 'default', 100)); // 1 − 10^−1 = 0.9: standing, deadline 105
+  assert.equal(c.nextDeadlineMs(), 105);
+  // A slot frees at 101: LIFO gives it to the newest waiter, not to the one of 80.
+  assert.deepEqual(c.release(running, { dropped: false }, 101).started.map((t) => t.id), [w4.id]);
+  assert.deepEqual(c.expire(130).rejected.map((r) => r.reason), ['queue-timeout'], 'the waiter of 80 expires; the queue is empty');
+  // Empty from 130 (occupancy 0.95) to 135: 0.95 × e^(−5/τ) = 0.85, still standing (it exits below 0.5).
+  ticketOf(admit(c, 'default', 135));
+  assert.equal(c.nextDeadlineMs(), 140, 'still standing: a 5 ms deadline');
+  c.expire(140);
+  // 140 → 175 empty: 0.86 × e^(−35/τ) = 0.39 < 0.5: no longer standing, the full 50 ms again.
+  ticketOf(admit(c, 'default', 175));
+  assert.equal(c.nextDeadlineMs(), 225);
+});
+
+test('standing is judged per class: a critical request behind a standing sheddable queue keeps maxWaitMs', () => {
+  const c = controller(1, { queue: { ...SETTINGS.queue, maxLength: 10, maxWaitMs: 1000 } });
+  const running = ticketOf(admit(c, 'sheddable', 0));
+  admit(c, 'sheddable', 0); // sheddable requests wait from 0 on
+  admit(c, 'sheddable', 150); // standing for the sheddable class: deadline 155
+  assert.equal(c.nextDeadlineMs(), 155);
+  const critical = ticketOf(admit(c, 'critical', 150)); // no critical request waited before: deadline 1150
+  c.expire(160);
+  assert.equal(critical.state, 'queued', 'the critical request keeps its full wait');
+  assert.deepEqual(c.release(running, { dropped: false }, 170).started.map((t) => t.id), [critical.id]);
+  // Critical requests alone standing for 100 ms get the short deadline too.
+  const critical2 = ticketOf(admit(c, 'critical', 200)); // critical queue non-empty from 200
+  admit(c, 'critical', 310); // standing since 200: deadline 315
+  assert.equal(critical2.state, 'queued');
+  assert.equal(c.nextDeadlineMs(), 315);
 });
 
 test('in FIFO order a standing queue still gets the short deadline but serves the oldest first', () => {
@@ -178,10 +197,10 @@ test('a cancelled waiter leaves the queue; cancelling twice or a running request
   const c = controller(1);
   const running = ticketOf(admit(c, 'default', 0));
   const waiting = ticketOf(admit(c, 'default', 0));
-  assert.ok(c.cancel(waiting));
+  assert.ok(c.cancel(waiting, 0));
   assert.equal(c.queueLength, 0);
-  assert.equal(c.cancel(waiting), false);
-  assert.equal(c.cancel(running), false);
+  assert.equal(c.cancel(waiting, 0), false);
+  assert.equal(c.cancel(running, 0), false);
   assert.deepEqual(c.release(running, { dropped: false }, 1).started, []);
 });
 
@@ -190,6 +209,6 @@ test('drain refuses every waiter with the given reason', () => {
   admit(c, 'default', 0);
   admit(c, 'critical', 0);
   admit(c, 'sheddable', 0);
-  assert.deepEqual(c.drain('closing').rejected.map((r) => r.reason), ['closing', 'closing']);
+  assert.deepEqual(c.drain('closing', 0).rejected.map((r) => r.reason), ['closing', 'closing']);
   assert.equal(c.queueLength, 0);
 });

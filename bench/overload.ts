@@ -1,0 +1,529 @@
+// The overload benchmark: does goodput hold when offered load goes past capacity?
+//
+//   npx concord bench overload [--json]        # full run (about 9 minutes)
+//   npx concord bench overload --quick         # one repetition of short rows (about 2 minutes)
+//   npx concord bench overload -- --help
+//
+// A backend with a known capacity (workers × 1000 / serviceMs requests/s, FIFO queue, see
+// overload-backend.ts) sits behind an HTTP front that applies admission control (overload-front.ts);
+// an open-loop generator (overload-load.ts) offers Poisson arrivals at 0.5×, 1×, 1.4×, 3× and 10×
+// capacity, 5 % critical, 40 % sheddable, the rest default (x-concord-priority). In one run, for
+// each limiter: none (no shedding: the peer), fixed (a hand-tuned concurrency limit: the other
+// peer), aimd, vegas, gradient. Each row gets a fresh backend and front, a warm-up, then a measured
+// window. The 1.4× row starts at 1× for a lead time and steps to 1.4× when the window opens; its
+// settle time comes from that step. Repetitions rotate the limiter order; rows report medians.
+//
+// Measures per row (over requests scheduled in the measured window):
+// * goodputFraction: responses 2xx within the SLO (sloMs) per second, over capacity;
+// * admitted p50/p99: latency of every request not refused by admission (2xx, 5xx, timeouts);
+// * unloadedP99Ms: p99 of the same system at 0.1× capacity without shedding (once per repetition);
+// * criticalSuccess: critical requests answered 2xx within the SLO, over critical requests sent;
+// * settleMs (1.4× row): time from the step until the run stays near its own final state: 200 ms
+//   bins whose goodput is within 20 % of capacity of the final goodput and whose admitted p90 is
+//   within a factor 1.5 of the final p90, for at least 80 % of the bins from there to the end
+//   (null: never; the final state is the median of the last half; see settleTime);
+// * offered load achieved; a row below 95 % of its target is invalid and not counted.
+// Output: a table on stderr; the last stdout line is the JSON summary (with --json, only that line).
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { LIMITER_ALGORITHMS, type LimiterAlgorithm } from '../src/traffic/shed/limiter.ts';
+import { PRIORITIES } from '../src/traffic/shed/priority.ts';
+import { startBackend } from './overload-backend.ts';
+import { startFront, type FrontState } from './overload-front.ts';
+import { runLoad, type LoadResult, type LoadSpec } from './overload-load.ts';
+
+/** The load whose row starts with a step from 1×. */
+const STEP_LOAD = 1.4;
+const UNLOADED_LOAD = 0.1;
+const ACHIEVED_LOAD_MIN = 0.95;
+const SETTLE_BIN_MS = 200;
+/** A bin's goodput is in band within this share of capacity of the final goodput. */
+const SETTLE_GOODPUT_BAND = 0.2;
+/** A bin's admitted p90 is in band within this factor of the final p90, either way. */
+const SETTLE_LATENCY_BAND = 1.5;
+const SETTLE_IN_BAND_SHARE = 0.8;
+/** Goals of the issue, checked in the summary. */
+const GOALS = { goodputAtOverload: 0.9, p99OverUnloaded: 2, criticalSuccess: 0.999, shedShareForCritical: 0.5, settleMs: 1000 };
+
+interface Options {
+  quick: boolean;
+  json: boolean;
+  limiters: LimiterAlgorithm[];
+  loads: number[];
+  seconds: number;
+  warmupSeconds: number;
+  stepLeadSeconds: number;
+  repeats: number;
+  workers: number;
+  serviceMs: number;
+  sloMs: number;
+  fixedLimit: number | undefined;
+  upstreamTimeoutMs: number;
+  requestTimeoutMs: number;
+  criticalShare: number;
+  sheddableShare: number;
+  maxConnections: number;
+  seed: number;
+  outDir: string;
+  /** Keys merged into every limiter's shed section but none's (e.g. {"gradient": {"percentile": 90}}). */
+  shedOverrides: Record<string, unknown>;
+}
+
+interface RunSummary {
+  limiter: LimiterAlgorithm | 'unloaded';
+  load: number;
+  repeat: number;
+  targetRps: number;
+  offeredRps: number;
+  valid: boolean;
+  goodputFraction: number;
+  admittedP50Ms: number;
+  admittedP99Ms: number;
+  criticalSuccess: number;
+  successByPriority: Record<string, number>;
+  admittedP99ByPriority: Record<string, number>;
+  shedFraction: number;
+  timeouts: number;
+  errors: number;
+  notSent: number;
+  settleMs: number | null;
+  generatorLagP99Ms: number;
+  generatorCpuCores: number;
+  finalLimit: number;
+  minRttMs: number;
+  sheddingEvents: number;
+  backendWastedShare: number;
+  /** The machine's 1-minute load average when the run started: other work on a shared machine shows here. */
+  loadAverage: number;
+  binsInBand?: string;
+}
+
+interface Row {
+  limiter: LimiterAlgorithm;
+  load: number;
+  goodputFraction: number;
+  admittedP50Ms: number;
+  admittedP99Ms: number;
+  unloadedP99Ms: number;
+  criticalSuccess: number;
+  settleMs: number | null;
+  targetRps: number;
+  offeredRps: number;
+  valid: boolean;
+  validRepeats: number;
+  shedFraction: number;
+  successByPriority: Record<string, number>;
+  finalLimit: number;
+  generatorLagP99Ms: number;
+}
+
+// ---- Command line ----
+
+function listOf<T>(parse: (item: string) => T) {
+  return (text: string): T[] => text.split(',').map((item) => item.trim()).filter((item) => item !== '').map(parse);
+}
+
+function positiveNumber(text: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(`'${text}' is not a number > 0`);
+  return value;
+}
+
+function positiveInteger(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidArgumentError(`'${text}' is not a whole number > 0`);
+  return value;
+}
+
+function share(text: string): number {
+  const value = Number(text);
+  if (!(value >= 0 && value <= 1)) throw new InvalidArgumentError(`'${text}' is not a share between 0 and 1`);
+  return value;
+}
+
+function jsonObject(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new InvalidArgumentError(`'${text}' is not JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError(`'${text}' is not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+function limiterName(text: string): LimiterAlgorithm {
+  if (!(LIMITER_ALGORITHMS as readonly string[]).includes(text)) throw new InvalidArgumentError(`'${text}' is not a limiter; use ${LIMITER_ALGORITHMS.join(', ')}`);
+  return text as LimiterAlgorithm;
+}
+
+function parseOptions(argv: string[]): Options | undefined {
+  const program = new Command('overload')
+    .description('Goodput, latency and critical success of admission control under 0.5×–10× overload, against no shedding and a fixed limit.')
+    .option('--quick', 'one repetition of 2 s rows (about 2 minutes)', false)
+    .option('--json', 'print only the JSON summary line on stdout', false)
+    .option('--limiters <list>', `limiters to compare (${LIMITER_ALGORITHMS.join(',')})`, listOf(limiterName))
+    .option('--loads <list>', 'offered loads as multiples of capacity', listOf(positiveNumber))
+    .option('--seconds <n>', 'measured seconds per row (default 4, quick 2)', positiveNumber)
+    .option('--warmup-seconds <n>', 'unmeasured seconds before each row (default 1.5, quick 1)', positiveNumber)
+    .option('--step-lead-seconds <n>', `seconds at 1× before the ${STEP_LOAD}× row steps up (default 2, quick 1.5)`, positiveNumber)
+    .option('--repeats <n>', 'repetitions; rows report medians (default 3, quick 1)', positiveInteger)
+    .option('--workers <n>', 'backend workers', positiveInteger, 8)
+    .option('--service-ms <n>', 'backend service time per request', positiveNumber, 20)
+    .option('--slo-ms <n>', 'a response within this is good (and slower ones count as drops for the limiters)', positiveNumber, 100)
+    .option('--fixed-limit <n>', 'the fixed limiter\'s limit (default workers + 2)', positiveInteger)
+    .option('--upstream-timeout-ms <n>', 'the front\'s timeout for a backend response (504 after it)', positiveInteger, 1000)
+    .option('--request-timeout-ms <n>', 'the generator\'s timeout for a response', positiveInteger, 2000)
+    .option('--critical-share <x>', 'share of critical requests', share, 0.05)
+    .option('--sheddable-share <x>', 'share of sheddable requests', share, 0.4)
+    .option('--max-connections <n>', 'most connections the generator opens', positiveInteger, 12_000)
+    .option('--seed <n>', 'seed of the arrival schedules', positiveInteger, 20_260_601)
+    .option('--shed <json>', 'keys merged into the shed section of every limiter but none, e.g. \'{"gradient":{"percentile":90}}\'', jsonObject, {})
+    .option('--out-dir <dir>', 'where logs and summary.json go (default: a new directory under the temp dir)')
+    .exitOverride();
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode === 0 ? 0 : 2;
+      return undefined;
+    }
+    throw error;
+  }
+  const o = program.opts();
+  const quick = o.quick as boolean;
+  return {
+    quick,
+    json: o.json as boolean,
+    limiters: (o.limiters as LimiterAlgorithm[] | undefined) ?? ['none', 'fixed', 'aimd', 'vegas', 'gradient'],
+    loads: (o.loads as number[] | undefined) ?? [0.5, 1, STEP_LOAD, 3, 10],
+    seconds: (o.seconds as number | undefined) ?? (quick ? 2 : 4),
+    warmupSeconds: (o.warmupSeconds as number | undefined) ?? (quick ? 1 : 1.5),
+    stepLeadSeconds: (o.stepLeadSeconds as number | undefined) ?? (quick ? 1.5 : 2),
+    repeats: (o.repeats as number | undefined) ?? (quick ? 1 : 3),
+    workers: o.workers as number,
+    serviceMs: o.serviceMs as number,
+    sloMs: o.sloMs as number,
+    fixedLimit: o.fixedLimit as number | undefined,
+    upstreamTimeoutMs: o.upstreamTimeoutMs as number,
+    requestTimeoutMs: o.requestTimeoutMs as number,
+    criticalShare: o.criticalShare as number,
+    sheddableShare: o.sheddableShare as number,
+    maxConnections: o.maxConnections as number,
+    seed: o.seed as number,
+    shedOverrides: o.shed as Record<string, unknown>,
+    outDir: (o.outDir as string | undefined) ?? join(tmpdir(), `concord-bench-overload-${new Date().toISOString().replace(/[:.]/g, '-')}`),
+  };
+}
+
+// ---- Configuration of each limiter ----
+
+function capacityRps(options: Options): number {
+  return (options.workers * 1000) / options.serviceMs;
+}
+
+/** The pool's shed section for a limiter: the issue's example, with drops at the SLO. */
+export function shedSectionFor(limiter: LimiterAlgorithm, options: Options): unknown {
+  const common = {
+    minLimit: 4,
+    maxLimit: 1000,
+    queue: { maxLength: 100, maxWaitMs: 50 },
+    priority: { header: 'x-concord-priority', default: 'default' },
+    dropLatencyMs: options.sloMs,
+  };
+  if (limiter === 'none') return { algorithm: 'none' };
+  const section = limiter === 'fixed'
+    ? { ...common, algorithm: 'fixed', fixed: { limit: options.fixedLimit ?? options.workers + 2 } }
+    : { ...common, algorithm: limiter };
+  return mergeDeep(section, options.shedOverrides);
+}
+
+function mergeDeep(base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const current = merged[key];
+    const bothObjects = typeof value === 'object' && value !== null && !Array.isArray(value) && typeof current === 'object' && current !== null;
+    merged[key] = bothObjects ? mergeDeep(current as Record<string, unknown>, value as Record<string, unknown>) : value;
+  }
+  return merged;
+}
+
+// ---- One run ----
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function median(values: readonly number[]): number {
+  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (finite.length === 0) return Number.NaN;
+  const middle = Math.floor(finite.length / 2);
+  return finite.length % 2 === 1 ? finite[middle]! : (finite[middle - 1]! + finite[middle]!) / 2;
+}
+
+/**
+ * Settle time after the step (the start of the measured window), as control theory defines it: the
+ * time after which the system stays near its own final state. Per SETTLE_BIN_MS bin: goodput (good
+ * responses) and the p90 of admitted latency; the final state is the median of each over the last
+ * half of the window. A bin is in band when its goodput is within SETTLE_GOODPUT_BAND of capacity of
+ * the final goodput and its p90 within a factor SETTLE_LATENCY_BAND of the final p90. The run has
+ * settled at the first in-band bin from which at least SETTLE_IN_BAND_SHARE of the bins to the end
+ * are in band (the share tolerates noise of a shared machine); null when there is none.
+ */
+function settleTime(result: LoadResult, options: Options): { settleMs: number | null; binsInBand: string } {
+  const { requests } = result;
+  const bins = Math.floor((result.measuredEndMs - result.measuredStartMs) / SETTLE_BIN_MS);
+  const latencies: number[][] = Array.from({ length: bins }, () => []);
+  const good = new Array<number>(bins).fill(0);
+  for (let i = 0; i < requests.scheduledMs.length; i++) {
+    const bin = Math.floor(requests.scheduledMs[i]! / SETTLE_BIN_MS);
+    if (bin >= bins || requests.status[i] === -2 || requests.shed[i] !== 0) continue;
+    latencies[bin]!.push(requests.latencyMs[i]!);
+    if (requests.status[i]! >= 200 && requests.status[i]! < 300 && requests.latencyMs[i]! <= options.sloMs) good[bin]! += 1;
+  }
+  const p90 = latencies.map((values) => percentile([...values].sort((a, b) => a - b), 90));
+  const lastHalf = Math.floor(bins / 2);
+  const finalGood = median(good.slice(lastHalf));
+  const finalP90 = median(p90.slice(lastHalf));
+  const goodBand = SETTLE_GOODPUT_BAND * capacityRps(options) * (SETTLE_BIN_MS / 1000);
+  const inBand = good.map((count, bin) => {
+    const latency = p90[bin]!;
+    const latencyInBand = Number.isFinite(latency) ? latency <= finalP90 * SETTLE_LATENCY_BAND && latency >= finalP90 / SETTLE_LATENCY_BAND : !Number.isFinite(finalP90);
+    return Math.abs(count - finalGood) <= goodBand && latencyInBand;
+  });
+  const binsInBand = inBand.map((ok) => (ok ? '+' : '.')).join('');
+  for (let bin = 0; bin < bins; bin++) {
+    if (!inBand[bin]) continue;
+    const rest = inBand.slice(bin);
+    if (rest.filter(Boolean).length >= SETTLE_IN_BAND_SHARE * rest.length) return { settleMs: bin * SETTLE_BIN_MS, binsInBand };
+  }
+  return { settleMs: null, binsInBand };
+}
+
+function summarize(limiter: RunSummary['limiter'], load: number, repeat: number, result: LoadResult, options: Options, front: FrontState, wastedShare: number): RunSummary {
+  const { requests } = result;
+  const windowMs = result.measuredEndMs - result.measuredStartMs;
+  const targetRps = load * capacityRps(options);
+  let sentInWindow = 0;
+  let goodCount = 0;
+  let shed = 0;
+  let timeouts = 0;
+  let errors = 0;
+  let notSent = 0;
+  const admitted: number[] = [];
+  const admittedByPriority: number[][] = PRIORITIES.map(() => []);
+  const sentByPriority = PRIORITIES.map(() => 0);
+  const goodByPriority = PRIORITIES.map(() => 0);
+  for (let i = 0; i < requests.scheduledMs.length; i++) {
+    const status = requests.status[i]!;
+    if (status === -2) {
+      notSent += 1;
+      continue;
+    }
+    if (requests.sentMs[i]! < windowMs) sentInWindow += 1;
+    sentByPriority[requests.priority[i]!]! += 1;
+    if (requests.shed[i] !== 0) {
+      shed += 1;
+      continue;
+    }
+    admitted.push(requests.latencyMs[i]!);
+    admittedByPriority[requests.priority[i]!]!.push(requests.latencyMs[i]!);
+    if (status === -1) timeouts += 1;
+    else if (status === 0) errors += 1;
+    if (status >= 200 && status < 300 && requests.latencyMs[i]! <= options.sloMs) {
+      goodCount += 1;
+      goodByPriority[requests.priority[i]!]! += 1;
+    }
+  }
+  admitted.sort((a, b) => a - b);
+  const sent = requests.scheduledMs.length - notSent;
+  const offeredRps = sentInWindow / (windowMs / 1000);
+  const critical = PRIORITIES.indexOf('critical');
+  return {
+    limiter, load, repeat, targetRps, offeredRps,
+    valid: offeredRps >= ACHIEVED_LOAD_MIN * targetRps,
+    goodputFraction: goodCount / (windowMs / 1000) / capacityRps(options),
+    admittedP50Ms: percentile(admitted, 50),
+    admittedP99Ms: percentile(admitted, 99),
+    criticalSuccess: sentByPriority[critical]! === 0 ? Number.NaN : goodByPriority[critical]! / sentByPriority[critical]!,
+    successByPriority: Object.fromEntries(PRIORITIES.map((p, i) => [p, sentByPriority[i]! === 0 ? Number.NaN : goodByPriority[i]! / sentByPriority[i]!])),
+    admittedP99ByPriority: Object.fromEntries(PRIORITIES.map((p, i) => [p, percentile(admittedByPriority[i]!.sort((a, b) => a - b), 99)])),
+    shedFraction: sent === 0 ? 0 : shed / sent,
+    timeouts, errors, notSent,
+    settleMs: null,
+    generatorLagP99Ms: result.lagP99Ms,
+    generatorCpuCores: result.cpuCores,
+    finalLimit: front.snapshot.limit,
+    minRttMs: front.snapshot.minRttMs,
+    sheddingEvents: front.events.length,
+    backendWastedShare: wastedShare,
+    loadAverage: loadavg()[0]!,
+  };
+}
+
+async function runOnce(limiter: RunSummary['limiter'], load: number, repeat: number, options: Options): Promise<RunSummary> {
+  const algorithm: LimiterAlgorithm = limiter === 'unloaded' ? 'none' : limiter;
+  const name = `${limiter}-${load}x-r${repeat}`;
+  const capacity = capacityRps(options);
+  const backend = await startBackend({ workers: options.workers, serviceMs: options.serviceMs }, join(options.outDir, `${name}.backend.log`));
+  try {
+    const front = await startFront({
+      shed: shedSectionFor(algorithm, options), backendUrl: backend.url, upstreamTimeoutMs: options.upstreamTimeoutMs, upstreamConnections: 1024,
+    }, join(options.outDir, `${name}.front.log`));
+    try {
+      const step = load === STEP_LOAD && limiter !== 'unloaded';
+      const lead = step ? { rateRps: capacity, durationMs: options.stepLeadSeconds * 1000 } : { rateRps: load * capacity, durationMs: options.warmupSeconds * 1000 };
+      const url = new URL(front.url);
+      const spec: LoadSpec = {
+        host: url.hostname, port: Number(url.port), path: '/work',
+        phases: [{ ...lead, measured: false }, { rateRps: load * capacity, durationMs: options.seconds * 1000, measured: true }],
+        mix: { critical: options.criticalShare, sheddable: options.sheddableShare },
+        seed: options.seed + Math.round(load * 1000),
+        requestTimeoutMs: options.requestTimeoutMs,
+        maxConnections: options.maxConnections,
+        maxRequests: Math.ceil(load * capacity * (options.seconds + options.stepLeadSeconds + options.warmupSeconds) * 2 + 1000),
+      };
+      const result = await runLoad(spec, join(options.outDir, `${name}.load.log`));
+      const state = await front.state();
+      const stats = await backend.stats();
+      const summary = summarize(limiter, load, repeat, result, options, state, stats.served === 0 ? 0 : stats.servedToClosedConnections / stats.served);
+      if (step) Object.assign(summary, settleTime(result, options));
+      // The step row's requests are kept, to look at the transient behind its settle time.
+      const detail = step ? { requests: result.requests } : {};
+      writeFileSync(join(options.outDir, `${name}.json`), JSON.stringify({ summary, events: state.events, ...detail }));
+      return summary;
+    } finally {
+      await front.stop();
+    }
+  } finally {
+    await backend.stop();
+  }
+}
+
+// ---- Report ----
+
+function aggregate(runs: RunSummary[], unloadedP99Ms: number): Row {
+  const valid = runs.filter((run) => run.valid);
+  const counted = valid.length > 0 ? valid : runs;
+  const m = (pick: (run: RunSummary) => number) => median(counted.map(pick));
+  const settles = counted.filter((run) => run.load === STEP_LOAD).map((run) => run.settleMs);
+  const first = runs[0]!;
+  return {
+    limiter: first.limiter as LimiterAlgorithm,
+    load: first.load,
+    goodputFraction: m((r) => r.goodputFraction),
+    admittedP50Ms: m((r) => r.admittedP50Ms),
+    admittedP99Ms: m((r) => r.admittedP99Ms),
+    unloadedP99Ms,
+    criticalSuccess: m((r) => r.criticalSuccess),
+    // A run that never settled counts as infinitely slow in the median.
+    settleMs: settles.length === 0 ? null : medianOrNull(settles),
+    targetRps: first.targetRps,
+    offeredRps: m((r) => r.offeredRps),
+    valid: valid.length > 0,
+    validRepeats: valid.length,
+    shedFraction: m((r) => r.shedFraction),
+    successByPriority: Object.fromEntries(PRIORITIES.map((p) => [p, m((r) => r.successByPriority[p]!)])),
+    finalLimit: m((r) => r.finalLimit),
+    generatorLagP99Ms: m((r) => r.generatorLagP99Ms),
+  };
+}
+
+function medianOrNull(values: (number | null)[]): number | null {
+  const sorted = values.map((v) => v ?? Number.POSITIVE_INFINITY).sort((a, b) => a - b);
+  const middle = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  return Number.isFinite(middle) ? middle : null;
+}
+
+function fixed(value: number, digits: number): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : '-';
+}
+
+function table(rows: Row[]): string {
+  const header = ['limiter', 'load', 'offered/s', 'goodput', 'p50 ms', 'p99 ms', 'p99/unl.', 'critical', 'shed', 'settle ms', 'limit', 'valid'];
+  const lines = rows.map((r) => [
+    r.limiter, `${r.load}×`, fixed(r.offeredRps, 0), fixed(r.goodputFraction, 3), fixed(r.admittedP50Ms, 1), fixed(r.admittedP99Ms, 1),
+    fixed(r.admittedP99Ms / r.unloadedP99Ms, 2), fixed(r.criticalSuccess, 4), fixed(r.shedFraction, 3),
+    r.load === STEP_LOAD ? (r.settleMs === null ? 'never' : String(r.settleMs)) : '',
+    fixed(r.finalLimit, 0), r.valid ? 'yes' : 'INVALID',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  return [header, ...lines].map((cells) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ')).join('\n');
+}
+
+function goals(rows: Row[]): Record<string, Record<string, boolean | null>> {
+  const byLimiter: Record<string, Record<string, boolean | null>> = {};
+  for (const limiter of new Set(rows.map((r) => r.limiter))) {
+    const mine = rows.filter((r) => r.limiter === limiter && r.valid);
+    const overload = mine.filter((r) => r.load >= 3);
+    const heavyShed = mine.filter((r) => r.shedFraction > GOALS.shedShareForCritical);
+    const step = mine.find((r) => r.load === STEP_LOAD);
+    byLimiter[limiter] = {
+      goodputAtLeast90PercentAt3xAnd10x: overload.length === 0 ? null : overload.every((r) => r.goodputFraction >= GOALS.goodputAtOverload),
+      admittedP99WithinTwiceUnloadedAtEveryLoad: mine.length === 0 ? null : mine.every((r) => r.admittedP99Ms <= GOALS.p99OverUnloaded * r.unloadedP99Ms),
+      admittedP99WithinTwiceUnloadedAt3xAnd10x: overload.length === 0 ? null : overload.every((r) => r.admittedP99Ms <= GOALS.p99OverUnloaded * r.unloadedP99Ms),
+      criticalSuccess999WhileOverHalfShed: heavyShed.length === 0 ? null : heavyShed.every((r) => r.criticalSuccess >= GOALS.criticalSuccess),
+      settlesWithin1s: step === undefined ? null : step.settleMs !== null && step.settleMs <= GOALS.settleMs,
+    };
+  }
+  return byLimiter;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const options = parseOptions(argv);
+  if (options === undefined) return process.exitCode === 0 ? 0 : 2;
+  if (options.criticalShare + options.sheddableShare > 1) {
+    process.stderr.write('overload: --critical-share plus --sheddable-share must be at most 1\n');
+    return 2;
+  }
+  mkdirSync(options.outDir, { recursive: true });
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  log(`overload: capacity ${capacityRps(options)} req/s (${options.workers} workers × ${options.serviceMs} ms), SLO ${options.sloMs} ms, ` +
+    `${options.repeats} repetition(s), logs in ${options.outDir}`);
+  const runs: RunSummary[] = [];
+  const unloaded: number[] = [];
+  const startedMs = performance.now();
+  for (let repeat = 0; repeat < options.repeats; repeat++) {
+    const base = await runOnce('unloaded', UNLOADED_LOAD, repeat, { ...options, seconds: Math.max(options.seconds, 3) });
+    unloaded.push(base.admittedP99Ms);
+    log(`repeat ${repeat + 1}: unloaded p99 ${fixed(base.admittedP99Ms, 1)} ms (p50 ${fixed(base.admittedP50Ms, 1)} ms)`);
+    const order = options.limiters.map((_, i) => options.limiters[(i + repeat) % options.limiters.length]!);
+    for (const limiter of order) {
+      for (const load of options.loads) {
+        const run = await runOnce(limiter, load, repeat, options);
+        runs.push(run);
+        log(`  ${limiter.padEnd(8)} ${String(load).padStart(4)}×  offered ${fixed(run.offeredRps, 0)}/s  goodput ${fixed(run.goodputFraction, 3)}  ` +
+          `p99 ${fixed(run.admittedP99Ms, 1)} ms  critical ${fixed(run.criticalSuccess, 4)}  shed ${fixed(run.shedFraction, 3)}` +
+          `${run.load === STEP_LOAD ? `  settle ${run.settleMs ?? 'never'} ${run.binsInBand}` : ''}  limit ${fixed(run.finalLimit, 0)}` +
+          `  lag p99 ${fixed(run.generatorLagP99Ms, 1)} ms${run.valid ? '' : '  INVALID'}`);
+      }
+    }
+  }
+  const unloadedP99Ms = median(unloaded);
+  const rows = options.limiters.flatMap((limiter) => options.loads.map((load) => aggregate(runs.filter((r) => r.limiter === limiter && r.load === load), unloadedP99Ms)));
+  log('');
+  log(`medians over ${options.repeats} repetition(s); goodput = 2xx within ${options.sloMs} ms per second / capacity; unloaded p99 ${fixed(unloadedP99Ms, 1)} ms`);
+  log(table(rows));
+  const summary = {
+    benchmark: 'overload',
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, loadavg: loadavg() },
+    capacityRps: capacityRps(options),
+    backend: { workers: options.workers, serviceMs: options.serviceMs },
+    sloMs: options.sloMs,
+    repeats: options.repeats,
+    seconds: options.seconds,
+    durationSeconds: Math.round((performance.now() - startedMs) / 1000),
+    goals: goals(rows),
+    rows,
+  };
+  writeFileSync(join(options.outDir, 'summary.json'), JSON.stringify({ ...summary, runs }, null, 2));
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  return 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));
