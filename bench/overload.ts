@@ -30,23 +30,13 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { LIMITER_ALGORITHMS, type LimiterAlgorithm } from '../src/traffic/shed/limiter.ts';
-import { PRIORITIES } from '../src/traffic/shed/priority.ts';
+import { aggregate, formatNumber as fixed, goals, median, settleTime, STEP_LOAD, summarize, table, type RunSummary } from './overload-analysis.ts';
 import { startBackend } from './overload-backend.ts';
-import { startFront, type FrontState } from './overload-front.ts';
-import { runLoad, type LoadResult, type LoadSpec } from './overload-load.ts';
+import { startFront } from './overload-front.ts';
+import { runLoad, type LoadSpec } from './overload-load.ts';
 
-/** The load whose row starts with a step from 1×. */
-const STEP_LOAD = 1.4;
+/** The load of the baseline run without shedding whose p99 is the "unloaded p99". */
 const UNLOADED_LOAD = 0.1;
-const ACHIEVED_LOAD_MIN = 0.95;
-const SETTLE_BIN_MS = 200;
-/** A bin's goodput is in band within this share of capacity of the final goodput. */
-const SETTLE_GOODPUT_BAND = 0.2;
-/** A bin's admitted p90 is in band within this factor of the final p90, either way. */
-const SETTLE_LATENCY_BAND = 1.5;
-const SETTLE_IN_BAND_SHARE = 0.8;
-/** Goals of the issue, checked in the summary. */
-const GOALS = { goodputAtOverload: 0.9, p99OverUnloaded: 2, criticalSuccess: 0.999, shedShareForCritical: 0.5, settleMs: 1000 };
 
 interface Options {
   quick: boolean;
@@ -70,54 +60,6 @@ interface Options {
   outDir: string;
   /** Keys merged into every limiter's shed section but none's (e.g. {"gradient": {"percentile": 90}}). */
   shedOverrides: Record<string, unknown>;
-}
-
-interface RunSummary {
-  limiter: LimiterAlgorithm | 'unloaded';
-  load: number;
-  repeat: number;
-  targetRps: number;
-  offeredRps: number;
-  valid: boolean;
-  goodputFraction: number;
-  admittedP50Ms: number;
-  admittedP99Ms: number;
-  criticalSuccess: number;
-  successByPriority: Record<string, number>;
-  admittedP99ByPriority: Record<string, number>;
-  shedFraction: number;
-  timeouts: number;
-  errors: number;
-  notSent: number;
-  settleMs: number | null;
-  generatorLagP99Ms: number;
-  generatorCpuCores: number;
-  finalLimit: number;
-  minRttMs: number;
-  sheddingEvents: number;
-  backendWastedShare: number;
-  /** The machine's 1-minute load average when the run started: other work on a shared machine shows here. */
-  loadAverage: number;
-  binsInBand?: string;
-}
-
-interface Row {
-  limiter: LimiterAlgorithm;
-  load: number;
-  goodputFraction: number;
-  admittedP50Ms: number;
-  admittedP99Ms: number;
-  unloadedP99Ms: number;
-  criticalSuccess: number;
-  settleMs: number | null;
-  targetRps: number;
-  offeredRps: number;
-  valid: boolean;
-  validRepeats: number;
-  shedFraction: number;
-  successByPriority: Record<string, number>;
-  finalLimit: number;
-  generatorLagP99Ms: number;
 }
 
 // ---- Command line ----
@@ -253,122 +195,11 @@ function mergeDeep(base: Record<string, unknown>, extra: Record<string, unknown>
 
 // ---- One run ----
 
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-function median(values: readonly number[]): number {
-  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (finite.length === 0) return Number.NaN;
-  const middle = Math.floor(finite.length / 2);
-  return finite.length % 2 === 1 ? finite[middle]! : (finite[middle - 1]! + finite[middle]!) / 2;
-}
-
-/**
- * Settle time after the step (the start of the measured window), as control theory defines it: the
- * time after which the system stays near its own final state. Per SETTLE_BIN_MS bin: goodput (good
- * responses) and the p90 of admitted latency; the final state is the median of each over the last
- * half of the window. A bin is in band when its goodput is within SETTLE_GOODPUT_BAND of capacity of
- * the final goodput and its p90 within a factor SETTLE_LATENCY_BAND of the final p90. The run has
- * settled at the first in-band bin from which at least SETTLE_IN_BAND_SHARE of the bins to the end
- * are in band (the share tolerates noise of a shared machine); null when there is none.
- */
-function settleTime(result: LoadResult, options: Options): { settleMs: number | null; binsInBand: string } {
-  const { requests } = result;
-  const bins = Math.floor((result.measuredEndMs - result.measuredStartMs) / SETTLE_BIN_MS);
-  const latencies: number[][] = Array.from({ length: bins }, () => []);
-  const good = new Array<number>(bins).fill(0);
-  for (let i = 0; i < requests.scheduledMs.length; i++) {
-    const bin = Math.floor(requests.scheduledMs[i]! / SETTLE_BIN_MS);
-    if (bin >= bins || requests.status[i] === -2 || requests.shed[i] !== 0) continue;
-    latencies[bin]!.push(requests.latencyMs[i]!);
-    if (requests.status[i]! >= 200 && requests.status[i]! < 300 && requests.latencyMs[i]! <= options.sloMs) good[bin]! += 1;
-  }
-  const p90 = latencies.map((values) => percentile([...values].sort((a, b) => a - b), 90));
-  const lastHalf = Math.floor(bins / 2);
-  const finalGood = median(good.slice(lastHalf));
-  const finalP90 = median(p90.slice(lastHalf));
-  const goodBand = SETTLE_GOODPUT_BAND * capacityRps(options) * (SETTLE_BIN_MS / 1000);
-  const inBand = good.map((count, bin) => {
-    const latency = p90[bin]!;
-    const latencyInBand = Number.isFinite(latency) ? latency <= finalP90 * SETTLE_LATENCY_BAND && latency >= finalP90 / SETTLE_LATENCY_BAND : !Number.isFinite(finalP90);
-    return Math.abs(count - finalGood) <= goodBand && latencyInBand;
-  });
-  const binsInBand = inBand.map((ok) => (ok ? '+' : '.')).join('');
-  for (let bin = 0; bin < bins; bin++) {
-    if (!inBand[bin]) continue;
-    const rest = inBand.slice(bin);
-    if (rest.filter(Boolean).length >= SETTLE_IN_BAND_SHARE * rest.length) return { settleMs: bin * SETTLE_BIN_MS, binsInBand };
-  }
-  return { settleMs: null, binsInBand };
-}
-
-function summarize(limiter: RunSummary['limiter'], load: number, repeat: number, result: LoadResult, options: Options, front: FrontState, wastedShare: number): RunSummary {
-  const { requests } = result;
-  const windowMs = result.measuredEndMs - result.measuredStartMs;
-  const targetRps = load * capacityRps(options);
-  let sentInWindow = 0;
-  let goodCount = 0;
-  let shed = 0;
-  let timeouts = 0;
-  let errors = 0;
-  let notSent = 0;
-  const admitted: number[] = [];
-  const admittedByPriority: number[][] = PRIORITIES.map(() => []);
-  const sentByPriority = PRIORITIES.map(() => 0);
-  const goodByPriority = PRIORITIES.map(() => 0);
-  for (let i = 0; i < requests.scheduledMs.length; i++) {
-    const status = requests.status[i]!;
-    if (status === -2) {
-      notSent += 1;
-      continue;
-    }
-    if (requests.sentMs[i]! < windowMs) sentInWindow += 1;
-    sentByPriority[requests.priority[i]!]! += 1;
-    if (requests.shed[i] !== 0) {
-      shed += 1;
-      continue;
-    }
-    admitted.push(requests.latencyMs[i]!);
-    admittedByPriority[requests.priority[i]!]!.push(requests.latencyMs[i]!);
-    if (status === -1) timeouts += 1;
-    else if (status === 0) errors += 1;
-    if (status >= 200 && status < 300 && requests.latencyMs[i]! <= options.sloMs) {
-      goodCount += 1;
-      goodByPriority[requests.priority[i]!]! += 1;
-    }
-  }
-  admitted.sort((a, b) => a - b);
-  const sent = requests.scheduledMs.length - notSent;
-  const offeredRps = sentInWindow / (windowMs / 1000);
-  const critical = PRIORITIES.indexOf('critical');
-  return {
-    limiter, load, repeat, targetRps, offeredRps,
-    valid: offeredRps >= ACHIEVED_LOAD_MIN * targetRps,
-    goodputFraction: goodCount / (windowMs / 1000) / capacityRps(options),
-    admittedP50Ms: percentile(admitted, 50),
-    admittedP99Ms: percentile(admitted, 99),
-    criticalSuccess: sentByPriority[critical]! === 0 ? Number.NaN : goodByPriority[critical]! / sentByPriority[critical]!,
-    successByPriority: Object.fromEntries(PRIORITIES.map((p, i) => [p, sentByPriority[i]! === 0 ? Number.NaN : goodByPriority[i]! / sentByPriority[i]!])),
-    admittedP99ByPriority: Object.fromEntries(PRIORITIES.map((p, i) => [p, percentile(admittedByPriority[i]!.sort((a, b) => a - b), 99)])),
-    shedFraction: sent === 0 ? 0 : shed / sent,
-    timeouts, errors, notSent,
-    settleMs: null,
-    generatorLagP99Ms: result.lagP99Ms,
-    generatorCpuCores: result.cpuCores,
-    finalLimit: front.snapshot.limit,
-    minRttMs: front.snapshot.minRttMs,
-    sheddingEvents: front.events.length,
-    backendWastedShare: wastedShare,
-    loadAverage: loadavg()[0]!,
-  };
-}
-
 async function runOnce(limiter: RunSummary['limiter'], load: number, repeat: number, options: Options): Promise<RunSummary> {
   const algorithm: LimiterAlgorithm = limiter === 'unloaded' ? 'none' : limiter;
   const name = `${limiter}-${load}x-r${repeat}`;
   const capacity = capacityRps(options);
+  const loadAverage = loadavg()[0]!;
   const backend = await startBackend({ workers: options.workers, serviceMs: options.serviceMs }, join(options.outDir, `${name}.backend.log`));
   try {
     const front = await startFront({
@@ -390,8 +221,15 @@ async function runOnce(limiter: RunSummary['limiter'], load: number, repeat: num
       const result = await runLoad(spec, join(options.outDir, `${name}.load.log`));
       const state = await front.state();
       const stats = await backend.stats();
-      const summary = summarize(limiter, load, repeat, result, options, state, stats.served === 0 ? 0 : stats.servedToClosedConnections / stats.served);
-      if (step) Object.assign(summary, settleTime(result, options));
+      const measure = { capacityRps: capacity, sloMs: options.sloMs };
+      const summary = summarize({ limiter, load, repeat }, result, measure, {
+        finalLimit: state.snapshot.limit,
+        minRttMs: state.snapshot.minRttMs,
+        sheddingEvents: state.events.length,
+        backendWastedShare: stats.served === 0 ? 0 : stats.servedToClosedConnections / stats.served,
+        loadAverage,
+      });
+      if (step) Object.assign(summary, settleTime(result, measure));
       // The step row's requests are kept, to look at the transient behind its settle time.
       const detail = step ? { requests: result.requests } : {};
       writeFileSync(join(options.outDir, `${name}.json`), JSON.stringify({ summary, events: state.events, ...detail }));
@@ -405,73 +243,6 @@ async function runOnce(limiter: RunSummary['limiter'], load: number, repeat: num
 }
 
 // ---- Report ----
-
-function aggregate(runs: RunSummary[], unloadedP99Ms: number): Row {
-  const valid = runs.filter((run) => run.valid);
-  const counted = valid.length > 0 ? valid : runs;
-  const m = (pick: (run: RunSummary) => number) => median(counted.map(pick));
-  const settles = counted.filter((run) => run.load === STEP_LOAD).map((run) => run.settleMs);
-  const first = runs[0]!;
-  return {
-    limiter: first.limiter as LimiterAlgorithm,
-    load: first.load,
-    goodputFraction: m((r) => r.goodputFraction),
-    admittedP50Ms: m((r) => r.admittedP50Ms),
-    admittedP99Ms: m((r) => r.admittedP99Ms),
-    unloadedP99Ms,
-    criticalSuccess: m((r) => r.criticalSuccess),
-    // A run that never settled counts as infinitely slow in the median.
-    settleMs: settles.length === 0 ? null : medianOrNull(settles),
-    targetRps: first.targetRps,
-    offeredRps: m((r) => r.offeredRps),
-    valid: valid.length > 0,
-    validRepeats: valid.length,
-    shedFraction: m((r) => r.shedFraction),
-    successByPriority: Object.fromEntries(PRIORITIES.map((p) => [p, m((r) => r.successByPriority[p]!)])),
-    finalLimit: m((r) => r.finalLimit),
-    generatorLagP99Ms: m((r) => r.generatorLagP99Ms),
-  };
-}
-
-function medianOrNull(values: (number | null)[]): number | null {
-  const sorted = values.map((v) => v ?? Number.POSITIVE_INFINITY).sort((a, b) => a - b);
-  const middle = sorted[Math.floor((sorted.length - 1) / 2)]!;
-  return Number.isFinite(middle) ? middle : null;
-}
-
-function fixed(value: number, digits: number): string {
-  return Number.isFinite(value) ? value.toFixed(digits) : '-';
-}
-
-function table(rows: Row[]): string {
-  const header = ['limiter', 'load', 'offered/s', 'goodput', 'p50 ms', 'p99 ms', 'p99/unl.', 'critical', 'shed', 'settle ms', 'limit', 'valid'];
-  const lines = rows.map((r) => [
-    r.limiter, `${r.load}×`, fixed(r.offeredRps, 0), fixed(r.goodputFraction, 3), fixed(r.admittedP50Ms, 1), fixed(r.admittedP99Ms, 1),
-    fixed(r.admittedP99Ms / r.unloadedP99Ms, 2), fixed(r.criticalSuccess, 4), fixed(r.shedFraction, 3),
-    r.load === STEP_LOAD ? (r.settleMs === null ? 'never' : String(r.settleMs)) : '',
-    fixed(r.finalLimit, 0), r.valid ? 'yes' : 'INVALID',
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  return [header, ...lines].map((cells) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ')).join('\n');
-}
-
-function goals(rows: Row[]): Record<string, Record<string, boolean | null>> {
-  const byLimiter: Record<string, Record<string, boolean | null>> = {};
-  for (const limiter of new Set(rows.map((r) => r.limiter))) {
-    const mine = rows.filter((r) => r.limiter === limiter && r.valid);
-    const overload = mine.filter((r) => r.load >= 3);
-    const heavyShed = mine.filter((r) => r.shedFraction > GOALS.shedShareForCritical);
-    const step = mine.find((r) => r.load === STEP_LOAD);
-    byLimiter[limiter] = {
-      goodputAtLeast90PercentAt3xAnd10x: overload.length === 0 ? null : overload.every((r) => r.goodputFraction >= GOALS.goodputAtOverload),
-      admittedP99WithinTwiceUnloadedAtEveryLoad: mine.length === 0 ? null : mine.every((r) => r.admittedP99Ms <= GOALS.p99OverUnloaded * r.unloadedP99Ms),
-      admittedP99WithinTwiceUnloadedAt3xAnd10x: overload.length === 0 ? null : overload.every((r) => r.admittedP99Ms <= GOALS.p99OverUnloaded * r.unloadedP99Ms),
-      criticalSuccess999WhileOverHalfShed: heavyShed.length === 0 ? null : heavyShed.every((r) => r.criticalSuccess >= GOALS.criticalSuccess),
-      settlesWithin1s: step === undefined ? null : step.settleMs !== null && step.settleMs <= GOALS.settleMs,
-    };
-  }
-  return byLimiter;
-}
 
 async function main(argv: string[]): Promise<number> {
   const options = parseOptions(argv);
