@@ -28,6 +28,10 @@ export interface Measure {
 
 /** Facts about a run that come from the front and backend rather than from the client's records. */
 export interface RunContext {
+  /** CPU the front used per request it answered (admitted or refused), in microseconds. */
+  frontCpuMicrosPerRequest: number;
+  /** CPU the front used per second of the run, in cores. */
+  frontCpuCores: number;
   finalLimit: number;
   minRttMs: number;
   sheddingEvents: number;
@@ -74,6 +78,7 @@ export interface Row {
   shedFraction: number;
   successByPriority: Record<string, number>;
   finalLimit: number;
+  frontCpuMicrosPerRequest: number;
   generatorLagP99Ms: number;
 }
 
@@ -234,6 +239,7 @@ export function aggregate(runs: readonly RunSummary[], unloadedP99Ms: number): R
     shedFraction: m((r) => r.shedFraction),
     successByPriority: Object.fromEntries(PRIORITIES.map((p) => [p, m((r) => r.successByPriority[p]!)])),
     finalLimit: m((r) => r.finalLimit),
+    frontCpuMicrosPerRequest: m((r) => r.frontCpuMicrosPerRequest),
     generatorLagP99Ms: m((r) => r.generatorLagP99Ms),
   };
 }
@@ -243,12 +249,12 @@ export function formatNumber(value: number, digits: number): string {
 }
 
 export function table(rows: readonly Row[]): string {
-  const header = ['limiter', 'load', 'offered/s', 'goodput', 'p50 ms', 'p99 ms', 'p99/unl.', 'critical', 'shed', 'settle ms', 'limit', 'valid'];
+  const header = ['limiter', 'load', 'offered/s', 'goodput', 'p50 ms', 'p99 ms', 'p99/unl.', 'critical', 'shed', 'settle ms', 'limit', 'front µs/req', 'valid'];
   const lines = rows.map((r) => [
     r.limiter, `${r.load}×`, formatNumber(r.offeredRps, 0), formatNumber(r.goodputFraction, 3), formatNumber(r.admittedP50Ms, 1),
     formatNumber(r.admittedP99Ms, 1), formatNumber(r.admittedP99Ms / r.unloadedP99Ms, 2), formatNumber(r.criticalSuccess, 4),
     formatNumber(r.shedFraction, 3), r.load === STEP_LOAD ? (r.settleMs === null ? 'never' : String(r.settleMs)) : '',
-    formatNumber(r.finalLimit, 0), r.valid ? 'yes' : 'INVALID',
+    formatNumber(r.finalLimit, 0), formatNumber(r.frontCpuMicrosPerRequest, 0), r.valid ? 'yes' : 'INVALID',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   return [header, ...lines].map((cells) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ')).join('\n');

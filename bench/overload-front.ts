@@ -35,6 +35,8 @@ export interface FrontSpec {
 export interface FrontState {
   snapshot: AdmissionSnapshot;
   events: AdmissionEvent[];
+  /** CPU time the front process has used since it started (user + system). */
+  cpuSeconds: number;
 }
 
 export interface RunningFront {
@@ -61,7 +63,8 @@ function serve(spec: FrontSpec): Promise<string> {
   const upstream = new Pool(spec.backendUrl, { connections: spec.upstreamConnections, keepAliveTimeout: 60_000 });
   const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
     if (req.url === FRONT_STATE_PATH) {
-      const body = JSON.stringify({ snapshot: admission.snapshot(), events: admission.recentEvents() });
+      const cpu = process.cpuUsage();
+      const body = JSON.stringify({ snapshot: admission.snapshot(), events: admission.recentEvents(), cpuSeconds: (cpu.user + cpu.system) / 1e6 });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
       return;
     }

@@ -64,6 +64,8 @@ export interface LoadResult {
     shed: number[];
   };
   notSent: number;
+  /** Requests sent in the whole run, warm-up included. */
+  sentTotal: number;
   lagP99Ms: number;
   lagMaxMs: number;
   connectionsOpened: number;
@@ -257,6 +259,7 @@ async function generate(spec: LoadSpec): Promise<LoadResult> {
     measuredEndMs: totalMs,
     requests,
     notSent,
+    sentTotal: scheduled - notSent,
     lagP99Ms: lags.length === 0 ? 0 : lags[Math.ceil(0.99 * lags.length) - 1]!,
     lagMaxMs: lags.at(-1) ?? 0,
     connectionsOpened,

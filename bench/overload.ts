@@ -218,11 +218,17 @@ async function runOnce(limiter: RunSummary['limiter'], load: number, repeat: num
         maxConnections: options.maxConnections,
         maxRequests: Math.ceil(load * capacity * (options.seconds + options.stepLeadSeconds + options.warmupSeconds) * 2 + 1000),
       };
+      const before = await front.state();
+      const runStartedMs = performance.now();
       const result = await runLoad(spec, join(options.outDir, `${name}.load.log`));
+      const runSeconds = (performance.now() - runStartedMs) / 1000;
       const state = await front.state();
+      const frontCpuSeconds = state.cpuSeconds - before.cpuSeconds;
       const stats = await backend.stats();
       const measure = { capacityRps: capacity, sloMs: options.sloMs };
       const summary = summarize({ limiter, load, repeat }, result, measure, {
+        frontCpuMicrosPerRequest: (frontCpuSeconds * 1e6) / Math.max(1, result.sentTotal),
+        frontCpuCores: frontCpuSeconds / runSeconds,
         finalLimit: state.snapshot.limit,
         minRttMs: state.snapshot.minRttMs,
         sheddingEvents: state.events.length,
@@ -270,7 +276,8 @@ async function main(argv: string[]): Promise<number> {
         log(`  ${limiter.padEnd(8)} ${String(load).padStart(4)}×  offered ${fixed(run.offeredRps, 0)}/s  goodput ${fixed(run.goodputFraction, 3)}  ` +
           `p99 ${fixed(run.admittedP99Ms, 1)} ms  critical ${fixed(run.criticalSuccess, 4)}  shed ${fixed(run.shedFraction, 3)}` +
           `${run.load === STEP_LOAD ? `  settle ${run.settleMs ?? 'never'} ${run.binsInBand}` : ''}  limit ${fixed(run.finalLimit, 0)}` +
-          `  lag p99 ${fixed(run.generatorLagP99Ms, 1)} ms${run.valid ? '' : '  INVALID'}`);
+          `  front ${fixed(run.frontCpuMicrosPerRequest, 0)} µs/req  lag p99 ${fixed(run.generatorLagP99Ms, 1)} ms  load avg ${fixed(run.loadAverage, 1)}` +
+          `${run.valid ? '' : '  INVALID'}`);
       }
     }
   }

@@ -8,7 +8,7 @@ import type { LoadResult } from '../../bench/overload-load.ts';
 import { PRIORITIES, type Priority } from '../../src/traffic/shed/priority.ts';
 
 const MEASURE = { capacityRps: 400, sloMs: 100 };
-const CONTEXT: RunContext = { finalLimit: 10, minRttMs: 20, sheddingEvents: 0, backendWastedShare: 0, loadAverage: 0 };
+const CONTEXT: RunContext = { frontCpuMicrosPerRequest: 50, frontCpuCores: 0.1, finalLimit: 10, minRttMs: 20, sheddingEvents: 0, backendWastedShare: 0, loadAverage: 0 };
 
 interface Record {
   atMs: number;
@@ -30,7 +30,7 @@ function resultOf(records: Record[], windowMs: number): LoadResult {
       priority: records.map((r) => PRIORITIES.indexOf(r.priority ?? 'default')),
       shed: records.map((r) => r.shed ?? 0),
     },
-    notSent: 0, lagP99Ms: 0, lagMaxMs: 0, connectionsOpened: 1, maxConnectionsBusy: 1, cpuCores: 0.1,
+    notSent: 0, sentTotal: records.length, lagP99Ms: 0, lagMaxMs: 0, connectionsOpened: 1, maxConnectionsBusy: 1, cpuCores: 0.1,
   };
 }
 

@@ -159,12 +159,11 @@ export class AdmissionQueue<T> {
 
   /** Removes and returns the requests whose deadline has come (deadline <= now). */
   expire(nowMs: number): QueueEntry<T>[] {
-    if (this.size === 0) return [];
+    if (this.nextDeadlineMs() > nowMs) return []; // the common case: one scan, no allocation
     this.advance(nowMs);
     const expired: QueueEntry<T>[] = [];
     for (const priority of PRIORITIES) {
       const entries = this.byPriority[priority];
-      if (entries.length === 0) continue;
       const kept = entries.filter((entry) => entry.deadlineMs > nowMs);
       if (kept.length === entries.length) continue;
       for (const entry of entries) if (entry.deadlineMs <= nowMs) expired.push(entry);

@@ -22,7 +22,9 @@ export const SHED_REASONS = [
 
 export type ShedReason = (typeof SHED_REASONS)[number];
 
-/** Reasons that mean the service is overloaded; a client quota or a client that left is not overload. */
+const OVERLOAD_REASONS: ReadonlySet<ShedReason> = new Set(['concurrency-limit', 'queue-full', 'queue-timeout', 'displaced', 'circuit-breaker']);
+
+/** Reasons that mean the service is overloaded: not a client quota, a shutdown, or a client that left. */
 export function isOverloadReason(reason: ShedReason): boolean {
-  return reason !== 'client-rate-limit' && reason !== 'cancelled';
+  return OVERLOAD_REASONS.has(reason);
 }
