@@ -82,5 +82,6 @@ function serve(spec: BackendSpec): Promise<string> {
 
 if (isMainModule(import.meta.url)) {
   const spec = specFromArgv<BackendSpec>(process.argv.slice(2));
+  process.on('SIGTERM', () => process.exit(0)); // exits through Node's exit hooks (so --cpu-prof can write its profile)
   process.stdout.write(`${JSON.stringify({ url: await serve(spec) })}\n`);
 }

@@ -113,5 +113,6 @@ function serve(spec: FrontSpec): Promise<string> {
 
 if (isMainModule(import.meta.url)) {
   const spec = specFromArgv<FrontSpec>(process.argv.slice(2));
+  process.on('SIGTERM', () => process.exit(0)); // exits through Node's exit hooks (so --cpu-prof can write its profile)
   process.stdout.write(`${JSON.stringify({ url: await serve(spec) })}\n`);
 }

@@ -49,7 +49,7 @@ export interface QueueSettings {
   readonly order: QueueOrder;
   /** Longest wait for a request that arrives while the queue is standing (CoDel's target). */
   readonly overloadedWaitMs: number;
-  /** A queue non-empty for this long is standing (CoDel's interval). */
+  /** Uninterrupted queueing for this long makes the queue standing (CoDel's interval; see the header). */
   readonly overloadIntervalMs: number;
 }
 
