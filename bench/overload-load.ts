@@ -1,7 +1,10 @@
 // The overload benchmark's open-loop load generator. Arrivals follow a Poisson process at a fixed
-// rate per phase (seeded, so every run of a row offers the same schedule), whatever happens to
-// earlier requests: a slow system gets more concurrent requests, not fewer, as with real users.
-// (A closed-loop generator such as wrk would slow down with the system and hide the overload.)
+// rate per phase, whatever happens to earlier requests: a slow system gets more concurrent
+// requests, not fewer, as with real users. (A closed-loop generator such as wrk would slow down with
+// the system and hide the overload.) Each phase gets exactly round(rate × duration) arrivals at
+// independent uniform times, which is a Poisson process conditioned on its count: as bursty as
+// Poisson, but the offered load is exactly the target, so a row falls short of it only when the
+// generator falls behind. The schedule is seeded: every run of a row offers the same arrivals.
 //
 // To offer several thousand requests per second from one Node.js process on a shared core, it
 // speaks HTTP/1.1 itself over raw node:net keep-alive connections: a request is one pre-built
@@ -39,7 +42,7 @@ export interface LoadSpec {
   seed: number;
   requestTimeoutMs: number;
   maxConnections: number;
-  /** Upper bound on requests scheduled in the whole run. */
+  /** Upper bound on requests scheduled in the whole run (later phases are cut short). */
   maxRequests: number;
 }
 
@@ -198,22 +201,13 @@ async function generate(spec: LoadSpec): Promise<LoadResult> {
     maxConnectionsBusy = Math.max(maxConnectionsBusy, busy.size);
     connection.socket.write(bytes[priority]!);
   };
-  const phaseAt = (timeMs: number) => {
-    let phase = 0;
-    while (phase + 1 < spec.phases.length && timeMs >= phaseStarts[phase + 1]!) phase += 1;
-    return phase;
-  };
-  /** The next arrival after `timeMs`: exponential gaps at the rate of the phase they fall in. */
-  const nextArrival = (timeMs: number): number => {
-    let from = timeMs;
-    for (;;) {
-      const phase = phaseAt(from);
-      const gapMs = (-Math.log(1 - random.nextFloat()) * 1000) / spec.phases[phase]!.rateRps;
-      const phaseEndMs = phaseStarts[phase]! + spec.phases[phase]!.durationMs;
-      if (from + gapMs < phaseEndMs || phase + 1 >= spec.phases.length) return from + gapMs;
-      from = phaseEndMs; // memoryless: restart the gap at the new phase's rate
-    }
-  };
+  /** Every arrival of the run, in order: per phase, round(rate × duration) uniform times in the phase. */
+  const schedule: number[] = [];
+  spec.phases.forEach((phase, index) => {
+    const count = Math.min(Math.round((phase.rateRps * phase.durationMs) / 1000), spec.maxRequests - schedule.length);
+    const times = Array.from({ length: count }, () => phaseStarts[index]! + random.nextFloat() * phase.durationMs);
+    schedule.push(...times.sort((a, b) => a - b));
+  });
   const classOf = (): number => {
     const draw = random.nextFloat();
     if (draw < spec.mix.critical) return PRIORITIES.indexOf('critical');
@@ -234,15 +228,12 @@ async function generate(spec: LoadSpec): Promise<LoadResult> {
   }, TIMEOUT_SWEEP_MS);
 
   await new Promise<void>((resolve) => {
-    let next = nextArrival(0);
+    let next = 0;
     const pump = () => {
       const nowMs = performance.now() - t0;
-      while (next <= nowMs && next < totalMs && scheduled < spec.maxRequests) {
-        send(next, classOf(), nowMs);
-        scheduled += 1;
-        next = nextArrival(next);
-      }
-      if (next < totalMs && scheduled < spec.maxRequests) setTimeout(pump, Math.max(0, Math.floor(next - nowMs)));
+      while (next < schedule.length && schedule[next]! <= nowMs) send(schedule[next++]!, classOf(), nowMs);
+      scheduled = next;
+      if (next < schedule.length) setTimeout(pump, Math.max(0, Math.floor(schedule[next]! - nowMs)));
       else resolve();
     };
     pump();

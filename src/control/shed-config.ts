@@ -65,7 +65,7 @@ const prioritySchema = z.object({
 
 const gradientSchema = z.object({
   sampleWindowMs: positiveMs.default(100),
-  percentile: z.number().gt(0).max(100).default(50),
+  percentile: z.number().gt(0).max(100).default(90),
   buffer: z.number().min(0).max(10).default(0.25),
   minRttIntervalMs: positiveMs.default(60_000),
   minRttJitter: fraction.default(0.15),

@@ -115,6 +115,7 @@ export class AdmissionController {
 
   admit(priority: Priority, nowMs: number): AdmitResult {
     const effects = this.pump(nowMs);
+    this.queue.noteArrival(priority, nowMs);
     const ticket: MutableTicket = {
       id: this.nextTicketId++, priority, arrivedMs: nowMs, startedMs: Number.NaN, state: 'queued', inflightAtStart: 0, queueEntry: undefined,
     };
@@ -184,6 +185,7 @@ export class AdmissionController {
   }
 
   private start(ticket: MutableTicket, nowMs: number): void {
+    this.queue.noteStart(nowMs);
     this.running[ticket.priority] += 1;
     ticket.state = 'running';
     ticket.startedMs = nowMs;

@@ -2,41 +2,53 @@
 // here for a slot, but never longer than its deadline: one that would time out anyway is better
 // rejected early, while its client can still go elsewhere.
 //
-// Deadlines follow the controlled-delay rule Facebook describes in "Fail at Scale" (CoDel applied
-// to request queues): a request that arrives at a queue that has just formed may wait maxWaitMs (a
-// burst is worth absorbing); once the queue has been standing for overloadIntervalMs, new requests
-// may wait only overloadedWaitMs. While the queue is standing the order also turns to LIFO
-// ("adaptive LIFO"), so the freshest requests, whose clients are most likely still waiting, are
-// served first, and the oldest ones expire.
+// Deadlines follow Facebook's controlled delay ("Fail at Scale": CoDel applied to request queues):
+// a queue that absorbs a burst is good, and a request may wait maxWaitMs in it; a queue that stands
+// because demand exceeds capacity only adds latency, and there a request may wait only
+// overloadedWaitMs before it is refused. While overloaded the order also turns to LIFO ("adaptive
+// LIFO"), so the freshest requests, whose clients are most likely still waiting, are served first,
+// and the oldest ones expire.
 //
-// "Standing" is measured as occupancy: the share of recent time during which requests waited, a
-// time-decayed average whose time constant makes it reach STANDING_ENTER (90 %) after exactly
-// overloadIntervalMs of uninterrupted queueing, which is Facebook's rule as long as the queue never
-// empties. Unlike a reset on every empty moment, it does not forget a sustained overload just
-// because short deadlines emptied the queue for a millisecond: that would hand the next requests
-// the long deadline and FIFO order again, and admitted requests would swing between waiting a
-// few and maxWaitMs milliseconds. The queue stops standing when occupancy falls below
-// STANDING_EXIT (50 %, about 30 % of overloadIntervalMs of emptiness), a hysteresis that keeps it
-// from flapping.
+// A class is overloaded when both hold, judged on the requests of the class and of the classes
+// above it (the only ones it waits behind, since a free slot goes to the highest class that may
+// take it):
+// * its queue is standing, not a burst: requests waited during most of the recent past
+//   (occupancy, a time-decayed average that reaches 90 % after exactly overloadIntervalMs of
+//   uninterrupted waiting, which is Facebook's "not empty for the last interval");
+// * it will not drain by itself: its requests arrive faster than requests of any class get a slot
+//   (by 10 %, time-decayed counts with time constant overloadIntervalMs).
+// It stops being overloaded when its requests arrive slower than requests get a slot, and only
+// then: short deadlines empty the queue now and then, so occupancy falls under overload too.
 //
-// Entries are kept per priority class; a free slot goes to the highest class that may take it. So
-// a request waits only behind requests of its own class and above, and occupancy is measured per
-// class on exactly that part of the queue: a standing queue of sheddable requests shortens the
-// deadlines of sheddable requests, not those of a critical request, which will have the next free
-// slot anyway; critical requests get short deadlines only if they alone form a standing queue.
+// Each condition alone was wrong here, as the benchmark and the simulation showed. Standing alone:
+// the part of the queue in front of critical requests at 10× is seldom empty although each of
+// them gets a slot within milliseconds, so they got 5 ms deadlines and 8 % were refused. Demand
+// alone: a burst of 20 requests at a limit of 10 looks like overload at once and loses the long
+// deadline it should be absorbed with. And Facebook's rule as written (reset on any empty moment)
+// kept forgetting a real overload, because short deadlines empty the queue for a moment now and
+// then: the next requests got the long deadline and FIFO order again, and a third of the admitted
+// requests at 3× waited 16–50 ms. (A share-of-refusals signal fed on itself: short deadlines
+// refuse some requests even of a class whose demand fits, which kept them short.)
 
 import { PRIORITIES, priorityRank, type PerPriority, type Priority, perPriority } from './priority.ts';
 
-/** Occupancy at which a queue counts as standing: reached after overloadIntervalMs of uninterrupted queueing. */
+/** Occupancy at which a queue is standing: reached after overloadIntervalMs of uninterrupted waiting. */
 export const STANDING_ENTER = 0.9;
-/** Occupancy below which a standing queue no longer counts as standing. */
-export const STANDING_EXIT = 0.5;
+/** Arrivals over starts at which the queue will not drain by itself. */
+export const DEMAND_ENTER_RATIO = 1.1;
+/** Arrivals over starts below which an overloaded class is no longer overloaded. */
+export const DEMAND_EXIT_RATIO = 1;
 
-/** Recent occupancy of the part of the queue at or above one class. */
-interface Occupancy {
-  value: number;
+/** The recent past of the requests of one class and above (time-decayed, time constant τ). */
+interface ClassHistory {
+  /** Share of recent time during which such requests waited. */
+  occupancy: number;
+  /** Such requests that arrived (started at once or not). */
+  arrived: number;
+  /** Requests of any class that got a slot. */
+  started: number;
   updatedMs: number;
-  standing: boolean;
+  overloaded: boolean;
 }
 
 export type QueueOrder = 'adaptive-lifo' | 'fifo';
@@ -44,12 +56,12 @@ export type QueueOrder = 'adaptive-lifo' | 'fifo';
 export interface QueueSettings {
   /** Most requests waiting at once; 0 disables the queue (requests over the limit are rejected at once). */
   readonly maxLength: number;
-  /** Longest wait while the queue is not standing. */
+  /** Longest wait while the request's class is not overloaded. */
   readonly maxWaitMs: number;
   readonly order: QueueOrder;
-  /** Longest wait for a request that arrives while the queue is standing (CoDel's target). */
+  /** Longest wait for a request that arrives while its class is overloaded (CoDel's target). */
   readonly overloadedWaitMs: number;
-  /** Uninterrupted queueing for this long makes the queue standing (CoDel's interval; see the header). */
+  /** The recent past over which the refused share is measured (time constant of its decay). */
   readonly overloadIntervalMs: number;
 }
 
@@ -64,8 +76,8 @@ export class AdmissionQueue<T> {
   private readonly settings: QueueSettings;
   private readonly byPriority: PerPriority<QueueEntry<T>[]> = perPriority(() => []);
   private size = 0;
-  private readonly occupancy: PerPriority<Occupancy> = perPriority(() => ({ value: 0, updatedMs: 0, standing: false }));
-  /** Time constant of the occupancy average: ln(10) of them make overloadIntervalMs, so 0 → 0.9 takes exactly that. */
+  private readonly history: PerPriority<ClassHistory> = perPriority(() => ({ occupancy: 0, arrived: 0, started: 0, updatedMs: 0, overloaded: false }));
+  /** The occupancy's time constant: overloadIntervalMs / ln 10, so 0 → 90 % takes exactly overloadIntervalMs. */
   private readonly occupancyTimeConstantMs: number;
 
   constructor(settings: QueueSettings) {
@@ -97,31 +109,61 @@ export class AdmissionQueue<T> {
     return length;
   }
 
-  /** True while the part of the queue at or above this class is standing (see the header). */
-  isStanding(priority: Priority, nowMs: number): boolean {
+  /** True while this class is overloaded: a standing queue that will not drain by itself (see the header). */
+  isOverloaded(priority: Priority, nowMs: number): boolean {
     this.advance(nowMs);
-    return this.occupancy[priority].standing;
+    return this.history[priority].overloaded;
   }
 
-  /** Brings every class's occupancy up to `nowMs`, under the lengths of the queue since its last change. */
+  /** Counts an arriving request (started at once or not) in its class and every class below. */
+  noteArrival(priority: Priority, nowMs: number): void {
+    this.advance(nowMs);
+    for (let rank = priorityRank(priority); rank < PRIORITIES.length; rank++) this.history[PRIORITIES[rank]!].arrived += 1;
+    this.judge();
+  }
+
+  /** Counts a request that got a slot, in every class: a free slot may go to any class. */
+  noteStart(nowMs: number): void {
+    this.advance(nowMs);
+    for (const priority of PRIORITIES) this.history[priority].started += 1;
+    this.judge();
+  }
+
+  /**
+   * Brings every class's history up to `nowMs`. Call before the queue's lengths change: the
+   * occupancy integrates them. Decay alone does not change arrivals over starts.
+   */
   private advance(nowMs: number): void {
     for (const priority of PRIORITIES) {
-      const occupancy = this.occupancy[priority];
-      const elapsedMs = nowMs - occupancy.updatedMs;
+      const history = this.history[priority];
+      const elapsedMs = nowMs - history.updatedMs;
       if (elapsedMs <= 0) continue;
-      const target = this.lengthAtOrAbove(priority) > 0 ? 1 : 0;
-      occupancy.value = target + (occupancy.value - target) * Math.exp(-elapsedMs / this.occupancyTimeConstantMs);
-      occupancy.updatedMs = nowMs;
-      // The average moves monotonically between updates, so checking the thresholds here sees every crossing.
-      if (!occupancy.standing && occupancy.value >= STANDING_ENTER - 1e-9) occupancy.standing = true;
-      else if (occupancy.standing && occupancy.value < STANDING_EXIT) occupancy.standing = false;
+      const waiting = this.lengthAtOrAbove(priority) > 0 ? 1 : 0;
+      history.occupancy = waiting + (history.occupancy - waiting) * Math.exp(-elapsedMs / this.occupancyTimeConstantMs);
+      const countDecay = Math.exp(-elapsedMs / this.settings.overloadIntervalMs);
+      history.arrived *= countDecay;
+      history.started *= countDecay;
+      history.updatedMs = nowMs;
+    }
+    this.judge();
+  }
+
+  /** Applies the thresholds (with hysteresis). Each input moves monotonically between calls, so no crossing is missed. */
+  private judge(): void {
+    for (const priority of PRIORITIES) {
+      const history = this.history[priority];
+      if (!history.overloaded) {
+        history.overloaded = history.occupancy >= STANDING_ENTER - 1e-9 && history.arrived >= DEMAND_ENTER_RATIO * history.started;
+      } else if (history.arrived < DEMAND_EXIT_RATIO * history.started) {
+        history.overloaded = false;
+      }
     }
   }
 
   /** Adds a request; the caller has checked that the queue is not full. */
   enqueue(priority: Priority, payload: T, nowMs: number): QueueEntry<T> {
     if (this.isFull) throw new Error('bug: enqueue into a full admission queue');
-    const waitMs = this.isStanding(priority, nowMs) ? Math.min(this.settings.overloadedWaitMs, this.settings.maxWaitMs) : this.settings.maxWaitMs;
+    const waitMs = this.isOverloaded(priority, nowMs) ? Math.min(this.settings.overloadedWaitMs, this.settings.maxWaitMs) : this.settings.maxWaitMs;
     const entry: QueueEntry<T> = { priority, enqueuedMs: nowMs, deadlineMs: nowMs + waitMs, payload };
     this.byPriority[priority].push(entry);
     this.size += 1;
@@ -130,14 +172,14 @@ export class AdmissionQueue<T> {
 
   /**
    * Takes the next request to serve: from the highest class that `mayStart` allows, the oldest one
-   * (FIFO), or the newest one while that class's queue is standing and the order is adaptive LIFO.
+   * (FIFO), or the newest one while that class is overloaded and the order is adaptive LIFO.
    */
   takeNext(mayStart: (priority: Priority) => boolean, nowMs: number): QueueEntry<T> | undefined {
     this.advance(nowMs);
     for (const priority of PRIORITIES) {
       const entries = this.byPriority[priority];
       if (entries.length === 0 || !mayStart(priority)) continue;
-      const lifo = this.settings.order === 'adaptive-lifo' && this.isStanding(priority, nowMs);
+      const lifo = this.settings.order === 'adaptive-lifo' && this.isOverloaded(priority, nowMs);
       const entry = lifo ? entries.pop()! : entries.shift()!;
       this.size -= 1;
       return entry;
@@ -147,10 +189,10 @@ export class AdmissionQueue<T> {
 
   /** Removes the oldest request of the lowest class below `priority`, to make room for a more important one. */
   evictBelow(priority: Priority, nowMs: number): QueueEntry<T> | undefined {
+    this.advance(nowMs);
     for (let rank = PRIORITIES.length - 1; rank > priorityRank(priority); rank--) {
       const entries = this.byPriority[PRIORITIES[rank]!];
       if (entries.length === 0) continue;
-      this.advance(nowMs);
       this.size -= 1;
       return entries.shift();
     }

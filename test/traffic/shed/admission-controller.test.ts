@@ -68,54 +68,62 @@ test('a waiter whose deadline (maxWaitMs) comes is refused with queue-timeout', 
   assert.equal(c.queueLength, 0);
 });
 
-test('a standing queue gets short deadlines (CoDel) and LIFO order (adaptive LIFO); a brief empty moment does not reset it', () => {
-  // Occupancy: a decaying average of "requests are waiting" with time constant τ = 100 / ln 10 =
-  // 43.43 ms, so uninterrupted queueing from 0 reaches 0.9 (standing) at exactly 100 ms.
-  const c = controller(1, { queue: { ...SETTINGS.queue, maxLength: 10 } });
-  const running = ticketOf(admit(c, 'default', 0));
-  admit(c, 'default', 0); // deadline 50
-  admit(c, 'default', 40); // occupancy 1 − e^(−40/τ) = 0.60: deadline 90
-  admit(c, 'default', 80); // 0.84: deadline 130
-  assert.equal(c.nextDeadlineMs(), 90);
-  const w4 = ticketOf(admit(c, 'default', 100)); // 1 − 10^−1 = 0.9: standing, deadline 105
-  assert.equal(c.nextDeadlineMs(), 105);
-  // A slot frees at 101: LIFO gives it to the newest waiter, not to the one of 80.
-  assert.deepEqual(c.release(running, { dropped: false }, 101).started.map((t) => t.id), [w4.id]);
-  assert.deepEqual(c.expire(130).rejected.map((r) => r.reason), ['queue-timeout'], 'the waiter of 80 expires; the queue is empty');
-  // Empty from 130 (occupancy 0.95) to 135: 0.95 × e^(−5/τ) = 0.85, still standing (it exits below 0.5).
-  ticketOf(admit(c, 'default', 135));
-  assert.equal(c.nextDeadlineMs(), 140, 'still standing: a 5 ms deadline');
-  c.expire(140);
-  // 140 → 175 empty: 0.86 × e^(−35/τ) = 0.39 < 0.5: no longer standing, the full 50 ms again.
-  ticketOf(admit(c, 'default', 175));
-  assert.equal(c.nextDeadlineMs(), 225);
+test('a burst is absorbed: requests over the limit get the full maxWaitMs', () => {
+  const c = controller(10, { queue: { ...SETTINGS.queue, maxLength: 20 } });
+  for (let i = 0; i < 20; i++) admit(c, 'default', 0);
+  assert.equal(c.inflight, 10);
+  assert.equal(c.queueLength, 10);
+  assert.equal(c.nextDeadlineMs(), 50);
 });
 
-test('standing is judged per class: a critical request behind a standing sheddable queue keeps maxWaitMs', () => {
-  const c = controller(1, { queue: { ...SETTINGS.queue, maxLength: 10, maxWaitMs: 1000 } });
-  const running = ticketOf(admit(c, 'sheddable', 0));
-  admit(c, 'sheddable', 0); // sheddable requests wait from 0 on
-  admit(c, 'sheddable', 150); // standing for the sheddable class: deadline 155
-  assert.equal(c.nextDeadlineMs(), 155);
-  const critical = ticketOf(admit(c, 'critical', 150)); // no critical request waited before: deadline 1150
+/**
+ * One request per 10 ms from 0 to `untilMs` against one slot freed every 20 ms: demand twice the
+ * service. Requests wait from t = 10 on; the occupancy (time constant 100 / ln 10 ms) reaches 90 %
+ * at 110, so from 110 on the class is overloaded. Returns the request running at `untilMs`.
+ */
+function overload(c: AdmissionController, untilMs: number, priority: Priority = 'default'): Ticket {
+  let running = ticketOf(admit(c, priority, 0));
+  for (let t = 10; t <= untilMs; t += 10) {
+    if (t % 20 === 0) running = c.release(running, { dropped: false }, t).started[0] ?? running;
+    admit(c, priority, t);
+  }
+  return running;
+}
+
+test('a standing queue with demand beyond service gets short deadlines (CoDel) and LIFO order; it recovers when demand falls', () => {
+  const c = controller(1, { queue: { ...SETTINGS.queue, maxLength: 100, maxWaitMs: 1000 } });
+  const running = overload(c, 120);
+  // Requests of 10–100 got 1,000 ms; 110 got 5 ms and expired at 115; 120 got 5 ms.
+  assert.equal(c.nextDeadlineMs(), 125);
+  // LIFO: the slot freed at 121 goes to the newest waiter (120), not to the oldest.
+  const next = c.release(running, { dropped: false }, 121).started;
+  assert.deepEqual(next.map((t) => t.arrivedMs), [120]);
+  // Demand stops; slots keep freeing every 20 ms. Once arrivals fall below starts, deadlines are long again.
+  let current = next[0]!;
+  for (let t = 140; t <= 400; t += 20) current = c.release(current, { dropped: false }, t).started[0] ?? current;
+  admit(c, 'default', 400); // takes the slot if it is free
+  const late = ticketOf(admit(c, 'default', 400));
+  assert.equal(late.state, 'queued');
+  c.expire(1399);
+  assert.equal(late.state, 'queued', 'a long deadline again: 400 + 1,000');
+});
+
+test('in FIFO order an overloaded class still gets the short deadline but serves the oldest first', () => {
+  const c = controller(1, { queue: { ...SETTINGS.queue, maxLength: 100, maxWaitMs: 1000, order: 'fifo' } });
+  const running = overload(c, 120);
+  assert.equal(c.nextDeadlineMs(), 125);
+  // Slots at 20, 40, ..., 120 went to the requests of 10, 20, ..., 60: the oldest now waiting is 70.
+  assert.deepEqual(c.release(running, { dropped: false }, 121).started.map((t) => t.arrivedMs), [70]);
+});
+
+test('overload is judged per class: a critical request behind an overloaded sheddable queue keeps maxWaitMs', () => {
+  const c = controller(1, { queue: { ...SETTINGS.queue, maxLength: 100, maxWaitMs: 1000 } });
+  overload(c, 150, 'sheddable');
+  const critical = ticketOf(admit(c, 'critical', 155));
+  const sheddable = ticketOf(admit(c, 'sheddable', 155));
   c.expire(160);
-  assert.equal(critical.state, 'queued', 'the critical request keeps its full wait');
-  assert.deepEqual(c.release(running, { dropped: false }, 170).started.map((t) => t.id), [critical.id]);
-  // Critical requests alone standing for 100 ms get the short deadline too.
-  const critical2 = ticketOf(admit(c, 'critical', 200)); // critical queue non-empty from 200
-  admit(c, 'critical', 310); // standing since 200: deadline 315
-  assert.equal(critical2.state, 'queued');
-  assert.equal(c.nextDeadlineMs(), 315);
-});
-
-test('in FIFO order a standing queue still gets the short deadline but serves the oldest first', () => {
-  const c = controller(1, { queue: { ...SETTINGS.queue, maxLength: 10, order: 'fifo', maxWaitMs: 1000 } });
-  const running = ticketOf(admit(c, 'default', 0));
-  const first = ticketOf(admit(c, 'default', 0));
-  const second = ticketOf(admit(c, 'default', 150)); // standing since 0: deadline 155
-  assert.equal(second.state, 'queued');
-  assert.equal(c.nextDeadlineMs(), 155);
-  assert.deepEqual(c.release(running, { dropped: false }, 151).started.map((t) => t.id), [first.id]);
+  assert.equal(sheddable.state, 'finished', 'the sheddable class is overloaded: 5 ms');
+  assert.equal(critical.state, 'queued', 'no critical request waited before: the full 1,000 ms');
 });
 
 test('a free slot goes to the most important waiter; a full queue displaces the least important', () => {
