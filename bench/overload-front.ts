@@ -57,7 +57,7 @@ export async function startFront(spec: FrontSpec, logPath: string): Promise<Runn
   };
 }
 
-function serve(spec: FrontSpec): Promise<string> {
+async function serve(spec: FrontSpec): Promise<string> {
   const metrics = new ShedMetrics();
   const admission = createAdmission({ pool: 'bench', settings: parseShedConfig(spec.shed), metrics });
   const upstream = new Pool(spec.backendUrl, { connections: spec.upstreamConnections, keepAliveTimeout: 60_000 });
@@ -107,7 +107,27 @@ function serve(spec: FrontSpec): Promise<string> {
     }
   }
 
+  await warmUp(upstream);
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+}
+
+/** Requests sent to the backend before the front listens, so connections and compiled code are warm. */
+const WARM_UP_REQUESTS = 40;
+const WARM_UP_CONCURRENCY = 4;
+
+/**
+ * A proxy meets its first request with upstream connections open and its code compiled (health
+ * checks ran before traffic). Without this the gradient's first minRTT window, taken from the first
+ * 50 requests, would measure connection setup and cold code, and keep that inflated baseline for a
+ * whole benchmark row.
+ */
+async function warmUp(upstream: Pool): Promise<void> {
+  for (let round = 0; round < WARM_UP_REQUESTS / WARM_UP_CONCURRENCY; round++) {
+    await Promise.all(Array.from({ length: WARM_UP_CONCURRENCY }, async () => {
+      const response = await upstream.request({ path: '/warm-up', method: 'GET' });
+      await response.body.arrayBuffer();
+    }));
+  }
 }
 
 
