@@ -10,6 +10,12 @@ import { STATUS_ERROR, STATUS_NOT_SENT, STATUS_TIMEOUT, type LoadResult } from '
 export const STEP_LOAD = 1.4;
 /** A row whose achieved offered load is below this share of its target is invalid. */
 export const ACHIEVED_LOAD_MIN = 0.95;
+/**
+ * A row whose generator sent late by more than this (p99 of send time − scheduled time) is invalid
+ * too: it offered bursts, not the intended load, and on this shared machine that means other work
+ * starved it. On a quiet machine the lag p99 is a few milliseconds.
+ */
+export const GENERATOR_LAG_P99_MAX_MS = 20;
 export const SETTLE_BIN_MS = 200;
 /** A bin's goodput is in band within this share of capacity of the final goodput. */
 export const SETTLE_GOODPUT_BAND = 0.2;
@@ -193,7 +199,7 @@ export function summarize(
     ...context,
     targetRps,
     offeredRps,
-    valid: offeredRps >= ACHIEVED_LOAD_MIN * targetRps,
+    valid: offeredRps >= ACHIEVED_LOAD_MIN * targetRps && result.lagP99Ms <= GENERATOR_LAG_P99_MAX_MS,
     goodputFraction: goodCount / (windowMs / 1000) / measure.capacityRps,
     admittedP50Ms: percentile(admitted, 50),
     admittedP99Ms: percentile(admitted, 99),

@@ -22,7 +22,9 @@
 //   bins whose goodput is within 20 % of capacity of the final goodput and whose admitted p90 is
 //   within a factor 1.5 of the final p90, for at least 80 % of the bins from there to the end
 //   (null: never; the final state is the median of the last half; see settleTime);
-// * offered load achieved; a row below 95 % of its target is invalid and not counted.
+// * offered load achieved; a run below 95 % of its target is invalid and not counted, and so is a
+//   run whose generator sent late by more than 20 ms at p99 (it offered bursts, not the load;
+//   on this shared machine, other work starved it). Rows report medians over valid runs.
 // Output: a table on stderr; the last stdout line is the JSON summary (with --json, only that line).
 
 import { mkdirSync, writeFileSync } from 'node:fs';

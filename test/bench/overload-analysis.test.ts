@@ -53,6 +53,8 @@ test('goodput counts 2xx within the SLO; critical success is over critical reque
   assert.equal(summary.valid, true, 'target 0.0125 × 400 = 5/s');
   assert.equal(summarize({ limiter: 'fixed', load: 0.0132, repeat: 0 }, resultOf(records, 1000), MEASURE, CONTEXT).valid, false, '5 < 0.95 × 5.28');
   assert.equal(summary.admittedP99Ms, 1000);
+  const late = { ...resultOf(records, 1000), lagP99Ms: 25 };
+  assert.equal(summarize({ limiter: 'fixed', load: 0.0125, repeat: 0 }, late, MEASURE, CONTEXT).valid, false, 'a generator 25 ms late at p99 offered bursts');
 });
 
 /** 40 requests per 200 ms bin with the given latency, all 2xx. */
