@@ -264,12 +264,13 @@ async function main(argv: string[]): Promise<number> {
   log(`overload: capacity ${capacityRps(options)} req/s (${options.workers} workers × ${options.serviceMs} ms), SLO ${options.sloMs} ms, ` +
     `${options.repeats} repetition(s), logs in ${options.outDir}`);
   const runs: RunSummary[] = [];
-  const unloaded: number[] = [];
+  const unloaded: RunSummary[] = [];
   const startedMs = performance.now();
   for (let repeat = 0; repeat < options.repeats; repeat++) {
     const base = await runOnce('unloaded', UNLOADED_LOAD, repeat, { ...options, seconds: Math.max(options.seconds, 3) });
-    unloaded.push(base.admittedP99Ms);
-    log(`repeat ${repeat + 1}: unloaded p99 ${fixed(base.admittedP99Ms, 1)} ms (p50 ${fixed(base.admittedP50Ms, 1)} ms)`);
+    unloaded.push(base);
+    log(`repeat ${repeat + 1}: unloaded p99 ${fixed(base.admittedP99Ms, 1)} ms (p50 ${fixed(base.admittedP50Ms, 1)} ms)` +
+      `  lag p99 ${fixed(base.generatorLagP99Ms, 1)} ms  load avg ${fixed(base.loadAverage, 1)}${base.valid ? '' : '  INVALID'}`);
     const order = options.limiters.map((_, i) => options.limiters[(i + repeat) % options.limiters.length]!);
     for (const limiter of order) {
       for (const load of options.loads) {
@@ -283,7 +284,8 @@ async function main(argv: string[]): Promise<number> {
       }
     }
   }
-  const unloadedP99Ms = median(unloaded);
+  const validUnloaded = unloaded.filter((run) => run.valid);
+  const unloadedP99Ms = median((validUnloaded.length > 0 ? validUnloaded : unloaded).map((run) => run.admittedP99Ms));
   const rows = options.limiters.flatMap((limiter) => options.loads.map((load) => aggregate(runs.filter((r) => r.limiter === limiter && r.load === load), unloadedP99Ms)));
   log('');
   log(`medians over ${options.repeats} repetition(s); goodput = 2xx within ${options.sloMs} ms per second / capacity; unloaded p99 ${fixed(unloadedP99Ms, 1)} ms`);
@@ -301,7 +303,7 @@ async function main(argv: string[]): Promise<number> {
     goals: goals(rows),
     rows,
   };
-  writeFileSync(join(options.outDir, 'summary.json'), JSON.stringify({ ...summary, runs }, null, 2));
+  writeFileSync(join(options.outDir, 'summary.json'), JSON.stringify({ ...summary, runs: [...unloaded, ...runs] }, null, 2));
   process.stdout.write(`${JSON.stringify(summary)}\n`);
   return 0;
 }
