@@ -25,7 +25,8 @@
 // * offered load achieved; a run below 95 % of its target is invalid and not counted, and so is a
 //   run whose generator sent late by more than 20 ms at p99 (it offered bursts, not the load;
 //   on this shared machine, other work starved it). Rows report medians over valid runs.
-// Output: a table on stderr; the last stdout line is the JSON summary (with --json, only that line).
+// Output: progress on stderr; the table and, as the last line, the JSON summary on stdout (with
+// --json, only the JSON line; the table goes to stderr).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -108,7 +109,7 @@ function parseOptions(argv: string[]): Options | undefined {
   const program = new Command('overload')
     .description('Goodput, latency and critical success of admission control under 0.5×–10× overload, against no shedding and a fixed limit.')
     .option('--quick', 'one repetition of 2 s rows (about 2 minutes)', false)
-    .option('--json', 'print only the JSON summary line on stdout', false)
+    .option('--json', 'print only the JSON summary line on stdout (the table goes to stderr)', false)
     .option('--limiters <list>', `limiters to compare (${LIMITER_ALGORITHMS.join(',')})`, listOf(limiterName))
     .option('--loads <list>', 'offered loads as multiples of capacity', listOf(positiveNumber))
     .option('--seconds <n>', 'measured seconds per row (default 4, quick 2)', positiveNumber)
@@ -287,9 +288,12 @@ async function main(argv: string[]): Promise<number> {
   const validUnloaded = unloaded.filter((run) => run.valid);
   const unloadedP99Ms = median((validUnloaded.length > 0 ? validUnloaded : unloaded).map((run) => run.admittedP99Ms));
   const rows = options.limiters.flatMap((limiter) => options.loads.map((load) => aggregate(runs.filter((r) => r.limiter === limiter && r.load === load), unloadedP99Ms)));
-  log('');
-  log(`medians over ${options.repeats} repetition(s); goodput = 2xx within ${options.sloMs} ms per second / capacity; unloaded p99 ${fixed(unloadedP99Ms, 1)} ms`);
-  log(table(rows));
+  // The table goes to stdout for a reader, to stderr with --json so stdout holds the JSON line only.
+  const report = options.json ? log : (line: string) => process.stdout.write(`${line}\n`);
+  report('');
+  report(`medians over valid runs of ${options.repeats} repetition(s); goodput = 2xx within ${options.sloMs} ms per second / capacity; ` +
+    `unloaded p99 ${fixed(unloadedP99Ms, 1)} ms`);
+  report(table(rows));
   const summary = {
     benchmark: 'overload',
     date: new Date().toISOString(),

@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseShedConfig } from '../../../src/control/shed-config.ts';
-import { simulate } from './overload-simulation.ts';
+import { simulate } from '../../../bench/overload-simulation.ts';
 
 const ISSUE_SECTION = { minLimit: 4, maxLimit: 1000, queue: { maxLength: 100, maxWaitMs: 50 }, priority: { header: 'x-concord-priority', default: 'default' }, dropLatencyMs: 100 };
 

@@ -2,13 +2,16 @@
 // virtual time: the benchmark's setup (workers with a fixed service time behind a FIFO queue, Poisson
 // arrivals, 5 % critical and 40 % sheddable requests) without a machine's noise. Every request goes
 // through the real AdmissionController and limiter; the simulated front has no timers, so queue
-// deadlines are processed as events of their own.
+// deadlines are processed as events of their own. Deterministic: a seed gives the same figures on
+// any machine, which the real benchmark on a shared machine cannot. Used by
+// test/traffic/shed/overload-simulation.test.ts; `node bench/overload-simulation.ts` prints the table.
 
-import { AdmissionController, type Ticket } from '../../../src/traffic/shed/admission-controller.ts';
-import { createLimiter } from '../../../src/traffic/shed/limiter-factory.ts';
-import type { Priority } from '../../../src/traffic/shed/priority.ts';
-import type { ShedSettings } from '../../../src/traffic/shed/shed-settings.ts';
-import { SeededRandom } from '../../../src/random/seeded-random.ts';
+import { AdmissionController, type Ticket } from '../src/traffic/shed/admission-controller.ts';
+import { createLimiter } from '../src/traffic/shed/limiter-factory.ts';
+import type { Priority } from '../src/traffic/shed/priority.ts';
+import type { ShedSettings } from '../src/traffic/shed/shed-settings.ts';
+import { pathToFileURL } from 'node:url';
+import { SeededRandom } from '../src/random/seeded-random.ts';
 
 export interface SimulationSpec {
   settings: ShedSettings;
@@ -178,3 +181,27 @@ export function simulate(spec: SimulationSpec): SimulationResult {
     maxBackendQueue,
   };
 }
+
+/** `node bench/overload-simulation.ts`: the benchmark's rows in virtual time (5 seeds each, medians). */
+async function printTable(): Promise<void> {
+  const { parseShedConfig } = await import('../src/control/shed-config.ts');
+  const section = { minLimit: 4, maxLimit: 1000, queue: { maxLength: 100, maxWaitMs: 50 }, dropLatencyMs: 100 };
+  const limiters: [string, object][] = [
+    ['none', { algorithm: 'none' }], ['fixed', { algorithm: 'fixed', fixed: { limit: 10 } }], ['aimd', { algorithm: 'aimd' }],
+    ['vegas', { algorithm: 'vegas' }], ['gradient', { algorithm: 'gradient' }], ['gradient p50', { algorithm: 'gradient', gradient: { percentile: 50 } }],
+  ];
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  process.stdout.write('limiter        load  goodput  p99 ms  critical  shed   limit (median of 100 ms samples)\n');
+  for (const [name, shed] of limiters) {
+    for (const load of [0.5, 1, 1.4, 3, 10]) {
+      const runs = [1, 2, 3, 4, 5].map((seed) => simulate({
+        settings: parseShedConfig({ ...section, ...shed }), workers: 8, serviceMs: 20, load, durationMs: 8000, warmupMs: 2000, sloMs: 100, seed,
+      }));
+      const m = (pick: (r: SimulationResult) => number) => median(runs.map(pick));
+      process.stdout.write(`${name.padEnd(13)} ${String(load).padStart(4)}×  ${m((r) => r.goodputFraction).toFixed(3)}  ${m((r) => r.admittedP99Ms).toFixed(1).padStart(6)}` +
+        `  ${m((r) => r.criticalSuccess).toFixed(4)}  ${m((r) => r.shedFraction).toFixed(3)}  ${m((r) => median(r.limits.slice(20)))}\n`);
+    }
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await printTable();
