@@ -17,8 +17,10 @@
 //   uninterrupted waiting, which is Facebook's "not empty for the last interval");
 // * it will not drain by itself: its requests arrive faster than requests of any class get a slot
 //   (by 10 %, time-decayed counts with time constant overloadIntervalMs).
-// It stops being overloaded when its requests arrive slower than requests get a slot, and only
-// then: short deadlines empty the queue now and then, so occupancy falls under overload too.
+// It stops being overloaded when its requests arrive no faster than requests get a slot, or when
+// its requests have hardly waited lately (occupancy below 10 %: an idle class, whose decayed counts
+// would otherwise stay frozen at their overload ratio). Occupancy alone does not end it at a higher
+// level: short deadlines empty the queue now and then, so occupancy falls under overload too.
 //
 // Each condition alone was wrong here, as the benchmark and the simulation showed. Standing alone:
 // the part of the queue in front of critical requests at 10× is seldom empty although each of
@@ -34,9 +36,11 @@ import { PRIORITIES, priorityRank, type PerPriority, type Priority, perPriority 
 
 /** Occupancy at which a queue is standing: reached after overloadIntervalMs of uninterrupted waiting. */
 export const STANDING_ENTER = 0.9;
+/** Occupancy below which an overloaded class is no longer overloaded: its requests hardly wait. */
+export const STANDING_EXIT = 0.1;
 /** Arrivals over starts at which the queue will not drain by itself. */
 export const DEMAND_ENTER_RATIO = 1.1;
-/** Arrivals over starts below which an overloaded class is no longer overloaded. */
+/** Arrivals over starts at or below which an overloaded class is no longer overloaded. */
 export const DEMAND_EXIT_RATIO = 1;
 
 /** The recent past of the requests of one class and above (time-decayed, time constant τ). */
@@ -154,7 +158,7 @@ export class AdmissionQueue<T> {
       const history = this.history[priority];
       if (!history.overloaded) {
         history.overloaded = history.occupancy >= STANDING_ENTER - 1e-9 && history.arrived >= DEMAND_ENTER_RATIO * history.started;
-      } else if (history.arrived < DEMAND_EXIT_RATIO * history.started) {
+      } else if (history.arrived <= DEMAND_EXIT_RATIO * history.started || history.occupancy < STANDING_EXIT) {
         history.overloaded = false;
       }
     }

@@ -108,6 +108,35 @@ test('a standing queue with demand beyond service gets short deadlines (CoDel) a
   assert.equal(late.state, 'queued', 'a long deadline again: 400 + 1,000');
 });
 
+test('after an overload, light traffic (every request starts at once) ends it: the next burst gets maxWaitMs again', () => {
+  const c = controller(2, { queue: { ...SETTINGS.queue, maxLength: 100, maxWaitMs: 1000 } });
+  // Overload: limit 2, two requests every 10 ms, a slot freed every 10 ms.
+  const running: Ticket[] = [];
+  const arrive = (t: number) => {
+    const result = admit(c, 'default', t);
+    running.push(...result.effects.started);
+    if (result.outcome === 'started') running.push(result.ticket);
+  };
+  arrive(0);
+  arrive(0);
+  for (let t = 10; t <= 300; t += 10) {
+    const done = running.shift();
+    if (done !== undefined) running.push(...c.release(done, { dropped: false }, t).started);
+    arrive(t);
+    arrive(t);
+  }
+  assert.equal(c.nextDeadlineMs(), 305, 'overloaded: 5 ms');
+  c.expire(2000); // the waiters expire
+  while (running.length > 0) c.release(running.shift()!, { dropped: false }, 2000);
+  assert.equal(c.inflight, 0);
+  // Light traffic: one request every 30 ms, done 20 ms later. Arrivals equal starts.
+  for (let t = 2000; t < 3000; t += 30) c.release(ticketOf(admit(c, 'default', t)), { dropped: false }, t + 20);
+  // A burst of 4 at a limit of 2: the 2 that wait get the full 1,000 ms.
+  for (let i = 0; i < 4; i++) admit(c, 'default', 3000);
+  assert.equal(c.queueLength, 2);
+  assert.equal(c.nextDeadlineMs(), 4000);
+});
+
 test('in FIFO order an overloaded class still gets the short deadline but serves the oldest first', () => {
   const c = controller(1, { queue: { ...SETTINGS.queue, maxLength: 100, maxWaitMs: 1000, order: 'fifo' } });
   const running = overload(c, 120);
