@@ -23,6 +23,11 @@
 // * A limit that is not in use (fewer than half of it in flight in the window) may fall but not
 //   rise, as Netflix's algorithms do, so an idle service does not drift up to maxLimit and meet
 //   its next spike with no limit at all.
+// * minRTT follows sampledRTT down: when a window's sampledRTT (of at least
+//   MIN_SAMPLES_TO_LOWER_MIN_RTT successes) is below minRTT, the minRTT window was disturbed (a
+//   start-up, a connection storm, a pause), because nothing is faster than the backend at low
+//   concurrency; minRTT takes the sampled value. Envoy corrects a minRTT that is too low (five
+//   windows at minLimit) but keeps one that is too high until the next window, a minute later.
 // Samples of requests that started before the current minRTT window began are ignored, as Envoy
 // does: they were admitted under the old, higher limit.
 
@@ -35,6 +40,8 @@ export const MIN_GRADIENT = 0.5;
 export const MAX_GRADIENT = 2;
 /** Envoy re-measures minRTT after this many consecutive sample windows that set the limit to its minimum. */
 export const MIN_LIMIT_WINDOWS_BEFORE_REMEASURE = 5;
+/** A window needs this many successful samples for its sampledRTT to lower minRTT (a few fast ones prove nothing). */
+export const MIN_SAMPLES_TO_LOWER_MIN_RTT = 10;
 
 export interface GradientParams extends LimitBounds {
   /** The limit after the first minRTT window (Envoy starts from minLimit). */
@@ -173,6 +180,7 @@ export class GradientLimiter implements Limiter {
     const limit = this.currentLimit;
     if (this.windowRtts.count === 0) return clampLimit(Math.floor(limit * this.params.dropBackoffRatio), this.params);
     this.lastSampledRttMs = this.windowRtts.percentile(this.params.percentile);
+    if (this.windowRtts.count >= MIN_SAMPLES_TO_LOWER_MIN_RTT && this.lastSampledRttMs < this.lastMinRttMs) this.lastMinRttMs = this.lastSampledRttMs;
     const rawGradient = (this.lastMinRttMs * (1 + this.params.buffer)) / this.lastSampledRttMs;
     const gradient = Math.min(MAX_GRADIENT, Math.max(MIN_GRADIENT, rawGradient));
     this.lastGradient = gradient;

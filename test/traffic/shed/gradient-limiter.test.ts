@@ -169,3 +169,20 @@ test('a window sample overflow keeps a bounded reservoir', () => {
   feed(limiter, 151, 10, 20);
   assert.equal(limiter.limit, 30);
 });
+
+test('a disturbed minRTT follows sampledRTT down, from windows of at least 10 successes', () => {
+  const limiter = new GradientLimiter(PARAMS, new ScriptedRandom([0.5]), 0);
+  for (let i = 1; i <= 5; i++) feed(limiter, i * 50, 50, 1); // a start-up storm: minRTT 50 ms
+  assert.equal(limiter.minRttMs, 50);
+  // Window [250, 350): 9 successes of 20 ms, too few to judge: g = 62.5 / 20 = 3.1 → 2: 40 + 6.3 → 46.
+  for (let i = 0; i < 9; i++) feed(limiter, 260 + i, 20, 20);
+  feed(limiter, 350, 20, 46);
+  assert.equal(limiter.minRttMs, 50);
+  assert.equal(limiter.limit, 46);
+  // Window [350, 450): 12 successes of 20 ms (the closer of 350 included): minRTT becomes 20;
+  // g = 25 / 20 = 1.25: 46 × 1.25 = 57.5; 57.5 + 7.58 → 65. (With minRTT 50: 92 + 9.6 → 101.)
+  for (let i = 0; i < 11; i++) feed(limiter, 360 + i, 20, 46);
+  feed(limiter, 450, 20, 65);
+  assert.equal(limiter.minRttMs, 20);
+  assert.equal(limiter.limit, 65);
+});
