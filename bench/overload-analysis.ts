@@ -16,6 +16,12 @@ export const ACHIEVED_LOAD_MIN = 0.95;
  * starved it. On a quiet machine the lag p99 is a few milliseconds.
  */
 export const GENERATOR_LAG_P99_MAX_MS = 20;
+/**
+ * A row whose backend fired its service timers late by more than this at p99 is invalid: the
+ * backend, which stands for an ideal server and uses almost no CPU, was starved by other work, and
+ * so, likely, was the front. On a quiet machine its lateness p99 is about a millisecond.
+ */
+export const BACKEND_LATENESS_P99_MAX_MS = 10;
 export const SETTLE_BIN_MS = 200;
 /** A bin's goodput is in band within this share of capacity of the final goodput. */
 export const SETTLE_GOODPUT_BAND = 0.2;
@@ -42,6 +48,7 @@ export interface RunContext {
   minRttMs: number;
   sheddingEvents: number;
   backendWastedShare: number;
+  backendTimerLatenessP99Ms: number;
   loadAverage: number;
 }
 
@@ -199,7 +206,8 @@ export function summarize(
     ...context,
     targetRps,
     offeredRps,
-    valid: offeredRps >= ACHIEVED_LOAD_MIN * targetRps && result.lagP99Ms <= GENERATOR_LAG_P99_MAX_MS,
+    valid: offeredRps >= ACHIEVED_LOAD_MIN * targetRps && result.lagP99Ms <= GENERATOR_LAG_P99_MAX_MS &&
+      context.backendTimerLatenessP99Ms <= BACKEND_LATENESS_P99_MAX_MS,
     goodputFraction: goodCount / (windowMs / 1000) / measure.capacityRps,
     admittedP50Ms: percentile(admitted, 50),
     admittedP99Ms: percentile(admitted, 99),

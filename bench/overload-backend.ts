@@ -24,6 +24,11 @@ export interface BackendStats {
   /** Served after the client had closed the connection: wasted work. */
   servedToClosedConnections: number;
   maxQueueLength: number;
+  /**
+   * p99 of how late the service timers fired, in ms. The backend uses almost no CPU, so on a quiet
+   * machine this is about a millisecond; tens of milliseconds mean other work starved the machine.
+   */
+  timerLatenessP99Ms: number;
 }
 
 export interface RunningBackend {
@@ -33,6 +38,8 @@ export interface RunningBackend {
 }
 
 const BODY = Buffer.from('ok');
+/** Timer lateness is kept for this many recent requests (a run's worth at the benchmark's rates). */
+const LATENESS_SAMPLES = 50_000;
 
 export async function startBackend(spec: BackendSpec, logPath: string): Promise<RunningBackend> {
   const running: RunningChild<{ url: string }> = await startChild(fileURLToPath(import.meta.url), spec, logPath);
@@ -47,7 +54,10 @@ function serve(spec: BackendSpec): Promise<string> {
   const queue: { res: ServerResponse; arrivedMs: number }[] = [];
   /** Per worker: when its current request is due to end (virtual time, ms); undefined when idle. */
   const busyUntilMs: (number | undefined)[] = new Array<number | undefined>(spec.workers).fill(undefined);
-  const stats: BackendStats = { served: 0, servedToClosedConnections: 0, maxQueueLength: 0 };
+  const stats: BackendStats = { served: 0, servedToClosedConnections: 0, maxQueueLength: 0, timerLatenessP99Ms: 0 };
+  /** Lateness of the last LATENESS_SAMPLES timers, a ring. */
+  const lateness = new Float64Array(LATENESS_SAMPLES);
+  let latenessCount = 0;
 
   const startNext = (worker: number, freeAtMs: number) => {
     const next = queue.shift();
@@ -61,6 +71,7 @@ function serve(spec: BackendSpec): Promise<string> {
     setTimeout(() => finish(worker, next.res, endMs), Math.max(0, Math.ceil(endMs - performance.now())));
   };
   const finish = (worker: number, res: ServerResponse, endMs: number) => {
+    lateness[latenessCount++ % LATENESS_SAMPLES] = Math.max(0, performance.now() - endMs);
     stats.served += 1;
     if (res.destroyed) stats.servedToClosedConnections += 1;
     else res.writeHead(200, { 'content-type': 'text/plain', 'content-length': BODY.length }).end(BODY);
@@ -69,6 +80,8 @@ function serve(spec: BackendSpec): Promise<string> {
 
   const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
     if (req.url === '/__stats') {
+      const recent = Array.from(lateness.subarray(0, Math.min(latenessCount, LATENESS_SAMPLES))).sort((a, b) => a - b);
+      stats.timerLatenessP99Ms = recent.length === 0 ? 0 : recent[Math.ceil(0.99 * recent.length) - 1]!;
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(stats));
       return;
     }

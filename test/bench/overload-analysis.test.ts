@@ -8,7 +8,7 @@ import type { LoadResult } from '../../bench/overload-load.ts';
 import { PRIORITIES, type Priority } from '../../src/traffic/shed/priority.ts';
 
 const MEASURE = { capacityRps: 400, sloMs: 100 };
-const CONTEXT: RunContext = { frontCpuMicrosPerRequest: 50, frontCpuCores: 0.1, finalLimit: 10, minRttMs: 20, sheddingEvents: 0, backendWastedShare: 0, loadAverage: 0 };
+const CONTEXT: RunContext = { frontCpuMicrosPerRequest: 50, frontCpuCores: 0.1, finalLimit: 10, minRttMs: 20, sheddingEvents: 0, backendWastedShare: 0, backendTimerLatenessP99Ms: 1, loadAverage: 0 };
 
 interface Record {
   atMs: number;
@@ -55,6 +55,8 @@ test('goodput counts 2xx within the SLO; critical success is over critical reque
   assert.equal(summary.admittedP99Ms, 1000);
   const late = { ...resultOf(records, 1000), lagP99Ms: 25 };
   assert.equal(summarize({ limiter: 'fixed', load: 0.0125, repeat: 0 }, late, MEASURE, CONTEXT).valid, false, 'a generator 25 ms late at p99 offered bursts');
+  const starved = { ...CONTEXT, backendTimerLatenessP99Ms: 15 };
+  assert.equal(summarize({ limiter: 'fixed', load: 0.0125, repeat: 0 }, resultOf(records, 1000), MEASURE, starved).valid, false, 'a starved backend');
 });
 
 /** 40 requests per 200 ms bin with the given latency, all 2xx. */

@@ -35,6 +35,7 @@ test('backend, front and generator: a fixed limit of 5 in front of 4 workers, of
       assert.equal(refused + served, status.length, 'every answer is a 200 from the backend or a 503 from admission');
       assert.ok(refused > 0 && served > 0, `both kinds of answers (${served} served, ${refused} refused)`);
       const stats = await backend.stats();
+      assert.ok(stats.timerLatenessP99Ms >= 0 && stats.served > 0);
       assert.ok(stats.maxQueueLength <= 1, `the backend queued ${stats.maxQueueLength}, but the limit of 5 leaves at most 1 waiting for 4 workers`);
       const state = await front.state();
       assert.equal(state.snapshot.limit, 5);
