@@ -10,6 +10,7 @@ import { registerChaosCommand } from './chaos.ts';
 import { registerProxyCommand } from './proxy.ts';
 import { registerAutoscaleCommand } from './autoscale.ts';
 import { registerControllerCommand } from './controller.ts';
+import { registerConfigCommand } from './config.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
@@ -35,6 +36,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerChaosCommand(program, setExitCode);
   registerAutoscaleCommand(program, setExitCode);
   registerControllerCommand(program, setExitCode);
+  registerConfigCommand(program, setExitCode);
   return program;
 }
 
