@@ -75,7 +75,7 @@ test('apply, get, a refused file, a lost update, and live watchers', async (t) =
   await client.put(CONFIG_KEY, 'pools: [{ name: web, backends: [] }]');
   await waitFor('the watcher to refuse the hand-written value', () => rejected.length === 1);
   assert.match(rejected[0]!, /pools\[0\]\.backends: a pool needs at least one backend/);
-  assert.equal(watcher.applied?.config.pools[0]!.balance, 'ewma', 'the running configuration stays');
+  assert.equal((watcher.applied as AppliedConfig | undefined)?.config.pools[0]!.balance, 'ewma', 'the running configuration stays');
   const shown = await runCli(['config', 'get', '--json', ...endpoints]);
   assert.equal((JSON.parse(shown.stdout) as { valid: boolean }).valid, false);
 

@@ -20,12 +20,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { TrafficOutcome } from '../health/outlier-detection.ts';
-import type { AdmissionOutcome } from './admission.ts';
+import type { AdmissionOutcome, Refusal } from './admission.ts';
 import { SHED_MARKER_HEADER } from './admission.ts';
 import type { AccessLog } from './access-log.ts';
 import { monotonicMs } from './clocks.ts';
 import { downstreamResponseHeaders } from './forwarded-headers.ts';
-import type { BackendRuntime, PoolRuntime } from './pool-runtime.ts';
+import { pendingRequestsOf, type BackendRuntime, type PoolRuntime } from './pool-runtime.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
 
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -124,10 +124,18 @@ export class Exchange {
       this.respondWithError(503, 'CONCORD_E_PROXY_NO_BACKEND', this.attempts === 0 ? 'no healthy backend in the pool' : 'no other backend left to try', 'none', false);
       return;
     }
+    // Per-backend circuit breakers (load shedding): a backend at its limit is not sent more, and the client gets a shed 503 at once.
+    const refusal = pool.backendGate?.tryStart(backend.id, pendingRequestsOf(backend));
+    if (refusal !== undefined) {
+      if (budgeted) pool.retryBudget.release();
+      this.respondRefused(refusal);
+      return;
+    }
     this.attempts += 1;
     this.lastBackend = backend.id;
     pool.balancer.requestStarted(backend.load, now);
     const attempt = new Attempt(this, backend, now, budgeted);
+    attempt.gated = pool.backendGate !== undefined;
     this.current = attempt;
     const method = (this.request.req.method ?? 'GET') as Dispatcher.HttpMethod;
     backend.dispatcher.dispatch({
@@ -271,7 +279,18 @@ export class Exchange {
     const answered = outcome !== undefined && outcome.kind === 'response';
     pool.balancer.requestFinished(attempt.backend.load, attempt.startedMs, now, answered ? now - attempt.startedMs : undefined);
     if (attempt.budgeted) pool.retryBudget.release();
+    if (attempt.gated) pool.backendGate?.finished(attempt.backend.id);
     if (outcome !== undefined) pool.recordOutcome(attempt.backend.id, outcome);
+  }
+
+  /** A refusal of admission control (a circuit breaker): sent as it is, and never retried. */
+  private respondRefused(refusal: Refusal): void {
+    const res = this.request.res;
+    if (!res.headersSent && !res.destroyed) {
+      const body = `${refusal.reason}\n`;
+      res.writeHead(refusal.status, { 'content-type': 'text/plain; charset=utf-8', ...refusal.headers, 'content-length': Buffer.byteLength(body) }).end(body);
+    }
+    this.finish(refusal.status, false);
   }
 
   /** An error the proxy itself answers: the code in x-concord-error (see docs/errors.md), the reason in the body. */
@@ -329,6 +348,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   /** A gRPC trailers-only answer's headers, sent on as trailers. */
   trailersOnly: Record<string, string> | undefined;
   shed = false;
+  /** A circuit breaker counted this attempt (released when it ends). */
+  gated = false;
   ended = false;
   headersSent = false;
   private controller: Dispatcher.DispatchController | undefined;

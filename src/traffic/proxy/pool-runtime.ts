@@ -18,6 +18,7 @@ import { httpProbe } from '../probes/http-probe.ts';
 import type { Probe } from '../probes/probe.ts';
 import { tcpProbe } from '../probes/tcp-probe.ts';
 import { monotonicMs, wallMs } from './clocks.ts';
+import type { BackendGate } from './admission.ts';
 import { RetryBudget } from './retry-budget.ts';
 
 /** Keep-alive connections to one backend are closed after this long idle (undici's default is 4 s). */
@@ -62,6 +63,8 @@ export class PoolRuntime {
    * on a backend would shrink the budget exactly when a failing backend's requests need it.
    */
   requestsInProgress = 0;
+  /** Per-backend circuit breakers, when the pool sheds load (set by the proxy from its admission control). */
+  backendGate: BackendGate | undefined;
   /** Whether the last applied events left the pool in panic (for panic-started/-ended events). */
   private panicking = false;
   private readonly backends = new Map<string, BackendRuntime>();
@@ -189,6 +192,22 @@ export class PoolRuntime {
     return events;
   }
 
+  /**
+   * Starts from the verdicts and drains of the runtime this one replaces (a configuration change),
+   * without reporting them again as events: nothing happened to the backends.
+   */
+  adoptStateFrom(previous: PoolRuntime): void {
+    const now = wallMs();
+    for (const id of this.backends.keys()) {
+      if (previous.backend(id) === undefined) continue;
+      const view = previous.health.view(id);
+      if (view.activeHealthy !== undefined) this.health.applyVerdict(id, { healthy: view.activeHealthy, atMs: now, detail: 'carried over', ...(view.lastCheck === undefined ? {} : { lastProbe: view.lastCheck }) });
+      if (previous.health.isDraining(id)) this.health.startDrain(id, now, this.config.drainTimeoutMs);
+      this.syncRouting(id);
+    }
+    this.balancer.refresh(monotonicMs());
+  }
+
   report(): BackendReport[] {
     const now = monotonicMs();
     this.balancer.refresh(now);
@@ -222,6 +241,12 @@ export class PoolRuntime {
   }
 }
 
+/** Requests waiting for one of the backend's connections (undici's queue), for the pending-requests circuit breaker. */
+export function pendingRequestsOf(backend: BackendRuntime): number {
+  const stats = (backend.dispatcher as { stats?: { pending?: number; queued?: number } }).stats;
+  return (stats?.pending ?? 0) + (stats?.queued ?? 0);
+}
+
 function createDispatcher(config: PoolConfig, address: string): Dispatcher {
   if (config.upstreamProtocol === 'h2c') {
     return new H2CClient(`http://${address}`, {
@@ -233,7 +258,8 @@ function createDispatcher(config: PoolConfig, address: string): Dispatcher {
     });
   }
   return new Pool(`http://${address}`, {
-    connections: config.maxConnectionsPerBackend,
+    // The shed: section's circuit breaker caps connections to one backend too (Envoy's max_connections).
+    connections: Math.min(config.maxConnectionsPerBackend, config.shed?.circuitBreaker.maxConnections ?? Number.POSITIVE_INFINITY),
     pipelining: 1,
     keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
     connect: { timeout: config.timeouts.connectMs },
