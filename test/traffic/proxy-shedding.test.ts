@@ -60,6 +60,7 @@ test('a refused request is a 503 with x-concord-shed and Retry-After, and never 
   assert.equal(refused.status, 503);
   assert.equal(refused.headers.get('x-concord-shed'), 'concurrency-limit');
   assert.equal(refused.headers.get('retry-after'), '3');
+  assert.equal(refused.body, 'concurrency-limit\n', 'the reason, framed by a content-length that fits it (a keep-alive connection stays usable)');
   assert.equal(backend.hits.get('/c'), undefined, 'the refused request never reached the backend');
   backend.releaseAll();
   assert.deepEqual((await Promise.all(admitted)).map((reply) => reply.status), [200, 200]);

@@ -349,7 +349,8 @@ export class ProxyServer {
       this.metrics.countRejected(pool.name, decision.status);
       this.metrics.countRequest(pool.name, 'none', decision.status, (monotonicMs() - facts.receivedMs) / 1000);
       const body = `${decision.reason}\n`;
-      res.writeHead(decision.status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...decision.headers }).end(body);
+      // The reason goes in the body too, for people; the refusal's own content-length (0) must not survive it.
+      res.writeHead(decision.status, { ...decision.headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
       this.requestDone();
       return;
     }
