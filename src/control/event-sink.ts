@@ -21,7 +21,8 @@ export interface EventSinkOptions {
   onProblem?: (message: string) => void;
 }
 
-export type SinkEvent = Omit<TimelineEvent, 'by' | 'source'>;
+/** An event to write; `source` defaults to the sink's. */
+export type SinkEvent = Omit<TimelineEvent, 'by' | 'source'> & { source?: string };
 
 export class EventSink {
   private readonly timeline: EventTimeline;
@@ -68,7 +69,7 @@ export class EventSink {
     while (this.buffer.length > 0 || this.dropped > 0) {
       const batch = this.buffer.slice(0, EVENTS_PER_TXN);
       const dropped = this.dropped;
-      const events: Omit<TimelineEvent, 'by'>[] = batch.map((event) => ({ ...event, source: this.options.source }));
+      const events: Omit<TimelineEvent, 'by'>[] = batch.map((event) => ({ ...event, source: event.source ?? this.options.source }));
       if (dropped > 0) events.push({ atMs: Date.now(), source: this.options.source, kind: 'events-dropped', message: `${dropped} events were dropped while the store could not be written (the buffer holds ${this.options.maxBufferedEvents ?? DEFAULT_MAX_BUFFERED_EVENTS})`, data: { dropped } });
       try {
         await this.timeline.write(events);

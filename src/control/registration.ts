@@ -28,6 +28,7 @@ export class Registration {
   private running: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private registered = false;
+  private abandoned = false;
 
   constructor(store: CoordStore, options: RegistrationOptions) {
     this.store = store;
@@ -47,6 +48,14 @@ export class Registration {
     const lease = this.lease;
     if (lease === undefined || !lease.alive()) return;
     await this.store.put(this.options.key, this.options.value(), { lease: lease.id }).catch(() => undefined);
+  }
+
+  /** Stops keeping the lease alive without revoking it: the key stays until the TTL runs out (what a crash does; for tests). */
+  abandon(): void {
+    this.abandoned = true;
+    this.stopped = true;
+    this.lease?.release();
+    this.wake?.();
   }
 
   /** Deletes the key (revokes the lease) so the others learn at once that this one is gone. */
@@ -72,7 +81,7 @@ export class Registration {
         await this.sleep(this.options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS);
       } finally {
         const held = lease;
-        if (this.stopped && held !== undefined) await held.revoke().catch(() => held.release());
+        if (this.stopped && !this.abandoned && held !== undefined) await held.revoke().catch(() => held.release());
       }
     }
     this.registered = false;

@@ -268,7 +268,7 @@ function createDispatcher(config: PoolConfig, address: string): Dispatcher {
   });
 }
 
-function activeCheckOptions(config: PoolConfig): (ActiveCheckOptions & { kind: CheckKind }) | undefined {
+export function activeCheckOptions(config: PoolConfig): (ActiveCheckOptions & { kind: CheckKind }) | undefined {
   const health = config.health;
   if (health === undefined) return undefined;
   const kind: CheckKind = health.http !== undefined ? 'http' : health.grpc !== undefined ? 'grpc' : 'tcp';
@@ -283,7 +283,7 @@ function activeCheckOptions(config: PoolConfig): (ActiveCheckOptions & { kind: C
   };
 }
 
-function createProbe(config: PoolConfig): Probe | undefined {
+export function createProbe(config: PoolConfig): Probe | undefined {
   const health = config.health;
   if (health === undefined) return undefined;
   if (health.http !== undefined) {

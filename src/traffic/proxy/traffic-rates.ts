@@ -23,6 +23,10 @@ export const DEFAULT_RATE_WINDOW_MS = 10_000;
 export const DEFAULT_RATE_SAMPLE_INTERVAL_MS = 1_000;
 
 interface PoolCounts {
+  /** Every response sent to clients, refusals included. */
+  total: number;
+  /** Refusals of admission control, by priority class. */
+  rejectedByPriority: Record<string, number>;
   /** Responses by backend (not 'none'). */
   byBackend: Map<string, number>;
   /** Responses with status >= 500 from a backend. */
@@ -44,7 +48,7 @@ interface Sample {
 type Metrics = MetricObjectWithValues<MetricValue<string>>[];
 
 function emptyCounts(): PoolCounts {
-  return { byBackend: new Map(), backendErrors: 0, proxyErrors: 0, shed: 0, latencySum: 0, latencyCount: 0, buckets: new Map() };
+  return { total: 0, rejectedByPriority: { critical: 0, default: 0, sheddable: 0 }, byBackend: new Map(), backendErrors: 0, proxyErrors: 0, shed: 0, latencySum: 0, latencyCount: 0, buckets: new Map() };
 }
 
 /** One sample from the proxy's and admission control's registries. */
@@ -64,6 +68,7 @@ export function countsOf(proxyMetrics: Metrics, shedMetrics: Metrics): Map<strin
         const counts = of(pool);
         const backend = String(labels.backend);
         const status = Number(labels.status);
+        counts.total += value.value;
         if (backend === 'none') {
           if (status >= 500) counts.proxyErrors += value.value;
         } else {
@@ -85,8 +90,11 @@ export function countsOf(proxyMetrics: Metrics, shedMetrics: Metrics): Map<strin
     if (metric.name !== 'concord_shed_rejected_total') continue;
     for (const value of metric.values) {
       const labels = value.labels as Record<string, string | undefined>;
+      if (labels.pool === undefined) continue;
+      const counts = of(labels.pool);
       // Admission refusals are in the proxy's own counter already; circuit breakers refuse after admission.
-      if (labels.reason === 'circuit-breaker' && labels.pool !== undefined) of(labels.pool).shed += value.value;
+      if (labels.reason === 'circuit-breaker') counts.shed += value.value;
+      if (labels.priority !== undefined && labels.reason !== 'cancelled') counts.rejectedByPriority[labels.priority] = (counts.rejectedByPriority[labels.priority] ?? 0) + value.value;
     }
   }
   return pools;
@@ -142,6 +150,12 @@ export class TrafficRates implements ProxyExtension {
     for (const pool of report.pools as (PoolsReport['pools'][number] & Record<string, unknown>)[]) {
       const now = newest?.pools.get(pool.name) ?? emptyCounts();
       const then = oldest?.pools.get(pool.name) ?? emptyCounts();
+      pool.requestsTotal = now.total;
+      const admission = this.admissions.admission(pool.name)?.snapshot();
+      pool.shed = admission === undefined ? null : {
+        algorithm: admission.algorithm, limit: Number.isFinite(admission.limit) ? admission.limit : null, inflight: admission.inflight, queueLength: admission.queueLength,
+        shedding: admission.shedding, override: admission.override.mode, rejected: { ...now.rejectedByPriority },
+      };
       const seconds = newest === undefined || oldest === undefined || newest === oldest ? 0 : (newest.atMs - oldest.atMs) / 1000;
       const perSecond = (value: number) => (seconds > 0 ? Math.max(0, value) / seconds : 0);
       for (const backend of pool.backends as (PoolsReport['pools'][number]['backends'][number] & Record<string, unknown>)[]) {
