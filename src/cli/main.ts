@@ -11,6 +11,7 @@ import { registerProxyCommand } from './proxy.ts';
 import { registerAutoscaleCommand } from './autoscale.ts';
 import { registerControllerCommand } from './controller.ts';
 import { registerConfigCommand } from './config.ts';
+import { registerControlPlaneCommand } from './control-plane.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
@@ -37,6 +38,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerAutoscaleCommand(program, setExitCode);
   registerControllerCommand(program, setExitCode);
   registerConfigCommand(program, setExitCode);
+  registerControlPlaneCommand(program, setExitCode);
   return program;
 }
 

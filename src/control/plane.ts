@@ -29,6 +29,7 @@ import { toPolicyConfig } from './autoscale-config.ts';
 import { addressOf, type ConcordConfig } from './config.ts';
 import { AppliedConfigWatcher } from './config-store.ts';
 import { DEFAULT_CONTROL_PLANE_ADMIN, type ControlPlaneSettings } from './control-plane-config.ts';
+import { DrainError, setDrain } from './drains.ts';
 import { EventSink } from './event-sink.ts';
 import { EVENTS_PREFIX, EventTimeline, eventKeyAt, readEvents, type TimelineEvent } from './events.ts';
 import { parseHealthRecord, type HealthRecord } from './health-record.ts';
@@ -38,7 +39,7 @@ import { ProxyScraper, type ProxyRegistration } from './proxy-scraper.ts';
 import { Registration } from './registration.ts';
 import { ownerOf } from './sharding/rendezvous.ts';
 import { SharedHealthChecker } from './shared-health.ts';
-import { CONTROL_MEMBERS_PREFIX, drainKey, HEALTH_PREFIX, healthKey, memberKey, nameOf, PROXIES_PREFIX } from './store-keys.ts';
+import { CONTROL_MEMBERS_PREFIX, HEALTH_PREFIX, healthKey, memberKey, nameOf, PROXIES_PREFIX } from './store-keys.ts';
 import { StoreMirror } from './store-mirror.ts';
 
 export interface ControlPlaneLogger {
@@ -375,20 +376,12 @@ export class ControlPlane {
   }
 
   private async setDrain(pool: string, backend: string, by: string, draining: boolean, reason?: string): Promise<void> {
-    const config = this.configWatcher.applied?.config;
-    const poolConfig = config?.pools.find((candidate) => candidate.name === pool);
-    if (poolConfig === undefined) throw new ApiProblem(404, 'CONCORD_E_API_NOT_FOUND', `no pool named '${pool}' in the applied configuration (pools: ${config?.pools.map((candidate) => candidate.name).join(', ') || 'none'})`);
-    const addresses = poolConfig.autoscale === undefined ? poolConfig.backends.map((candidate) => candidate.address) : (this.instancesByPool().get(pool) ?? []);
-    if (!addresses.includes(backend)) throw new ApiProblem(404, 'CONCORD_E_API_NOT_FOUND', `pool ${pool} has no backend ${backend} (backends: ${addresses.join(', ') || 'none'})`);
-    const atMs = Date.now();
-    const event = this.timeline.op({
-      atMs, source: 'control-plane', kind: draining ? 'drain-requested' : 'undrain-requested', pool,
-      message: `${backend}: ${by} ${draining ? 'drains it' : 'puts it back in rotation'}${reason === undefined ? '' : `: ${reason}`}`, data: { backend, by },
-    });
-    await this.store.txn({
-      compare: [],
-      success: draining ? [{ kind: 'put', key: drainKey(pool, backend), value: JSON.stringify({ by, reason: reason ?? '', atMs }) }, event] : [{ kind: 'delete', key: drainKey(pool, backend) }, event],
-    });
+    try {
+      await setDrain(this.store, this.configWatcher.applied?.config, { pool, backend, by, draining, atMs: Date.now(), ...(reason === undefined ? {} : { reason }) }, this.name);
+    } catch (error) {
+      if (error instanceof DrainError) throw new ApiProblem(404, 'CONCORD_E_API_NOT_FOUND', error.message);
+      throw error;
+    }
   }
 
   // ---- timeline --------------------------------------------------------------------------------
