@@ -12,6 +12,8 @@ import { registerAutoscaleCommand } from './autoscale.ts';
 import { registerControllerCommand } from './controller.ts';
 import { registerConfigCommand } from './config.ts';
 import { registerControlPlaneCommand } from './control-plane.ts';
+import { registerUpCommand } from './up.ts';
+import { registerDemoCommand } from './demo.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
@@ -39,6 +41,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerControllerCommand(program, setExitCode);
   registerConfigCommand(program, setExitCode);
   registerControlPlaneCommand(program, setExitCode);
+  registerUpCommand(program, setExitCode);
+  registerDemoCommand(program, setExitCode);
   return program;
 }
 
