@@ -875,10 +875,14 @@ export class Raft {
       return false;
     }
     this.uncommittedSizeBytes += sizeBytes;
-    this.log.append(stamped);
+    const newLastIndex = this.log.append(stamped);
     // The leader's own copy counts toward the quorum only once it is persisted (onEntriesPersisted),
     // so an entry is never committed while fewer than a majority hold it on disk, even though the
     // leader sends its appends before its own write completes (thesis §10.2.1).
+    if (this.bugs.has('leader-self-ack-before-persist')) {
+      this.progress.get(this.id)?.maybeUpdate(newLastIndex);
+      this.maybeCommit();
+    }
     return true;
   }
 
