@@ -4,7 +4,7 @@
 
 import { el, setAttr, setText, syncChildren } from './dom.js';
 import { chartGeometry, pointsOf } from './model/chart-geometry.js';
-import { formatMs, formatRate } from './model/format.js';
+import { formatAxisValue, formatMs, formatRate } from './model/format.js';
 import { autoscaledPools } from './model/history.js';
 
 /** @typedef {import('./model/history.js').Sample} Sample */
@@ -28,10 +28,10 @@ const BOX = { left: 48, right: 8, top: 8, bottom: 20 };
  */
 export function renderCharts(figures, samples, nowMs, windowMs) {
   const last = samples[samples.length - 1];
-  drawFigure(figures.requests, 'Requests per second', formatRate, nowMs, windowMs, [
+  drawFigure(figures.requests, 'Requests per second', { axis: (value) => `${formatAxisValue(value)}/s`, summary: formatRate }, nowMs, windowMs, [
     { label: 'every proxy', colour: 0, points: pointsOf(samples, (sample) => sample.requestsPerSecond, MAX_SAMPLE_GAP_MS), current: last === undefined ? '—' : formatRate(last.requestsPerSecond) },
   ]);
-  drawFigure(figures.latency, 'p99 latency', formatMs, nowMs, windowMs, [
+  drawFigure(figures.latency, 'p99 latency', { axis: (value) => `${formatAxisValue(value)} ms`, summary: formatMs }, nowMs, windowMs, [
     { label: 'highest p99', colour: 1, points: pointsOf(samples, (sample) => sample.p99Ms, MAX_SAMPLE_GAP_MS), current: formatMs(last?.p99Ms) },
   ]);
   /** @type {DrawnSeries[]} */
@@ -44,18 +44,23 @@ export function renderCharts(figures, samples, nowMs, windowMs) {
       { label: `${pool} desired`, colour, dashed: true, points: pointsOf(samples, (sample) => sample.instances[pool]?.desired ?? null, MAX_SAMPLE_GAP_MS), current: now === undefined ? '—' : String(now.desired) },
     );
   });
-  drawFigure(figures.instances, 'Instances', (value) => String(Math.round(value)), nowMs, windowMs, instanceSeries);
+  drawFigure(figures.instances, 'Instances', { axis: formatAxisValue, summary: formatAxisValue }, nowMs, windowMs, instanceSeries);
 }
+
+/**
+ * How a chart writes its values: on the axis (short) and in its text alternative.
+ * @typedef {{ axis: (value: number) => string, summary: (value: number) => string }} ValueFormats
+ */
 
 /**
  * @param {HTMLElement} figure
  * @param {string} title
- * @param {(value: number) => string} formatValue
+ * @param {ValueFormats} formats
  * @param {number} nowMs
  * @param {number} windowMs
  * @param {DrawnSeries[]} series
  */
-function drawFigure(figure, title, formatValue, nowMs, windowMs, series) {
+function drawFigure(figure, title, formats, nowMs, windowMs, series) {
   const canvas = figure.querySelector('canvas');
   const legend = figure.querySelector('.legend');
   if (!(canvas instanceof HTMLCanvasElement) || !(legend instanceof HTMLElement)) return;
@@ -69,9 +74,9 @@ function drawFigure(figure, title, formatValue, nowMs, windowMs, series) {
   const highest = Math.max(0, ...series.flatMap((one) => one.points.filter((point) => point.atMs >= nowMs - windowMs).map((point) => point.value ?? 0)));
   const summary = series.length === 0
     ? `${title}: no data yet`
-    : `${title}: ${series.map((one) => `${one.label} now ${one.current}`).join(', ')}; highest ${formatValue(highest)} in the last ${Math.round(windowMs / 60_000)} minutes`;
+    : `${title}: ${series.map((one) => `${one.label} now ${one.current}`).join(', ')}; highest ${formats.summary(highest)} in the last ${Math.round(windowMs / 60_000)} minutes`;
   setAttr(canvas, 'aria-label', summary);
-  paint(canvas, series, formatValue, nowMs, windowMs);
+  paint(canvas, series, formats.axis, nowMs, windowMs);
 }
 
 /**

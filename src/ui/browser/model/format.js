@@ -83,3 +83,18 @@ export function formatAge(nowMs, atMs) {
   if (seconds < 172_800) return `${Math.floor(seconds / 3600)} h ago`;
   return `${Math.floor(seconds / 86_400)} d ago`;
 }
+
+/**
+ * A chart axis label: at most three significant digits, no trailing zeros, k and M for large
+ * values: 0 -> "0", 2.5 -> "2.5", 25 -> "25", 1500 -> "1.5k".
+ * @param {number} value
+ * @returns {string}
+ */
+export function formatAxisValue(value) {
+  if (!Number.isFinite(value)) return UNKNOWN_TEXT;
+  if (value === 0) return '0';
+  const magnitude = Math.abs(value);
+  if (magnitude >= 1e6) return `${Number((value / 1e6).toPrecision(3))}M`;
+  if (magnitude >= 1e3) return `${Number((value / 1e3).toPrecision(3))}k`;
+  return String(Number(value.toPrecision(3)));
+}
