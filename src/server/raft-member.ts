@@ -494,7 +494,9 @@ export class RaftMember<Result> {
 
   private async persist(ready: Ready): Promise<void> {
     if (ready.snapshot) await this.options.durableLog.saveSnapshot(ready.snapshot);
-    if (ready.entries.length > 0 || ready.hardState) {
+    // A hard state whose only change is the commit index needs no write of its own (Raft can learn
+    // the commit again); it goes to disk with the next save, which carries the whole hard state.
+    if (ready.entries.length > 0 || ready.mustSync) {
       await this.options.durableLog.save(ready.hardState, ready.entries, ready.mustSync);
     }
   }

@@ -170,7 +170,10 @@ test('snapshots are taken every snapshotEveryEntries and a restart from them res
   const storage = MemoryStorage.bootstrap({ voters: [1n], learners: [] });
   storage.applySnapshot(latest);
   storage.append(first.log.persisted.allEntries().filter((e) => e.index > latest.metadata.index));
-  storage.setHardState(first.log.persisted.hardState);
+  // As recovery does (toMemoryStorage): a commit index is persisted only with other changes, so the
+  // snapshot's index counts as committed.
+  const persistedHardState = first.log.persisted.hardState;
+  storage.setHardState({ ...persistedHardState, commit: Math.max(persistedHardState.commit, latest.metadata.index) });
   // The restarted member's clock has moved on, so its request IDs do not repeat the first one's.
   const second = singleMember({ storage, log: new RecordingLog(storage.clone()), startMs: 5_000 });
   second.member.start();
