@@ -1,0 +1,97 @@
+// What the fast path makes of a parsed request head, and the responses it writes itself:
+// * the request for the backend: the client's request line and header lines copied as they are,
+//   minus hop-by-hop and X-Forwarded-* lines (the parser's kept runs), plus X-Forwarded-For
+//   (appended to the client's), X-Forwarded-Proto, X-Forwarded-Host and the request id: the same
+//   headers forwarded-headers.ts produces on the Node path;
+// * the headers as node:http would present them (IncomingHttpHeaders), for admission control and
+//   hash keys, built only when one of them asks;
+// * the proxy's own responses (errors, admission refusals) in HTTP/1.1.
+
+import { STATUS_CODES, validateHeaderName, validateHeaderValue, type IncomingHttpHeaders } from 'node:http';
+import { FIELD_KIND, FIELD_LINE_START, FIELD_NAME_END, FIELD_VALUE_END, FIELD_VALUE_START, HEADER_FIELDS, type RequestHeadParser } from './http1/request-head.ts';
+import { HEADER_X_FORWARDED_FOR } from './http1/syntax.ts';
+
+const CRLF = '\r\n';
+
+export interface ForwardingFacts {
+  readonly clientIp: string;
+  readonly proto: 'http' | 'https';
+  readonly requestIdHeader: string;
+  readonly requestId: string;
+}
+
+/** The request head for the backend, from the head the parser just parsed in `bytes` (which starts at `start`). */
+export function upstreamRequestHead(bytes: Buffer, start: number, parser: RequestHeadParser, facts: ForwardingFacts): Buffer {
+  let forwardedFor = facts.clientIp;
+  let earlier: string | undefined;
+  for (let i = 0; i < parser.headerCount; i++) {
+    const fields = i * HEADER_FIELDS;
+    if (parser.headers[fields + FIELD_KIND] !== HEADER_X_FORWARDED_FOR) continue;
+    const value = bytes.toString('latin1', parser.headers[fields + FIELD_VALUE_START]!, parser.headers[fields + FIELD_VALUE_END]!);
+    earlier = earlier === undefined ? value : `${earlier}, ${value}`;
+  }
+  if (earlier !== undefined) forwardedFor = `${earlier}, ${forwardedFor}`;
+  const added = `x-forwarded-for: ${forwardedFor}${CRLF}x-forwarded-proto: ${facts.proto}${CRLF}`;
+  const requestId = `${facts.requestIdHeader}: ${facts.requestId}${CRLF}${CRLF}`;
+  const hostLength = parser.hostEnd - parser.hostStart;
+  let length = parser.requestLineEnd - start + added.length + 'x-forwarded-host: '.length + hostLength + 2 + requestId.length;
+  for (let i = 0; i < parser.keptRunCount; i++) length += parser.keptRuns[i * 2 + 1]! - parser.keptRuns[i * 2]!;
+  const out = Buffer.allocUnsafe(length);
+  let at = bytes.copy(out, 0, start, parser.requestLineEnd);
+  for (let i = 0; i < parser.keptRunCount; i++) at += bytes.copy(out, at, parser.keptRuns[i * 2]!, parser.keptRuns[i * 2 + 1]!);
+  at += out.write(added, at, 'latin1');
+  at += out.write('x-forwarded-host: ', at, 'latin1');
+  at += bytes.copy(out, at, parser.hostStart, parser.hostEnd);
+  at += out.write(CRLF, at, 'latin1');
+  at += out.write(requestId, at, 'latin1');
+  if (at !== length) throw new Error(`bug: upstream head is ${at} bytes, ${length} expected`);
+  return out;
+}
+
+/** Headers whose duplicates node:http discards (it keeps the first), as its IncomingMessage does. */
+const SINGLE_VALUE_HEADERS = new Set([
+  'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since',
+  'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after',
+  'server', 'user-agent',
+]);
+
+/** The parsed head's headers as node:http presents them: lowercase names, repeated ones joined (set-cookie: a list; cookie: with '; '). */
+export function nodeStyleHeaders(bytes: Buffer, parser: RequestHeadParser): IncomingHttpHeaders {
+  const headers: Record<string, string | string[]> = {};
+  for (let i = 0; i < parser.headerCount; i++) {
+    const fields = i * HEADER_FIELDS;
+    const name = bytes.toString('latin1', parser.headers[fields + FIELD_LINE_START]!, parser.headers[fields + FIELD_NAME_END]!).toLowerCase();
+    const value = bytes.toString('latin1', parser.headers[fields + FIELD_VALUE_START]!, parser.headers[fields + FIELD_VALUE_END]!);
+    const existing = headers[name];
+    if (existing === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else if (!SINGLE_VALUE_HEADERS.has(name)) headers[name] = `${existing}${name === 'cookie' ? '; ' : ', '}${value}`;
+  }
+  return headers;
+}
+
+/**
+ * A response the proxy writes itself. Header values are checked as node:http checks them (a value
+ * with CR or LF from an admission-control library must not split the response); an invalid one is
+ * left out. A response to HEAD has no body.
+ */
+export function ownResponse(status: number, headers: Readonly<Record<string, string | number>>, body: string, headRequest: boolean, close: boolean): Buffer {
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}${CRLF}`;
+  for (const name in headers) {
+    const value = String(headers[name]);
+    try {
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
+    } catch {
+      continue;
+    }
+    const lower = name.toLowerCase();
+    // Framing and persistence are the proxy's to say.
+    if (lower === 'content-length' || lower === 'transfer-encoding' || lower === 'connection') continue;
+    head += `${name}: ${value}${CRLF}`;
+  }
+  head += `content-length: ${Buffer.byteLength(body)}${CRLF}`;
+  if (close) head += `connection: close${CRLF}`;
+  head += CRLF;
+  return Buffer.from(headRequest ? head : head + body, 'utf8');
+}
