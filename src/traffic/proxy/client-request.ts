@@ -34,9 +34,18 @@ export interface ClientRequest {
   exchangeStarted(exchange: Exchange): void;
 }
 
+/**
+ * Generated request ids look like UUIDs (version 4) and are unique without a random draw per
+ * request: a random prefix drawn once per process, then a counter (48 bits, in hex).
+ */
+const REQUEST_ID_PREFIX = randomUUID().slice(0, 24);
+let requestIdCounter = 0;
+
 /** The client's request id when it is usable, else a new one. */
 export function requestIdOf(given: string | undefined): string {
-  return given !== undefined && given.length > 0 && given.length <= MAX_GIVEN_REQUEST_ID_LENGTH ? given : randomUUID();
+  if (given !== undefined && given.length > 0 && given.length <= MAX_GIVEN_REQUEST_ID_LENGTH) return given;
+  requestIdCounter = (requestIdCounter + 1) % 0x1_0000_0000_0000;
+  return REQUEST_ID_PREFIX + requestIdCounter.toString(16).padStart(12, '0');
 }
 
 /** A request that came in through node:http (or node:http2's compatibility API). */

@@ -82,6 +82,8 @@ export interface ExchangeRequest {
   readonly clientIp: string;
   readonly hashKey: string | undefined;
   readonly receivedMs: number;
+  /** When admission control let the request through (monotonic; the same tick the exchange starts in). */
+  readonly admittedMs: number;
   readonly release: (outcome: AdmissionOutcome) => void;
 }
 
@@ -168,7 +170,8 @@ export class Exchange {
       return;
     }
     const pool = this.request.pool;
-    const now = monotonicMs();
+    // The first attempt starts in the tick the request was admitted: that time will do.
+    const now = this.attempts === 0 && this.current === undefined ? this.request.admittedMs : monotonicMs();
     const picked = pool.balancer.pick({ nowMs: now, hashKey: this.request.hashKey, exclude: this.tried });
     const backend = picked === undefined ? undefined : pool.backend(picked.id);
     if (backend === undefined) {
@@ -207,10 +210,11 @@ export class Exchange {
 
   /** The relayed response ended: the attempt's outcome counts, and the client's response is finished. */
   onResponseEnd(attempt: Attempt): void {
-    this.endAttempt(attempt, { kind: 'response', status: this.status, shed: attempt.shed });
+    const now = monotonicMs();
+    this.endAttempt(attempt, { kind: 'response', status: this.status, shed: attempt.shed }, now);
     if (attempt !== this.current || this.finished) return;
     this.request.io.endResponse(attempt);
-    this.finish(this.status, this.status >= 500 && !attempt.shed);
+    this.finish(this.status, this.status >= 500 && !attempt.shed, now);
   }
 
   onResponseError(attempt: Attempt, failure: UpstreamFailure): void {
@@ -278,12 +282,11 @@ export class Exchange {
     else setTimeout(() => this.attempt(true), delayMs);
   }
 
-  private endAttempt(attempt: Attempt, outcome: TrafficOutcome | undefined): void {
+  private endAttempt(attempt: Attempt, outcome: TrafficOutcome | undefined, now: number = monotonicMs()): void {
     if (attempt.ended) return;
     attempt.ended = true;
     attempt.detach();
     const pool = this.request.pool;
-    const now = monotonicMs();
     this.previousBackend = attempt.backend.id;
     const answered = outcome !== undefined && outcome.kind === 'response';
     pool.balancer.requestFinished(attempt.backend.load, attempt.startedMs, now, answered ? now - attempt.startedMs : undefined);
@@ -298,13 +301,13 @@ export class Exchange {
     this.finish(status, dropped);
   }
 
-  private finish(status: number, dropped: boolean): void {
+  private finish(status: number, dropped: boolean, now: number = monotonicMs()): void {
     if (this.finished) return;
     this.finished = true;
     const request = this.request;
     request.pool.requestsInProgress -= 1;
     this.status = status;
-    const durationMs = monotonicMs() - request.receivedMs;
+    const durationMs = now - request.receivedMs;
     request.release({ rttMs: durationMs, dropped });
     this.services.metrics.countRequest(request.pool.name, status === 499 || this.attempts === 0 ? 'none' : this.lastBackend, status, durationMs / 1000);
     this.services.accessLog?.request({

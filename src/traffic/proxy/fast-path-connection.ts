@@ -22,7 +22,7 @@ import type { ClientRequest } from './client-request.ts';
 import { monotonicMs } from './clocks.ts';
 import type { Expiring } from './deadline-sweeper.ts';
 import type { Attempt, Exchange, ExchangeIo, UpstreamFailure } from './exchange.ts';
-import { nodeStyleHeaders, ownResponse, upstreamRequestHead } from './fast-path-messages.ts';
+import { UpstreamHeadBuilder, nodeStyleHeaders, ownResponse } from './fast-path-messages.ts';
 import type { FastPath } from './fast-path.ts';
 import type { ResponseSink, UpstreamConnection, UpstreamUser } from './fast-path-upstream.ts';
 import { HEAD_HAND_OFF, HEAD_INCOMPLETE } from './http1/request-head.ts';
@@ -44,6 +44,7 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
   private readonly fastPath: FastPath;
   private readonly socket: Socket;
   readonly clientIp: string;
+  private readonly headBuilder: UpstreamHeadBuilder;
   private state = READING;
   deadlineMs: number;
   /** Bytes received and not handled yet: a partial head, or pipelined requests. */
@@ -84,6 +85,7 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
     this.fastPath = fastPath;
     this.socket = socket;
     this.clientIp = socket.remoteAddress ?? '';
+    this.headBuilder = new UpstreamHeadBuilder(this.clientIp, 'http', fastPath.settings.requestIdHeader);
     this.deadlineMs = monotonicMs() + fastPath.settings.headersTimeoutMs;
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
@@ -252,9 +254,7 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
   }
 
   prepareExchange(_pool: PoolRuntime, requestId: string): ExchangeIo {
-    this.upstreamHead = upstreamRequestHead(this.headBytes!, this.headStart, this.fastPath.parser, {
-      clientIp: this.clientIp, proto: 'http', requestIdHeader: this.fastPath.settings.requestIdHeader, requestId,
-    });
+    this.upstreamHead = this.headBuilder.build(this.headBytes!, this.headStart, this.fastPath.parser, requestId);
     return this;
   }
 

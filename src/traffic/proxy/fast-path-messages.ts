@@ -13,39 +13,70 @@ import { HEADER_X_FORWARDED_FOR } from './http1/syntax.ts';
 
 const CRLF = '\r\n';
 
-export interface ForwardingFacts {
-  readonly clientIp: string;
-  readonly proto: 'http' | 'https';
-  readonly requestIdHeader: string;
-  readonly requestId: string;
+/**
+ * Builds the request heads for the backend for one client connection: the lines the proxy adds
+ * that do not change from request to request on a connection are made once.
+ */
+export class UpstreamHeadBuilder {
+  private readonly clientIp: string;
+  private readonly proto: string;
+  /** "x-forwarded-for: IP", "x-forwarded-proto: P" and the start of x-forwarded-host, for requests without an X-Forwarded-For of their own. */
+  private readonly forwardedLines: Buffer;
+  /** The end of the x-forwarded-host line and the start of the request id's. */
+  private readonly requestIdLineStart: Buffer;
+
+  constructor(clientIp: string, proto: 'http' | 'https', requestIdHeader: string) {
+    this.clientIp = clientIp;
+    this.proto = proto;
+    this.forwardedLines = Buffer.from(`x-forwarded-for: ${clientIp}${CRLF}x-forwarded-proto: ${proto}${CRLF}x-forwarded-host: `, 'latin1');
+    this.requestIdLineStart = Buffer.from(`${CRLF}${requestIdHeader}: `, 'latin1');
+  }
+
+  /** The head for the backend, from the head the parser just parsed in `bytes` (starting at `start`). */
+  build(bytes: Buffer, start: number, parser: RequestHeadParser, requestId: string): Buffer {
+    const forwarded = this.forwardedLinesFor(bytes, parser);
+    let length = parser.requestLineEnd - start + forwarded.length + (parser.hostEnd - parser.hostStart) + this.requestIdLineStart.length + requestId.length + 4;
+    for (let i = 0; i < parser.keptRunCount; i++) length += parser.keptRuns[i * 2 + 1]! - parser.keptRuns[i * 2]!;
+    const out = Buffer.allocUnsafe(length);
+    let at = copyBytes(bytes, start, parser.requestLineEnd, out, 0);
+    for (let i = 0; i < parser.keptRunCount; i++) at = copyBytes(bytes, parser.keptRuns[i * 2]!, parser.keptRuns[i * 2 + 1]!, out, at);
+    out.set(forwarded, at);
+    at = copyBytes(bytes, parser.hostStart, parser.hostEnd, out, at + forwarded.length);
+    out.set(this.requestIdLineStart, at);
+    at += this.requestIdLineStart.length;
+    // The id is ASCII: generated, or taken from a header the parser checked to be visible ASCII.
+    for (let i = 0; i < requestId.length; i++) out[at++] = requestId.charCodeAt(i);
+    out[at++] = 0x0d;
+    out[at++] = 0x0a;
+    out[at++] = 0x0d;
+    out[at++] = 0x0a;
+    if (at !== length) throw new Error(`bug: upstream head is ${at} bytes, ${length} expected`);
+    return out;
+  }
+
+  /** X-Forwarded-For carries on what the client sent, if anything (RFC 7239's predecessor convention). */
+  private forwardedLinesFor(bytes: Buffer, parser: RequestHeadParser): Buffer {
+    let earlier: string | undefined;
+    for (let i = 0; i < parser.headerCount; i++) {
+      const fields = i * HEADER_FIELDS;
+      if (parser.headers[fields + FIELD_KIND] !== HEADER_X_FORWARDED_FOR) continue;
+      const value = bytes.toString('latin1', parser.headers[fields + FIELD_VALUE_START]!, parser.headers[fields + FIELD_VALUE_END]!);
+      earlier = earlier === undefined ? value : `${earlier}, ${value}`;
+    }
+    if (earlier === undefined) return this.forwardedLines;
+    return Buffer.from(`x-forwarded-for: ${earlier}, ${this.clientIp}${CRLF}x-forwarded-proto: ${this.proto}${CRLF}x-forwarded-host: `, 'latin1');
+  }
 }
 
-/** The request head for the backend, from the head the parser just parsed in `bytes` (which starts at `start`). */
-export function upstreamRequestHead(bytes: Buffer, start: number, parser: RequestHeadParser, facts: ForwardingFacts): Buffer {
-  let forwardedFor = facts.clientIp;
-  let earlier: string | undefined;
-  for (let i = 0; i < parser.headerCount; i++) {
-    const fields = i * HEADER_FIELDS;
-    if (parser.headers[fields + FIELD_KIND] !== HEADER_X_FORWARDED_FOR) continue;
-    const value = bytes.toString('latin1', parser.headers[fields + FIELD_VALUE_START]!, parser.headers[fields + FIELD_VALUE_END]!);
-    earlier = earlier === undefined ? value : `${earlier}, ${value}`;
+/** Copies source[from, to) into target at `at`; returns the position after. Short ranges (most header lines) are copied in JS, which beats a native call. */
+function copyBytes(source: Uint8Array, from: number, to: number, target: Uint8Array, at: number): number {
+  const length = to - from;
+  if (length > 64) {
+    target.set(source.subarray(from, to), at);
+    return at + length;
   }
-  if (earlier !== undefined) forwardedFor = `${earlier}, ${forwardedFor}`;
-  const added = `x-forwarded-for: ${forwardedFor}${CRLF}x-forwarded-proto: ${facts.proto}${CRLF}`;
-  const requestId = `${facts.requestIdHeader}: ${facts.requestId}${CRLF}${CRLF}`;
-  const hostLength = parser.hostEnd - parser.hostStart;
-  let length = parser.requestLineEnd - start + added.length + 'x-forwarded-host: '.length + hostLength + 2 + requestId.length;
-  for (let i = 0; i < parser.keptRunCount; i++) length += parser.keptRuns[i * 2 + 1]! - parser.keptRuns[i * 2]!;
-  const out = Buffer.allocUnsafe(length);
-  let at = bytes.copy(out, 0, start, parser.requestLineEnd);
-  for (let i = 0; i < parser.keptRunCount; i++) at += bytes.copy(out, at, parser.keptRuns[i * 2]!, parser.keptRuns[i * 2 + 1]!);
-  at += out.write(added, at, 'latin1');
-  at += out.write('x-forwarded-host: ', at, 'latin1');
-  at += bytes.copy(out, at, parser.hostStart, parser.hostEnd);
-  at += out.write(CRLF, at, 'latin1');
-  at += out.write(requestId, at, 'latin1');
-  if (at !== length) throw new Error(`bug: upstream head is ${at} bytes, ${length} expected`);
-  return out;
+  for (let i = 0; i < length; i++) target[at + i] = source[from + i]!;
+  return at + length;
 }
 
 /** Headers whose duplicates node:http discards (it keeps the first), as its IncomingMessage does. */

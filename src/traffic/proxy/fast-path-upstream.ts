@@ -54,6 +54,13 @@ const COALESCE_BODY_BYTES = 16_384;
 const CONNECTION_CLOSE_LINE = 'connection: close\r\n';
 const STATUS_LINE_PREFIX = 'HTTP/1.1 ';
 
+/**
+ * One read buffer for every upstream connection (socket onread): each read is handled at once,
+ * and the few bytes that must outlive it (a partial head, body bytes relayed on their own) are
+ * copied. This skips the stream machinery and a buffer allocation per read.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(65_536);
+
 /** One parser for every connection: responses are parsed synchronously, one at a time. */
 const responseParser = new ResponseHeadParser();
 
@@ -178,9 +185,17 @@ export class UpstreamConnection implements Expiring, AttemptTransport {
     this.opener = opener;
     this.keepAliveMs = upstream.options.keepAliveMs;
     this.deadlineMs = monotonicMs() + upstream.options.connectMs;
-    this.socket = connect({ host: upstream.address.host, port: upstream.address.port, noDelay: true });
+    this.socket = connect({
+      host: upstream.address.host, port: upstream.address.port, noDelay: true,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (length: number, bytes: Uint8Array) => {
+          this.onRead(bytes as Buffer, length);
+          return true; // pausing, when the client is slow, is relayBody's decision
+        },
+      },
+    });
     this.socket.on('connect', () => this.onConnect());
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('drain', () => this.sink?.upstreamDrained());
     this.socket.on('error', (error: NodeJS.ErrnoException) => this.onSocketGone(error.code ?? 'ECONNRESET'));
     // 'end': the backend closed its side. A response framed by the close ends here; anything else is a loss.
@@ -222,7 +237,8 @@ export class UpstreamConnection implements Expiring, AttemptTransport {
     this.reusable = true;
     attempt.attach(this);
     if (this.state !== BUSY) return; // the attempt was aborted on attaching
-    this.deadlineMs = monotonicMs() + this.upstream.options.firstByteMs;
+    // The attempt started in this same tick: its start time is now, near enough.
+    this.deadlineMs = attempt.startedMs + this.upstream.options.firstByteMs;
     this.socket.write(head);
   }
 
@@ -307,7 +323,8 @@ export class UpstreamConnection implements Expiring, AttemptTransport {
     }
   }
 
-  private onData(chunk: Buffer): void {
+  /** bytes[0, end) just arrived, in the shared READ_BUFFER: whatever must outlive this call is copied. */
+  private onRead(bytes: Buffer, end: number): void {
     if (this.state !== BUSY) {
       // Bytes nobody asked for (on an idle connection): the connection cannot be trusted any more.
       this.destroy();
@@ -315,21 +332,25 @@ export class UpstreamConnection implements Expiring, AttemptTransport {
     }
     this.responseBegun = true;
     if (this.headDone) {
-      this.relayBody(chunk, 0, false);
+      this.relayBody(bytes, 0, end, false);
       return;
     }
-    const bytes = this.pendingHead === undefined ? chunk : Buffer.concat([this.pendingHead, chunk]);
+    if (this.pendingHead === undefined) {
+      this.readHead(bytes, 0, end);
+      return;
+    }
+    const head = Buffer.concat([this.pendingHead, bytes.subarray(0, end)]);
     this.pendingHead = undefined;
-    this.readHead(bytes, 0);
+    this.readHead(head, 0, head.length);
   }
 
-  private readHead(bytes: Buffer, start: number): void {
+  private readHead(bytes: Buffer, start: number, end: number): void {
     const parser = responseParser;
     let headStart = start;
     for (;;) {
-      const verdict = parser.parse(bytes, headStart, bytes.length, this.headRequest);
+      const verdict = parser.parse(bytes, headStart, end, this.headRequest);
       if (verdict === RESPONSE_INCOMPLETE) {
-        this.pendingHead = bytes.subarray(headStart);
+        this.pendingHead = Buffer.from(bytes.subarray(headStart, end));
         return;
       }
       if (verdict === RESPONSE_INVALID) {
@@ -344,7 +365,7 @@ export class UpstreamConnection implements Expiring, AttemptTransport {
         return;
       }
       headStart = parser.headEnd;
-      if (headStart === bytes.length) return;
+      if (headStart === end) return;
     }
     this.headDone = true;
     this.framing = parser.framing;
@@ -358,16 +379,15 @@ export class UpstreamConnection implements Expiring, AttemptTransport {
       return;
     }
     this.attempt!.headersSent = true;
-    this.deadlineMs = monotonicMs() + this.upstream.options.idleMs;
-    this.relayBody(bytes, parser.headEnd, true);
+    this.relayBody(bytes, parser.headEnd, end, true);
   }
 
   /**
-   * Relays the body bytes in bytes[start, end), preceded by the relayed head when `withHead`
+   * Relays the body bytes in bytes[start, available), preceded by the relayed head when `withHead`
    * (parsed just now by responseParser), and completes the exchange when the body ends.
    */
-  private relayBody(bytes: Buffer, start: number, withHead: boolean): void {
-    let end = bytes.length;
+  private relayBody(bytes: Buffer, start: number, available: number, withHead: boolean): void {
+    let end = available;
     let complete = false;
     switch (this.framing) {
       case BODY_NONE:
@@ -397,12 +417,12 @@ export class UpstreamConnection implements Expiring, AttemptTransport {
         break; // BODY_UNTIL_CLOSE: everything, until the backend closes
     }
     // Bytes after the response's end: the backend sent something nobody asked for.
-    if (end < bytes.length) this.reusable = false;
+    if (end < available) this.reusable = false;
     if (!this.exchange!.isCurrent(this.attempt!)) {
       this.abort(new ClientGone('nobody to relay the response to'));
       return;
     }
-    const flowing = withHead ? this.writeHeadAndBody(bytes, start, end) : end === start || this.sink!.writeResponse(bytes.subarray(start, end), false);
+    const flowing = withHead ? this.writeHeadAndBody(bytes, start, end) : end === start || this.sink!.writeResponse(Buffer.from(bytes.subarray(start, end)), false);
     if (complete) {
       this.complete();
       return;
@@ -433,7 +453,7 @@ export class UpstreamConnection implements Expiring, AttemptTransport {
       return this.sink!.writeResponse(out, closeAfter);
     }
     this.sink!.writeResponse(out, closeAfter);
-    return this.sink!.writeResponse(bytes.subarray(bodyStart, bodyEnd), closeAfter);
+    return this.sink!.writeResponse(Buffer.from(bytes.subarray(bodyStart, bodyEnd)), closeAfter);
   }
 
   /** The response is complete: the connection goes back to the pool (or closes), then the exchange hears of it. */

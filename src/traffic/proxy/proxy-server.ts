@@ -331,13 +331,13 @@ export class ProxyServer implements FastPathHandler {
     const decision = this.admission === admitAll ? ADMITTED
       : this.admission.admit({ pool: pool.name, method: request.method, path: request.path, headers: request.headers, clientKey: request.clientIp });
     if (decision instanceof Promise) {
-      decision.then((admitted) => this.forward(request, pool, admitted, io, requestId, hashKey), (error: unknown) => this.admissionFailed(request, pool, error));
+      decision.then((admitted) => this.forward(request, pool, admitted, io, requestId, hashKey, monotonicMs()), (error: unknown) => this.admissionFailed(request, pool, error));
     } else {
-      this.forward(request, pool, decision, io, requestId, hashKey);
+      this.forward(request, pool, decision, io, requestId, hashKey, request.receivedMs);
     }
   }
 
-  private forward(request: ClientRequest, pool: PoolRuntime, decision: AdmissionDecision, io: ExchangeIo, requestId: string, hashKey: string | undefined): void {
+  private forward(request: ClientRequest, pool: PoolRuntime, decision: AdmissionDecision, io: ExchangeIo, requestId: string, hashKey: string | undefined, admittedMs: number): void {
     if (!decision.admitted) {
       this.metrics.countRejected(pool.name, decision.status);
       this.metrics.countRequest(pool.name, 'none', decision.status, (monotonicMs() - request.receivedMs) / 1000);
@@ -347,7 +347,7 @@ export class ProxyServer implements FastPathHandler {
     }
     const exchange = new Exchange({
       io, pool, method: request.method, path: request.path, host: request.host, requestId, clientIp: request.clientIp, hashKey,
-      receivedMs: request.receivedMs, release: decision.release,
+      receivedMs: request.receivedMs, admittedMs, release: decision.release,
     }, this.services);
     request.exchangeStarted(exchange);
     exchange.start();

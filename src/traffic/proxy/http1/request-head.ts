@@ -194,14 +194,12 @@ export class RequestHeadParser {
     pos++;
     while (pos < end && (bytes[pos] === SP || bytes[pos] === HTAB)) pos++;
     const valueStart = pos;
+    // CR is not a value byte: the loop stops at the line's end or at a byte that is not allowed.
+    while (pos < end && (BYTE_CLASS[bytes[pos]!]! & CLIENT_VALUE) !== 0) pos++;
+    if (pos === end) return -1;
+    if (bytes[pos] !== CR) return this.handOffAt('header-value');
     let valueEnd = pos;
-    for (; pos < end; pos++) {
-      const byte = bytes[pos]!;
-      if (byte === CR) break;
-      // Control characters, a bare LF, obs-text: Node decides.
-      if ((BYTE_CLASS[byte]! & CLIENT_VALUE) === 0) return this.handOffAt('header-value');
-      if (byte !== SP && byte !== HTAB) valueEnd = pos + 1;
-    }
+    while (valueEnd > valueStart && (bytes[valueEnd - 1] === SP || bytes[valueEnd - 1] === HTAB)) valueEnd--;
     if (pos + 1 >= end) return -1;
     if (bytes[pos + 1] !== LF) return this.handOffAt('bare-cr');
     if (this.headerCount === this.limits.maxHeaderCount) return this.handOffAt('too-many-headers');

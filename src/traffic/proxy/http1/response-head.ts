@@ -157,11 +157,9 @@ export class ResponseHeadParser {
     if (bytes[pos] === SP) pos++;
     else if (bytes[pos] !== CR) return this.invalidAt('status-line');
     this.reasonStart = pos;
-    for (; pos < end; pos++) {
-      const byte = bytes[pos]!;
-      if (byte === CR) break;
-      if ((BYTE_CLASS[byte]! & BACKEND_VALUE) === 0) return this.invalidAt('reason');
-    }
+    while (pos < end && (BYTE_CLASS[bytes[pos]!]! & BACKEND_VALUE) !== 0) pos++;
+    if (pos === end) return -1;
+    if (bytes[pos] !== CR) return this.invalidAt('reason');
     if (pos + 1 >= end) return -1;
     if (bytes[pos + 1] !== LF) return this.invalidAt('bare-cr');
     this.statusLineEnd = pos + 2;
@@ -177,13 +175,12 @@ export class ResponseHeadParser {
     pos++;
     while (pos < end && (bytes[pos] === SP || bytes[pos] === HTAB)) pos++;
     const valueStart = pos;
+    // CR is not a value byte: the loop stops at the line's end or at a byte that is not allowed.
+    while (pos < end && (BYTE_CLASS[bytes[pos]!]! & BACKEND_VALUE) !== 0) pos++;
+    if (pos === end) return -1;
+    if (bytes[pos] !== CR) return this.invalidAt('header-value');
     let valueEnd = pos;
-    for (; pos < end; pos++) {
-      const byte = bytes[pos]!;
-      if (byte === CR) break;
-      if ((BYTE_CLASS[byte]! & BACKEND_VALUE) === 0) return this.invalidAt('header-value');
-      if (byte !== SP && byte !== HTAB) valueEnd = pos + 1;
-    }
+    while (valueEnd > valueStart && (bytes[valueEnd - 1] === SP || bytes[valueEnd - 1] === HTAB)) valueEnd--;
     if (pos + 1 >= end) return -1;
     if (bytes[pos + 1] !== LF) return this.invalidAt('bare-cr');
     if (this.lineCount === this.limits.maxHeaderCount) return this.invalidAt('too-many-headers');
