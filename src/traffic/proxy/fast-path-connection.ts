@@ -160,7 +160,7 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
       return;
     }
     if (verdict === HEAD_HAND_OFF) {
-      this.handOff(bytes);
+      this.handOff(bytes, parser.handOffReason);
       return;
     }
     const headEnd = parser.headEnd;
@@ -188,16 +188,16 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
     this.headersObject = undefined;
     if (!handled) {
       this.state = READING;
-      this.handOff(bytes);
+      this.handOff(bytes, 'pool-protocol');
     }
   }
 
   /** Gives the connection to node:http with the bytes not handled yet; the fast path is done with it. */
-  private handOff(bytes: Buffer): void {
+  private handOff(bytes: Buffer, reason: string): void {
     this.state = HANDED_OFF;
     this.pending = undefined;
     this.detach();
-    this.fastPath.handOff(this.socket, bytes, this.clientEnded);
+    this.fastPath.handOff(this.socket, bytes, this.clientEnded, reason);
   }
 
   private detach(): void {

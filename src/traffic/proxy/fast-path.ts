@@ -28,6 +28,8 @@ export interface FastPathSettings {
 export interface FastPathHandler {
   /** Routes, admits and forwards a request the fast path parsed; false to hand the connection to node:http instead. */
   handleFast(request: ClientRequest): boolean;
+  /** A connection was handed to node:http, and why (the parser's reason, or 'pool-protocol'). */
+  handedOff(reason: string): void;
 }
 
 type ConnectionListener = (this: Server, socket: Socket) => void;
@@ -73,7 +75,8 @@ export class FastPath {
   }
 
   /** Gives a connection to node:http, with the bytes read and not handled yet. */
-  handOff(socket: Socket, unhandled: Buffer, clientEnded: boolean): void {
+  handOff(socket: Socket, unhandled: Buffer, clientEnded: boolean, reason: string): void {
+    this.handler.handedOff(reason);
     this.nodeConnectionListener.call(this.server, socket);
     // Emitted at once, so that these bytes reach node:http's parser before anything read later.
     socket.emit('data', unhandled);

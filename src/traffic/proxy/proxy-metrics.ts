@@ -50,6 +50,10 @@ export class ProxyMetrics {
     name: 'concord_proxy_admission_rejected_total', help: 'requests refused by admission control before reaching a backend, by pool and status',
     labelNames: ['pool', 'status'], registers: [this.registry],
   });
+  private readonly handOffs = new Counter({
+    name: 'concord_proxy_fast_path_handoffs_total', help: 'client connections the fast path handed to node:http, by reason (the request it could not serve itself)',
+    labelNames: ['reason'], registers: [this.registry],
+  });
   private readonly activeRequests = new Gauge({
     name: 'concord_proxy_active_requests', help: 'requests in flight to a backend', labelNames: ['pool', 'backend'], registers: [this.registry],
   });
@@ -82,6 +86,10 @@ export class ProxyMetrics {
 
   countCheck(pool: string, backend: string, ok: boolean): void {
     this.checks.labels(pool, backend, ok ? 'pass' : 'fail').inc();
+  }
+
+  countHandOff(reason: string): void {
+    this.handOffs.labels(reason).inc();
   }
 
   countRejected(pool: string, status: number): void {

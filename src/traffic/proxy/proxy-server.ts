@@ -304,6 +304,10 @@ export class ProxyServer implements FastPathHandler {
     return true;
   }
 
+  handedOff(reason: string): void {
+    this.metrics.countHandOff(reason);
+  }
+
   /** The request's pool; when none matches, the client got a 404. */
   private route(request: ClientRequest): PoolRuntime | undefined {
     const poolName = this.router.route(request.host, request.path);

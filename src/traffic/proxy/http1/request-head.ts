@@ -112,9 +112,10 @@ export class RequestHeadParser {
     if (pos === 0) return HEAD_HAND_OFF;
     for (;;) {
       if (pos - start > this.limits.maxHeadBytes) return this.handOff('head-too-large');
-      if (pos + 1 >= end) return this.incompleteOrTooLarge(start, end);
+      if (pos >= end) return this.incompleteOrTooLarge(start, end);
       const first = bytes[pos]!;
       if (first === CR) {
+        if (pos + 1 >= end) return this.incompleteOrTooLarge(start, end);
         if (bytes[pos + 1] !== LF) return this.handOff('bare-cr');
         this.headEnd = pos + 2;
         return this.finish(bytes, start);

@@ -90,9 +90,10 @@ export class ResponseHeadParser {
     if (pos === 0) return RESPONSE_INVALID;
     for (;;) {
       if (pos - start > this.limits.maxHeadBytes) return this.invalid('head-too-large');
-      if (pos + 1 >= end) return this.incompleteOrTooLarge(start, end);
+      if (pos >= end) return this.incompleteOrTooLarge(start, end);
       const first = bytes[pos]!;
       if (first === CR) {
+        if (pos + 1 >= end) return this.incompleteOrTooLarge(start, end);
         if (bytes[pos + 1] !== LF) return this.invalid('bare-cr');
         this.headEnd = pos + 2;
         return this.finish(bytes, start, headRequest);
