@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { CHUNKED_INVALID, CHUNKED_NEED_MORE, ChunkedBodyScanner } from '../../src/traffic/proxy/http1/chunked-body.ts';
 import { HEAD_HAND_OFF, HEAD_INCOMPLETE, HEAD_PARSED, RequestHeadParser } from '../../src/traffic/proxy/http1/request-head.ts';
 import {
-  BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, RESPONSE_INCOMPLETE, RESPONSE_INVALID, RESPONSE_PARSED, ResponseHeadParser,
+  BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, RESPONSE_INCOMPLETE, RESPONSE_INVALID, ResponseHeadParser,
 } from '../../src/traffic/proxy/http1/response-head.ts';
 
 const bytes = (text: string) => Buffer.from(text, 'latin1');

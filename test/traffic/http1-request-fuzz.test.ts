@@ -96,7 +96,7 @@ const anyValue = fc.string({ unit: fc.constantFrom(...' \tabc09;,=:"\\/'.split('
 const hostileValue = fc.constantFrom('+5', '-1', '5,5', '5, 5', '0x5', '1e3', '99999999999999999999', 'chunked', 'Chunked', ' chunked', 'chunked ', 'xchunked',
   'chunked, identity', 'identity, chunked', '\tchunked', 'upgrade', 'Content-Length', 'host', '100-continue', 'websocket', 'a\x01b', 'caf\xe9', 'a\x7fb');
 /** A header: a name with values that make sense for it, mostly; sometimes anything. */
-const nameAndValue = mostly(
+const nameAndValue = mostly<[string, string]>(
   fc.oneof(
     fc.tuple(fc.constantFrom('Content-Length', 'content-length'), fc.constantFrom('0', '5', ' 5', '5 ', '05', '3')),
     fc.tuple(fc.constantFrom('Connection', 'connection'), fc.constantFrom('close', 'keep-alive', 'x-custom', 'close, x-custom', 'Keep-Alive , X-Custom', '')),
