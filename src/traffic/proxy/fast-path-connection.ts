@@ -140,14 +140,15 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
       while (this.state === READING && this.pending !== undefined) {
         const bytes = this.pending;
         this.pending = undefined;
-        this.readRequest(bytes);
+        if (!this.readRequest(bytes)) break;
       }
     } finally {
       this.driving = false;
     }
   }
 
-  private readRequest(bytes: Buffer): void {
+  /** Reads the request at the start of `bytes`; false when its head is not complete yet. */
+  private readRequest(bytes: Buffer): boolean {
     const parser = this.fastPath.parser;
     const verdict = parser.parse(bytes, 0, bytes.length);
     if (verdict === HEAD_INCOMPLETE) {
@@ -157,11 +158,11 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
         this.headStarted = true;
         this.deadlineMs = monotonicMs() + this.fastPath.settings.headersTimeoutMs;
       }
-      return;
+      return false;
     }
     if (verdict === HEAD_HAND_OFF) {
       this.handOff(bytes, parser.handOffReason);
-      return;
+      return true;
     }
     const headEnd = parser.headEnd;
     const contentLength = parser.contentLength;
@@ -190,6 +191,7 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
       this.state = READING;
       this.handOff(bytes, 'pool-protocol');
     }
+    return true;
   }
 
   /** Gives the connection to node:http with the bytes not handled yet; the fast path is done with it. */
@@ -394,8 +396,9 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
 
   private readonly onEnd = (): void => {
     this.clientEnded = true;
-    if (this.state === EXCHANGE && this.bodyRemaining > 0) {
-      // The client stopped before its body was complete: the request cannot be finished.
+    if (this.state === EXCHANGE) {
+      // A client that closes its side is gone, as node:http sees it too (it does not allow HTTP
+      // half-open connections): the exchange stops rather than stream to nobody.
       this.exchange?.clientGone();
       this.socket.destroy();
     } else if (this.state === READING) {
