@@ -253,7 +253,10 @@ export class UpstreamConnection implements Expiring, AttemptTransport {
 
   /** The client's buffer drained: the response may flow again. */
   resumeResponse(): void {
-    if (this.state === BUSY) this.socket.resume();
+    if (this.state !== BUSY) return;
+    // idleMs counts silence from the backend; time spent waiting for a slow client is not its silence.
+    if (this.headDone) this.deadlineMs = monotonicMs() + this.upstream.options.idleMs;
+    this.socket.resume();
   }
 
   abort(reason: Error): void {
