@@ -63,8 +63,8 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
   contentLength = -1;
   receivedMs = 0;
   givenRequestId: string | undefined = undefined;
+  /** The bytes the current request's head starts with (at 0), while it is routed and admitted. */
   private headBytes: Buffer | undefined;
-  private headStart = 0;
   private headersObject: IncomingHttpHeaders | undefined;
   private requestClose = false;
   private upstreamHead: Buffer | undefined;
@@ -179,7 +179,6 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
     this.givenRequestId = parser.requestIdStart < 0 ? undefined : bytes.toString('latin1', parser.requestIdStart, parser.requestIdEnd);
     this.requestClose = parser.connectionClose;
     this.headBytes = bytes;
-    this.headStart = 0;
     this.bodyRemaining = Math.max(contentLength, 0) - bodyAtHand;
     this.heldBody = bodyAtHand > 0 ? [bytes.subarray(headEnd, requestEnd)] : undefined;
     this.heldBytes = bodyAtHand;
@@ -256,7 +255,7 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
   }
 
   prepareExchange(_pool: PoolRuntime, requestId: string): ExchangeIo {
-    this.upstreamHead = this.headBuilder.build(this.headBytes!, this.headStart, this.fastPath.parser, requestId);
+    this.upstreamHead = this.headBuilder.build(this.headBytes!, 0, this.fastPath.parser, requestId);
     return this;
   }
 
@@ -369,9 +368,7 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
     this.closeAfterResponse = false;
     this.pausedForUpstream = false;
     if (close) {
-      this.state = CLOSING;
-      this.socket.end();
-      this.socket.once('finish', () => this.socket.destroy());
+      this.close();
       return;
     }
     this.state = READING;
@@ -381,17 +378,22 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
     if (this.pending !== undefined) process.nextTick(() => this.drive());
   }
 
+  /** Ends the connection once what was written is out; a client that does not read it for clientIdleMs is cut off. */
+  private close(lastWords?: string): void {
+    this.state = CLOSING;
+    this.deadlineMs = monotonicMs() + this.fastPath.settings.clientIdleMs;
+    if (lastWords === undefined) this.socket.end();
+    else this.socket.end(lastWords);
+    this.socket.once('finish', () => this.socket.destroy());
+  }
+
   expire(): void {
-    if (this.state !== READING) return;
-    if (this.pending !== undefined) {
+    if (this.state === READING && this.pending !== undefined) {
       // A head that took longer than headersTimeoutMs (slowloris): Node's own answer, then close.
-      this.state = CLOSING;
-      this.socket.end(REQUEST_TIMEOUT_RESPONSE);
-      this.socket.once('finish', () => this.socket.destroy());
-      this.deadlineMs = Number.POSITIVE_INFINITY;
-      return;
+      this.close(REQUEST_TIMEOUT_RESPONSE);
+    } else if (this.state === READING || this.state === CLOSING) {
+      this.socket.destroy();
     }
-    this.socket.destroy();
   }
 
   private readonly onEnd = (): void => {
@@ -402,8 +404,7 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
       this.exchange?.clientGone();
       this.socket.destroy();
     } else if (this.state === READING) {
-      this.socket.end();
-      this.socket.once('finish', () => this.socket.destroy());
+      this.close();
     }
   };
 
