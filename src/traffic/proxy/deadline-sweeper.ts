@@ -43,10 +43,6 @@ export class DeadlineSweeper {
     this.timer = undefined;
   }
 
-  get size(): number {
-    return this.items.size;
-  }
-
   private sweep(): void {
     const now = monotonicMs();
     // Deleting from a Set while iterating it is safe: removed items are not visited.

@@ -150,10 +150,6 @@ export class Exchange {
     request.pool.requestsInProgress += 1;
   }
 
-  get isFinished(): boolean {
-    return this.finished;
-  }
-
   start(): void {
     this.attempt(false);
   }

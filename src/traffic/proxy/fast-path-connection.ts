@@ -53,6 +53,8 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
   private pausedForHolding = false;
   private pausedForUpstream = false;
   private clientEnded = false;
+  /** Inside send(): a backend connection handed over now is an idle one, given in the same tick. */
+  private acquiring = false;
   /** A request head began arriving and its header timeout runs. */
   private headStarted = false;
 
@@ -273,7 +275,9 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
 
   send(_exchange: Exchange, attempt: Attempt): void {
     this.attempt = attempt;
+    this.acquiring = true;
     attempt.backend.http1!.acquire(this);
+    this.acquiring = false;
   }
 
   respondWithError(status: number, code: string, body: string): void {
@@ -310,7 +314,8 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
       this.heldBytes = 0;
       this.resumeFromHolding();
     }
-    connection.start(exchange, attempt, this, head, this.method === 'HEAD', this.bodyRemaining);
+    // An idle connection comes in the tick the attempt started: its start time saves a clock read.
+    connection.start(exchange, attempt, this, head, this.method === 'HEAD', this.bodyRemaining, this.acquiring ? attempt.startedMs : monotonicMs());
   }
 
   onUpstreamFailed(failure: UpstreamFailure): void {

@@ -80,15 +80,6 @@ export class Http1Upstream {
     this.sweeper = sweeper;
   }
 
-  /** Connections open or opening. */
-  get connectionCount(): number {
-    return this.open;
-  }
-
-  get idleCount(): number {
-    return this.idle.length;
-  }
-
   /** Gives `user` a connection: an idle one at once, a new one once connected, or the next one released. */
   acquire(user: UpstreamUser): void {
     if (this.closing) {
@@ -225,7 +216,7 @@ export class UpstreamConnection implements Expiring, AttemptTransport {
    * Sends a request: its head (with any body bytes already at hand) now, the rest of its body
    * through writeRequestBody. The response is relayed to `sink`.
    */
-  start(exchange: Exchange, attempt: Attempt, sink: ResponseSink, head: Uint8Array, headRequest: boolean, requestBodyRemaining: number): void {
+  start(exchange: Exchange, attempt: Attempt, sink: ResponseSink, head: Uint8Array, headRequest: boolean, requestBodyRemaining: number, nowMs: number): void {
     this.exchange = exchange;
     this.attempt = attempt;
     this.sink = sink;
@@ -237,8 +228,7 @@ export class UpstreamConnection implements Expiring, AttemptTransport {
     this.reusable = true;
     attempt.attach(this);
     if (this.state !== BUSY) return; // the attempt was aborted on attaching
-    // The attempt started in this same tick: its start time is now, near enough.
-    this.deadlineMs = attempt.startedMs + this.upstream.options.firstByteMs;
+    this.deadlineMs = nowMs + this.upstream.options.firstByteMs;
     this.socket.write(head);
   }
 

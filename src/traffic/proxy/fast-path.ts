@@ -60,10 +60,6 @@ export class FastPath {
     server.on('connection', (socket: Socket) => this.accept(socket));
   }
 
-  get connectionCount(): number {
-    return this.connections.size;
-  }
-
   private accept(socket: Socket): void {
     this.connections.add(new FastConnection(this, socket));
   }

@@ -41,10 +41,6 @@ export class ChunkedBodyScanner {
     this.invalidReason = '';
   }
 
-  get done(): boolean {
-    return this.state === DONE;
-  }
-
   /**
    * Scans bytes[start, end). Returns the index just past the body's last byte when the body ends
    * within the range, CHUNKED_NEED_MORE when every byte belongs to the body and more are to come,
