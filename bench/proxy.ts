@@ -1,5 +1,7 @@
 // The proxy benchmark: Concord (one worker) against HAProxy 2.6 (one thread, health checks on),
 // nginx (one worker, keepalive upstream), a naive Node proxy, and the backends directly, in one run.
+// `concord` is the default configuration (its fast path on); `concord-node` is the same proxy with
+// proxy.fastPath: false (node:http and undici), to show what the fast path buys.
 //
 //   npx concord bench proxy [--json] [--quick] [--seconds 8] [--repeats 3] [--rates 1000,10000]
 //
@@ -23,7 +25,27 @@ import { Command } from 'commander';
 import { LatencyHistogram } from './latency-histogram.ts';
 import type { OpenLoopResult } from './open-loop.ts';
 import { parseWrk } from './wrk-output.ts';
-import { PROXY_SYSTEMS, startNginxBackends, startProxySystem, type ProxySystem, type Running } from './proxy-systems.ts';
+import { PROXY_SYSTEMS as PEER_SYSTEMS, pinned, startNginxBackends, startProxySystem, stopChild, waitForHttp, type Running } from './proxy-systems.ts';
+
+const PROXY_SYSTEMS = [...PEER_SYSTEMS, 'concord-node'] as const;
+type ProxySystem = (typeof PROXY_SYSTEMS)[number];
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+
+/** Concord with proxy.fastPath: false, configured as proxy-systems.ts configures `concord` otherwise. */
+async function startConcordNodePath(port: number, adminPort: number, backendPorts: number[], dir: string): Promise<Running> {
+  const config = {
+    proxy: { listen: `127.0.0.1:${port}`, admin: `127.0.0.1:${adminPort}`, accessLog: false, fastPath: false },
+    pools: [{
+      name: 'bench', balance: 'p2c', backends: backendPorts.map((backendPort) => ({ address: `127.0.0.1:${backendPort}` })),
+      health: { http: { path: '/' }, intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 },
+    }],
+  };
+  const path = join(dir, `concord-node-${port}.yaml`);
+  writeFileSync(path, JSON.stringify(config, null, 2)); // JSON is YAML
+  const child = pinned(PROXY_CORE, process.execPath, [join(REPO, 'src/cli/entry.ts'), 'proxy', '--config', path], join(dir, `concord-node-${port}.log`));
+  await waitForHttp(port, 10_000, child);
+  return { port, pid: child.pid, stop: () => stopChild(child) };
+}
 
 const OPEN_LOOP = fileURLToPath(new URL('./open-loop.ts', import.meta.url));
 const PROXY_CORE = 0;
@@ -89,7 +111,8 @@ const round = (value: number | undefined, digits = 3) => (value === undefined ? 
 async function measure(system: ProxySystem, backendPorts: number[], options: Options, port: number): Promise<Sample> {
   let proxy: Running | undefined;
   try {
-    if (system !== 'direct') proxy = await startProxySystem(system, { port, adminPort: port + 1, backendPorts, core: PROXY_CORE, dir: options.outDir });
+    if (system === 'concord-node') proxy = await startConcordNodePath(port, port + 1, backendPorts, options.outDir);
+    else if (system !== 'direct') proxy = await startProxySystem(system, { port, adminPort: port + 1, backendPorts, core: PROXY_CORE, dir: options.outDir });
     const target = proxy?.port ?? backendPorts[0]!;
     await wrk(target, 1); // warm-up: connections, JIT, health checks
     const saturation = await wrk(target, options.seconds);
@@ -135,7 +158,7 @@ async function main(): Promise<void> {
       const order = options.systems.map((_, i) => options.systems[(i + repeat) % options.systems.length]!);
       for (const system of order) {
         process.stderr.write(`[${repeat + 1}/${options.repeats}] ${system}: `);
-        const sample = await measure(system, backendPorts, options, BASE_PORT + 10 + repeat * 10 + options.systems.indexOf(system) * 2);
+        const sample = await measure(system, backendPorts, options, BASE_PORT + 10 + repeat * 20 + options.systems.indexOf(system) * 2);
         samples.get(system)!.push(sample);
         process.stderr.write(sample.error !== undefined ? `error: ${sample.error}\n`
           : `${Math.round(sample.rps!)} rps, p50 ${sample.p50Ms} ms, p99 ${sample.p99Ms} ms; ${Object.entries(sample.rates).map(([rate, r]) => `@${rate}: p50 ${r.p50Ms} p99 ${r.p99Ms} ms`).join('; ')}\n`);
@@ -190,6 +213,7 @@ function summarize(samples: Map<ProxySystem, Sample[]>, options: Options) {
     concordToHaproxy: ratio(concord?.rps, systems.haproxy?.rps),
     concordToNginx: ratio(concord?.rps, systems.nginx?.rps),
     concordToNaive: ratio(concord?.rps, systems.naive?.rps),
+    fastPathGain: ratio(concord?.rps, systems['concord-node']?.rps),
   };
   const addedP99At1000 = concord?.rates['1000']?.addedP99Ms;
   const goals = {
@@ -204,10 +228,10 @@ function summarize(samples: Map<ProxySystem, Sample[]>, options: Options) {
 }
 
 function printTable(summary: ReturnType<typeof summarize>): void {
-  const lines = ['', 'system    | req/s (wrk -c64) | p50 ms | p99 ms | ' + Object.keys(Object.values(summary.systems)[0]?.rates ?? {}).map((rate) => `@${rate}/s p50 / p99 (added p99)`).join(' | ')];
+  const lines = ['', 'system       | req/s (wrk -c64) | p50 ms | p99 ms | ' + Object.keys(Object.values(summary.systems)[0]?.rates ?? {}).map((rate) => `@${rate}/s p50 / p99 (added p99)`).join(' | ')];
   for (const [name, system] of Object.entries(summary.systems)) {
     const rates = Object.values(system!.rates).map((rate) => `${rate.p50Ms ?? '-'} / ${rate.p99Ms ?? '-'} (${rate.addedP99Ms ?? '-'})`);
-    lines.push(`${name.padEnd(9)} | ${String(system!.rps ?? '-').padStart(16)} | ${String(system!.p50Ms ?? '-').padStart(6)} | ${String(system!.p99Ms ?? '-').padStart(6)} | ${rates.join(' | ')}`);
+    lines.push(`${name.padEnd(12)} | ${String(system!.rps ?? '-').padStart(16)} | ${String(system!.p50Ms ?? '-').padStart(6)} | ${String(system!.p99Ms ?? '-').padStart(6)} | ${rates.join(' | ')}`);
   }
   lines.push('', `ratios: ${JSON.stringify(summary.ratios)}`, `goals: ${JSON.stringify(summary.goals)}`, '');
   process.stderr.write(`${lines.join('\n')}\n`);

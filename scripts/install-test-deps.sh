@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that Concord's tests and benchmarks run against: a real etcd and
 # etcdctl (the compatibility suite compares Concord with them), util-linux's setpriv (the
-# autoscaler's process provider makes its children die with it) and iptables (the health-check
-# test drops SYNs on a loopback port). Run as root; .ci/run calls it.
+# autoscaler's process provider makes its children die with it), iptables (the health-check
+# test drops SYNs on a loopback port) and chromium (the dashboard's browser test drives it headless
+# through playwright-core, which downloads no browser of its own). Run as root; .ci/run calls it.
 # Tests never install packages themselves: they would collide on the package manager's lock.
 set -euo pipefail
 
-PACKAGES=(etcd-server etcd-client util-linux iptables)
+PACKAGES=(etcd-server etcd-client util-linux iptables chromium)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

@@ -15,6 +15,12 @@ export const INJECTABLE_BUGS = [
   'accept-stale-term-append',
   /** Answer a read-index request without confirming leadership with a quorum. */
   'read-without-quorum',
+  /**
+   * A leader counts its new entries toward the quorum as it appends them, before they are persisted,
+   * while it sends them before its own write completes: an entry can commit on fewer than a majority
+   * of disks.
+   */
+  'leader-self-ack-before-persist',
 ] as const;
 
 export type InjectableBug = (typeof INJECTABLE_BUGS)[number];

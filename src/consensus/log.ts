@@ -241,6 +241,11 @@ export class RaftLog {
     this.unstable.stableTo(index, term);
   }
 
+  /** The last index the application has persisted (entries after it are still unstable). */
+  lastStableIndex(): number {
+    return Math.min(this.lastIndex(), this.unstable.offset - 1);
+  }
+
   stableSnapTo(index: number): void {
     this.unstable.stableSnapTo(index);
   }

@@ -173,6 +173,7 @@ export class RaftNode {
     const lastEntry = ready.entries[ready.entries.length - 1];
     if (lastEntry) log.stableTo(lastEntry.index, lastEntry.term);
     if (ready.snapshot) log.stableSnapTo(ready.snapshot.metadata.index);
+    if (lastEntry) this.raft.onEntriesPersisted();
   }
 
   status(): RaftStatus {

@@ -322,7 +322,8 @@ export class Raft {
     const lastIndex = this.log.lastIndex();
     for (const [id, old] of this.progress) {
       const fresh = new Progress(lastIndex + 1, this.maxInflightMsgs, this.maxInflightBytes, old.isLearner);
-      if (id === this.id) fresh.match = lastIndex;
+      // A node counts toward a quorum only with what it has persisted (see onEntriesPersisted).
+      if (id === this.id) fresh.match = this.log.lastStableIndex();
       this.progress.set(id, fresh);
     }
     this.pendingConfIndex = 0;
@@ -875,9 +876,28 @@ export class Raft {
     }
     this.uncommittedSizeBytes += sizeBytes;
     const newLastIndex = this.log.append(stamped);
-    this.progress.get(this.id)?.maybeUpdate(newLastIndex);
-    this.maybeCommit();
+    // The leader's own copy counts toward the quorum only once it is persisted (onEntriesPersisted),
+    // so an entry is never committed while fewer than a majority hold it on disk, even though the
+    // leader sends its appends before its own write completes (thesis §10.2.1).
+    if (this.bugs.has('leader-self-ack-before-persist')) {
+      this.progress.get(this.id)?.maybeUpdate(newLastIndex);
+      this.maybeCommit();
+    }
     return true;
+  }
+
+  /**
+   * The application persisted the log up to lastStableIndex(): a leader now counts those entries
+   * as its own acknowledgement, which may commit them.
+   */
+  onEntriesPersisted(): void {
+    if (this.role !== 'leader') return;
+    const self = this.progress.get(this.id);
+    if (!self || !self.maybeUpdate(this.log.lastStableIndex())) return;
+    if (this.maybeCommit()) {
+      this.releasePendingReadIndexMessages();
+      this.bcastAppend();
+    }
   }
 
   /** Accounts for committed entries leaving the uncommitted window (called as they are applied). */

@@ -260,6 +260,13 @@ const proxySchema = z.strictObject({
   shutdownDrainMs: positiveMs(30_000),
   /** A client connection with no request in progress is closed after this long. */
   clientIdleMs: positiveMs(60_000),
+  /** A request head must arrive in full within this long of its first byte (else 408: slowloris). */
+  headersTimeoutMs: positiveMs(60_000),
+  /**
+   * Plain HTTP/1.1 requests in a strict, common subset are read and forwarded by the proxy's own
+   * HTTP/1.1 code on raw sockets; the rest goes through node:http and undici (docs/proxy.md, "Fast path").
+   */
+  fastPath: z.boolean().default(true),
   /** Largest request body forwarded; 0 for no limit. */
   maxRequestBodyBytes: z.number().int().min(0).default(0),
   /** Probes running at once, across all pools. */

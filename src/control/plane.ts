@@ -41,6 +41,7 @@ import { ownerOf } from './sharding/rendezvous.ts';
 import { SharedHealthChecker } from './shared-health.ts';
 import { CONTROL_MEMBERS_PREFIX, HEALTH_PREFIX, healthKey, memberKey, nameOf, PROXIES_PREFIX } from './store-keys.ts';
 import { StoreMirror } from './store-mirror.ts';
+import { createStaticFilesHandler } from '../ui/static-files.ts';
 
 export interface ControlPlaneLogger {
   info(message: string): void;
@@ -57,7 +58,7 @@ export interface ControlPlaneOptions {
   admin?: string;
   /** Prometheus text of the other components hosted in this process (the store member, a proxy). */
   hostedMetrics?: (() => Promise<string>)[];
-  /** The dashboard's static files (see the mount point in admin-api.ts). */
+  /** The dashboard's static files; by default the page bundled with Concord (src/ui/static-files.ts). */
   staticFiles?: StaticFilesHandler;
   logger?: ControlPlaneLogger;
   /** How long start() waits for the applied configuration before going on with defaults. */
@@ -116,6 +117,8 @@ export class ControlPlane {
   private eventWatch: WatchHandle | undefined;
   private housekeeping: NodeJS.Timeout | undefined;
   private storeLeader: bigint | undefined;
+  /** null: the bundled page's files are missing (logged once). */
+  private bundledStaticFiles: StaticFilesHandler | null | undefined;
   private stopped = false;
   private readonly startedAtMs = Date.now();
 
@@ -313,12 +316,26 @@ export class ControlPlane {
 
   // ---- admin API -------------------------------------------------------------------------------
 
+  /** The dashboard's files: the given handler, else the page bundled with Concord (if its files are there). */
+  private get staticFiles(): StaticFilesHandler | undefined {
+    if (this.options.staticFiles !== undefined) return this.options.staticFiles;
+    if (this.bundledStaticFiles === undefined) {
+      try {
+        this.bundledStaticFiles = createStaticFilesHandler();
+      } catch (error) {
+        this.logger.warn(`the dashboard is not served: ${(error as Error).message}`);
+        this.bundledStaticFiles = null;
+      }
+    }
+    return this.bundledStaticFiles ?? undefined;
+  }
+
   private async listenAdmin(): Promise<void> {
     const address = this.options.admin ?? this.settings.admin;
     const previous = this.admin;
     const { host, port } = addressOf(address);
     const server = new AdminServer({
-      ...(this.options.staticFiles === undefined ? {} : { staticFiles: this.options.staticFiles }),
+      ...(this.staticFiles === undefined ? {} : { staticFiles: this.staticFiles }),
       backend: {
         overview: () => this.overview(),
         events: (query) => this.readTimeline(query),
@@ -379,7 +396,7 @@ export class ControlPlane {
     try {
       await setDrain(this.store, this.configWatcher.applied?.config, { pool, backend, by, draining, atMs: Date.now(), ...(reason === undefined ? {} : { reason }) }, this.name);
     } catch (error) {
-      if (error instanceof DrainError) throw new ApiProblem(404, 'CONCORD_E_API_NOT_FOUND', error.message);
+      if (error instanceof DrainError) throw new ApiProblem(404, error.code, error.message);
       throw error;
     }
   }

@@ -432,26 +432,31 @@ export class RaftMember<Result> {
   }
 
   /**
-   * The Ready loop, pipelined: once Ready N is durable, its messages are sent and the core is
-   * advanced, then Ready N+1's fsync is started before N's committed entries are applied, so the
-   * disk and the CPU work at the same time (as etcd's apply loop runs beside its raft loop). Reads
-   * and snapshots follow the state machine's own applied index, not the core's.
+   * The Ready loop. Each Ready's committed entries are applied as soon as it is taken, while its
+   * own new entries are being written: a committed entry is already on disk on a majority (the core
+   * counts this member's own copy only once it is persisted, see Raft.onEntriesPersisted), so
+   * applying it needs no local fsync, and the disk and the CPU work at the same time (as etcd's apply
+   * loop runs beside its raft loop). A Ready that installs a snapshot is applied after it is
+   * persisted. Reads and snapshots follow the state machine's own applied index.
    */
   private async runReadyLoop(): Promise<void> {
     try {
-      let inFlight = this.startReady();
-      while (inFlight) {
+      for (let inFlight = this.takeReady(); inFlight; inFlight = this.takeReady()) {
         await inFlight.persisted;
-        const ready = inFlight.ready;
-        this.afterPersist(ready);
-        inFlight = this.startReady();
-        this.applyReady(ready);
+        this.afterPersist(inFlight.ready);
+        if (inFlight.ready.snapshot) this.applyReady(inFlight.ready);
         this.maybeStartSnapshot();
-        inFlight ??= this.startReady(); // work that arrived while applying
       }
     } finally {
       this.processing = false;
     }
+  }
+
+  /** Takes the next Ready: starts its write, and applies its committed entries unless it carries a snapshot. */
+  private takeReady(): { ready: Ready; persisted: Promise<void> } | undefined {
+    const inFlight = this.startReady();
+    if (inFlight && !inFlight.ready.snapshot) this.applyReady(inFlight.ready);
+    return inFlight;
   }
 
   /** Takes the next Ready, if any, and starts making it durable (step 1 of the Ready contract). */
@@ -489,7 +494,9 @@ export class RaftMember<Result> {
 
   private async persist(ready: Ready): Promise<void> {
     if (ready.snapshot) await this.options.durableLog.saveSnapshot(ready.snapshot);
-    if (ready.entries.length > 0 || ready.hardState) {
+    // A hard state whose only change is the commit index needs no write of its own (Raft can learn
+    // the commit again); it goes to disk with the next save, which carries the whole hard state.
+    if (ready.entries.length > 0 || ready.mustSync) {
       await this.options.durableLog.save(ready.hardState, ready.entries, ready.mustSync);
     }
   }

@@ -394,20 +394,20 @@ export class StoreServer {
 
 /** The WAL behind the member's Ready loop, timing its fsyncs (and, as a deliberate defect, not waiting for them). */
 function createDurableLog(recovered: RecoveredDataDir, metrics: ServerMetrics, ackBeforeFsync: boolean, logger: StoreServerLogger): DurableLog {
-  const save = async (hardState: Parameters<DurableLog['save']>[0], entries: readonly Parameters<DurableLog['save']>[1][number][]) => {
+  const save = async (hardState: Parameters<DurableLog['save']>[0], entries: readonly Parameters<DurableLog['save']>[1][number][], mustSync: boolean) => {
     const fsyncsBefore = recovered.wal.stats.fsyncs;
     const started = performance.now();
-    await recovered.wal.save(hardState, entries);
+    await recovered.wal.save(hardState, entries, { sync: mustSync });
     if (recovered.wal.stats.fsyncs > fsyncsBefore) metrics.walFsyncSeconds.observe((performance.now() - started) / 1000);
   };
   let lagging = Promise.resolve();
   return {
-    save: async (hardState, entries) => {
-      if (!ackBeforeFsync) return save(hardState, entries);
+    save: async (hardState, entries, mustSync) => {
+      if (!ackBeforeFsync) return save(hardState, entries, mustSync);
       // The defect: report the write durable now, write it a second later, in order.
       lagging = lagging
         .then(() => new Promise((resolve) => setTimeout(resolve, ACK_BEFORE_FSYNC_DELAY_MS)))
-        .then(() => save(hardState, entries))
+        .then(() => save(hardState, entries, mustSync))
         .catch((error: unknown) => logger.error(`delayed WAL write failed: ${(error as Error).message}`));
     },
     saveSnapshot: async (snapshot) => {

@@ -34,6 +34,8 @@ export interface MemberSettings {
 interface DiskWrite {
   ready: Ready;
   completeAtTick: number;
+  /** The Ready's messages went out when it was taken (a leader's, or every one with the send-before-persist bug). */
+  sentEarly: boolean;
 }
 
 interface PendingRead {
@@ -118,17 +120,23 @@ export class SimMember {
     for (let i = 0; i < this.settings.maxReadiesPerTick; i++) {
       if (this.write) {
         if (this.write.completeAtTick > nowTick) return;
-        this.completeWrite(this.write.ready);
+        this.completeWrite(this.write);
         this.write = undefined;
       }
       if (!this.node.hasReady()) return;
+      // As the production member (src/server/raft-member.ts): a leader sends its appends before its
+      // own write completes, and committed entries are applied as the Ready is taken, beside its
+      // write; the core counts a leader's own entries only once persisted, which keeps both safe.
+      const leaderSendsFirst = this.node.raft.role === 'leader';
       const ready = this.node.ready();
       this.observeRole(ready);
       this.recordReadStates(ready);
-      if (this.settings.sendBeforePersist) this.sendAll(ready.messages);
+      const sentEarly = this.settings.sendBeforePersist || leaderSendsFirst;
+      if (sentEarly) this.sendAll(ready.messages);
+      if (!ready.snapshot) this.applyCommitted(ready);
       // Only an fsync costs time; a Ready with nothing to make durable completes at once.
       const needsSync = ready.mustSync || ready.snapshot !== undefined;
-      this.write = { ready, completeAtTick: nowTick + (needsSync ? diskLatencyTicks() : 0) };
+      this.write = { ready, completeAtTick: nowTick + (needsSync ? diskLatencyTicks() : 0), sentEarly };
     }
   }
 
@@ -144,18 +152,25 @@ export class SimMember {
     }
   }
 
-  /** The disk write finished: the Ready contract's steps 2-4 (send, apply, advance). */
-  private completeWrite(ready: Ready): void {
+  /** The disk write finished: the Ready contract's remaining steps (send, apply a snapshot, advance). */
+  private completeWrite(write: DiskWrite): void {
+    const { ready } = write;
     if (ready.snapshot) this.disk.applySnapshot(ready.snapshot);
     this.disk.append(ready.entries);
     if (ready.hardState) this.disk.setHardState(ready.hardState);
     this.hooks.persisted(this, ready.entries, ready.hardState);
-    if (!this.settings.sendBeforePersist) this.sendAll(ready.messages);
-    if (ready.snapshot) this.machine = SimStateMachine.restore(ready.snapshot.data);
-    for (const entry of ready.committedEntries) this.applyEntry(entry);
+    if (!write.sentEarly) this.sendAll(ready.messages);
+    if (ready.snapshot) {
+      this.machine = SimStateMachine.restore(ready.snapshot.data);
+      this.applyCommitted(ready);
+    }
     this.node.advance();
-    this.serveReads();
     this.maybeSnapshot();
+  }
+
+  private applyCommitted(ready: Ready): void {
+    for (const entry of ready.committedEntries) this.applyEntry(entry);
+    this.serveReads();
   }
 
   private sendAll(messages: readonly Message[]): void {

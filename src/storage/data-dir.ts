@@ -317,7 +317,10 @@ export function toMemoryStorage(recovered: Pick<RecoveredDataDir, 'snapshot' | '
   const storage = MemoryStorage.bootstrap(initialConfState);
   if (recovered.snapshot && recovered.snapshot.metadata.index > 0) storage.applySnapshot(recovered.snapshot);
   storage.append(recovered.entries);
-  storage.setHardState(recovered.hardState);
+  // A commit index is fsynced only with other changes (Raft can learn it again), so the one on disk
+  // may trail the snapshot, which holds only committed state: the snapshot's index is committed.
+  const snapshotIndex = recovered.snapshot?.metadata.index ?? 0;
+  storage.setHardState({ ...recovered.hardState, commit: Math.max(recovered.hardState.commit, snapshotIndex) });
   return storage;
 }
 

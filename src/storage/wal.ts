@@ -259,6 +259,8 @@ interface SaveJob {
   records: RecordPayload[];
   sizeBytes: number;
   view: WriterView;
+  /** Whether the save must be on disk before it resolves (false: a later fsync will cover it). */
+  sync: boolean;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -426,7 +428,12 @@ export class Wal {
    * have consecutive indexes; they may start at or before the last index + 1 (overwriting, as Raft
    * truncation requires), or right after the latest snapshot marker.
    */
-  save(hardState: HardState | undefined, entries: readonly Entry[]): Promise<void> {
+  /**
+   * Appends entries and a hard state. Resolves once they are fsynced, unless options.sync is false:
+   * Raft needs no fsync for a hard state whose only change is the commit index (it can be learned
+   * again from the leader), so such a save is written and left for the next fsync to cover.
+   */
+  save(hardState: HardState | undefined, entries: readonly Entry[], options: { sync?: boolean } = {}): Promise<void> {
     const refusal = this.refusal();
     if (refusal) return Promise.reject(refusal);
     let records: RecordPayload[];
@@ -448,7 +455,7 @@ export class Wal {
       return Promise.reject(error);
     }
     this.stats.saves++;
-    return this.enqueueRecords(records, view);
+    return this.enqueueRecords(records, view, options.sync ?? true);
   }
 
   /** Persists a marker saying a snapshot at (index, term) is durable elsewhere. Save the snapshot first. */
@@ -461,7 +468,7 @@ export class Wal {
     }
     const marker = { index, term };
     const view = { ...this.queuedView, marker, lastIndex: Math.max(this.queuedView.lastIndex, index) };
-    return this.enqueueRecords([snapshotMarkerPayload(marker)], view);
+    return this.enqueueRecords([snapshotMarkerPayload(marker)], view, true);
   }
 
   /**
@@ -504,12 +511,12 @@ export class Wal {
     return undefined;
   }
 
-  private enqueueRecords(records: RecordPayload[], view: WriterView): Promise<void> {
+  private enqueueRecords(records: RecordPayload[], view: WriterView, sync: boolean): Promise<void> {
     this.queuedView = view;
     let sizeBytes = 0;
     for (const record of records) sizeBytes += frameSizeBytes(record.payload.byteLength);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ kind: 'records', records, sizeBytes, view, resolve, reject });
+      this.queue.push({ kind: 'records', records, sizeBytes, view, sync, resolve, reject });
       this.kick();
     });
   }
@@ -590,7 +597,7 @@ export class Wal {
     this.current.sizeBytes += sizeBytes;
     this.stats.bytesWritten += sizeBytes;
     this.writtenView = lastView;
-    await syncFile(this.current.handle, this.options, this.stats);
+    if (batch.some((job) => job.sync)) await syncFile(this.current.handle, this.options, this.stats);
     this.stats.batches++;
   }
 

@@ -60,11 +60,22 @@ function voteResponse(from: NodeId, to: Raft, granted: boolean): Message {
   return message({ type: 'MsgVoteResp', from, to: to.id, term: to.term, reject: !granted });
 }
 
-/** Campaigns and collects the votes of every peer: the node becomes leader of the next term. */
+/** What the application does with a Ready's entries: persist them, which a leader counts as its own acknowledgement. */
+function persistAll(raft: Raft): void {
+  const unstable = raft.log.unstableEntries();
+  const last = unstable[unstable.length - 1];
+  if (!last) return;
+  (raft.log.storage as MemoryStorage).append(unstable);
+  raft.log.stableTo(last.index, last.term);
+  raft.onEntriesPersisted();
+}
+
+/** Campaigns and collects the votes of every peer: the node becomes leader of the next term (its no-op persisted). */
 function electLeader(raft: Raft, peers: NodeId[]): void {
   hup(raft);
   for (const peer of peers) raft.step(voteResponse(peer, raft, true));
   assert.equal(raft.role, 'leader');
+  persistAll(raft);
   take(raft);
 }
 
@@ -417,6 +428,26 @@ test('"the voter denies its vote if its own log is more up-to-date than that of 
     assert.equal(response?.reject, !granted, `candidate log ${lastTerm}/${lastIndex}`);
     assert.equal(raft.vote, granted ? 2n : NO_NODE);
   }
+});
+
+test('"the leader may even commit an entry before it has been written to its own disk, if a majority of followers have written it" — and not sooner (thesis §10.2.1)', () => {
+  const raft = newRaft(1n, [1n, 2n, 3n]);
+  hup(raft);
+  for (const peer of [2n, 3n]) raft.step(voteResponse(peer, raft, true));
+  take(raft);
+  raft.step(appendResponse(2n, raft, 1));
+  assert.equal(raft.log.committed, 0, 'one follower plus a leader copy not yet on disk is not a majority on disk');
+  take(raft);
+  persistAll(raft);
+  assert.equal(raft.log.committed, 1, 'once the leader persisted it, leader and follower make a majority');
+  const told = ofType(take(raft), 'MsgApp').filter((m) => m.commit === 1).map((m) => m.to);
+  assert.ok(told.includes(2n), 'and the followers learn the new commit index');
+  const other = newRaft(1n, [1n, 2n, 3n]);
+  hup(other);
+  for (const peer of [2n, 3n]) other.step(voteResponse(peer, other, true));
+  other.step(appendResponse(2n, other, 1));
+  other.step(appendResponse(3n, other, 1));
+  assert.equal(other.log.committed, 1, 'two followers on disk are a majority without the leader');
 });
 
 test('"Raft never commits log entries from previous terms by counting replicas. Only log entries from the leader\'s current term are committed by counting replicas" (§5.4.2)', () => {

@@ -99,6 +99,26 @@ describe('Wal', () => {
     assert.deepEqual(state.hardState, hardState(1, 59));
   });
 
+  test('a save with sync: false is written without an fsync; the next synced save makes it durable too', async () => {
+    const { fs, wal } = await newWal();
+    await wal.save(hardState(1, 0), [entry(1, 1), entry(2, 1)]);
+    const fsyncs = wal.stats.fsyncs;
+    await wal.save(hardState(1, 2), [], { sync: false });
+    assert.equal(wal.stats.fsyncs, fsyncs, 'a commit-index-only hard state costs no fsync');
+    fs.crash();
+    const { state: lost } = await reopen(fs);
+    assert.deepEqual(lost.hardState, hardState(1, 0), 'unsynced, it may be lost in a power failure (Raft learns the commit again)');
+    assert.deepEqual(lost.entries.map((e) => e.index), [1, 2], 'what was synced stays');
+    const second = await newWal();
+    await second.wal.save(hardState(1, 0), [entry(1, 1), entry(2, 1)]);
+    await second.wal.save(hardState(1, 2), [], { sync: false });
+    await second.wal.save(undefined, [entry(3, 1)]);
+    second.fs.crash();
+    const { state: kept } = await reopen(second.fs);
+    assert.deepEqual(kept.hardState, hardState(1, 2), 'a later fsync covers the unsynced record');
+    assert.deepEqual(kept.entries.map((e) => e.index), [1, 2, 3]);
+  });
+
   test('releaseBefore deletes old segments; headers carry the hard state and marker forward', async () => {
     const { fs, wal } = await newWal({ segmentSizeBytes: 512 });
     await wal.save(hardState(3, 0, 2n), []);

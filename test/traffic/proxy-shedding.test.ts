@@ -27,9 +27,9 @@ async function holdingBackend(): Promise<TestBackend & { held: ServerResponse[];
   });
 }
 
-async function startShedProxy(backend: TestBackend, shed: Record<string, unknown>): Promise<AssembledProxy & { url: string; adminUrl: string }> {
+async function startShedProxy(backend: TestBackend, shed: Record<string, unknown>, fastPath = true): Promise<AssembledProxy & { url: string; adminUrl: string }> {
   const config = validateConfig({
-    proxy: { listen: '127.0.0.1:0', admin: '127.0.0.1:0' },
+    proxy: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', fastPath },
     pools: [{ name: 'web', backends: [{ address: backend.address }], health: { http: { path: '/healthz' }, intervalMs: 60_000, timeoutMs: 1000 }, shed }],
   });
   const running = await startAssembledProxy({ config, seed: 1, log: new AccessLog(new LogSink() as unknown as ConstructorParameters<typeof AccessLog>[0]) });
@@ -42,8 +42,14 @@ interface Reply {
   body: string;
 }
 
-function send(url: string, headers: Record<string, string> = {}): Promise<Reply> {
-  return fetch(url, { headers }).then(async (response) => ({ status: response.status, headers: response.headers, body: await response.text() }));
+/** Requests the proxy has sent (or is sending) to the pool's only backend. */
+async function activeRequests(adminUrl: string): Promise<number> {
+  const report = await (await fetch(`${adminUrl}/backends`)).json() as { pools: { backends: { activeRequests: number }[] }[] };
+  return report.pools[0]!.backends[0]!.activeRequests;
+}
+
+function send(url: string, headers: Record<string, string> = {}, timeoutMs = 10_000): Promise<Reply> {
+  return fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) }).then(async (response) => ({ status: response.status, headers: response.headers, body: await response.text() }));
 }
 
 test('a refused request is a 503 with x-concord-shed and Retry-After, and never reaches the backend', async (t) => {
@@ -164,25 +170,52 @@ test('the operator override: off admits everything, fixed pins the limit, config
   ]);
 });
 
-test('a per-backend circuit breaker refuses requests past its maximum with a shed 503', async (t) => {
-  const backend = await holdingBackend();
-  const proxy = await startShedProxy(backend, { algorithm: 'none', circuitBreaker: { maxRequests: 1 } });
-  t.after(async () => {
+for (const fastPath of [true, false]) {
+  const path = fastPath ? 'the fast path' : 'node:http and undici';
+  test(`a per-backend circuit breaker refuses requests past its maximum with a shed 503 (${path})`, async (t) => {
+    const backend = await holdingBackend();
+    const proxy = await startShedProxy(backend, { algorithm: 'none', circuitBreaker: { maxRequests: 1 } }, fastPath);
+    t.after(async () => {
+      backend.releaseAll();
+      await proxy.stop(1000);
+      await backend.close();
+    });
+    const first = send(`${proxy.url}/1`);
+    assert.ok(await eventually(() => backend.held.length === 1, 5000));
+    const second = await send(`${proxy.url}/2`);
+    assert.deepEqual([second.status, second.headers.get('x-concord-shed')], [503, 'circuit-breaker']);
+    assert.ok(second.body.length > 0, 'the refusal has a body, framed by its own length');
+    assert.equal(backend.hits.get('/2'), undefined);
     backend.releaseAll();
-    await proxy.stop(1000);
-    await backend.close();
+    assert.equal((await first).status, 200);
+    const third = send(`${proxy.url}/3`);
+    assert.ok(await eventually(() => backend.held.length === 1, 5000), 'once the first finished, the breaker lets the next one through');
+    backend.releaseAll();
+    assert.equal((await third).status, 200);
+    const metrics = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
+    assert.match(metrics, /concord_shed_rejected_total\{pool="web",reason="circuit-breaker",priority="default"\} 1/);
   });
-  const first = send(`${proxy.url}/1`);
-  assert.ok(await eventually(() => backend.held.length === 1, 5000));
-  const second = await send(`${proxy.url}/2`);
-  assert.deepEqual([second.status, second.headers.get('x-concord-shed')], [503, 'circuit-breaker']);
-  assert.equal(backend.hits.get('/2'), undefined);
-  backend.releaseAll();
-  assert.equal((await first).status, 200);
-  const third = send(`${proxy.url}/3`);
-  assert.ok(await eventually(() => backend.held.length === 1, 5000), 'once the first finished, the breaker lets the next one through');
-  backend.releaseAll();
-  assert.equal((await third).status, 200);
-  const metrics = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
-  assert.match(metrics, /concord_shed_rejected_total\{pool="web",reason="circuit-breaker",priority="default"\} 1/);
-});
+
+  test(`the pending-requests circuit breaker counts requests waiting for a connection (${path})`, async (t) => {
+    const backend = await holdingBackend();
+    const proxy = await startShedProxy(backend, { algorithm: 'none', circuitBreaker: { maxConnections: 1, maxPendingRequests: 1 } }, fastPath);
+    t.after(async () => {
+      backend.releaseAll();
+      await proxy.stop(1000);
+      await backend.close();
+    });
+    const first = send(`${proxy.url}/1`);
+    assert.ok(await eventually(() => backend.held.length === 1, 5000), 'the first request holds the only connection');
+    const second = send(`${proxy.url}/2`);
+    // The second waits in the proxy for the connection; the breaker sees it as pending.
+    assert.ok(await eventually(async () => (await activeRequests(proxy.adminUrl)) === 2, 5000), 'the second request reached the proxy');
+    const third = await send(`${proxy.url}/3`, {}, 3000);
+    assert.deepEqual([third.status, third.headers.get('x-concord-shed')], [503, 'circuit-breaker'], 'a request past maxPendingRequests is refused');
+    assert.equal(backend.held.length, 1, 'maxConnections: 1 keeps the backend at one request at a time');
+    backend.releaseAll();
+    assert.equal((await first).status, 200);
+    assert.ok(await eventually(() => backend.held.length === 1, 5000), 'the waiting request gets the connection once it is free');
+    backend.releaseAll();
+    assert.equal((await second).status, 200);
+  });
+}

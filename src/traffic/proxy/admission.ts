@@ -54,7 +54,8 @@ export interface BackendGate {
   finished(backend: string): void;
 }
 
-const ADMITTED: AdmissionDecision = { admitted: true, release: () => {} };
+/** The decision of admitAll; the proxy skips the call (and building the request's headers) when admission is admitAll. */
+export const ADMITTED: AdmissionDecision = { admitted: true, release: () => {} };
 
 /** The default: admits everything, at no cost. */
 export const admitAll: Admission = { admit: () => ADMITTED };

@@ -1,5 +1,6 @@
-// One pool at run time: its backends with their keep-alive upstream connection pools (undici), its
-// load balancer and health state, and its retry budget. Health events flow in from the checker
+// One pool at run time: its backends with their keep-alive upstream connection pools (the fast
+// path's own, and undici's for what comes through node:http), its load balancer and health
+// state, and its retry budget. Health events flow in from the checker
 // (active), from the forwarder (passive outcomes) and from the admin port (drains); each one is
 // applied to the balancer at once, so routing always follows health.
 
@@ -19,6 +20,8 @@ import type { Probe } from '../probes/probe.ts';
 import { tcpProbe } from '../probes/tcp-probe.ts';
 import { monotonicMs, wallMs } from './clocks.ts';
 import type { BackendGate } from './admission.ts';
+import type { DeadlineSweeper } from './deadline-sweeper.ts';
+import { Http1Upstream } from './fast-path-upstream.ts';
 import { RetryBudget } from './retry-budget.ts';
 
 /** Keep-alive connections to one backend are closed after this long idle (undici's default is 4 s). */
@@ -28,9 +31,25 @@ export interface BackendRuntime {
   /** host:port as configured; unique within the pool. */
   readonly id: string;
   readonly address: HostPort;
-  /** Keep-alive HTTP/1.1 connection pool, or one multiplexed HTTP/2 connection (h2c). */
-  readonly dispatcher: Dispatcher;
+  /**
+   * undici's keep-alive HTTP/1.1 connection pool, or one multiplexed HTTP/2 connection (h2c), for
+   * requests that come through node:http; created on first use (with the fast path, most never do).
+   */
+  dispatcher(): Dispatcher;
+  /** The fast path's keep-alive connections (HTTP/1.1 pools with proxy.fastPath on). */
+  readonly http1: Http1Upstream | undefined;
   readonly load: BackendLoad;
+  /** Requests waiting for one of the backend's connections (both paths' queues), for the pending-requests circuit breaker. */
+  pendingRequests(): number;
+  /** Closes the backend's connections once their requests are done. */
+  close(): Promise<void>;
+}
+
+/** What the pools' upstream connections share with the rest of the proxy. */
+export interface UpstreamWiring {
+  readonly sweeper: DeadlineSweeper;
+  /** Whether HTTP/1.1 backends also get the fast path's connection pools. */
+  readonly fastPath: boolean;
 }
 
 export interface BackendReport {
@@ -70,10 +89,13 @@ export class PoolRuntime {
   private readonly backends = new Map<string, BackendRuntime>();
   private readonly onEvent: (event: HealthEvent) => void;
 
-  constructor(config: PoolConfig, zone: string | undefined, seed: number, onEvent: (event: HealthEvent) => void) {
+  private readonly upstreams: UpstreamWiring;
+
+  constructor(config: PoolConfig, zone: string | undefined, seed: number, onEvent: (event: HealthEvent) => void, upstreams: UpstreamWiring) {
     this.name = config.name;
     this.config = config;
     this.onEvent = onEvent;
+    this.upstreams = upstreams;
     const random = new SeededRandom(seed);
     this.balancer = new LoadBalancer({
       ...DEFAULT_BALANCER_OPTIONS,
@@ -110,24 +132,24 @@ export class PoolRuntime {
     for (const backend of removed) {
       this.backends.delete(backend.id);
       this.health.removeBackend(backend.id);
-      void backend.dispatcher.close();
+      void backend.close();
     }
     this.balancer.setBackends(config.backends.map((backend) => ({ id: backend.address, zone: backend.zone, priority: backend.priority, weight: backend.weight })));
     const added: BackendRuntime[] = [];
     for (const backend of config.backends) {
       if (this.backends.has(backend.address)) continue;
       this.health.addBackend(backend.address, startup);
-      const runtime: BackendRuntime = {
-        id: backend.address,
-        address: addressOf(backend.address),
-        dispatcher: createDispatcher(config, backend.address),
-        load: this.balancer.get(backend.address)!,
-      };
+      const runtime = new Backend(config, backend.address, this.balancer.get(backend.address)!, this.upstreams);
       this.backends.set(backend.address, runtime);
       added.push(runtime);
       this.syncRouting(backend.address);
     }
     return { added, removed };
+  }
+
+  /** Whether the fast path forwards this pool's requests itself (HTTP/1.1 upstreams with proxy.fastPath on). */
+  get servesFastPath(): boolean {
+    return this.upstreams.fastPath && this.config.upstreamProtocol === 'http1';
   }
 
   get backendCount(): number {
@@ -231,7 +253,7 @@ export class PoolRuntime {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.backends.values()].map((backend) => backend.dispatcher.close()));
+    await Promise.all([...this.backends.values()].map((backend) => backend.close()));
   }
 
   private syncRouting(id: string): void {
@@ -241,10 +263,46 @@ export class PoolRuntime {
   }
 }
 
-/** Requests waiting for one of the backend's connections (undici's queue), for the pending-requests circuit breaker. */
-export function pendingRequestsOf(backend: BackendRuntime): number {
-  const stats = (backend.dispatcher as { stats?: { pending?: number; queued?: number } }).stats;
-  return (stats?.pending ?? 0) + (stats?.queued ?? 0);
+class Backend implements BackendRuntime {
+  readonly id: string;
+  readonly address: HostPort;
+  readonly load: BackendLoad;
+  readonly http1: Http1Upstream | undefined;
+  private readonly config: PoolConfig;
+  private undici: Dispatcher | undefined;
+
+  constructor(config: PoolConfig, id: string, load: BackendLoad, upstreams: UpstreamWiring) {
+    this.id = id;
+    this.address = addressOf(id);
+    this.load = load;
+    this.config = config;
+    this.http1 = upstreams.fastPath && config.upstreamProtocol === 'http1' ? new Http1Upstream(this.address, {
+      maxConnections: maxConnectionsOf(config),
+      keepAliveMs: UPSTREAM_KEEP_ALIVE_MS,
+      connectMs: config.timeouts.connectMs,
+      firstByteMs: config.timeouts.firstByteMs,
+      idleMs: config.timeouts.idleMs,
+    }, upstreams.sweeper) : undefined;
+  }
+
+  dispatcher(): Dispatcher {
+    return (this.undici ??= createDispatcher(this.config, this.id));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.undici?.close(), this.http1?.close()]);
+  }
+
+  pendingRequests(): number {
+    // undici's pool is created on first use: a backend the fast path serves alone may have none.
+    const stats = (this.undici as { stats?: { pending?: number; queued?: number } } | undefined)?.stats;
+    return (stats?.pending ?? 0) + (stats?.queued ?? 0) + (this.http1?.waitingCount ?? 0);
+  }
+}
+
+/** The shed: section's circuit breaker caps connections to one backend too (Envoy's max_connections), on both paths. */
+function maxConnectionsOf(config: PoolConfig): number {
+  return Math.min(config.maxConnectionsPerBackend, config.shed?.circuitBreaker.maxConnections ?? Number.POSITIVE_INFINITY);
 }
 
 function createDispatcher(config: PoolConfig, address: string): Dispatcher {
@@ -258,8 +316,7 @@ function createDispatcher(config: PoolConfig, address: string): Dispatcher {
     });
   }
   return new Pool(`http://${address}`, {
-    // The shed: section's circuit breaker caps connections to one backend too (Envoy's max_connections).
-    connections: Math.min(config.maxConnectionsPerBackend, config.shed?.circuitBreaker.maxConnections ?? Number.POSITIVE_INFINITY),
+    connections: maxConnectionsOf(config),
     pipelining: 1,
     keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
     connect: { timeout: config.timeouts.connectMs },

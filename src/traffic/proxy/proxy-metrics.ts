@@ -1,7 +1,8 @@
-// The proxy's Prometheus metrics (concord_proxy_*). Children of labelled metrics are cached per
-// label set, so counting a request costs a map lookup, not a label hash.
+// The proxy's Prometheus metrics (concord_proxy_*). The two counted on every request are plain
+// tallies turned into series at scrape time (request-tallies.ts); the rest are prom-client's.
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { DurationHistogram, RequestCounter } from './request-tallies.ts';
 
 /** Request latency buckets: 0.5 ms doubling to about 16 s. */
 const LATENCY_BUCKETS_SECONDS = Array.from({ length: 16 }, (_, i) => 0.0005 * 2 ** i);
@@ -21,14 +22,10 @@ export const BACKEND_STATES = ['healthy', 'unhealthy', 'ejected', 'draining', 'd
 
 export class ProxyMetrics {
   readonly registry = new Registry();
-  private readonly requests = new Counter({
-    name: 'concord_proxy_requests_total', help: 'responses sent to clients, by pool, backend (none when no backend answered) and status',
-    labelNames: ['pool', 'backend', 'status'], registers: [this.registry],
-  });
-  private readonly duration = new Histogram({
-    name: 'concord_proxy_request_duration_seconds', help: 'time from request received to response finished, by pool',
-    labelNames: ['pool'], buckets: LATENCY_BUCKETS_SECONDS, registers: [this.registry],
-  });
+  private readonly requests = new RequestCounter(
+    'concord_proxy_requests_total', 'responses sent to clients, by pool, backend (none when no backend answered) and status', this.registry);
+  private readonly duration = new DurationHistogram(
+    'concord_proxy_request_duration_seconds', 'time from request received to response finished, by pool', LATENCY_BUCKETS_SECONDS, this.registry);
   private readonly retries = new Counter({
     name: 'concord_proxy_retries_total', help: 'requests sent again to another backend, by pool and reason (status, connect-failure, reset)',
     labelNames: ['pool', 'reason'], registers: [this.registry],
@@ -53,6 +50,10 @@ export class ProxyMetrics {
     name: 'concord_proxy_admission_rejected_total', help: 'requests refused by admission control before reaching a backend, by pool and status',
     labelNames: ['pool', 'status'], registers: [this.registry],
   });
+  private readonly handOffs = new Counter({
+    name: 'concord_proxy_fast_path_handoffs_total', help: 'client connections the fast path handed to node:http, by reason (the request it could not serve itself)',
+    labelNames: ['reason'], registers: [this.registry],
+  });
   private readonly activeRequests = new Gauge({
     name: 'concord_proxy_active_requests', help: 'requests in flight to a backend', labelNames: ['pool', 'backend'], registers: [this.registry],
   });
@@ -65,33 +66,9 @@ export class ProxyMetrics {
   private readonly backendWeight = new Gauge({
     name: 'concord_proxy_backend_effective_weight', help: 'weight in force (lower during slow start)', labelNames: ['pool', 'backend'], aggregator: 'max', registers: [this.registry],
   });
-  private readonly requestChildren = new Map<string, Map<string, Map<number, Counter.Internal>>>();
-  private readonly durationChildren = new Map<string, Histogram.Internal<string>>();
-
   countRequest(pool: string, backend: string, status: number, seconds: number): void {
-    // Nested maps instead of one joined key: no string is built per request.
-    let byBackend = this.requestChildren.get(pool);
-    if (byBackend === undefined) {
-      byBackend = new Map();
-      this.requestChildren.set(pool, byBackend);
-    }
-    let byStatus = byBackend.get(backend);
-    if (byStatus === undefined) {
-      byStatus = new Map();
-      byBackend.set(backend, byStatus);
-    }
-    let child = byStatus.get(status);
-    if (child === undefined) {
-      child = this.requests.labels(pool, backend, String(status));
-      byStatus.set(status, child);
-    }
-    child.inc();
-    let histogram = this.durationChildren.get(pool);
-    if (histogram === undefined) {
-      histogram = this.duration.labels(pool);
-      this.durationChildren.set(pool, histogram);
-    }
-    histogram.observe(seconds);
+    this.requests.count(pool, backend, status);
+    this.duration.observe(pool, seconds);
   }
 
   countRetry(pool: string, reason: 'status' | 'connect-failure' | 'reset'): void {
@@ -109,6 +86,10 @@ export class ProxyMetrics {
 
   countCheck(pool: string, backend: string, ok: boolean): void {
     this.checks.labels(pool, backend, ok ? 'pass' : 'fail').inc();
+  }
+
+  countHandOff(reason: string): void {
+    this.handOffs.labels(reason).inc();
   }
 
   countRejected(pool: string, status: number): void {

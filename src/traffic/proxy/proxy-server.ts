@@ -5,7 +5,6 @@
 // Per request: route to a pool, ask admission control, pick a backend, forward with retries
 // (exchange.ts). Everything that decides lives in the pure cores (balance/, health/); this file wires.
 
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -14,12 +13,14 @@ import type { HealthEvent } from '../health/events.ts';
 import type { ProbeResult } from '../health/active-check.ts';
 import { HealthChecker } from '../probes/health-checker.ts';
 import { AccessLog } from './access-log.ts';
-import { admitAll, type Admission, type AdmissionDecision } from './admission.ts';
+import { ADMITTED, admitAll, type Admission, type AdmissionDecision } from './admission.ts';
 import { createAdminServer } from './admin-server.ts';
+import { NodeClientRequest, requestIdOf, type ClientRequest } from './client-request.ts';
 import { monotonicMs } from './clocks.ts';
+import { DeadlineSweeper } from './deadline-sweeper.ts';
 import { EventLog } from './event-log.ts';
-import { Exchange } from './exchange.ts';
-import { upstreamRequestHeaders } from './forwarded-headers.ts';
+import { Exchange, type ExchangeIo, type ExchangeServices } from './exchange.ts';
+import type { FastPathHandler } from './fast-path.ts';
 import { PoolRuntime, type BackendReport } from './pool-runtime.ts';
 import type { PoolSnapshot, PoolSource } from './pool-source.ts';
 import { ProxyMetrics } from './proxy-metrics.ts';
@@ -72,7 +73,7 @@ export interface AdminAggregation {
   drainChanged(pool: string, backend: string, draining: boolean): void;
 }
 
-export class ProxyServer {
+export class ProxyServer implements FastPathHandler {
   readonly metrics = new ProxyMetrics();
   readonly events: EventLog;
   readonly log: AccessLog;
@@ -91,13 +92,20 @@ export class ProxyServer {
   private readonly eventListeners: ((event: HealthEvent) => void)[] = [];
   private aggregation: AdminAggregation | undefined;
   readonly extensions: readonly ProxyExtension[];
+  /** Times the fast path's connections out (client and upstream). */
+  private readonly sweeper = new DeadlineSweeper();
+  /** Whether plain HTTP/1.1 traffic takes the fast path (proxy.fastPath; TLS listeners never do). */
+  private readonly fastPath: boolean;
+  private readonly services: ExchangeServices;
 
   private constructor(options: ProxyServerOptions) {
     this.extensions = options.extensions ?? [];
     this.settings = options.settings;
+    this.fastPath = options.settings.fastPath && options.settings.tls === undefined;
     this.admission = options.admission ?? admitAll;
     this.log = options.log ?? new AccessLog();
     this.events = new EventLog(options.settings.maxEvents);
+    this.services = { metrics: this.metrics, accessLog: this.settings.accessLog ? this.log : undefined, done: () => this.requestDone() };
     this.checker = options.runHealthChecks === false ? undefined : new HealthChecker({
       maxConcurrentChecks: options.settings.maxConcurrentChecks,
       onResult: (pool, backend, result, events) => {
@@ -118,7 +126,7 @@ export class ProxyServer {
     this.traffic = createTrafficListener(options.settings, {
       request: (req, res, expectsContinue) => this.onRequest(req, res, expectsContinue),
       upgrade: (req, socket, head) => this.onUpgrade(req, socket, head),
-    });
+    }, this.fastPath ? { handler: this, sweeper: this.sweeper } : undefined);
     this.admin = createAdminServer(this);
     this.ticker = setInterval(() => {
       for (const pool of this.pools.values()) pool.tick();
@@ -256,12 +264,13 @@ export class ProxyServer {
       await Promise.all([...this.pools.values()].map((pool) => pool.close()));
       await new Promise<void>((resolve) => (this.admin.listening ? this.admin.close(() => resolve()) : resolve()));
       this.admin.closeAllConnections();
+      this.sweeper.stop();
       this.log.flush();
     }
   }
 
   private addPool(config: ConcordConfig['pools'][number], seed: number): void {
-    const pool = new PoolRuntime(config, this.settings.zone, seed, (event) => this.recordEvent(event));
+    const pool = new PoolRuntime(config, this.settings.zone, seed, (event) => this.recordEvent(event), { sweeper: this.sweeper, fastPath: this.fastPath });
     pool.backendGate = this.admission.backendGate?.(config.name);
     this.pools.set(config.name, pool);
     for (const backend of pool.allBackends()) this.watchBackend(pool, backend.id);
@@ -319,59 +328,77 @@ export class ProxyServer {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
-    const receivedMs = monotonicMs();
-    const path = req.url ?? '/';
-    const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
-    const poolName = this.router.route(host, path);
+    const request = new NodeClientRequest(req, res, expectsContinue, this.settings.requestIdHeader, monotonicMs());
+    const pool = this.route(request);
+    if (pool !== undefined) this.handle(request, pool);
+  }
+
+  /** A request the fast path parsed; false hands it to node:http (pools the fast path does not serve). */
+  handleFast(request: ClientRequest): boolean {
+    const pool = this.route(request);
+    if (pool === undefined) return true;
+    if (!pool.servesFastPath) return false;
+    this.handle(request, pool);
+    return true;
+  }
+
+  handedOff(reason: string): void {
+    this.metrics.countHandOff(reason);
+  }
+
+  /** The request's pool; when none matches, the client got a 404. */
+  private route(request: ClientRequest): PoolRuntime | undefined {
+    const poolName = this.router.route(request.host, request.path);
     const pool = poolName === undefined ? undefined : this.pools.get(poolName);
     if (pool === undefined) {
-      const body = `CONCORD_E_PROXY_NO_ROUTE: no route for host ${host ?? '(none)'} and path ${path}; add one to routes:\n`;
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-concord-error': 'CONCORD_E_PROXY_NO_ROUTE' }).end(body);
-      return;
+      const body = `CONCORD_E_PROXY_NO_ROUTE: no route for host ${request.host ?? '(none)'} and path ${request.path}; add one to routes:\n`;
+      request.respond(404, { 'content-type': 'text/plain; charset=utf-8', 'x-concord-error': 'CONCORD_E_PROXY_NO_ROUTE' }, body, false);
     }
+    return pool;
+  }
+
+  /** The request flow, for both client paths: body limit, admission, then the exchange with its retries. */
+  private handle(request: ClientRequest, pool: PoolRuntime): void {
     const limit = this.settings.maxRequestBodyBytes;
-    if (limit > 0 && Number(req.headers['content-length'] ?? 0) > limit) {
+    if (limit > 0 && request.contentLength > limit) {
       const body = `CONCORD_E_PROXY_BODY_TOO_LARGE: request body over the proxy's limit of ${limit} bytes (proxy.maxRequestBodyBytes)\n`;
-      res.writeHead(413, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close', 'x-concord-error': 'CONCORD_E_PROXY_BODY_TOO_LARGE' }).end(body);
+      request.respond(413, { 'content-type': 'text/plain; charset=utf-8', 'x-concord-error': 'CONCORD_E_PROXY_BODY_TOO_LARGE' }, body, true);
       return;
     }
     this.inFlight += 1;
-    const clientIp = req.socket.remoteAddress ?? '';
-    const decision = this.admission.admit({ pool: pool.name, method: req.method ?? 'GET', path, headers: req.headers, clientKey: clientIp });
-    const proceed = (admitted: AdmissionDecision) => this.forward(req, res, pool, admitted, { receivedMs, path, clientIp, expectsContinue });
-    if (decision instanceof Promise) decision.then(proceed, (error: unknown) => this.admissionFailed(res, pool, error));
-    else proceed(decision);
+    // Headers are read only when something needs them: building them costs, and most pools never look.
+    const hashKey = pool.hashKeyOf?.(request.headers, request.path);
+    const requestId = requestIdOf(request.givenRequestId);
+    const io = request.prepareExchange(pool, requestId);
+    const decision = this.admission === admitAll ? ADMITTED
+      : this.admission.admit({ pool: pool.name, method: request.method, path: request.path, headers: request.headers, clientKey: request.clientIp });
+    if (decision instanceof Promise) {
+      decision.then((admitted) => this.forward(request, pool, admitted, io, requestId, hashKey, monotonicMs()), (error: unknown) => this.admissionFailed(request, pool, error));
+    } else {
+      this.forward(request, pool, decision, io, requestId, hashKey, request.receivedMs);
+    }
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, pool: PoolRuntime, decision: AdmissionDecision,
-    facts: { receivedMs: number; path: string; clientIp: string; expectsContinue: boolean }): void {
+  private forward(request: ClientRequest, pool: PoolRuntime, decision: AdmissionDecision, io: ExchangeIo, requestId: string, hashKey: string | undefined, admittedMs: number): void {
     if (!decision.admitted) {
       this.metrics.countRejected(pool.name, decision.status);
-      this.metrics.countRequest(pool.name, 'none', decision.status, (monotonicMs() - facts.receivedMs) / 1000);
-      const body = `${decision.reason}\n`;
-      // The reason goes in the body too, for people; the refusal's own content-length (0) must not survive it.
-      res.writeHead(decision.status, { ...decision.headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
+      this.metrics.countRequest(pool.name, 'none', decision.status, (monotonicMs() - request.receivedMs) / 1000);
+      request.respond(decision.status, { 'content-type': 'text/plain; charset=utf-8', ...decision.headers }, `${decision.reason}\n`, false);
       this.requestDone();
       return;
     }
-    if (facts.expectsContinue) res.writeContinue();
-    const headerName = this.settings.requestIdHeader;
-    const given = req.headers[headerName];
-    const requestId = typeof given === 'string' && given.length > 0 && given.length <= 200 ? given : randomUUID();
-    const upstreamHeaders = upstreamRequestHeaders(req.rawHeaders, req.headers, {
-      clientIp: facts.clientIp, proto: (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http', requestIdHeader: headerName, requestId, keepTeTrailers: pool.config.upstreamProtocol === 'h2c',
-    });
-    if (facts.expectsContinue) dropHeader(upstreamHeaders, 'expect');
     const exchange = new Exchange({
-      req, res, pool, upstreamHeaders, requestId, path: facts.path, clientIp: facts.clientIp, receivedMs: facts.receivedMs, release: decision.release,
-    }, { metrics: this.metrics, accessLog: this.settings.accessLog ? this.log : undefined, done: () => this.requestDone() });
+      io, pool, method: request.method, path: request.path, host: request.host, requestId, clientIp: request.clientIp, hashKey,
+      receivedMs: request.receivedMs, admittedMs, release: decision.release,
+    }, this.services);
+    request.exchangeStarted(exchange);
     exchange.start();
   }
 
-  private admissionFailed(res: ServerResponse, pool: PoolRuntime, error: unknown): void {
+  private admissionFailed(request: ClientRequest, pool: PoolRuntime, error: unknown): void {
     // Admission control failing is a bug in it; fail this request loudly rather than forward blindly.
     this.log.notice('admission control failed', { pool: pool.name, error: (error as Error).message });
-    if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain', 'x-concord-error': 'CONCORD_E_PROXY_ADMISSION_FAILED' }).end('CONCORD_E_PROXY_ADMISSION_FAILED: admission control failed\n');
+    request.respond(500, { 'content-type': 'text/plain', 'x-concord-error': 'CONCORD_E_PROXY_ADMISSION_FAILED' }, 'CONCORD_E_PROXY_ADMISSION_FAILED: admission control failed\n', false);
     this.requestDone();
   }
 
@@ -391,7 +418,7 @@ export class ProxyServer {
     this.inFlight += 1;
     const headerName = this.settings.requestIdHeader;
     const given = req.headers[headerName];
-    const requestId = typeof given === 'string' && given.length > 0 ? given : randomUUID();
+    const requestId = requestIdOf(typeof given === 'string' ? given : undefined);
     passUpgrade(req, socket, head, pool, { clientIp: req.socket.remoteAddress ?? '', proto: this.traffic.proto, requestIdHeader: headerName, requestId }, () => this.requestDone());
   }
 }
@@ -399,10 +426,6 @@ export class ProxyServer {
 /** Whether two configurations of a pool differ in nothing but their backends (which change in place). */
 function sameSettings(a: PoolSnapshot['pools'][number], b: PoolSnapshot['pools'][number]): boolean {
   return JSON.stringify({ ...a, backends: [] }) === JSON.stringify({ ...b, backends: [] });
-}
-
-function dropHeader(headers: string[], name: string): void {
-  for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i]!.toLowerCase() === name) headers.splice(i, 2);
 }
 
 function listen(server: Server, address: string): Promise<void> {

@@ -1,5 +1,6 @@
-// The traffic listener: plain HTTP/1.1 (node:http), or with TLS termination one listener that
-// speaks HTTP/1.1 and HTTP/2 and lets the client choose by ALPN (node:http2's secure server with
+// The traffic listener: plain HTTP/1.1 (node:http, with the fast path in front of it unless
+// proxy.fastPath is false: fast-path.ts), or with TLS termination one listener that speaks
+// HTTP/1.1 and HTTP/2 and lets the client choose by ALPN (node:http2's secure server with
 // allowHTTP1). HTTP/2 requests reach the same handler through node:http2's compatibility API,
 // whose request and response objects mirror node:http's.
 
@@ -10,6 +11,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { addressOf, ConfigError, type ProxySettings } from '../../control/config.ts';
+import type { DeadlineSweeper } from './deadline-sweeper.ts';
+import { FastPath, type FastPathHandler } from './fast-path.ts';
 
 export interface TrafficHandlers {
   request(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void;
@@ -32,8 +35,14 @@ export interface TrafficListener {
 
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
-export function createTrafficListener(settings: ProxySettings, handlers: TrafficHandlers): TrafficListener {
-  const main = settings.tls === undefined ? plainListener(settings, handlers) : tlsListener(settings, handlers);
+/** What the fast path needs from the proxy, when proxy.fastPath is on. */
+export interface FastPathWiring {
+  readonly handler: FastPathHandler;
+  readonly sweeper: DeadlineSweeper;
+}
+
+export function createTrafficListener(settings: ProxySettings, handlers: TrafficHandlers, fast: FastPathWiring | undefined): TrafficListener {
+  const main = settings.tls === undefined ? plainListener(settings, handlers, fast) : tlsListener(settings, handlers);
   return settings.h2cListen === undefined ? main : withH2c(main, settings.h2cListen, handlers);
 }
 
@@ -85,8 +94,10 @@ function listenOn(server: Server | Http2SecureServer | Http2Server, address: str
   });
 }
 
-function plainListener(settings: ProxySettings, handlers: TrafficHandlers): TrafficListener {
-  const server = createServer({ keepAliveTimeout: settings.clientIdleMs, requestTimeout: 0 }, (req, res) => handlers.request(req, res, false));
+function plainListener(settings: ProxySettings, handlers: TrafficHandlers, fast: FastPathWiring | undefined): TrafficListener {
+  const server = createServer({ keepAliveTimeout: settings.clientIdleMs, headersTimeout: settings.headersTimeoutMs, requestTimeout: 0 }, (req, res) => handlers.request(req, res, false));
+  // The fast path takes every connection first and hands node:http what it does not serve itself.
+  const fastPath = fast === undefined ? undefined : new FastPath(server, settings, fast.handler, fast.sweeper);
   server.on('checkContinue', (req, res) => handlers.request(req, res, true));
   server.on('upgrade', (req, socket, head) => handlers.upgrade(req, socket, head));
   server.on('clientError', (error, socket) => {
@@ -101,9 +112,18 @@ function plainListener(settings: ProxySettings, handlers: TrafficHandlers): Traf
     get listening() {
       return server.listening;
     },
-    close: () => new Promise((resolve) => (server.listening ? server.close(() => resolve()) : resolve())),
-    closeIdle: () => server.closeIdleConnections(),
-    closeAll: () => server.closeAllConnections(),
+    close: () => {
+      if (fastPath !== undefined) fastPath.stopping = true;
+      return new Promise((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
+    },
+    closeIdle: () => {
+      fastPath?.closeIdle();
+      server.closeIdleConnections();
+    },
+    closeAll: () => {
+      fastPath?.closeAll();
+      server.closeAllConnections();
+    },
   };
 }
 

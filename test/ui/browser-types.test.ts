@@ -1,0 +1,38 @@
+// The page is plain JavaScript served as it is, with JSDoc types checked against the DOM library
+// and the API contract (src/ui/api-types.ts) by its own tsconfig: the project's type check has no
+// DOM library, so this test runs the page's. A renamed contract field fails here.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+
+function typeCheck(project: string): { status: number | null; output: string } {
+  const result = spawnSync(process.execPath, [tsc, '-p', project], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+test("the page's JavaScript type-checks against the DOM and the API contract", () => {
+  const { status, output } = typeCheck(join(root, 'src/ui/browser/tsconfig.json'));
+  assert.equal(output.trim(), '');
+  assert.equal(status, 0);
+});
+
+test('the check catches a field the contract does not have', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'concord-ui-types-'));
+  try {
+    writeFileSync(join(dir, 'wrong.js'), `/** @param {import('${join(root, 'src/ui/api-types.ts')}').Overview} overview */\nexport const count = (overview) => overview.pool.length;\n`);
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ extends: join(root, 'src/ui/browser/tsconfig.json'), include: ['wrong.js'] }));
+    const { status, output } = typeCheck(join(dir, 'tsconfig.json'));
+    assert.notEqual(status, 0);
+    assert.match(output, /Property 'pool' does not exist on type 'Overview'/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
