@@ -9,7 +9,7 @@ import type { Overview, PoolOverview } from '../control/admin-api-types.ts';
 
 export function statusLines(overview: Overview): string[] {
   const proxy = overview.proxies[0];
-  const traffic = proxy === undefined ? 'no proxy registered' : `${formatRate(proxy.requestsPerSecond)} req/s · p99 ${formatMs(proxy.p99Ms)}`;
+  const traffic = proxy === undefined ? 'no proxy registered' : `${formatRate(proxy.requestsPerSecond)} req/s · p99 ${proxy.p99Ms === null ? "-" : formatMs(proxy.p99Ms)}`;
   if (overview.pools.length === 0) return [`no pools configured (concord config apply FILE) · ${traffic}`];
   const width = Math.max(...overview.pools.map((pool) => pool.name.length));
   return overview.pools.map((pool) => [pool.name.padEnd(width), backendsPart(pool), traffic, shedPart(pool), autoscalePart(pool, overview)].filter((part) => part !== '').join(' · '));
