@@ -162,7 +162,7 @@ test('pools from the applied configuration, verdicts from the store, drains, reg
   assert.ok(!events.some((event) => event.source === 'proxy' && event.kind === 'marked-down'), 'published verdicts are not written again by the proxy');
 });
 
-test('autoscaled instances become backends, routable only after a ready verdict; a draining instance gets no new requests', async (t) => {
+test('autoscaled instances become backends once the autoscaler records them ready, and take traffic with a healthy verdict; a draining instance gets no new requests', async (t) => {
   const store = await startTestStore();
   const client = storeClient(store.endpoint);
   const [i1, i2] = await Promise.all([named('i1'), named('i2')]);
@@ -179,19 +179,23 @@ test('autoscaled instances become backends, routable only after a ready verdict;
   };
   await applyConfig(client, configText([app]), { by: 'test', atMs: Date.now() });
   const instance = (id: string, backend: TestBackend, extra: Record<string, unknown> = {}) => client.put(instanceKey('app', id), JSON.stringify({ id, address: backend.address, launchVersion: 'v1', launchedAtMs: Date.now(), healthy: false, ...extra }));
-  await instance('i-1', i1);
+  await instance('i-1', i1, { readyAtMs: Date.now() });
   await published.set('app', i1.address, 'healthy');
   const proxy = await startFedProxy(client);
   t.after(() => proxy.stop(1000));
   assert.deepEqual([...await bodies(proxy.port, 4)], ['i1']);
 
+  // Starting: not a backend at all, so it gets no traffic and does not count toward the panic threshold.
   await instance('i-2', i2);
-  assert.ok(await eventually(() => proxy.proxy.pool('app')!.backend(i2.address) !== undefined, 3000), 'the new instance is a backend');
-  assert.deepEqual([...await bodies(proxy.port, 6)], ['i1'], 'but gets no traffic before a verdict says it is ready');
   await published.set('app', i2.address, 'healthy');
-  assert.ok(await eventually(async () => (await bodies(proxy.port, 6)).has('i2'), 3000), 'ready: it takes traffic');
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(proxy.proxy.pool('app')!.backend(i2.address), undefined, 'a starting instance is not a backend');
+  assert.deepEqual([...await bodies(proxy.port, 6)], ['i1'], 'and gets no traffic');
+  await instance('i-2', i2, { readyAtMs: Date.now(), healthy: true });
+  assert.ok(await eventually(() => proxy.proxy.pool('app')!.backend(i2.address) !== undefined, 3000), 'recorded ready: a backend');
+  assert.ok(await eventually(async () => (await bodies(proxy.port, 6)).has('i2'), 3000), 'with its healthy verdict it takes traffic');
 
-  await instance('i-1', i1, { drainingSinceMs: Date.now() });
+  await instance('i-1', i1, { readyAtMs: Date.now(), drainingSinceMs: Date.now() });
   assert.ok(await eventually(() => proxy.proxy.pool('app')!.health.view(i1.address).state === 'drained', 3000), 'the autoscaler\'s drain reaches the proxy');
   assert.deepEqual([...await bodies(proxy.port, 6)], ['i2']);
   await client.delete(instanceKey('app', 'i-1'));

@@ -88,9 +88,16 @@ export class StorePoolSource implements PoolSource {
     return { pools: this.config.pools.map((pool) => this.withInstances(pool)), routes: this.config.routes };
   }
 
+  /**
+   * An autoscaled pool's backends: its instances once the autoscaler has recorded them ready (they
+   * passed their health checks). One still starting is left out, so it gets no traffic, and it does
+   * not count among the pool's backends: counted, a burst of launches would make most of the pool
+   * "unhealthy", trip the panic threshold, and send traffic to instances not yet listening.
+   */
   private withInstances(pool: PoolConfig): PoolConfig {
     if (pool.autoscale === undefined) return pool;
-    const addresses = [...new Set((this.instances.get(pool.name) ?? []).map((instance) => instance.address))].sort();
+    const ready = (this.instances.get(pool.name) ?? []).filter((instance) => instance.readyAtMs !== undefined);
+    const addresses = [...new Set(ready.map((instance) => instance.address))].sort();
     return { ...pool, backends: addresses.map((address) => ({ address, weight: 1, priority: 0 })) };
   }
 
