@@ -20,13 +20,13 @@ import { launchVersionOf, poolSetupOf } from '../autoscale/controller/controller
 import { autoscaleReport, freeze, unfreeze } from '../autoscale/controller/kill-switch.ts';
 import type { PoolSetup } from '../autoscale/controller/pool-period.ts';
 import { AUTOSCALE_PREFIX } from '../autoscale/state/keys.ts';
-import { parseInstanceState } from '../autoscale/state/records.ts';
 import type { CoordStore, WatchHandle } from '../coord/coord-store.ts';
 import type { StoreCluster, StoreMember } from '../coord/store-cluster.ts';
 import { ApiProblem, AdminServer, type EventQuery, type StaticFilesHandler } from './admin-api.ts';
 import type { Overview } from './admin-api-types.ts';
 import { toPolicyConfig } from './autoscale-config.ts';
 import { addressOf, type ConcordConfig } from './config.ts';
+import { instancesByPool, proxyRegistrations } from './cluster-view.ts';
 import { AppliedConfigWatcher } from './config-store.ts';
 import { DEFAULT_CONTROL_PLANE_ADMIN, type ControlPlaneSettings } from './control-plane-config.ts';
 import { DrainError, setDrain } from './drains.ts';
@@ -288,30 +288,11 @@ export class ControlPlane {
   }
 
   private proxies(): ProxyRegistration[] {
-    const proxies: ProxyRegistration[] = [];
-    for (const kv of this.proxyMirror.values()) {
-      try {
-        const value = JSON.parse(kv.value) as Partial<ProxyRegistration>;
-        if (typeof value.name === 'string' && typeof value.admin === 'string' && /^https?:\/\/[^/]+$/.test(value.admin)) proxies.push({ name: value.name, admin: value.admin, listen: String(value.listen ?? '') });
-      } catch {
-        // Not a registration (written by hand): left out.
-      }
-    }
-    return proxies.sort((a, b) => (a.name < b.name ? -1 : 1));
+    return proxyRegistrations(this.proxyMirror.values());
   }
 
   private instancesByPool(): Map<string, string[]> {
-    const byPool = new Map<string, string[]>();
-    for (const kv of this.instanceMirror.values()) {
-      const match = /^\/concord\/autoscale\/pools\/([^/]+)\/instances\/[^/]+$/.exec(kv.key);
-      if (match === null) continue;
-      const parsed = parseInstanceState(kv.value, kv.key);
-      if (!parsed.ok) continue;
-      const list = byPool.get(match[1]!) ?? [];
-      if (!list.includes(parsed.value.address)) list.push(parsed.value.address);
-      byPool.set(match[1]!, list);
-    }
-    return byPool;
+    return instancesByPool(this.instanceMirror.values());
   }
 
   // ---- admin API -------------------------------------------------------------------------------
