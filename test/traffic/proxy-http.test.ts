@@ -186,7 +186,7 @@ test('a backend that never answers gets 504 after firstByteMs; one that goes sil
   }
 });
 
-test('retries: a retriable status goes to another backend; POST is not retried; a shed 503 is never retried', async () => {
+test('a shed 503 is never retried by a proxy; a retriable status goes to another backend; POST is not retried', async () => {
   const failing = await startBackend((req, res) => {
     if (req.url === '/shed') return void res.writeHead(503, { 'x-concord-shed': 'overload', 'retry-after': '1' }).end('shed');
     res.writeHead(503).end('failing');

@@ -301,3 +301,41 @@ test('crossing the panic threshold is an event: traffic then goes to every backe
     await Promise.all(backends.map((backend) => backend.close()));
   }
 });
+
+test('overload trips the panic threshold rather than an ejection cascade: with every backend overloaded, at most maxEjectionPercent are ejected and the pool spreads traffic over all of them', async () => {
+  let overloaded = false;
+  const backends = await Promise.all([0, 1, 2, 3].map((index) => startBackend((req, res) => {
+    // An overloaded backend fails its health checks and answers requests with plain 503s (no x-concord-shed: it does not shed on purpose).
+    if (overloaded) res.writeHead(503).end(`b${index} overloaded`);
+    else res.end(req.url === '/healthz' ? 'ok' : `b${index}`);
+  })));
+  const proxy = await startProxy({
+    pools: [pool('web', backends.map((backend) => backend.address), {
+      balance: 'round-robin', panicThresholdPercent: 50, retries: { attempts: 0 },
+      health: { http: { path: '/healthz' }, intervalMs: 100, timeoutMs: 50, rise: 1, fall: 1 },
+      outlierDetection: { consecutive5xx: 2, maxEjectionPercent: 50 },
+    })],
+  });
+  const agent = new Agent({ keepAlive: true });
+  const ejectedNow = () => proxy.proxy.pool('web')!.report().filter((backend) => backend.state === 'ejected').length;
+  try {
+    overloaded = true;
+    assert.ok(await eventually(async () => {
+      await get(agent, proxy.proxy.trafficAddress.port);
+      assert.ok(ejectedNow() <= 2, `${ejectedNow()} of 4 ejected with maxEjectionPercent 50`);
+      return (await events(proxy)).some((event) => event.kind === 'panic-started');
+    }, 8000), 'the pool panics');
+    const reached = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      reached.add((await get(agent, proxy.proxy.trafficAddress.port)).body.split(' ')[0]!);
+      assert.ok(ejectedNow() <= 2, 'never more than maxEjectionPercent ejected');
+    }
+    assert.deepEqual(reached, new Set(['b0', 'b1', 'b2', 'b3']), 'in panic the load is spread over every backend, not piled on survivors');
+    overloaded = false;
+    assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'panic-ended'), 8000), 'the panic ends when the overload does');
+  } finally {
+    agent.destroy();
+    await proxy.stop();
+    await Promise.all(backends.map((backend) => backend.close()));
+  }
+});
