@@ -460,14 +460,14 @@ export class ControlPlane {
       return new Counter({ name, help, registers, collect() { const total = read(); if (total > seen) this.inc(total - seen); seen = total; } });
     };
     gauge('concord_control_members', 'control-plane members registered in the store', () => this.members().length);
-    gauge('concord_control_registered', '1 while this member is registered (and so checks its share of the backends)', () => (this.registration?.isRegistered === true ? 1 : 0));
+    gauge('concord_control_is_registered', '1 while this member is registered (and so checks its share of the backends)', () => (this.registration?.isRegistered === true ? 1 : 0));
     gauge('concord_control_health_backends_owned', 'backends this member checks for the whole cluster', () => this.health.ownedBackends().length);
     counter('concord_control_health_probes_passed_total', 'probes this member ran that passed', () => this.health.probeCounts.pass);
     counter('concord_control_health_probes_failed_total', 'probes this member ran that failed', () => this.health.probeCounts.fail);
     counter('concord_control_health_publish_failures_total', 'health results this member could not write to the store', () => this.health.publishFailures);
     gauge('concord_control_proxies', 'proxies registered in the store', () => this.proxies().length);
     gauge('concord_control_config_revision', 'store revision of the configuration in force (0: none)', () => Number(this.configWatcher.applied?.revision ?? 0n));
-    gauge('concord_control_autoscale_leader', '1 while this member leads the autoscaler', () => (this.controller?.role() === 'leader' ? 1 : 0));
+    gauge('concord_control_autoscale_is_leader', '1 while this member leads the autoscaler', () => (this.controller?.role() === 'leader' ? 1 : 0));
   }
 
   private async metricsText(): Promise<string> {

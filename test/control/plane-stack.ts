@@ -1,6 +1,7 @@
 // A whole control-plane stack in this process for end-to-end tests: a real store member, a real
 // ControlPlane (admin API on a free port), a real proxy fed from the store, and one real backend
-// in pool `web` with active health checks and load shedding. stop() removes everything.
+// in pool `web` with active health checks and load shedding; the store is Concord's own or a real
+// etcd. stop() removes everything.
 
 import { stringify } from 'yaml';
 import { applyConfig } from '../../src/control/config-store.ts';
@@ -10,10 +11,11 @@ import type { EtcdCoordStore } from '../../src/coord/etcd-coord-store.ts';
 import { AccessLog } from '../../src/traffic/proxy/access-log.ts';
 import { startAssembledProxy, type AssembledProxy } from '../../src/traffic/proxy/proxy-assembly.ts';
 import { startTestStore, storeClient, type TestStore } from '../autoscale/controller-harness.ts';
+import { startEtcd } from '../compat/etcd-process.ts';
 import { LogSink, startBackend, type TestBackend } from '../traffic/proxy-harness.ts';
 
 export interface PlaneStack {
-  store: TestStore;
+  store: Pick<TestStore, 'endpoint' | 'stop'>;
   /** A client of the store for the test's own reads. */
   admin: EtcdCoordStore;
   plane: ControlPlane;
@@ -24,8 +26,9 @@ export interface PlaneStack {
   stop(): Promise<void>;
 }
 
-export async function startPlaneStack(): Promise<PlaneStack> {
-  const store = await startTestStore();
+/** `concord`: one Concord store member in this process; `etcd`: Debian's etcd in its own process. */
+export async function startPlaneStack(options: { store?: 'concord' | 'etcd' } = {}): Promise<PlaneStack> {
+  const store = options.store === 'etcd' ? await startEtcd({ name: 'etcd' }) : await startTestStore();
   const admin = storeClient(store.endpoint);
   const backend = await startBackend((_req, res) => res.end('ok'));
   const cleanups: (() => Promise<void> | void)[] = [() => store.stop(), () => backend.close(), () => admin.close()];
