@@ -139,7 +139,8 @@ function failuresOf(events: readonly TimelineEvent[], untilMs: number): BackendF
 
 function episodesOf(events: readonly TimelineEvent[], untilMs: number): PoolEpisode[] {
   const episodes: PoolEpisode[] = [];
-  const open = new Map<string, PoolEpisode>();
+  // Every proxy reports its own episode; the pool's runs while any proxy is in one.
+  const open = new Map<string, { episode: PoolEpisode; reporters: Set<string> }>();
   const kinds: Record<string, ['panic' | 'shedding', boolean]> = {
     'panic-started': ['panic', true], 'panic-ended': ['panic', false], 'shed-started': ['shedding', true], 'shed-stopped': ['shedding', false],
   };
@@ -147,18 +148,21 @@ function episodesOf(events: readonly TimelineEvent[], untilMs: number): PoolEpis
     const meaning = kinds[event.kind];
     if (meaning === undefined || event.pool === undefined) continue;
     const [kind, starts] = meaning;
-    // Every proxy reports its own episode; the pool's runs from the first start to the last stop.
     const key = `${event.pool}/${kind}`;
     const current = open.get(key);
     if (starts) {
-      if (current === undefined) {
-        const episode: PoolEpisode = { pool: event.pool, kind, startedAtMs: event.atMs, endedAtMs: undefined, durationMs: untilMs - event.atMs };
-        episodes.push(episode);
-        open.set(key, episode);
+      if (current !== undefined) {
+        current.reporters.add(event.by);
+        continue;
       }
+      const episode: PoolEpisode = { pool: event.pool, kind, startedAtMs: event.atMs, endedAtMs: undefined, durationMs: untilMs - event.atMs };
+      episodes.push(episode);
+      open.set(key, { episode, reporters: new Set([event.by]) });
     } else if (current !== undefined) {
-      current.endedAtMs = event.atMs;
-      current.durationMs = event.atMs - current.startedAtMs;
+      current.reporters.delete(event.by);
+      if (current.reporters.size > 0) continue;
+      current.episode.endedAtMs = event.atMs;
+      current.episode.durationMs = event.atMs - current.episode.startedAtMs;
       open.delete(key);
     }
   }
