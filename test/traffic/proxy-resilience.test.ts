@@ -165,7 +165,9 @@ test('flapping is damped by rise and fall: a check that alternates never changes
     } else res.end('flapping');
   });
   const steady = await startBackend((_req, res) => res.end('ok'));
-  const proxy = await startProxy({ pools: [pool('web', [flapping.address, steady.address], { health: { ...FAST_HEALTH, intervalMs: 100, timeoutMs: 50 } })] });
+  // timeoutMs as long as the interval allows: on a loaded machine a 50 ms timeout fails probes of
+  // healthy backends too, and two in a row are a real (not a flapping) change.
+  const proxy = await startProxy({ pools: [pool('web', [flapping.address, steady.address], { health: { ...FAST_HEALTH, intervalMs: 100, timeoutMs: 100 } })] });
   try {
     assert.ok(await eventually(() => probes >= 16, 5000));
     assert.deepEqual((await events(proxy)).map((event) => event.kind), []);
