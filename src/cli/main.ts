@@ -14,6 +14,11 @@ import { registerConfigCommand } from './config.ts';
 import { registerControlPlaneCommand } from './control-plane.ts';
 import { registerUpCommand } from './up.ts';
 import { registerDemoCommand } from './demo.ts';
+import { registerStatusCommand } from './status.ts';
+import { registerEventsCommand } from './events.ts';
+import { registerReportCommand } from './report.ts';
+import { registerPoolCommand } from './pool.ts';
+import { registerMemberCommand } from './member.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
@@ -43,6 +48,11 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerControlPlaneCommand(program, setExitCode);
   registerUpCommand(program, setExitCode);
   registerDemoCommand(program, setExitCode);
+  registerStatusCommand(program, setExitCode);
+  registerEventsCommand(program, setExitCode);
+  registerReportCommand(program, setExitCode);
+  registerPoolCommand(program, setExitCode);
+  registerMemberCommand(program, setExitCode);
   return program;
 }
 

@@ -6,16 +6,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stringify } from 'yaml';
-import { applyConfig } from '../../src/control/config-store.ts';
-import { validateConfig } from '../../src/control/config.ts';
-import { ControlPlane } from '../../src/control/plane.ts';
 import { drainKey } from '../../src/control/store-keys.ts';
 import type { BackendOverview, Overview, TimelineEntry } from '../../src/ui/api-types.ts';
-import { AccessLog } from '../../src/traffic/proxy/access-log.ts';
-import { startAssembledProxy } from '../../src/traffic/proxy/proxy-assembly.ts';
-import { startTestStore, storeClient } from '../autoscale/controller-harness.ts';
-import { eventually, LogSink, startBackend } from '../traffic/proxy-harness.ts';
+import { eventually } from '../traffic/proxy-harness.ts';
+import { startPlaneStack } from './plane-stack.ts';
 
 const REQUESTS = 20;
 const STATES = ['healthy', 'unhealthy', 'ejected', 'draining', 'drained', 'unknown'];
@@ -138,36 +132,10 @@ async function readStream(url: string, timeoutMs: number, wanted: (events: { nam
 }
 
 test('the admin API answers the dashboard contract against a real store, proxy and backend; freeze and drain reach the store', async (t) => {
-  const store = await startTestStore();
-  const admin = storeClient(store.endpoint);
-  const backend = await startBackend((_req, res) => res.end('ok'));
-  t.after(async () => {
-    admin.close();
-    await backend.close();
-    await store.stop();
-  });
-  await applyConfig(admin, stringify({
-    controlPlane: { membership: { leaseTtlSeconds: 1 }, health: { refreshMs: 300, maxResultAgeMs: 3000 } },
-    pools: [{
-      name: 'web', backends: [{ address: backend.address }], health: { http: { path: '/healthz' }, intervalMs: 300, timeoutMs: 200 },
-      shed: { algorithm: 'fixed', fixed: { limit: 100 } },
-    }],
-  }), { by: 'test', atMs: Date.now() });
-  const planeClient = storeClient(store.endpoint);
-  const plane = await ControlPlane.start({ store: planeClient, cluster: planeClient.cluster, name: 'member-a', admin: '127.0.0.1:0', configWaitMs: 3000 });
-  const proxyClient = storeClient(store.endpoint);
-  const proxy = await startAssembledProxy({
-    config: validateConfig({ proxy: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', name: 'proxy-1' } }), store: proxyClient, seed: 1,
-    log: new AccessLog(new LogSink() as unknown as ConstructorParameters<typeof AccessLog>[0]), feed: { healthTickMs: 100, startTimeoutMs: 3000 },
-  });
-  t.after(async () => {
-    await proxy.stop(500);
-    proxyClient.close();
-    await plane.stop();
-    planeClient.close();
-  });
+  const stack = await startPlaneStack();
+  t.after(() => stack.stop());
+  const { admin, plane, backend, proxyUrl } = stack;
   const api = plane.adminUrl;
-  const proxyUrl = `http://127.0.0.1:${proxy.proxy.trafficAddress.port}`;
   const overview = async () => (await getJson(`${api}/api/overview`)).body as unknown as Overview;
   const webBackend = async (): Promise<BackendOverview | undefined> => (await overview()).pools.find((pool) => pool.name === 'web')?.backends[0];
 
