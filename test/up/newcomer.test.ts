@@ -87,10 +87,11 @@ test('npx concord up: the proxy, the dashboard, etcdctl and the timeline work wi
   // `concord events` shows the backends becoming healthy.
   const events = await waitFor('two instance-ready events', 60_000, async () => {
     const { stdout } = await run('npx', ['concord', 'events', '--since', '10m', '--json'], { cwd: clone, timeout: 60_000 });
-    const ready = stdout.split('\n').filter((line) => line.includes('"instance-ready"'));
-    return ready.length >= 2 ? stdout : undefined;
+    const { events: timeline } = JSON.parse(stdout) as { events: { kind: string; pool?: string }[] };
+    const ready = timeline.filter((event) => event.kind === 'instance-ready' && event.pool === 'web');
+    return ready.length >= 2 ? timeline : undefined;
   });
-  assert.match(events, /"pool":"web"/);
+  assert.ok(events.some((event) => event.kind === 'config-applied'), 'the timeline starts with the applied configuration');
 
   // The dashboard in Chromium, against the real thing.
   assert.ok(existsSync(CHROMIUM_PATH), `${CHROMIUM_PATH} is missing: install Debian's chromium (bash scripts/install-test-deps.sh)`);
@@ -126,9 +127,11 @@ test('npx concord up: the proxy, the dashboard, etcdctl and the timeline work wi
 
   // Ctrl-C: everything stops, in order, and nothing is left running.
   process.kill(-up.pid!, 'SIGINT');
-  const exitCode = await waitFor('`up` to exit after Ctrl-C', STOP_WITHIN_MS, () => up!.exitCode ?? undefined);
-  assert.equal(exitCode, 0, `up exited with ${exitCode}:\n${output.slice(-3000)}`);
-  assert.match(output, /stopped; the store's data stays in/);
+  // npx (npm exec) passes the Ctrl-C on to concord, waits for it, then ends itself by the same signal.
+  const ended = await waitFor('`up` to exit after Ctrl-C', STOP_WITHIN_MS, () => (up!.exitCode !== null || up!.signalCode !== null ? { code: up!.exitCode, signal: up!.signalCode } : undefined));
+  assert.ok(ended.code === 0 || ended.signal === 'SIGINT', `up ended with ${JSON.stringify(ended)}:\n${output.slice(-3000)}`);
+  assert.match(output, /stopped; the store's data stays in/, 'concord itself stopped in order');
+  assert.doesNotMatch(output, /error while stopping/);
   const left = await waitFor('no process left behind', 10_000, () => (processesUnder(workDir).length === 0 ? [] : undefined)).catch(() => processesUnder(workDir));
   assert.deepEqual(left, [], 'processes still running from the clone');
 });
@@ -184,7 +187,7 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | unde
   for (;;) {
     const value = await Promise.resolve(probe()).catch(() => undefined);
     if (value !== undefined && value !== null && (value as unknown) !== '') return value;
-    if (up !== undefined && up.exitCode !== null && what !== '`up` to exit after Ctrl-C') throw new Error(`waiting for ${what}: up exited with ${up.exitCode}:\n${output.slice(-3000)}`);
+    if (up !== undefined && (up.exitCode !== null || up.signalCode !== null) && what !== '`up` to exit after Ctrl-C') throw new Error(`waiting for ${what}: up exited with ${up.exitCode}:\n${output.slice(-3000)}`);
     if (Date.now() > deadline) throw new Error(`waited ${timeoutMs} ms for ${what}; up's output:\n${output.slice(-3000)}`);
     await new Promise((resolvePause) => setTimeout(resolvePause, 250));
   }
