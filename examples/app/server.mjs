@@ -2,7 +2,7 @@
 // `concord up` and the autoscaler's process provider start:
 //
 //   node examples/app/server.mjs --port 9100 [--host 127.0.0.1] [--service-time-ms 20]
-//        [--concurrency 8] [--max-queue 1000] [--startup-delay-ms 0]
+//        [--concurrency 8] [--max-queue 1000] [--startup-delay-ms 0] [--faults 0|1]
 //
 // GET /healthz answers "ok" (503 "unhealthy" after SIGUSR2, which toggles it, so tests can make an
 // instance fail its checks). GET /stats answers JSON {inflight, queued, served, rejected}. Any other
@@ -10,10 +10,12 @@
 // "hello from PORT": with more load than workers, requests queue, so load shows in latency and
 // in-flight counts as it does in a real service. Past --max-queue waiting requests it answers 503.
 // SIGTERM stops accepting connections, lets in-flight requests finish, then exits (at most 10 s).
+// With --faults 1 (what `concord demo` uses to show a failure): POST /fault/crash makes the process
+// exit at once with status 1, as a crash would; POST /fault/unhealthy toggles /healthz like SIGUSR2.
 
 import { createServer } from 'node:http';
 
-const DEFAULTS = { port: 0, host: '127.0.0.1', 'service-time-ms': 20, concurrency: 8, 'max-queue': 1000, 'startup-delay-ms': 0 };
+const DEFAULTS = { port: 0, host: '127.0.0.1', 'service-time-ms': 20, concurrency: 8, 'max-queue': 1000, 'startup-delay-ms': 0, faults: 0 };
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
 function parseArgs(argv) {
@@ -21,7 +23,7 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i].replace(/^--/, '');
     if (!(name in DEFAULTS) || argv[i] === name || i + 1 >= argv.length) {
-      console.error(`usage: server.mjs --port N [--host H] [--service-time-ms N] [--concurrency N] [--max-queue N] [--startup-delay-ms N] (bad argument '${argv[i]}')`);
+      console.error(`usage: server.mjs --port N [--host H] [--service-time-ms N] [--concurrency N] [--max-queue N] [--startup-delay-ms N] [--faults 0|1] (bad argument '${argv[i]}')`);
       process.exit(2);
     }
     const value = argv[++i];
@@ -30,6 +32,10 @@ function parseArgs(argv) {
       console.error(`--${name} must be a whole number, got '${value}'`);
       process.exit(2);
     } else options[name] = Number(value);
+  }
+  if (options.faults > 1) {
+    console.error('--faults must be 0 or 1');
+    process.exit(2);
   }
   if (options.concurrency < 1) {
     console.error('--concurrency must be at least 1');
@@ -68,6 +74,10 @@ const server = createServer(async (request, response) => {
     response.end(healthy ? 'ok' : 'unhealthy');
     return;
   }
+  if (options.faults === 1 && request.method === 'POST' && path.startsWith('/fault/')) {
+    answerFault(path, response);
+    return;
+  }
   if (path === '/stats') {
     response.writeHead(200, { 'content-type': 'application/json' });
     response.end(JSON.stringify({ inflight, queued: queue.length, served, rejected }));
@@ -87,6 +97,21 @@ const server = createServer(async (request, response) => {
     response.end(`hello from ${options.port}\n`, release);
   }, options['service-time-ms']);
 });
+
+function answerFault(path, response) {
+  if (path === '/fault/crash') {
+    console.error('crashing on request (POST /fault/crash)');
+    response.writeHead(202, { 'content-type': 'text/plain', connection: 'close' });
+    response.end('crashing\n', () => process.exit(1));
+  } else if (path === '/fault/unhealthy') {
+    healthy = !healthy;
+    response.writeHead(200, { 'content-type': 'text/plain' });
+    response.end(healthy ? 'healthy\n' : 'unhealthy\n');
+  } else {
+    response.writeHead(404, { 'content-type': 'text/plain' });
+    response.end('faults: POST /fault/crash or /fault/unhealthy\n');
+  }
+}
 
 process.on('SIGUSR2', () => {
   healthy = !healthy;

@@ -10,6 +10,15 @@ import { registerChaosCommand } from './chaos.ts';
 import { registerProxyCommand } from './proxy.ts';
 import { registerAutoscaleCommand } from './autoscale.ts';
 import { registerControllerCommand } from './controller.ts';
+import { registerConfigCommand } from './config.ts';
+import { registerControlPlaneCommand } from './control-plane.ts';
+import { registerUpCommand } from './up.ts';
+import { registerDemoCommand } from './demo.ts';
+import { registerStatusCommand } from './status.ts';
+import { registerEventsCommand } from './events.ts';
+import { registerReportCommand } from './report.ts';
+import { registerPoolCommand } from './pool.ts';
+import { registerMemberCommand } from './member.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
@@ -35,6 +44,15 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerChaosCommand(program, setExitCode);
   registerAutoscaleCommand(program, setExitCode);
   registerControllerCommand(program, setExitCode);
+  registerConfigCommand(program, setExitCode);
+  registerControlPlaneCommand(program, setExitCode);
+  registerUpCommand(program, setExitCode);
+  registerDemoCommand(program, setExitCode);
+  registerStatusCommand(program, setExitCode);
+  registerEventsCommand(program, setExitCode);
+  registerReportCommand(program, setExitCode);
+  registerPoolCommand(program, setExitCode);
+  registerMemberCommand(program, setExitCode);
   return program;
 }
 

@@ -64,3 +64,23 @@ test('bad arguments exit with code 2 and the usage', async () => {
   assert.equal(code, 2);
   assert.match(stderr, /--port must be a whole number/);
 });
+
+test('--faults 1: POST /fault/unhealthy toggles health and POST /fault/crash exits 1; without it the paths are ordinary requests', async (t) => {
+  const { child, address } = await startApp(['--faults', '1']);
+  t.after(() => stopProcess(child, { graceMs: 2_000, killWaitMs: 2_000 }));
+  const [host, port] = address.split(':');
+  const post = (path: string) => fetch(`http://${host}:${port}${path}`, { method: 'POST' }).then(async (response) => [response.status, await response.text()]);
+  assert.deepEqual(await post('/fault/unhealthy'), [200, 'unhealthy\n']);
+  assert.equal((await httpGet(address, '/healthz')).status, 503);
+  assert.deepEqual(await post('/fault/unhealthy'), [200, 'healthy\n']);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  assert.deepEqual(await post('/fault/crash'), [202, 'crashing\n']);
+  assert.equal(await exited, 1);
+
+  const plain = await startApp([]);
+  t.after(() => stopProcess(plain.child, { graceMs: 2_000, killWaitMs: 2_000 }));
+  const [plainHost, plainPort] = plain.address.split(':');
+  const response = await fetch(`http://${plainHost}:${plainPort}/fault/crash`, { method: 'POST' });
+  assert.equal(response.status, 200, 'without --faults a fault path is served like any other');
+  assert.equal(plain.child.exitCode, null);
+});
