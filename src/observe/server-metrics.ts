@@ -28,6 +28,20 @@ export class ServerMetrics {
     name: 'concord_network_peer_messages_dropped', help: 'Raft messages dropped since start (peer down or its queue full; Raft re-sends)', registers: [this.registry],
   });
 
+  /**
+   * Requests, connections and streams refused by a resource limit; the label is the limit's flag
+   * name (max-leases, max-client-connections, ...), so an alert names what to raise or fix.
+   */
+  readonly refused = new Counter({
+    name: 'concord_store_refused_total', help: 'requests, connections and streams refused by a resource limit, by the limit\'s flag name',
+    labelNames: ['limit'], registers: [this.registry],
+  });
+  readonly clientConnections = new Gauge({ name: 'concord_store_client_connections', help: 'open client connections, all listeners together', registers: [this.registry] });
+  readonly watchStreams = new Gauge({ name: 'concord_store_watch_streams', help: 'open Watch streams', registers: [this.registry] });
+  readonly watchQueuedBytes = new Gauge({
+    name: 'concord_store_watch_queued_bytes', help: 'watch responses (estimated bytes) waiting for slow streams', registers: [this.registry],
+  });
+
   /** Gauges read at scrape time from the live member, so they are never stale. */
   sampleAtScrape(samples: {
     pendingProposals(): number; applyLagEntries(): number; dbSizeBytes(): number;
