@@ -143,7 +143,7 @@ function concordArgs(plan: MemberPlan, initialCluster: string, cpuProfileDir: st
 /** Linux reports utime and stime in USER_HZ ticks, which is 100 on every architecture Node runs on. */
 const USER_HZ = 100;
 
-function processCpuSeconds(pid: number | undefined): number {
+export function processCpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN;
   try {
     // Fields after the parenthesized command name: state is field 3, utime 14 and stime 15.

@@ -3,21 +3,11 @@
 //   etcdctl put /concord/autoscale/freeze '{"by":"alice","reason":"incident 4711"}'   (or any text)
 //   etcdctl del /concord/autoscale/freeze
 
-import { userInfo, hostname } from 'node:os';
 import type { Command } from 'commander';
 import { autoscaleReport, freeze, unfreeze, type AutoscaleReport } from '../autoscale/controller/kill-switch.ts';
 import type { FreezeRecord } from '../autoscale/policy/types.ts';
+import { operator } from './operator.ts';
 import { addStoreOptions, exitCodeFor, openStore, type StoreFlagValues } from './store-flags.ts';
-
-function operator(): string {
-  let user = process.env.USER ?? 'unknown';
-  try {
-    user = userInfo().username;
-  } catch {
-    // No user database entry (a container): keep $USER.
-  }
-  return `${user}@${hostname()}`;
-}
 
 function describeFreeze(record: FreezeRecord): string {
   const when = record.atMs > 0 ? ` at ${new Date(record.atMs).toISOString()}` : '';

@@ -10,6 +10,8 @@ import { registerChaosCommand } from './chaos.ts';
 import { registerProxyCommand } from './proxy.ts';
 import { registerAutoscaleCommand } from './autoscale.ts';
 import { registerControllerCommand } from './controller.ts';
+import { registerConfigCommand } from './config.ts';
+import { registerControlPlaneCommand } from './control-plane.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
@@ -35,6 +37,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerChaosCommand(program, setExitCode);
   registerAutoscaleCommand(program, setExitCode);
   registerControllerCommand(program, setExitCode);
+  registerConfigCommand(program, setExitCode);
+  registerControlPlaneCommand(program, setExitCode);
   return program;
 }
 

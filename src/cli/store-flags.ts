@@ -39,3 +39,20 @@ export function exitCodeFor(error: unknown): number {
   const code = String((error as { code?: unknown }).code ?? '');
   return code === 'CONCORD_E_STORE_URL_INVALID' || code === 'CONCORD_E_CONFIG_INVALID' || code === 'CONCORD_E_FREEZE_INVALID' ? 2 : 1;
 }
+
+/**
+ * Opens the store the flags name, runs `run`, and closes it; an error becomes one line on stderr
+ * (`concord COMMAND: what went wrong`) and the exit code of exitCodeFor.
+ */
+export async function withStore(command: string, values: StoreFlagValues, setExitCode: (code: number) => void, run: (store: EtcdCoordStore) => Promise<void>): Promise<void> {
+  let store: EtcdCoordStore | undefined;
+  try {
+    store = openStore(values);
+    await run(store);
+  } catch (error) {
+    process.stderr.write(`concord ${command}: ${(error as Error).message}\n`);
+    setExitCode(exitCodeFor(error));
+  } finally {
+    store?.close();
+  }
+}

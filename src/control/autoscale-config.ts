@@ -16,9 +16,10 @@
 
 import { z } from 'zod';
 import { parseCron } from '../autoscale/policy/cron.ts';
-import { DEFAULT_HARD_MAX_INSTANCES, DEFAULT_POLICY, DEFAULT_SCALE_IN, DEFAULT_SCALE_OUT } from '../autoscale/policy/defaults.ts';
+import { DEFAULT_POLICY, DEFAULT_SCALE_IN, DEFAULT_SCALE_OUT } from '../autoscale/policy/defaults.ts';
 import { MAX_SCHEDULE_DURATION_MS } from '../autoscale/policy/schedule.ts';
 import type { DirectionBehavior, PolicyConfig, RateLimitRule } from '../autoscale/policy/types.ts';
+import { controlPlaneSettingsSchema, type ControlPlaneSettings } from './control-plane-config.ts';
 
 export class AutoscaleConfigError extends Error {
   override name = 'AutoscaleConfigError';
@@ -250,19 +251,11 @@ function checkDependencies(section: Section, ctx: z.RefinementCtx): void {
 export type AutoscaleSection = Section;
 
 // ---------------------------------------------------------------------------------------------
-// The control plane's settings
+// The control plane's settings live in control-plane-config.ts (the whole `controlPlane:` section);
+// the ceiling every pool's max is checked against is its autoscale.hardMaxInstances.
 // ---------------------------------------------------------------------------------------------
 
-export const controlPlaneSettingsSchema = z
-  .object({
-    autoscale: z
-      .object({ hardMaxInstances: positiveInteger('hardMaxInstances').max(10_000, 'hardMaxInstances must be at most 10000').default(DEFAULT_HARD_MAX_INSTANCES) })
-      .strict()
-      .prefault({}),
-  })
-  .strict();
-
-export type ControlPlaneSettings = z.output<typeof controlPlaneSettingsSchema>;
+export { controlPlaneSettingsSchema, type ControlPlaneSettings } from './control-plane-config.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Entry points

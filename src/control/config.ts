@@ -1,18 +1,23 @@
 // THE configuration file of every Concord command: one YAML document, validated with zod into
 // typed objects. Each top-level section belongs to one area:
-//   proxy:   this proxy (listen and admin addresses, zone, workers, timeouts, access log)
-//   pools:   backend pools: backends, balancing, health checks, outlier detection, retries, and
-//            the per-pool sections other areas define (shed:, autoscale:; see POOL SECTIONS below)
-//   routes:  which pool serves a request (host and path prefix), when there are several pools
-//   server:  a store member's settings, validated by src/server/server-config.ts
-// Later issues add sections (see TOP-LEVEL SECTIONS below). Every problem is reported with its
-// path (`pools[0].health.fall: must be at least 1`), all at once, and nothing starts half-configured.
+//   proxy:        this proxy (listen and admin addresses, zone, workers, timeouts, access log, store)
+//   pools:        backend pools: backends, balancing, health checks, outlier detection, retries,
+//                 load shedding (shed:) and autoscaling (autoscale:)
+//   routes:       which pool serves a request (host and path prefix), when there are several pools
+//   controlPlane: the control plane's own settings (src/control/control-plane-config.ts)
+//   server:       a store member's settings, validated by src/server/server-config.ts
+// Every problem is reported with its path (`pools[0].health.fall: must be at least 1`), all at
+// once, and nothing starts half-configured. `concord config schema` prints the JSON Schema.
 
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BALANCE_ALGORITHMS } from '../traffic/balance/types.ts';
 import { parseStatusRanges, type StatusRanges } from '../traffic/probes/status-ranges.ts';
+import { parseStoreLocation, STORE_URL_EXAMPLE } from '../coord/store-url.ts';
+import { autoscaleSchema, refineAutoscaledPool } from './autoscale-config.ts';
+import { controlPlaneSettingsSchema, MAX_HARD_MAX_INSTANCES } from './control-plane-config.ts';
+import { shedConfigSchema } from './shed-config.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -157,14 +162,14 @@ const hashSchema = z.strictObject({
 });
 
 // ---- POOL SECTIONS owned by other areas -----------------------------------------------------
-// Each area defines its pool section's schema in its own file and the lead plugs it in here:
-//   shed:      admission control (issue 6), src/control/shed-config.ts
-//   autoscale: the autoscaler (issue 7), src/control/autoscale-config.ts (a pool with autoscale may
-//              have no static backends; that cross-check belongs in poolSchema's superRefine below)
-// Until then they are accepted as mappings and not acted upon (the proxy logs that at start).
+//   shed:      admission control (load shedding), src/control/shed-config.ts
+//   autoscale: the autoscaler, src/control/autoscale-config.ts. A pool with autoscale takes its
+//              backends from the provider (no static backends). Its max is checked here against the
+//              largest ceiling there can be, and against controlPlane.autoscale.hardMaxInstances
+//              in the whole file's check below (the ceiling lives in another section).
 export const POOL_SECTIONS = {
-  shed: z.record(z.string(), z.unknown()).optional(),
-  autoscale: z.record(z.string(), z.unknown()).optional(),
+  shed: shedConfigSchema.optional(),
+  autoscale: autoscaleSchema({ hardMaxInstances: MAX_HARD_MAX_INSTANCES }).optional(),
 };
 // ----------------------------------------------------------------------------------------------
 
@@ -198,7 +203,8 @@ const poolSchema = z.strictObject({
 }).superRefine((pool, context) => {
   if (pool.balance === 'hash' && pool.hash === undefined) context.addIssue({ code: 'custom', path: ['hash'], message: 'balance: hash needs hash: { header: NAME } (or cookie: NAME, or path: true)' });
   if (pool.balance !== 'hash' && pool.hash !== undefined) context.addIssue({ code: 'custom', path: ['hash'], message: `only used with balance: hash (balance is ${pool.balance})` });
-  if (pool.backends.length === 0 && pool.autoscale === undefined) context.addIssue({ code: 'custom', path: ['backends'], message: 'a pool needs at least one backend' });
+  if (pool.backends.length === 0 && pool.autoscale === undefined) context.addIssue({ code: 'custom', path: ['backends'], message: 'a pool needs at least one backend (or an autoscale: section that launches them)' });
+  refineAutoscaledPool(pool, context);
   const seen = new Set<string>();
   pool.backends.forEach((backend, index) => {
     if (seen.has(backend.address)) context.addIssue({ code: 'custom', path: ['backends', index, 'address'], message: `${backend.address} is listed twice` });
@@ -212,6 +218,26 @@ const routeSchema = z.strictObject({
   pathPrefix: z.string().startsWith('/', 'must start with /').default('/'),
   pool: z.string().min(1),
 });
+
+function storeLocationProblem(text: string): string | undefined {
+  try {
+    parseStoreLocation(text);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/** `store: etcd://10.0.0.1:2379,...` or `store: { url: etcds://..., caFile, certFile, keyFile }`. */
+const storeSchema = z.union([
+  z.string(),
+  z.strictObject({ url: z.string(), caFile: z.string().min(1).optional(), certFile: z.string().min(1).optional(), keyFile: z.string().min(1).optional() }),
+], { error: `must be a store location such as ${STORE_URL_EXAMPLE}, or { url, caFile, certFile, keyFile }` })
+  .superRefine((store, context) => {
+    const problem = storeLocationProblem(typeof store === 'string' ? store : store.url);
+    if (problem !== undefined) context.addIssue({ code: 'custom', path: typeof store === 'string' ? [] : ['url'], message: problem });
+  })
+  .transform((store) => (typeof store === 'string' ? { url: store } : store));
 
 const proxySchema = z.strictObject({
   listen: hostPort.default('127.0.0.1:8080'),
@@ -247,6 +273,13 @@ const proxySchema = z.strictObject({
   maxConcurrentChecks: atLeastOne(64),
   /** Health events kept for /events (oldest dropped first). */
   maxEvents: atLeastOne(1000),
+  /**
+   * Take pools, routes, health results and instances from the coordination store (the applied
+   * configuration) instead of this file's pools: etcd://host:2379,... or etcds://... with TLS files.
+   */
+  store: storeSchema.optional(),
+  /** This proxy's name in the store (proxy registrations, events); default host-pid. */
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "use letters, digits, '.', '_', '-' (at most 63), starting with a letter or digit").optional(),
 }).prefault({});
 
 // ---- TOP-LEVEL SECTIONS: each area adds its own here -------------------------------------------
@@ -254,13 +287,21 @@ const configSchema = z.strictObject({
   proxy: proxySchema,
   pools: z.array(poolSchema).default([]),
   routes: z.array(routeSchema).default([]),
+  controlPlane: controlPlaneSettingsSchema.prefault({}),
   /** A store member's settings; validated by src/server/server-config.ts when `concord server` reads them. */
   server: z.record(z.string(), z.unknown()).optional(),
 }).superRefine((config, context) => {
   const names = new Set<string>();
+  const ceiling = config.controlPlane.autoscale.hardMaxInstances;
   config.pools.forEach((pool, index) => {
     if (names.has(pool.name)) context.addIssue({ code: 'custom', path: ['pools', index, 'name'], message: `pool '${pool.name}' is defined twice` });
     names.add(pool.name);
+    if (pool.autoscale !== undefined && pool.autoscale.max > ceiling) {
+      context.addIssue({
+        code: 'custom', path: ['pools', index, 'autoscale', 'max'],
+        message: `max (${pool.autoscale.max}) is above the control plane's ceiling autoscale.hardMaxInstances (${ceiling}): lower max, or raise controlPlane.autoscale.hardMaxInstances`,
+      });
+    }
   });
   config.routes.forEach((route, index) => {
     if (!names.has(route.pool)) context.addIssue({ code: 'custom', path: ['routes', index, 'pool'], message: `no pool named '${route.pool}' (pools: ${[...names].join(', ') || 'none'})` });
@@ -275,6 +316,13 @@ export type PoolConfig = z.output<typeof poolSchema>;
 export type ProxySettings = z.output<typeof proxySchema>;
 export type HealthConfig = z.output<typeof healthSchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
+export type StoreSettings = z.output<typeof storeSchema>;
+
+/** The JSON Schema of the configuration file, for editors (what `concord config schema` prints). */
+export function configJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return { ...schema, title: 'Concord configuration', description: 'One YAML file for every Concord command: proxy, pools, routes, controlPlane, server. See docs/control-plane.md.' };
+}
 
 /** `pools[0].health.fall` from a zod issue path. */
 export function formatPath(path: readonly PropertyKey[]): string {

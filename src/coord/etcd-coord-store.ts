@@ -34,6 +34,7 @@ import { toCoordError } from './etcd-errors.ts';
 import { keyValueOf, rangeEndOf } from './etcd-wire.ts';
 import { EtcdLease } from './etcd-lease.ts';
 import { EtcdWatch } from './etcd-watch.ts';
+import { StoreCluster } from './store-cluster.ts';
 import { formatStoreLocation, type StoreLocation } from './store-url.ts';
 
 export interface EtcdCoordStoreOptions {
@@ -119,6 +120,8 @@ export class EtcdCoordStore implements CoordStore {
   private readonly leases = new Set<EtcdLease>();
   private readonly watches = new Set<EtcdWatch>();
   private closed = false;
+  /** Membership and leadership (the etcd Cluster and Maintenance APIs). */
+  readonly cluster: StoreCluster;
 
   constructor(location: StoreLocation, options: EtcdCoordStoreOptions = {}) {
     this.location = location;
@@ -130,6 +133,7 @@ export class EtcdCoordStore implements CoordStore {
       credentials: location.tls === undefined ? undefined : readCredentials(location),
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.requestTimeoutMs }),
     });
+    this.cluster = new StoreCluster(this.client, (what, run) => this.call(what, run));
   }
 
   /** The location as text, for messages. */

@@ -19,6 +19,17 @@ function eventOf(event: IEvent): WatchEvent {
   return converted;
 }
 
+/**
+ * Ends a watch stream on purpose. The etcd3 client treats any error on a stream that is still
+ * writable as a failed member and closes every channel to it, which fails the unary calls in
+ * flight on them ("Channel closed before call started"); a cancel raises such an error (CANCELLED).
+ * Half-closing first makes the stream not writable, so a deliberate cancel is not taken for a failure.
+ */
+function closeStream(stream: Stream): void {
+  stream.end();
+  stream.cancel();
+}
+
 export class EtcdWatch implements WatchHandle {
   private readonly client: WatchClient;
   private readonly key: string;
@@ -72,7 +83,7 @@ export class EtcdWatch implements WatchHandle {
     if (this.cancelled) return;
     this.cancelled = true;
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
-    this.stream?.cancel();
+    if (this.stream !== undefined) closeStream(this.stream);
     this.stream = undefined;
     this.onEnd();
   }
@@ -93,7 +104,7 @@ export class EtcdWatch implements WatchHandle {
     this.client.watch().then(
       (stream) => {
         if (this.cancelled) {
-          stream.cancel();
+          closeStream(stream);
           return;
         }
         this.stream = stream;
@@ -130,7 +141,7 @@ export class EtcdWatch implements WatchHandle {
     const error = compactRevision > 0n
       ? new CoordError('CONCORD_E_STORE_COMPACTED', `watch on ${this.key} from revision ${this.nextRevision}: the store compacted its history up to ${compactRevision}; read the current state and watch from there`)
       : new CoordError('CONCORD_E_STORE_REQUEST_FAILED', `watch on ${this.key}: the store cancelled it: ${response.cancel_reason || 'no reason given'}`);
-    stream.cancel();
+    closeStream(stream);
     this.stream = undefined;
     this.cancelled = true;
     this.onEnd();

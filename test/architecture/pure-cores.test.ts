@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Folders whose code must be deterministic and free of I/O. Later issues add kv, traffic/balance, ... */
-export const PURE_FOLDERS = ['src/consensus', 'src/sim', 'src/random', 'src/kv', 'src/traffic/balance', 'src/traffic/health', 'src/traffic/proxy/http1', 'src/traffic/shed', 'src/autoscale/policy', 'src/autoscale/hpa', 'src/autoscale/sim', 'src/autoscale/state'];
+export const PURE_FOLDERS = ['src/consensus', 'src/sim', 'src/random', 'src/kv', 'src/traffic/balance', 'src/traffic/health', 'src/traffic/proxy/http1', 'src/traffic/shed', 'src/autoscale/policy', 'src/autoscale/hpa', 'src/autoscale/sim', 'src/autoscale/state', 'src/control/sharding'];
 
 /** Ambient sources of time and randomness that a pure core must receive as arguments instead. */
 const FORBIDDEN_GLOBALS: [RegExp, string][] = [

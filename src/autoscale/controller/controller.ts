@@ -85,6 +85,8 @@ export class AutoscaleController {
   private readonly clock: () => number;
   private readonly logger: ControllerLogger;
   private readonly providers = new Map<string, Provider>();
+  /** Per pool with a provider: whether its instances die with this controller (kept for pools since removed). */
+  private readonly providersDieWithController = new Map<string, boolean>();
   private readonly stopping = new AbortController();
   private currentRole: ControllerRole = 'starting';
   private turn: QueueTurn | undefined;
@@ -92,6 +94,10 @@ export class AutoscaleController {
   private lease: LeaseHandle | undefined;
   private crashed = false;
   private running: Promise<void> | undefined;
+  /** The pools controlled, by name; setPools() changes them while running. */
+  private pools = new Map<string, PoolSetup>();
+  /** Wakes the leader when the pools change (it starts loops for new pools; removed ones end by themselves). */
+  private poolsChanged: (() => void) | undefined;
 
   constructor(options: ControllerOptions) {
     this.options = options;
@@ -101,11 +107,33 @@ export class AutoscaleController {
     this.timeline = new EventTimeline(options.store, options.name, { maxEvents: options.maxEvents });
     this.clock = options.clock ?? Date.now;
     this.logger = options.logger ?? SILENT;
-    const names = new Set<string>();
-    for (const pool of options.pools) {
-      if (names.has(pool.name)) throw new RangeError(`pool ${pool.name} is given twice`);
-      names.add(pool.name);
+    this.setPools(options.pools);
+  }
+
+  /**
+   * Changes the pools controlled, live (a new configuration): a new pool's loop starts at once on
+   * the leader, a removed pool's loop ends after its current period, and a changed pool's next
+   * period uses the new policy. A pool's provider stays the one it was created with (its instances
+   * belong to it): a changed provider section takes effect when this controller next starts
+   * leading, and until then the pool keeps its launch version, so no refresh is started for a
+   * command that is not in use yet.
+   */
+  setPools(pools: readonly PoolSetup[]): { providerChangesPending: string[] } {
+    const next = new Map<string, PoolSetup>();
+    const pending: string[] = [];
+    for (const pool of pools) {
+      if (next.has(pool.name)) throw new RangeError(`pool ${pool.name} is given twice`);
+      const previous = this.pools.get(pool.name);
+      if (previous !== undefined && this.providers.has(pool.name) && previous.launchVersion !== pool.launchVersion) {
+        pending.push(pool.name);
+        next.set(pool.name, { ...pool, launchVersion: previous.launchVersion, createProvider: previous.createProvider, instancesDieWithController: previous.instancesDieWithController, listGraceMs: previous.listGraceMs });
+      } else {
+        next.set(pool.name, pool);
+      }
     }
+    this.pools = next;
+    this.poolsChanged?.();
+    return { providerChangesPending: pending };
   }
 
   start(): void {
@@ -218,9 +246,30 @@ export class AutoscaleController {
     try {
       // The leader record says since when it leads (it was written when the campaign began).
       await fence.commit([{ kind: 'put', key: turn.key, value: this.leaderRecord(), lease: turn.lease.id }]);
-      for (const setup of this.options.pools) await this.providerFor(setup).fence(turn.token);
-      const loops = this.options.pools.map((setup, index) => this.poolLoop(setup, fence, leading.signal, index === 0).catch((error: unknown) => end((error as Error).message)));
-      await Promise.all(loops);
+      const loops = new Map<string, Promise<void>>();
+      const startLoops = async () => {
+        for (const setup of [...this.pools.values()]) {
+          if (loops.has(setup.name) || leading.signal.aborted) continue;
+          await this.providerFor(setup).fence(turn.token);
+          const loop = this.poolLoop(setup.name, fence, leading.signal).catch((error: unknown) => end((error as Error).message)).finally(() => loops.delete(setup.name));
+          loops.set(setup.name, loop);
+        }
+      };
+      await startLoops();
+      let prunes = 0;
+      while (!leading.signal.aborted) {
+        const changed = new Promise<void>((resolve) => {
+          this.poolsChanged = resolve;
+        });
+        // The timeline is pruned by the leader every PRUNE_EVERY_PERIODS of the shortest period.
+        const periodMs = Math.min(...[...this.pools.values()].map((setup) => setup.config.periodMs), 60_000);
+        await Promise.race([changed, sleep(periodMs, leading.signal)]);
+        this.poolsChanged = undefined;
+        if (leading.signal.aborted) break;
+        await startLoops().catch((error: unknown) => end((error as Error).message));
+        if (++prunes % PRUNE_EVERY_PERIODS === 0) await this.timeline.prune().catch(() => 0);
+      }
+      await Promise.all(loops.values());
     } catch (error) {
       end((error as Error).message);
     } finally {
@@ -237,10 +286,14 @@ export class AutoscaleController {
     }
   }
 
-  /** Runs a pool's periods until leadership ends; throws when this controller turns out to be deposed. */
-  private async poolLoop(setup: PoolSetup, fence: Fence, leading: AbortSignal, prunes: boolean): Promise<void> {
-    let periods = 0;
+  /** Runs a pool's periods until leadership ends or the pool is removed; throws when this controller turns out to be deposed. */
+  private async poolLoop(name: string, fence: Fence, leading: AbortSignal): Promise<void> {
     while (!leading.aborted) {
+      const setup = this.pools.get(name);
+      if (setup === undefined) {
+        await this.closeProviders((candidate) => candidate.name === name && candidate.instancesDieWithController, `pool ${name} was removed from the configuration`);
+        return;
+      }
       const startedAt = performance.now();
       try {
         await this.runPeriod(setup, fence);
@@ -249,7 +302,6 @@ export class AutoscaleController {
         this.logger.warn(`${this.name}: pool ${setup.name}: period failed: ${(error as Error).message}`);
         await this.record('period-failed', `pool ${setup.name}: the period failed and is retried next period: ${(error as Error).message}`, setup.name);
       }
-      if (prunes && ++periods % PRUNE_EVERY_PERIODS === 0) await this.timeline.prune().catch(() => 0);
       await sleep(Math.max(0, setup.config.periodMs - (performance.now() - startedAt)), leading);
     }
   }
@@ -285,6 +337,7 @@ export class AutoscaleController {
     if (provider === undefined) {
       provider = setup.createProvider((event) => this.onProviderEvent(setup.name, event));
       this.providers.set(setup.name, provider);
+      this.providersDieWithController.set(setup.name, setup.instancesDieWithController);
     }
     return provider;
   }
@@ -294,16 +347,17 @@ export class AutoscaleController {
     void this.timeline.write([{ atMs: event.atMs, source: 'provider', kind: `provider-${event.kind}`, pool, message: event.message }]).catch(() => undefined);
   }
 
-  private async closeProviders(which: (setup: PoolSetup) => boolean, reason?: string): Promise<void> {
-    for (const setup of this.options.pools) {
-      const provider = this.providers.get(setup.name);
-      if (provider === undefined || !which(setup)) continue;
-      this.providers.delete(setup.name);
+  private async closeProviders(which: (setup: Pick<PoolSetup, 'name' | 'instancesDieWithController'>) => boolean, reason?: string): Promise<void> {
+    for (const [name, provider] of [...this.providers]) {
+      const instancesDieWithController = this.providersDieWithController.get(name) ?? false;
+      if (!which({ name, instancesDieWithController })) continue;
+      this.providers.delete(name);
+      this.providersDieWithController.delete(name);
       const count = (await provider.list().catch(() => [])).length;
       await provider.close();
       if (reason !== undefined && count > 0) {
-        this.logger.warn(`${this.name}: pool ${setup.name}: stopped ${count} instances that die with this controller: ${reason}`);
-        await this.record('instances-stopped', `${this.name} stopped its ${count} instances of pool ${setup.name}, which no other controller can manage: ${reason}`, setup.name);
+        this.logger.warn(`${this.name}: pool ${name}: stopped ${count} instances that die with this controller: ${reason}`);
+        await this.record('instances-stopped', `${this.name} stopped its ${count} instances of pool ${name}, which no other controller can manage: ${reason}`, name);
       }
     }
   }

@@ -25,8 +25,11 @@ import type { BackendSample, PoolSample } from '../state/reconcile.ts';
 import type { MetricsSource } from './metrics-source.ts';
 
 export interface ProxyMetricsSourceOptions {
-  /** The proxies' admin URLs, e.g. http://127.0.0.1:7071/backends. */
-  urls: string[];
+  /**
+   * The proxies' admin URLs, e.g. http://127.0.0.1:7071/backends; or a function giving the current
+   * ones (the control plane reads them from the proxies' registrations in the store).
+   */
+  urls: string[] | (() => string[]);
   /** One scrape's bound. */
   timeoutMs?: number;
   /** A larger answer is refused. */
@@ -63,28 +66,33 @@ type ProxyPool = z.output<typeof poolSchema>;
 type Scrape = { ok: true; pools: ProxyPool[] } | { ok: false; problem: string };
 
 export class ProxyMetricsSource implements MetricsSource {
-  private readonly options: Required<Omit<ProxyMetricsSourceOptions, 'onProblem'>> & Pick<ProxyMetricsSourceOptions, 'onProblem'>;
+  private readonly options: Required<Omit<ProxyMetricsSourceOptions, 'onProblem' | 'urls'>> & Pick<ProxyMetricsSourceOptions, 'onProblem'>;
+  private readonly urls: () => string[];
   private last: { atMs: number; scrapes: Promise<Scrape[]> } | undefined;
   private readonly failing = new Set<string>();
 
   constructor(options: ProxyMetricsSourceOptions) {
-    if (options.urls.length === 0) throw new RangeError('ProxyMetricsSource needs at least one admin URL');
-    for (const url of options.urls) {
-      if (!/^https?:\/\/[^/]+/.test(url)) throw new RangeError(`'${url}' is not an http:// or https:// URL of a proxy's admin endpoint (e.g. http://127.0.0.1:7071/backends)`);
+    const { urls, ...rest } = options;
+    if (Array.isArray(urls)) {
+      if (urls.length === 0) throw new RangeError('ProxyMetricsSource needs at least one admin URL');
+      for (const url of urls) {
+        if (!/^https?:\/\/[^/]+/.test(url)) throw new RangeError(`'${url}' is not an http:// or https:// URL of a proxy's admin endpoint (e.g. http://127.0.0.1:7071/backends)`);
+      }
     }
+    this.urls = Array.isArray(urls) ? () => urls : urls;
     this.options = {
       timeoutMs: DEFAULT_SCRAPE_TIMEOUT_MS,
       maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES,
       maxScrapeAgeMs: DEFAULT_MAX_SCRAPE_AGE_MS,
       nowMs: Date.now,
-      ...options,
+      ...rest,
     };
   }
 
   async sample(pool: string): Promise<PoolSample | undefined> {
     const now = this.options.nowMs();
     if (this.last === undefined || now - this.last.atMs > this.options.maxScrapeAgeMs) {
-      this.last = { atMs: now, scrapes: Promise.all(this.options.urls.map((url) => this.scrape(url))) };
+      this.last = { atMs: now, scrapes: Promise.all(this.urls().map((url) => this.scrape(url))) };
     }
     const { atMs, scrapes } = this.last;
     const answered = (await scrapes).filter((scrape) => scrape.ok);

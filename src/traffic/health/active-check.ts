@@ -98,6 +98,23 @@ export class ActiveCheckState {
     return { changed: false };
   }
 
+  /**
+   * Takes a verdict reached elsewhere (the control plane's checker, published through the store):
+   * the state becomes `healthy` and the run of successes or failures starts over, so checks of its
+   * own that follow (a proxy falling back when the published results go stale) start from it.
+   * Returns whether the state changed.
+   */
+  adopt(healthy: boolean, last: ProbeResult | undefined): boolean {
+    const changed = healthy !== this.healthy || !this.checked;
+    this.healthy = healthy;
+    this.checked = true;
+    this.successes = 0;
+    this.failures = 0;
+    this.firstFailureStartMs = undefined;
+    if (last !== undefined) this.last = last;
+    return changed;
+  }
+
   /** Milliseconds from the start of the previous probe (or from now, for the first) to the next probe's start. */
   nextDelayMs(random: Random): number {
     if (!this.probed) {

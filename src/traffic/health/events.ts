@@ -3,7 +3,11 @@
 // postmortem question "how fast did we notice?" (the admin port serves them at /events; a later
 // issue stores them in the coordination store).
 
-export const HEALTH_EVENT_KINDS = ['marked-down', 'marked-up', 'ejected', 'readmitted', 'drain-started', 'drained', 'drain-cancelled', 'panic-started', 'panic-ended'] as const;
+export const HEALTH_EVENT_KINDS = [
+  'marked-down', 'marked-up', 'ejected', 'readmitted', 'drain-started', 'drained', 'drain-cancelled', 'panic-started', 'panic-ended',
+  // Admission control of the whole pool (backend '*'): a shedding episode, and the operator's override.
+  'shed-started', 'shed-stopped', 'shed-override-changed',
+] as const;
 export type HealthEventKind = (typeof HEALTH_EVENT_KINDS)[number];
 
 /** What caused an event: an active check kind, a passive detector, or an operator. */
@@ -12,7 +16,9 @@ export type HealthCause =
   | 'passive:consecutive-5xx' | 'passive:consecutive-gateway-failure' | 'passive:success-rate'
   | 'passive:ejection-expired' | 'operator'
   /** Pool-level: the share of healthy backends crossed the panic threshold (backend is '*'). */
-  | 'pool:panic-threshold';
+  | 'pool:panic-threshold'
+  /** Pool-level: admission control started or stopped refusing requests for overload (backend is '*'). */
+  | 'pool:shedding';
 
 export interface HealthEvent {
   /** When it happened, in milliseconds since the epoch (the shell's clock). */

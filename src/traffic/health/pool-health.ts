@@ -121,6 +121,32 @@ export class PoolHealth {
     return events;
   }
 
+  /**
+   * Applies a verdict reached elsewhere (the control plane checks each backend once for the whole
+   * cluster and publishes the result): the same events as a verdict of its own, with the detection
+   * time the checker measured. A healthy verdict also re-admits a backend whose ejection is over.
+   */
+  applyVerdict(id: string, verdict: { healthy: boolean; atMs: number; detail: string; detectionMs?: number; lastProbe?: ProbeResult }): HealthEvent[] {
+    const backend = this.backends.get(id);
+    if (backend === undefined || backend.active === undefined) return [];
+    const cause = `active:${this.options.active!.kind}` as HealthCause;
+    const wasHealthy = backend.active.isHealthy;
+    const changed = backend.active.adopt(verdict.healthy, verdict.lastProbe) && wasHealthy !== verdict.healthy;
+    const events: HealthEvent[] = [];
+    if (verdict.healthy && backend.awaitingCheck) {
+      backend.awaitingCheck = false;
+      backend.outlier.resetConsecutive();
+      events.push(this.event(verdict.atMs, id, 'readmitted', cause, `ejection over and the published check passed: ${verdict.detail}`));
+    }
+    if (changed && !verdict.healthy) {
+      const down = this.event(verdict.atMs, id, 'marked-down', cause, verdict.detail);
+      events.push(verdict.detectionMs === undefined ? down : { ...down, detectionMs: verdict.detectionMs });
+    } else if (changed) {
+      events.push(this.event(verdict.atMs, id, 'marked-up', cause, verdict.detail));
+    }
+    return events;
+  }
+
   /** Counts one request's outcome; may eject the backend. */
   recordOutcome(id: string, outcome: TrafficOutcome, nowMs: number): HealthEvent[] {
     const backend = this.backends.get(id);

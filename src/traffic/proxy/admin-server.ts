@@ -1,5 +1,6 @@
 // The admin port (separate from traffic, never shed): /metrics (Prometheus), /backends (JSON),
-// /events (JSON, ?after=SEQ for only newer ones), /ready, and POST .../drain and .../undrain.
+// /events (JSON, ?after=SEQ for only newer ones), /ready, and POST .../drain and .../undrain;
+// extensions answer first (load shedding's GET /shed and PUT /shed/override).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ProxyServer } from './proxy-server.ts';
@@ -20,6 +21,7 @@ function json(response: ServerResponse, status: number, body: unknown): void {
 }
 
 async function handle(proxy: ProxyServer, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  for (const extension of proxy.extensions) if (extension.handleAdmin?.(request, response) === true) return;
   const url = new URL(request.url ?? '/', 'http://admin');
   const method = request.method ?? 'GET';
   const drain = DRAIN_PATH.exec(url.pathname);

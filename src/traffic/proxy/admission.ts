@@ -34,6 +34,24 @@ export type AdmissionDecision =
 
 export interface Admission {
   admit(request: AdmissionRequest): AdmissionDecision | Promise<AdmissionDecision>;
+  /** The per-backend circuit breakers of a pool (Envoy's), asked before each attempt; none by default. */
+  backendGate?(pool: string): BackendGate | undefined;
+}
+
+/** A refusal the proxy sends as it is: a status, and headers such as retry-after and x-concord-shed. */
+export interface Refusal {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly reason: string;
+}
+
+/**
+ * Per-backend limits checked before an attempt is sent to a backend: undefined to go ahead (then
+ * `finished` is called exactly once when the attempt ends), or the refusal to answer with at once.
+ */
+export interface BackendGate {
+  tryStart(backend: string, pendingRequests: number): Refusal | undefined;
+  finished(backend: string): void;
 }
 
 /** The decision of admitAll; the proxy skips the call (and building the request's headers) when admission is admitAll. */

@@ -20,7 +20,7 @@
 //   purpose: retrying would add load exactly where there is too much).
 
 import type { TrafficOutcome } from '../health/outlier-detection.ts';
-import type { AdmissionOutcome } from './admission.ts';
+import type { AdmissionOutcome, Refusal } from './admission.ts';
 import type { AccessLog } from './access-log.ts';
 import { monotonicMs } from './clocks.ts';
 import type { BackendRuntime, PoolRuntime } from './pool-runtime.ts';
@@ -66,6 +66,8 @@ export interface ExchangeIo {
   send(exchange: Exchange, attempt: Attempt): void;
   /** Answers with the proxy's own error, unless response bytes already went out. */
   respondWithError(status: number, code: string, body: string): void;
+  /** Answers with a refusal of admission control (its headers as they are, the body framed by its own length), unless response bytes already went out. */
+  respondRefused(status: number, headers: Readonly<Record<string, string>>, body: string): void;
   /** The relayed response is complete: finish it towards the client. */
   endResponse(attempt: Attempt): void;
   /** Cuts the client connection: a response began and cannot be completed honestly any other way. */
@@ -100,6 +102,8 @@ export class Attempt {
   retryAfterThis: 'status' | undefined;
   status = 0;
   shed = false;
+  /** A circuit breaker counted this attempt (released when it ends). */
+  gated = false;
   ended = false;
   /** Response bytes of this attempt went to the client. */
   headersSent = false;
@@ -175,10 +179,18 @@ export class Exchange {
       this.respondWithError(503, 'CONCORD_E_PROXY_NO_BACKEND', this.attempts === 0 ? 'no healthy backend in the pool' : 'no other backend left to try', 'none', false);
       return;
     }
+    // Per-backend circuit breakers (load shedding): a backend at its limit is not sent more, and the client gets a shed 503 at once.
+    const refusal = pool.backendGate?.tryStart(backend.id, backend.pendingRequests());
+    if (refusal !== undefined) {
+      if (budgeted) pool.retryBudget.release();
+      this.respondRefused(refusal);
+      return;
+    }
     this.attempts += 1;
     this.lastBackend = backend.id;
     pool.balancer.requestStarted(backend.load, now);
     const attempt = new Attempt(backend, now, budgeted);
+    attempt.gated = pool.backendGate !== undefined;
     this.current = attempt;
     this.request.io.send(this, attempt);
   }
@@ -287,7 +299,14 @@ export class Exchange {
     const answered = outcome !== undefined && outcome.kind === 'response';
     pool.balancer.requestFinished(attempt.backend.load, attempt.startedMs, now, answered ? now - attempt.startedMs : undefined);
     if (attempt.budgeted) pool.retryBudget.release();
+    if (attempt.gated) pool.backendGate?.finished(attempt.backend.id);
     if (outcome !== undefined) pool.recordOutcome(attempt.backend.id, outcome);
+  }
+
+  /** A refusal of admission control (a circuit breaker): sent as it is, and never retried. */
+  private respondRefused(refusal: Refusal): void {
+    this.request.io.respondRefused(refusal.status, refusal.headers, `${refusal.reason}\n`);
+    this.finish(refusal.status, false);
   }
 
   /** An error the proxy itself answers: the code in x-concord-error (see docs/errors.md), the reason in the body. */

@@ -285,6 +285,12 @@ export class FastConnection implements ClientRequest, ExchangeIo, UpstreamUser, 
     this.writeOwnResponse(status, { 'content-type': 'text/plain; charset=utf-8', 'x-concord-error': code }, body, false);
   }
 
+  respondRefused(status: number, headers: Readonly<Record<string, string>>, body: string): void {
+    if (this.responseStarted || this.state !== EXCHANGE) return;
+    // ownResponse frames the body itself: a content-length among the refusal's headers is dropped.
+    this.writeOwnResponse(status, { 'content-type': 'text/plain; charset=utf-8', ...headers }, body, false);
+  }
+
   endResponse(): void {
     this.requestDone();
   }

@@ -80,6 +80,11 @@ export class Http1Upstream {
     this.sweeper = sweeper;
   }
 
+  /** Requests waiting for a connection to be released or opened (every connection is busy). */
+  get waitingCount(): number {
+    return this.waiting.length;
+  }
+
   /** Gives `user` a connection: an idle one at once, a new one once connected, or the next one released. */
   acquire(user: UpstreamUser): void {
     if (this.closing) {

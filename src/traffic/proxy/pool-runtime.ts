@@ -19,6 +19,7 @@ import { httpProbe } from '../probes/http-probe.ts';
 import type { Probe } from '../probes/probe.ts';
 import { tcpProbe } from '../probes/tcp-probe.ts';
 import { monotonicMs, wallMs } from './clocks.ts';
+import type { BackendGate } from './admission.ts';
 import type { DeadlineSweeper } from './deadline-sweeper.ts';
 import { Http1Upstream } from './fast-path-upstream.ts';
 import { RetryBudget } from './retry-budget.ts';
@@ -38,6 +39,8 @@ export interface BackendRuntime {
   /** The fast path's keep-alive connections (HTTP/1.1 pools with proxy.fastPath on). */
   readonly http1: Http1Upstream | undefined;
   readonly load: BackendLoad;
+  /** Requests waiting for one of the backend's connections (both paths' queues), for the pending-requests circuit breaker. */
+  pendingRequests(): number;
   /** Closes the backend's connections once their requests are done. */
   close(): Promise<void>;
 }
@@ -79,6 +82,8 @@ export class PoolRuntime {
    * on a backend would shrink the budget exactly when a failing backend's requests need it.
    */
   requestsInProgress = 0;
+  /** Per-backend circuit breakers, when the pool sheds load (set by the proxy from its admission control). */
+  backendGate: BackendGate | undefined;
   /** Whether the last applied events left the pool in panic (for panic-started/-ended events). */
   private panicking = false;
   private readonly backends = new Map<string, BackendRuntime>();
@@ -209,6 +214,22 @@ export class PoolRuntime {
     return events;
   }
 
+  /**
+   * Starts from the verdicts and drains of the runtime this one replaces (a configuration change),
+   * without reporting them again as events: nothing happened to the backends.
+   */
+  adoptStateFrom(previous: PoolRuntime): void {
+    const now = wallMs();
+    for (const id of this.backends.keys()) {
+      if (previous.backend(id) === undefined) continue;
+      const view = previous.health.view(id);
+      if (view.activeHealthy !== undefined) this.health.applyVerdict(id, { healthy: view.activeHealthy, atMs: now, detail: 'carried over', ...(view.lastCheck === undefined ? {} : { lastProbe: view.lastCheck }) });
+      if (previous.health.isDraining(id)) this.health.startDrain(id, now, this.config.drainTimeoutMs);
+      this.syncRouting(id);
+    }
+    this.balancer.refresh(monotonicMs());
+  }
+
   report(): BackendReport[] {
     const now = monotonicMs();
     this.balancer.refresh(now);
@@ -256,7 +277,7 @@ class Backend implements BackendRuntime {
     this.load = load;
     this.config = config;
     this.http1 = upstreams.fastPath && config.upstreamProtocol === 'http1' ? new Http1Upstream(this.address, {
-      maxConnections: config.maxConnectionsPerBackend,
+      maxConnections: maxConnectionsOf(config),
       keepAliveMs: UPSTREAM_KEEP_ALIVE_MS,
       connectMs: config.timeouts.connectMs,
       firstByteMs: config.timeouts.firstByteMs,
@@ -271,6 +292,17 @@ class Backend implements BackendRuntime {
   async close(): Promise<void> {
     await Promise.all([this.undici?.close(), this.http1?.close()]);
   }
+
+  pendingRequests(): number {
+    // undici's pool is created on first use: a backend the fast path serves alone may have none.
+    const stats = (this.undici as { stats?: { pending?: number; queued?: number } } | undefined)?.stats;
+    return (stats?.pending ?? 0) + (stats?.queued ?? 0) + (this.http1?.waitingCount ?? 0);
+  }
+}
+
+/** The shed: section's circuit breaker caps connections to one backend too (Envoy's max_connections), on both paths. */
+function maxConnectionsOf(config: PoolConfig): number {
+  return Math.min(config.maxConnectionsPerBackend, config.shed?.circuitBreaker.maxConnections ?? Number.POSITIVE_INFINITY);
 }
 
 function createDispatcher(config: PoolConfig, address: string): Dispatcher {
@@ -284,7 +316,7 @@ function createDispatcher(config: PoolConfig, address: string): Dispatcher {
     });
   }
   return new Pool(`http://${address}`, {
-    connections: config.maxConnectionsPerBackend,
+    connections: maxConnectionsOf(config),
     pipelining: 1,
     keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
     connect: { timeout: config.timeouts.connectMs },
@@ -293,7 +325,7 @@ function createDispatcher(config: PoolConfig, address: string): Dispatcher {
   });
 }
 
-function activeCheckOptions(config: PoolConfig): (ActiveCheckOptions & { kind: CheckKind }) | undefined {
+export function activeCheckOptions(config: PoolConfig): (ActiveCheckOptions & { kind: CheckKind }) | undefined {
   const health = config.health;
   if (health === undefined) return undefined;
   const kind: CheckKind = health.http !== undefined ? 'http' : health.grpc !== undefined ? 'grpc' : 'tcp';
@@ -308,7 +340,7 @@ function activeCheckOptions(config: PoolConfig): (ActiveCheckOptions & { kind: C
   };
 }
 
-function createProbe(config: PoolConfig): Probe | undefined {
+export function createProbe(config: PoolConfig): Probe | undefined {
   const health = config.health;
   if (health === undefined) return undefined;
   if (health.http !== undefined) {

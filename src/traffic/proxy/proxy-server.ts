@@ -47,6 +47,18 @@ export interface ProxyServerOptions {
   serveAdmin?: boolean;
   /** Called with each probe result (the multi-process primary broadcasts them to workers). */
   onProbeResult?: (pool: string, backend: string, result: ProbeResult) => void;
+  /** What other parts add to the admin port (load shedding's /shed, the store's rates). */
+  extensions?: ProxyExtension[];
+}
+
+/** A part of the proxy built around it (load shedding, the store feed) that adds to the admin port. */
+export interface ProxyExtension {
+  /** Answers an admin request; false when the path is not its own. */
+  handleAdmin?(req: IncomingMessage, res: ServerResponse): boolean;
+  /** Prometheus text appended to /metrics. */
+  metricsText?(): Promise<string>;
+  /** Adds fields to the /backends report (rates for the autoscaler). */
+  decorateBackends?(report: PoolsReport): void;
 }
 
 export interface PoolsReport {
@@ -79,6 +91,7 @@ export class ProxyServer implements FastPathHandler {
   private readonly idleWaiters: (() => void)[] = [];
   private readonly eventListeners: ((event: HealthEvent) => void)[] = [];
   private aggregation: AdminAggregation | undefined;
+  readonly extensions: readonly ProxyExtension[];
   /** Times the fast path's connections out (client and upstream). */
   private readonly sweeper = new DeadlineSweeper();
   /** Whether plain HTTP/1.1 traffic takes the fast path (proxy.fastPath; TLS listeners never do). */
@@ -86,6 +99,7 @@ export class ProxyServer implements FastPathHandler {
   private readonly services: ExchangeServices;
 
   private constructor(options: ProxyServerOptions) {
+    this.extensions = options.extensions ?? [];
     this.settings = options.settings;
     this.fastPath = options.settings.fastPath && options.settings.tls === undefined;
     this.admission = options.admission ?? admitAll;
@@ -130,8 +144,7 @@ export class ProxyServer implements FastPathHandler {
       throw error;
     }
     for (const pool of proxy.pools.values()) {
-      const ignored = ['shed', 'autoscale'].filter((section) => pool.config[section as 'shed' | 'autoscale'] !== undefined);
-      if (ignored.length > 0) proxy.log.notice(`pool ${pool.name}: section(s) ${ignored.join(', ')} accepted but not active in this build`, { pool: pool.name });
+      if (pool.config.autoscale !== undefined && pool.backendCount === 0) proxy.log.notice(`pool ${pool.name}: autoscaled, so its instances come from the control plane through the store (proxy.store); until then it has no backends`, { pool: pool.name });
     }
     return proxy;
   }
@@ -161,6 +174,10 @@ export class ProxyServer implements FastPathHandler {
     return this.pools.get(name);
   }
 
+  poolNames(): string[] {
+    return [...this.pools.keys()];
+  }
+
   /** Applies a probe result another process observed (workers get their health from the primary). */
   applyProbeResult(poolName: string, backend: string, result: ProbeResult): void {
     const pool = this.pools.get(poolName);
@@ -184,12 +201,16 @@ export class ProxyServer implements FastPathHandler {
   }
 
   /** Prometheus text for the admin port: this process's, or every process's through the primary. */
-  metricsText(): Promise<string> {
-    return this.aggregation?.metricsText() ?? this.metrics.text();
+  async metricsText(): Promise<string> {
+    const own = await (this.aggregation?.metricsText() ?? this.metrics.text());
+    const added = await Promise.all(this.extensions.map((extension) => extension.metricsText?.() ?? ''));
+    return [own, ...added].filter((text) => text !== '').join('\n');
   }
 
   async backendsView(): Promise<PoolsReport> {
-    return this.aggregation?.backends() ?? this.backendsReport();
+    const report = await (this.aggregation?.backends() ?? this.backendsReport());
+    for (const extension of this.extensions) extension.decorateBackends?.(report);
+    return report;
   }
 
   drainBackend(poolName: string, backend: string): { pool: string; backend: string; state: string } | string {
@@ -250,6 +271,7 @@ export class ProxyServer implements FastPathHandler {
 
   private addPool(config: ConcordConfig['pools'][number], seed: number): void {
     const pool = new PoolRuntime(config, this.settings.zone, seed, (event) => this.recordEvent(event), { sweeper: this.sweeper, fastPath: this.fastPath });
+    pool.backendGate = this.admission.backendGate?.(config.name);
     this.pools.set(config.name, pool);
     for (const backend of pool.allBackends()) this.watchBackend(pool, backend.id);
   }
@@ -260,19 +282,28 @@ export class ProxyServer implements FastPathHandler {
     this.checker.watch(pool.name, id, backend.address, pool.health, pool.probe);
   }
 
-  /** A new snapshot from the pool source: pools and backends added, changed or removed live. */
+  /**
+   * A new snapshot from the pool source: pools and backends added, changed or removed live. A pool
+   * whose settings changed (not only its backends) gets a new runtime that starts from the old one's
+   * health verdicts and drains; requests in flight finish on the old one, whose connections close
+   * once they are done, so nothing is dropped.
+   */
   private applySnapshot(snapshot: PoolSnapshot, seed: number): void {
     const wanted = new Set(snapshot.pools.map((pool) => pool.name));
     for (const [name, pool] of this.pools) {
       if (wanted.has(name)) continue;
-      for (const backend of pool.allBackends()) this.checker?.unwatch(name, backend.id);
-      this.pools.delete(name);
-      void pool.close();
+      this.retirePool(pool);
     }
     snapshot.pools.forEach((config, index) => {
       const existing = this.pools.get(config.name);
       if (existing === undefined) {
         this.addPool(config, seed + 1000 + index);
+        return;
+      }
+      if (!sameSettings(existing.config, config)) {
+        this.retirePool(existing);
+        this.addPool(config, seed + 2000 + index);
+        this.pools.get(config.name)!.adoptStateFrom(existing);
         return;
       }
       const { added, removed } = existing.setBackends(config, false);
@@ -282,7 +313,14 @@ export class ProxyServer implements FastPathHandler {
     this.router = new Router([...this.pools.keys()], snapshot.routes);
   }
 
-  private recordEvent(event: HealthEvent): void {
+  private retirePool(pool: PoolRuntime): void {
+    for (const backend of pool.allBackends()) this.checker?.unwatch(pool.name, backend.id);
+    this.pools.delete(pool.name);
+    void pool.close();
+  }
+
+  /** Records an event of this process (logged, counted, in /events, and passed to every listener). */
+  recordEvent(event: HealthEvent): void {
     this.events.append(event);
     this.metrics.countHealthEvent(event.pool, event.backend, event.kind, event.cause);
     this.log.event(event);
@@ -383,6 +421,11 @@ export class ProxyServer implements FastPathHandler {
     const requestId = requestIdOf(typeof given === 'string' ? given : undefined);
     passUpgrade(req, socket, head, pool, { clientIp: req.socket.remoteAddress ?? '', proto: this.traffic.proto, requestIdHeader: headerName, requestId }, () => this.requestDone());
   }
+}
+
+/** Whether two configurations of a pool differ in nothing but their backends (which change in place). */
+function sameSettings(a: PoolSnapshot['pools'][number], b: PoolSnapshot['pools'][number]): boolean {
+  return JSON.stringify({ ...a, backends: [] }) === JSON.stringify({ ...b, backends: [] });
 }
 
 function listen(server: Server, address: string): Promise<void> {

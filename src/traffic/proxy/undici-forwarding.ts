@@ -122,6 +122,14 @@ export class UndiciExchangeIo implements ExchangeIo {
     res.end(body);
   }
 
+  respondRefused(status: number, headers: Readonly<Record<string, string>>, body: string): void {
+    const res = this.res;
+    if (res.headersSent || res.destroyed) return;
+    // The refusal's own content-length (0, for a bodyless answer) must not survive the body added here.
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers, 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
   cutOff(error: Error): void {
     this.res.destroy(error);
   }

@@ -15,6 +15,7 @@ import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } fro
 import type { ConcordConfig } from '../../control/config.ts';
 import type { ProbeResult } from '../health/active-check.ts';
 import type { HealthEvent } from '../health/events.ts';
+import { PoolAdmissions } from './pool-admissions.ts';
 import { StaticPoolSource } from './pool-source.ts';
 import { ProxyServer, type PoolsReport } from './proxy-server.ts';
 
@@ -131,13 +132,19 @@ async function runPrimary(config: ConcordConfig): Promise<number> {
 }
 
 async function runWorker(config: ConcordConfig): Promise<number> {
+  // Each worker sheds load on its own (a pool's concurrency limit applies per worker, as Envoy's per
+  // worker thread); the override on the primary's admin port does not reach them.
+  const started: { proxy?: ProxyServer } = {};
+  const admissions = new PoolAdmissions({ onEvent: (event) => started.proxy?.recordEvent(event) });
+  admissions.setPools(config.pools);
   const proxy = await ProxyServer.start({
-    settings: config.proxy, source: new StaticPoolSource({ pools: config.pools, routes: config.routes }), runHealthChecks: false, serveAdmin: false,
+    settings: config.proxy, source: new StaticPoolSource({ pools: config.pools, routes: config.routes }), runHealthChecks: false, serveAdmin: false, admission: admissions,
   });
+  started.proxy = proxy;
   const send = (message: ToPrimary) => process.send?.(message);
   proxy.onHealthEvent((event) => {
     // Active-check events come from the primary's own verdicts; only this worker's passive ones are news there.
-    if (event.cause.startsWith('passive:')) send({ type: 'event', event });
+    if (event.cause.startsWith('passive:') || event.cause === 'pool:shedding') send({ type: 'event', event });
   });
   process.on('message', (message: ToWorker) => {
     switch (message.type) {
