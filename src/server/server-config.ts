@@ -34,6 +34,7 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
   { flag: 'quota-backend-bytes', key: 'quotaBackendBytes', description: 'raise the NOSPACE alarm above this size', parse: 'bytes' },
   { flag: 'max-request-bytes', key: 'maxRequestBytes', description: 'largest client request accepted', parse: 'bytes' },
   { flag: 'max-txn-ops', key: 'maxTxnOps', description: 'most operations in one transaction', parse: 'integer' },
+  { flag: 'max-concurrent-streams', key: 'maxConcurrentStreams', description: 'concurrent gRPC streams (calls) per client connection; more wait in the client', parse: 'integer' },
   { flag: 'max-client-connections', key: 'maxClientConnections', description: 'open client connections per client listener; more are closed at once', parse: 'integer' },
   { flag: 'max-watch-streams', key: 'maxWatchStreams', description: 'open Watch streams on this member, all connections together', parse: 'integer' },
   { flag: 'max-watchers', key: 'maxWatchers', description: 'watchers on this member, all streams together', parse: 'integer' },
@@ -88,6 +89,8 @@ export const DEFAULT_STORE_LIMITS: StoreLimits = {
   maxRangeKeys: 100_000,
 };
 
+const MAX_UINT32 = 2 ** 32 - 1;
+
 const urlList = z.array(z.string()).min(1);
 
 const settingsSchema = z.object({
@@ -109,6 +112,8 @@ const settingsSchema = z.object({
   quotaBackendBytes: z.number().int().nonnegative().default(2 * 1024 * 1024 * 1024),
   maxRequestBytes: z.number().int().positive().default(1.5 * 1024 * 1024),
   maxTxnOps: z.number().int().positive().default(128),
+  // etcd's default, math.MaxUint32: HTTP/2's own ceiling for the setting.
+  maxConcurrentStreams: z.number().int().positive().max(MAX_UINT32).default(MAX_UINT32),
   maxClientConnections: z.number().int().positive().default(DEFAULT_STORE_LIMITS.maxClientConnections),
   maxWatchStreams: z.number().int().positive().default(DEFAULT_STORE_LIMITS.maxWatchStreams),
   maxWatchers: z.number().int().positive().default(DEFAULT_STORE_LIMITS.maxWatchers),
@@ -149,6 +154,8 @@ export interface ServerConfig {
   quotaBackendBytes: number;
   maxRequestBytes: number;
   maxTxnOps: number;
+  /** etcd's --max-concurrent-streams: HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS on client connections. */
+  maxConcurrentStreams: number;
   limits: StoreLimits;
   /** TLS for clients (https:// client URLs) and peers (https:// peer URLs); paths as given. */
   clientTls: TlsFiles;
@@ -349,6 +356,7 @@ export function resolveServerConfig(fromFile: ServerSettings, fromFlags: ServerS
     quotaBackendBytes: s.quotaBackendBytes,
     maxRequestBytes: s.maxRequestBytes,
     maxTxnOps: s.maxTxnOps,
+    maxConcurrentStreams: s.maxConcurrentStreams,
     limits: {
       maxClientConnections: s.maxClientConnections,
       maxWatchStreams: s.maxWatchStreams,

@@ -292,6 +292,7 @@ export class StoreServer {
     const grpc = new Server({
       'grpc.max_receive_message_length': config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': 2 ** 31 - 1,
+      'grpc.max_concurrent_streams': config.maxConcurrentStreams,
     });
     const context: EtcdServiceContext = {
       backend: new StoreBackend(member, machine, config.maxRequestBytes, metrics, bugs.has('read-without-read-index')),

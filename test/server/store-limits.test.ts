@@ -141,6 +141,29 @@ test('--max-watches-per-connection counts the watchers of every stream on one co
   }
 });
 
+test('--max-concurrent-streams (etcd\'s flag): a stream over the bound on one connection is held back; another connection is served', async () => {
+  const server = await startTestMember(dataRoot, 'c7', { maxConcurrentStreams: '1' });
+  const client = watchClient(server.clientAddresses[0]!);
+  const other = watchClient(server.clientAddresses[0]!);
+  try {
+    const first = new RawWatch(client);
+    first.watch('a/');
+    await waitFor('the first stream\'s watcher', () => first.responses.length === 1);
+    const second = new RawWatch(client);
+    second.watch('b/');
+    const elsewhere = new RawWatch(other);
+    elsewhere.watch('c/');
+    await waitFor('the other connection\'s watcher', () => elsewhere.responses.length === 1);
+    // Held back by the client's HTTP/2 layer (SETTINGS_MAX_CONCURRENT_STREAMS): the member never sees it.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(second.responses.length, 0, 'the second stream on the full connection got no answer');
+  } finally {
+    client.close();
+    other.close();
+    await server.stop();
+  }
+});
+
 test('--max-leases: a grant over the bound fails with RESOURCE_EXHAUSTED; after a revoke, grants succeed again', async () => {
   const server = await startTestMember(dataRoot, 'c4', { maxLeases: '2' });
   const client = new Etcd3({ hosts: server.clientAddresses[0]! });
@@ -227,6 +250,7 @@ test('--max-watch-queued-bytes bounds the backlog of all slow streams together, 
 
 test('the limits are flags and server: keys, with defaults, and a bad value names its flag', () => {
   const defaults = resolveServerConfig({}, {});
+  assert.equal(defaults.maxConcurrentStreams, 2 ** 32 - 1, "etcd's default, math.MaxUint32");
   assert.deepEqual(defaults.limits, {
     maxClientConnections: 4096, maxWatchStreams: 10_000, maxWatchers: 100_000, maxWatchesPerConnection: 10_000,
     maxWatchStreamQueuedBytes: 32 * 1024 * 1024, maxWatchQueuedBytes: 512 * 1024 * 1024, maxLeases: 100_000, maxRangeKeys: 100_000,
