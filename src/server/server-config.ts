@@ -255,7 +255,11 @@ export function settingsFromFlags(flags: Record<string, string | undefined>): Se
         break;
       }
       case 'bytes':
-        settings[spec.key] = parseBytes(raw);
+        try {
+          settings[spec.key] = parseBytes(raw);
+        } catch (error) {
+          throw new ConfigError(`--${spec.flag}: ${(error as Error).message}`);
+        }
         break;
       case 'boolean':
         if (!/^(true|false)$/.test(raw.trim())) throw new ConfigError(`--${spec.flag}: '${raw}' is not true or false`);
