@@ -12,6 +12,11 @@ import { registerAutoscaleCommand } from './autoscale.ts';
 import { registerControllerCommand } from './controller.ts';
 import { registerConfigCommand } from './config.ts';
 import { registerControlPlaneCommand } from './control-plane.ts';
+import { registerStatusCommand } from './status.ts';
+import { registerEventsCommand } from './events.ts';
+import { registerReportCommand } from './report.ts';
+import { registerPoolCommand } from './pool.ts';
+import { registerMemberCommand } from './member.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_VIOLATION = 1;
@@ -39,6 +44,11 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerControllerCommand(program, setExitCode);
   registerConfigCommand(program, setExitCode);
   registerControlPlaneCommand(program, setExitCode);
+  registerStatusCommand(program, setExitCode);
+  registerEventsCommand(program, setExitCode);
+  registerReportCommand(program, setExitCode);
+  registerPoolCommand(program, setExitCode);
+  registerMemberCommand(program, setExitCode);
   return program;
 }
 

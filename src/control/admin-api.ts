@@ -8,7 +8,7 @@
 //   GET  /metrics                                           Prometheus text of every hosted component
 //   GET  /events?since=&pool=&limit=                        the timeline as stored (TimelineEvent JSON)
 //   GET  /ready                                             200 while the control plane runs
-//   GET  / and /ui/*                                        the dashboard (mount point below)
+//   GET  / and /ui/*                                        the dashboard's page (src/ui/static-files.ts)
 //
 // Errors are JSON: { "error": { "code": "CONCORD_E_...", "message": "..." } }. Request bodies are
 // bounded (maxBodyBytes), and so are live streams (maxStreamClients; a client that does not read
@@ -17,6 +17,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ApiError, ApiEvent, Overview } from './admin-api-types.ts';
 import type { TimelineEvent } from './events.ts';
+import type { StaticFilesHandler } from '../ui/static-files.ts';
 
 export const MAX_BODY_BYTES = 16 * 1024;
 export const DEFAULT_MAX_STREAM_CLIENTS = 100;
@@ -58,11 +59,8 @@ export interface AdminApiBackend {
   metricsText(): Promise<string>;
 }
 
-/**
- * DASHBOARD MOUNT POINT: the dashboard's static files handler (src/ui/static-files.ts, serving `/`
- * and `/ui/*`) goes here when it is on main; until then `/` answers with where the API is.
- */
-export type StaticFilesHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+/** The dashboard's static files (src/ui/static-files.ts: `/` and `/ui/*`); without it `/` says where the API is. */
+export type { StaticFilesHandler } from '../ui/static-files.ts';
 
 export interface AdminServerOptions {
   backend: AdminApiBackend;

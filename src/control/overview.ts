@@ -54,8 +54,8 @@ export function buildOverview(inputs: OverviewInputs): Overview {
         address: scrape.proxy.listen,
         requestsTotal: sum(pools.map((pool) => pool.requestsTotal ?? 0)),
         requestsPerSecond: round(sum(pools.map((pool) => pool.requestsPerSecond ?? 0))),
-        p50Ms: Math.max(0, ...pools.map((pool) => pool.latencyMs?.p50 ?? 0)),
-        p99Ms: Math.max(0, ...pools.map((pool) => pool.latencyMs?.p99 ?? 0)),
+        p50Ms: worstOf(pools.map((pool) => pool.latencyMs?.p50)),
+        p99Ms: worstOf(pools.map((pool) => pool.latencyMs?.p99)),
       };
     }),
     pools: (inputs.config?.pools ?? []).map((pool) => poolOverview(pool, inputs, reports.map((scrape) => scrape.report!.pools.find((candidate) => candidate.name === pool.name)).filter((view) => view !== undefined))),
@@ -142,6 +142,12 @@ function autoscaleOverview(pool: PoolConfig, inputs: OverviewInputs): AutoscaleO
 
 function frozenOf(freeze: FreezeRecord | undefined): Overview['frozen'] {
   return freeze === undefined ? { global: false } : { global: true, by: freeze.by, reason: freeze.reason };
+}
+
+/** The highest of the pools' figures (the slowest pool is what a person looks for); null before any request. */
+function worstOf(values: (number | null | undefined)[]): number | null {
+  const known = values.filter((value): value is number => typeof value === 'number' && Number.isFinite(value));
+  return known.length === 0 ? null : round(Math.max(...known));
 }
 
 function sum(values: number[]): number {

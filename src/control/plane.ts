@@ -20,13 +20,13 @@ import { launchVersionOf, poolSetupOf } from '../autoscale/controller/controller
 import { autoscaleReport, freeze, unfreeze } from '../autoscale/controller/kill-switch.ts';
 import type { PoolSetup } from '../autoscale/controller/pool-period.ts';
 import { AUTOSCALE_PREFIX } from '../autoscale/state/keys.ts';
-import { parseInstanceState } from '../autoscale/state/records.ts';
 import type { CoordStore, WatchHandle } from '../coord/coord-store.ts';
 import type { StoreCluster, StoreMember } from '../coord/store-cluster.ts';
 import { ApiProblem, AdminServer, type EventQuery, type StaticFilesHandler } from './admin-api.ts';
 import type { Overview } from './admin-api-types.ts';
 import { toPolicyConfig } from './autoscale-config.ts';
 import { addressOf, type ConcordConfig } from './config.ts';
+import { instancesByPool, proxyRegistrations } from './cluster-view.ts';
 import { AppliedConfigWatcher } from './config-store.ts';
 import { DEFAULT_CONTROL_PLANE_ADMIN, type ControlPlaneSettings } from './control-plane-config.ts';
 import { DrainError, setDrain } from './drains.ts';
@@ -41,6 +41,7 @@ import { ownerOf } from './sharding/rendezvous.ts';
 import { SharedHealthChecker } from './shared-health.ts';
 import { CONTROL_MEMBERS_PREFIX, HEALTH_PREFIX, healthKey, memberKey, nameOf, PROXIES_PREFIX } from './store-keys.ts';
 import { StoreMirror } from './store-mirror.ts';
+import { createStaticFilesHandler } from '../ui/static-files.ts';
 
 export interface ControlPlaneLogger {
   info(message: string): void;
@@ -57,7 +58,7 @@ export interface ControlPlaneOptions {
   admin?: string;
   /** Prometheus text of the other components hosted in this process (the store member, a proxy). */
   hostedMetrics?: (() => Promise<string>)[];
-  /** The dashboard's static files (see the mount point in admin-api.ts). */
+  /** The dashboard's static files; by default the page bundled with Concord (src/ui/static-files.ts). */
   staticFiles?: StaticFilesHandler;
   logger?: ControlPlaneLogger;
   /** How long start() waits for the applied configuration before going on with defaults. */
@@ -116,6 +117,8 @@ export class ControlPlane {
   private eventWatch: WatchHandle | undefined;
   private housekeeping: NodeJS.Timeout | undefined;
   private storeLeader: bigint | undefined;
+  /** null: the bundled page's files are missing (logged once). */
+  private bundledStaticFiles: StaticFilesHandler | null | undefined;
   private stopped = false;
   private readonly startedAtMs = Date.now();
 
@@ -285,40 +288,35 @@ export class ControlPlane {
   }
 
   private proxies(): ProxyRegistration[] {
-    const proxies: ProxyRegistration[] = [];
-    for (const kv of this.proxyMirror.values()) {
-      try {
-        const value = JSON.parse(kv.value) as Partial<ProxyRegistration>;
-        if (typeof value.name === 'string' && typeof value.admin === 'string' && /^https?:\/\/[^/]+$/.test(value.admin)) proxies.push({ name: value.name, admin: value.admin, listen: String(value.listen ?? '') });
-      } catch {
-        // Not a registration (written by hand): left out.
-      }
-    }
-    return proxies.sort((a, b) => (a.name < b.name ? -1 : 1));
+    return proxyRegistrations(this.proxyMirror.values());
   }
 
   private instancesByPool(): Map<string, string[]> {
-    const byPool = new Map<string, string[]>();
-    for (const kv of this.instanceMirror.values()) {
-      const match = /^\/concord\/autoscale\/pools\/([^/]+)\/instances\/[^/]+$/.exec(kv.key);
-      if (match === null) continue;
-      const parsed = parseInstanceState(kv.value, kv.key);
-      if (!parsed.ok) continue;
-      const list = byPool.get(match[1]!) ?? [];
-      if (!list.includes(parsed.value.address)) list.push(parsed.value.address);
-      byPool.set(match[1]!, list);
-    }
-    return byPool;
+    return instancesByPool(this.instanceMirror.values());
   }
 
   // ---- admin API -------------------------------------------------------------------------------
+
+  /** The dashboard's files: the given handler, else the page bundled with Concord (if its files are there). */
+  private get staticFiles(): StaticFilesHandler | undefined {
+    if (this.options.staticFiles !== undefined) return this.options.staticFiles;
+    if (this.bundledStaticFiles === undefined) {
+      try {
+        this.bundledStaticFiles = createStaticFilesHandler();
+      } catch (error) {
+        this.logger.warn(`the dashboard is not served: ${(error as Error).message}`);
+        this.bundledStaticFiles = null;
+      }
+    }
+    return this.bundledStaticFiles ?? undefined;
+  }
 
   private async listenAdmin(): Promise<void> {
     const address = this.options.admin ?? this.settings.admin;
     const previous = this.admin;
     const { host, port } = addressOf(address);
     const server = new AdminServer({
-      ...(this.options.staticFiles === undefined ? {} : { staticFiles: this.options.staticFiles }),
+      ...(this.staticFiles === undefined ? {} : { staticFiles: this.staticFiles }),
       backend: {
         overview: () => this.overview(),
         events: (query) => this.readTimeline(query),
@@ -379,7 +377,7 @@ export class ControlPlane {
     try {
       await setDrain(this.store, this.configWatcher.applied?.config, { pool, backend, by, draining, atMs: Date.now(), ...(reason === undefined ? {} : { reason }) }, this.name);
     } catch (error) {
-      if (error instanceof DrainError) throw new ApiProblem(404, 'CONCORD_E_API_NOT_FOUND', error.message);
+      if (error instanceof DrainError) throw new ApiProblem(404, error.code, error.message);
       throw error;
     }
   }
@@ -462,14 +460,14 @@ export class ControlPlane {
       return new Counter({ name, help, registers, collect() { const total = read(); if (total > seen) this.inc(total - seen); seen = total; } });
     };
     gauge('concord_control_members', 'control-plane members registered in the store', () => this.members().length);
-    gauge('concord_control_registered', '1 while this member is registered (and so checks its share of the backends)', () => (this.registration?.isRegistered === true ? 1 : 0));
+    gauge('concord_control_is_registered', '1 while this member is registered (and so checks its share of the backends)', () => (this.registration?.isRegistered === true ? 1 : 0));
     gauge('concord_control_health_backends_owned', 'backends this member checks for the whole cluster', () => this.health.ownedBackends().length);
     counter('concord_control_health_probes_passed_total', 'probes this member ran that passed', () => this.health.probeCounts.pass);
     counter('concord_control_health_probes_failed_total', 'probes this member ran that failed', () => this.health.probeCounts.fail);
     counter('concord_control_health_publish_failures_total', 'health results this member could not write to the store', () => this.health.publishFailures);
     gauge('concord_control_proxies', 'proxies registered in the store', () => this.proxies().length);
     gauge('concord_control_config_revision', 'store revision of the configuration in force (0: none)', () => Number(this.configWatcher.applied?.revision ?? 0n));
-    gauge('concord_control_autoscale_leader', '1 while this member leads the autoscaler', () => (this.controller?.role() === 'leader' ? 1 : 0));
+    gauge('concord_control_autoscale_is_leader', '1 while this member leads the autoscaler', () => (this.controller?.role() === 'leader' ? 1 : 0));
   }
 
   private async metricsText(): Promise<string> {

@@ -186,7 +186,7 @@ test('scale-in safety: the last healthy instance is never removed, and the pool 
   assert.equal(drains(decision).length, 3);
 });
 
-test('scale-in safety: every removal drains first; terminate comes once drained or at the drain deadline', () => {
+test('a scale-in drains before it terminates: every removal drains first; terminate comes once drained or at the drain deadline', () => {
   const cfg = config({ drainDeadlineMs: 30_000 });
   const scaleIn = decide(cfg, settledMemory(), observation(warmedPool(6, 1)));
   assert.deepEqual(scaleIn.decision.actions.map((a) => a.kind), ['drain', 'drain', 'drain']);

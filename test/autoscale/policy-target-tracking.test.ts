@@ -30,7 +30,7 @@ test('within the tolerance band nothing changes: 6.25 % over target holds, and s
   }
 });
 
-test('shed requests count as offered load: a pool serving 400 req/s and shedding 400 looks twice as loaded', () => {
+test('the autoscaler scales on offered load including shed requests: a pool serving 400 req/s and shedding 400 looks twice as loaded', () => {
   const { decision } = decide(config(), initialMemory(), observation(warmedPool(4, 8, 100), { metrics: poolMetrics({ shedPerSecond: 400 }) }));
   assert.equal(decision.inputs.offeredPerSecond, 800);
   assert.equal(decision.signals[0]!.value, 16);

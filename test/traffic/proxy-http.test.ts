@@ -186,35 +186,37 @@ test('a backend that never answers gets 504 after firstByteMs; one that goes sil
   }
 });
 
-test('retries: a retriable status goes to another backend; POST is not retried; a shed 503 is never retried', async () => {
-  const failing = await startBackend((req, res) => {
-    if (req.url === '/shed') return void res.writeHead(503, { 'x-concord-shed': 'overload', 'retry-after': '1' }).end('shed');
-    res.writeHead(503).end('failing');
-  });
-  const good = await startBackend((_req, res) => res.end('good'));
-  const proxy = await startProxy({ pools: [pool('web', [failing.address, good.address], { balance: 'round-robin', outlierDetection: { consecutive5xx: 0, consecutiveGatewayFailure: 0 } })] });
-  try {
-    for (let i = 0; i < 10; i++) {
-      const reply = await call(proxy.url, { path: '/get' });
-      assert.deepEqual([reply.status, reply.body.toString()], [200, 'good']);
+for (const fastPath of [true, false]) {
+  test(`a shed 503 is never retried by a proxy; a retriable status goes to another backend; POST is not retried (${fastPath ? 'the fast path' : 'node:http and undici'})`, async () => {
+    const failing = await startBackend((req, res) => {
+      if (req.url === '/shed') return void res.writeHead(503, { 'x-concord-shed': 'overload', 'retry-after': '1' }).end('shed');
+      res.writeHead(503).end('failing');
+    });
+    const good = await startBackend((_req, res) => res.end('good'));
+    const proxy = await startProxy({ proxy: { fastPath }, pools: [pool('web', [failing.address, good.address], { balance: 'round-robin', outlierDetection: { consecutive5xx: 0, consecutiveGatewayFailure: 0 } })] });
+    try {
+      for (let i = 0; i < 10; i++) {
+        const reply = await call(proxy.url, { path: '/get' });
+        assert.deepEqual([reply.status, reply.body.toString()], [200, 'good']);
+      }
+      assert.ok((failing.hits.get('/get') ?? 0) >= 3, 'the failing backend was tried and its answers retried');
+      const posts = await Promise.all(Array.from({ length: 6 }, () => call(proxy.url, { method: 'POST', path: '/post', headers: { 'content-length': 2 }, body: Buffer.from('hi') })));
+      assert.ok(posts.some((reply) => reply.status === 503), 'a POST that reached a failing backend is not retried');
+      const shedHitsBefore = good.hits.get('/shed') ?? 0;
+      const shed = await Promise.all(Array.from({ length: 6 }, () => call(proxy.url, { path: '/shed' })));
+      const shedReplies = shed.filter((reply) => reply.headers['x-concord-shed'] === 'overload');
+      assert.ok(shedReplies.length >= 1, 'the shed 503 reaches the client');
+      for (const reply of shedReplies) assert.equal(reply.status, 503);
+      assert.equal((good.hits.get('/shed') ?? 0) - shedHitsBefore + shedReplies.length, 6, 'each shed request was answered once, never retried');
+      const metrics = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
+      assert.match(metrics, /concord_proxy_retries_total\{pool="web",reason="status"\} [1-9]/);
+    } finally {
+      await proxy.stop();
+      await failing.close();
+      await good.close();
     }
-    assert.ok((failing.hits.get('/get') ?? 0) >= 3, 'the failing backend was tried and its answers retried');
-    const posts = await Promise.all(Array.from({ length: 6 }, () => call(proxy.url, { method: 'POST', path: '/post', headers: { 'content-length': 2 }, body: Buffer.from('hi') })));
-    assert.ok(posts.some((reply) => reply.status === 503), 'a POST that reached a failing backend is not retried');
-    const shedHitsBefore = good.hits.get('/shed') ?? 0;
-    const shed = await Promise.all(Array.from({ length: 6 }, () => call(proxy.url, { path: '/shed' })));
-    const shedReplies = shed.filter((reply) => reply.headers['x-concord-shed'] === 'overload');
-    assert.ok(shedReplies.length >= 1, 'the shed 503 reaches the client');
-    for (const reply of shedReplies) assert.equal(reply.status, 503);
-    assert.equal((good.hits.get('/shed') ?? 0) - shedHitsBefore + shedReplies.length, 6, 'each shed request was answered once, never retried');
-    const metrics = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
-    assert.match(metrics, /concord_proxy_retries_total\{pool="web",reason="status"\} [1-9]/);
-  } finally {
-    await proxy.stop();
-    await failing.close();
-    await good.close();
-  }
-});
+  });
+}
 
 test('requests that never reached a backend (refused) are retried for any method, outside the budget', async () => {
   const [closedPort] = await freeLoopbackPorts(1);

@@ -165,7 +165,9 @@ test('flapping is damped by rise and fall: a check that alternates never changes
     } else res.end('flapping');
   });
   const steady = await startBackend((_req, res) => res.end('ok'));
-  const proxy = await startProxy({ pools: [pool('web', [flapping.address, steady.address], { health: { ...FAST_HEALTH, intervalMs: 100, timeoutMs: 50 } })] });
+  // timeoutMs as long as the interval allows: on a loaded machine a 50 ms timeout fails probes of
+  // healthy backends too, and two in a row are a real (not a flapping) change.
+  const proxy = await startProxy({ pools: [pool('web', [flapping.address, steady.address], { health: { ...FAST_HEALTH, intervalMs: 100, timeoutMs: 100 } })] });
   try {
     assert.ok(await eventually(() => probes >= 16, 5000));
     assert.deepEqual((await events(proxy)).map((event) => event.kind), []);
@@ -295,6 +297,44 @@ test('crossing the panic threshold is an event: traffic then goes to every backe
     healthy[0] = true;
     healthy[1] = true;
     assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'panic-ended'), 8000));
+  } finally {
+    agent.destroy();
+    await proxy.stop();
+    await Promise.all(backends.map((backend) => backend.close()));
+  }
+});
+
+test('overload trips the panic threshold rather than an ejection cascade: with every backend overloaded, at most maxEjectionPercent are ejected and the pool spreads traffic over all of them', async () => {
+  let overloaded = false;
+  const backends = await Promise.all([0, 1, 2, 3].map((index) => startBackend((req, res) => {
+    // An overloaded backend fails its health checks and answers requests with plain 503s (no x-concord-shed: it does not shed on purpose).
+    if (overloaded) res.writeHead(503).end(`b${index} overloaded`);
+    else res.end(req.url === '/healthz' ? 'ok' : `b${index}`);
+  })));
+  const proxy = await startProxy({
+    pools: [pool('web', backends.map((backend) => backend.address), {
+      balance: 'round-robin', panicThresholdPercent: 50, retries: { attempts: 0 },
+      health: { http: { path: '/healthz' }, intervalMs: 100, timeoutMs: 50, rise: 1, fall: 1 },
+      outlierDetection: { consecutive5xx: 2, maxEjectionPercent: 50 },
+    })],
+  });
+  const agent = new Agent({ keepAlive: true });
+  const ejectedNow = () => proxy.proxy.pool('web')!.report().filter((backend) => backend.state === 'ejected').length;
+  try {
+    overloaded = true;
+    assert.ok(await eventually(async () => {
+      await get(agent, proxy.proxy.trafficAddress.port);
+      assert.ok(ejectedNow() <= 2, `${ejectedNow()} of 4 ejected with maxEjectionPercent 50`);
+      return (await events(proxy)).some((event) => event.kind === 'panic-started');
+    }, 8000), 'the pool panics');
+    const reached = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      reached.add((await get(agent, proxy.proxy.trafficAddress.port)).body.split(' ')[0]!);
+      assert.ok(ejectedNow() <= 2, 'never more than maxEjectionPercent ejected');
+    }
+    assert.deepEqual(reached, new Set(['b0', 'b1', 'b2', 'b3']), 'in panic the load is spread over every backend, not piled on survivors');
+    overloaded = false;
+    assert.ok(await eventually(async () => (await events(proxy)).some((event) => event.kind === 'panic-ended'), 8000), 'the panic ends when the overload does');
   } finally {
     agent.destroy();
     await proxy.stop();

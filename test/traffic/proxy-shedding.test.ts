@@ -11,6 +11,7 @@ import { validateConfig } from '../../src/control/config.ts';
 import { AccessLog } from '../../src/traffic/proxy/access-log.ts';
 import { startAssembledProxy, type AssembledProxy } from '../../src/traffic/proxy/proxy-assembly.ts';
 import { eventually, LogSink, startBackend, type TestBackend } from './proxy-harness.ts';
+import { ProxyMetricsSource } from '../../src/autoscale/controller/proxy-metrics-source.ts';
 
 /** A backend that answers /healthz at once and holds every other request until released. */
 async function holdingBackend(): Promise<TestBackend & { held: ServerResponse[]; releaseAll(): void }> {
@@ -108,7 +109,7 @@ test('lower classes are shed first; critical requests use the share reserved for
   assert.match(metrics, /concord_shed_rejected_total\{pool="web",reason="concurrency-limit",priority="critical"\} 1/);
 });
 
-test('health probes are never shed: the pool\'s health path and the checker\'s user agent pass a full limit', async (t) => {
+test('health probes bypass shedding: the pool\'s health path and the checker\'s user agent pass a full limit', async (t) => {
   const backend = await holdingBackend();
   const proxy = await startShedProxy(backend, { algorithm: 'fixed', fixed: { limit: 1 }, queue: { maxLength: 0 } });
   t.after(async () => {
@@ -219,3 +220,28 @@ for (const fastPath of [true, false]) {
     assert.equal((await second).status, 200);
   });
 }
+
+test('the autoscaler scales on offered load including shed requests: the proxy reports the requests it shed beside those it served, and the autoscaler\'s metrics source reads them', async (t) => {
+  const backend = await holdingBackend();
+  const proxy = await startShedProxy(backend, { algorithm: 'fixed', fixed: { limit: 1 }, queue: { maxLength: 0 } });
+  t.after(async () => {
+    backend.releaseAll();
+    await proxy.stop(1000);
+    await backend.close();
+  });
+  const held = send(`${proxy.url}/held`);
+  assert.ok(await eventually(() => backend.held.length === 1, 5000));
+  const REFUSED = 20;
+  for (let i = 0; i < REFUSED; i++) assert.equal((await send(`${proxy.url}/${i}`)).status, 503);
+  backend.releaseAll();
+  assert.equal((await held).status, 200);
+  const source = new ProxyMetricsSource({ urls: [`${proxy.adminUrl}/backends`] });
+  let shedPerSecond: number | undefined;
+  // Rates are differences over the proxy's sampling window: they appear once it holds two samples.
+  assert.ok(await eventually(async () => {
+    shedPerSecond = (await source.sample('web'))?.pool?.shedPerSecond;
+    return shedPerSecond !== undefined && shedPerSecond > 0;
+  }, 8000), `the sample carries the shed requests (shedPerSecond ${shedPerSecond})`);
+  const report = await (await fetch(`${proxy.adminUrl}/backends`)).json() as { pools: { shedPerSecond: number; requestsPerSecond: number }[] };
+  assert.ok(report.pools[0]!.shedPerSecond > 0, 'the proxy\'s /backends reports shedPerSecond');
+});

@@ -231,3 +231,50 @@ test('static stability: the store killed, the proxy keeps serving; stale results
   assert.deepEqual(events.events.filter((event) => event.kind === 'marked-down').map((event) => event.backend), [b.address], 'only the published verdict marked anything down: stale data marked nothing');
   assert.equal(proxy.proxy.pool('web')!.health.view(a.address).state, 'healthy', 'a stayed in rotation all along');
 });
+
+test('a new instance gets traffic only after readiness and through slow start', async (t) => {
+  const store = await startTestStore();
+  const client = storeClient(store.endpoint);
+  const [i1, i2] = await Promise.all([named('i1'), named('i2')]);
+  const published = publisher(client);
+  t.after(async () => {
+    published.stop();
+    client.close();
+    await store.stop();
+    await Promise.all([i1.close(), i2.close()]);
+  });
+  // A window long enough that the ramp is still low while the test looks at it, even on a slow machine.
+  const WINDOW_MS = 30_000;
+  const app = {
+    name: 'app', balance: 'weighted-round-robin', slowStart: { windowMs: WINDOW_MS, minWeightPercent: 10 }, health: { http: { path: '/healthz' }, intervalMs: 200, timeoutMs: 100, rise: 1, fall: 1 },
+    autoscale: { provider: { process: { command: 'app --port {port}', portRange: '9100-9199' } }, min: 1, max: 4, target: { inflightPerInstance: 8 } },
+  };
+  await applyConfig(client, configText([app]), { by: 'test', atMs: Date.now() });
+  const instance = (id: string, backend: TestBackend) => client.put(instanceKey('app', id), JSON.stringify({ id, address: backend.address, launchVersion: 'v1', launchedAtMs: Date.now(), healthy: false }));
+  await instance('i-1', i1);
+  await published.set('app', i1.address, 'healthy');
+  const proxy = await startFedProxy(client);
+  t.after(() => proxy.stop(1000));
+  assert.deepEqual([...await bodies(proxy.port, 4)], ['i1']);
+
+  await instance('i-2', i2);
+  assert.ok(await eventually(() => proxy.proxy.pool('app')!.backend(i2.address) !== undefined, 3000), 'the new instance is a backend');
+  assert.deepEqual([...await bodies(proxy.port, 10)], ['i1'], 'no traffic before a verdict says it is ready');
+  const readyAt = performance.now();
+  await published.set('app', i2.address, 'healthy');
+  assert.ok(await eventually(() => proxy.proxy.pool('app')!.health.view(i2.address).state === 'healthy', 3000), 'the ready verdict reaches the proxy');
+  const REQUESTS = 100;
+  const counts = new Map<string, number>();
+  for (let i = 0; i < REQUESTS; i++) {
+    const { body } = await get(proxy.port);
+    counts.set(body, (counts.get(body) ?? 0) + 1);
+  }
+  const elapsedMs = performance.now() - readyAt;
+  const weight = proxy.proxy.pool('app')!.report().find((backend) => backend.address === i2.address)!;
+  // The ramp's factor now is at most max(10 %, elapsed / window); the share of a weight-f backend next to a weight-1 one is f / (1 + f).
+  const factorBound = Math.max(0.1, Math.min(1, elapsedMs / WINDOW_MS));
+  assert.ok(weight.effectiveWeight < weight.configuredWeight && weight.effectiveWeight <= weight.configuredWeight * factorBound + 1e-9, `ramping: effective weight ${weight.effectiveWeight} of ${weight.configuredWeight} after ${Math.round(elapsedMs)} ms`);
+  const share = (counts.get('i2') ?? 0) / REQUESTS;
+  assert.ok(share > 0, 'ready: it takes some traffic');
+  assert.ok(share <= factorBound / (1 + factorBound) + 0.05, `but only a slow-start share: ${share} (bound ${(factorBound / (1 + factorBound) + 0.05).toFixed(3)}), not half`);
+});

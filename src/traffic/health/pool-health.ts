@@ -191,7 +191,7 @@ export class PoolHealth {
         const active = activeRequestsOf(backend.id);
         if (active === 0 || nowMs >= backend.drain.deadlineMs) {
           const detail = active === 0
-            ? `in-flight requests finished in ${nowMs - backend.drain.startedAtMs} ms`
+            ? `in-flight requests finished in ${Math.round(nowMs - backend.drain.startedAtMs)} ms`
             : `deadline reached with ${active} requests still in flight`;
           backend.drain = undefined;
           backend.drained = true;
