@@ -38,6 +38,10 @@ export interface SystemOptions {
   members: MemberCount;
   /** Concord only: write a V8 CPU profile of the server process into this directory. */
   cpuProfileDir?: string;
+  /** Flags given to every member of either system (Concord takes etcd's names), e.g. auto-compaction. */
+  extraFlags?: string[];
+  /** Concord only: flags for its members alone (e.g. --listen-metrics-urls, which etcd 3.4 serves on the client port). */
+  concordFlags?: string[];
 }
 
 export interface RunningSystem {
@@ -46,6 +50,8 @@ export interface RunningSystem {
   readonly endpoint: string;
   /** CPU seconds (user + system) the members have used so far, from /proc; NaN where /proc is missing. */
   cpuSeconds(): number;
+  /** Process IDs of the members, in member order (undefined if one could not be started). */
+  readonly pids: readonly (number | undefined)[];
   /** Stops the members (SIGTERM, then SIGKILL after a bound) and removes their data dirs; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -77,12 +83,13 @@ export async function startSystem(name: SystemName, options: SystemOptions): Pro
     });
   }
   const initialCluster = plans.map((plan) => `${plan.name}=${plan.peerUrl}`).join(',');
-  const children = plans.map((plan) => spawnMember(name, plan, initialCluster, options.cpuProfileDir));
+  const children = plans.map((plan) => spawnMember(name, plan, initialCluster, options));
   let stopped: Promise<void> | undefined;
   const system: RunningSystem = {
     name,
     endpoint: plans.map((plan) => plan.clientUrl.replace('http://', '')).join(','),
     cpuSeconds: () => children.reduce((sum, child) => sum + processCpuSeconds(child.pid), 0),
+    pids: children.map((child) => child.pid),
     stop: () => (stopped ??= Promise.all(children.map(stopProcess))
       .then(() => Promise.all(plans.map((plan) => rm(plan.dataDir, { recursive: true, force: true }))))
       .then(() => undefined)),
@@ -96,10 +103,10 @@ export async function startSystem(name: SystemName, options: SystemOptions): Pro
   return system;
 }
 
-function spawnMember(name: SystemName, plan: MemberPlan, initialCluster: string, cpuProfileDir: string | undefined): ChildProcess {
+function spawnMember(name: SystemName, plan: MemberPlan, initialCluster: string, options: SystemOptions): ChildProcess {
   const [command, args] = name === 'etcd'
-    ? [ETCD_BINARY, etcdArgs(plan, initialCluster)]
-    : [process.execPath, concordArgs(plan, initialCluster, cpuProfileDir)];
+    ? [ETCD_BINARY, [...etcdArgs(plan, initialCluster), ...(options.extraFlags ?? [])]]
+    : [process.execPath, [...concordArgs(plan, initialCluster, options.cpuProfileDir), ...(options.extraFlags ?? []), ...(options.concordFlags ?? [])]];
   const logFd = openSync(plan.logPath, 'a');
   let child: ChildProcess;
   try {

@@ -21,7 +21,7 @@ export function availableBenchmarks(): string[] {
 }
 
 /** Each benchmark's entry file in bench/; the other files there are its building blocks. */
-const BENCHMARK_ENTRY_POINTS = new Set(['store', 'proxy', 'overload', 'autoscale', 'balance', 'controller', 'auth']);
+const BENCHMARK_ENTRY_POINTS = new Set(['store', 'proxy', 'overload', 'autoscale', 'balance', 'controller', 'auth', 'soak']);
 
 export function registerBenchCommand(program: Command, setExitCode: (code: number) => void): void {
   program

@@ -199,6 +199,8 @@ const poolSchema = z.strictObject({
   maxConnectionsPerBackend: z.number().int().min(1).max(100_000).default(1024),
   /** h2c only: concurrent streams per backend connection. */
   maxConcurrentStreams: z.number().int().min(1).max(10_000).default(100),
+  /** Largest request body forwarded to this pool (413 above it); absent: proxy.maxRequestBodyBytes. 0 for no limit. */
+  maxRequestBodyBytes: z.number().int().min(0).optional(),
   ...POOL_SECTIONS,
 }).superRefine((pool, context) => {
   if (pool.balance === 'hash' && pool.hash === undefined) context.addIssue({ code: 'custom', path: ['hash'], message: 'balance: hash needs hash: { header: NAME } (or cookie: NAME, or path: true)' });
@@ -267,8 +269,16 @@ const proxySchema = z.strictObject({
    * HTTP/1.1 code on raw sockets; the rest goes through node:http and undici (docs/proxy.md, "Fast path").
    */
   fastPath: z.boolean().default(true),
-  /** Largest request body forwarded; 0 for no limit. */
+  /**
+   * Largest request body forwarded, for pools that set none of their own; 0 for no limit. A declared
+   * Content-Length is checked before anything is forwarded; a body without one (chunked, HTTP/2) is
+   * counted as it passes and the request is cut off with 413 once it goes over.
+   */
   maxRequestBodyBytes: z.number().int().min(0).default(0),
+  /** Largest request head (request line and headers); 431 above it, on the fast path and on node:http alike. */
+  maxHeaderBytes: z.number().int().min(1024, 'must be at least 1024').max(1024 * 1024, 'must be at most 1048576').default(16_384),
+  /** Open client connections per traffic listener (per worker process); more are closed as soon as they are accepted. */
+  maxClientConnections: atLeastOne(10_000),
   /** Probes running at once, across all pools. */
   maxConcurrentChecks: atLeastOne(64),
   /** Health events kept for /events (oldest dropped first). */

@@ -117,6 +117,27 @@ export const KV_ERRORS = {
     grpcStatus: 'RESOURCE_EXHAUSTED',
     hint: 'Cancel unused watches, share watches between clients, or raise maxWatchers.',
   },
+  CONCORD_E_WATCH_STREAM_LIMIT: {
+    message: 'concord: too many watch streams on this member',
+    grpcStatus: 'RESOURCE_EXHAUSTED',
+    hint: 'Put several watches on one stream (etcd clients do), close unused streams, or raise --max-watch-streams.',
+  },
+  CONCORD_E_WATCH_SLOW_CONSUMER: {
+    message: 'concord: watch stream ended because the client did not read its responses',
+    grpcStatus: 'RESOURCE_EXHAUSTED',
+    hint: 'Read watch responses promptly, then watch again from the last revision received; or raise --max-watch-stream-queued-bytes / --max-watch-queued-bytes.',
+  },
+  CONCORD_E_LEASE_LIMIT: {
+    message: 'concord: too many leases',
+    grpcStatus: 'RESOURCE_EXHAUSTED',
+    hint: 'Share one lease between the keys of a session, revoke leases no longer needed, or raise --max-leases.',
+  },
+  CONCORD_E_RANGE_TOO_MANY_KEYS: {
+    message: 'concord: range result has too many keys',
+    // As etcd's size limits on requests (request too large, too many txn ops): no client retries it.
+    grpcStatus: 'INVALID_ARGUMENT',
+    hint: 'Page through the range: send limit (at most --max-range-keys) and continue from the last key received; or raise --max-range-keys.',
+  },
   CONCORD_E_WATCH_DUPLICATE_ID: {
     message: 'mvcc: duplicate watch ID provided on the WatchStream',
     grpcStatus: 'INVALID_ARGUMENT',

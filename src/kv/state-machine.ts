@@ -144,6 +144,10 @@ export class KvStateMachine {
     return this.leases.get(id);
   }
 
+  get leaseCount(): number {
+    return this.leases.count;
+  }
+
   leaseIds(): bigint[] {
     return this.leases.list();
   }

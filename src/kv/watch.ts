@@ -107,6 +107,11 @@ export class WatchHub {
     return this.count;
   }
 
+  /** Watchers of one stream. */
+  streamWatcherCount(streamId: number): number {
+    return this.streams.get(streamId)?.size ?? 0;
+  }
+
   get unsyncedCount(): number {
     return this.unsynced.size;
   }

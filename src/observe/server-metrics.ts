@@ -1,7 +1,7 @@
 // The store member's Prometheus metrics. Names follow etcd's where the concept is the same
 // (concord_ instead of etcd_), so dashboards and alerts translate directly.
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** etcd's WAL fsync buckets: 1 ms doubling to about 8 s. */
 const FSYNC_BUCKETS_SECONDS = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);
@@ -27,6 +27,26 @@ export class ServerMetrics {
   readonly peerMessagesDropped = new Gauge({
     name: 'concord_network_peer_messages_dropped', help: 'Raft messages dropped since start (peer down or its queue full; Raft re-sends)', registers: [this.registry],
   });
+
+  /**
+   * Requests, connections and streams refused by a resource limit; the label is the limit's flag
+   * name (max-leases, max-client-connections, ...), so an alert names what to raise or fix.
+   */
+  readonly refused = new Counter({
+    name: 'concord_store_refused_total', help: 'requests, connections and streams refused by a resource limit, by the limit\'s flag name',
+    labelNames: ['limit'], registers: [this.registry],
+  });
+  readonly clientConnections = new Gauge({ name: 'concord_store_client_connections', help: 'open client connections, all listeners together', registers: [this.registry] });
+  readonly watchStreams = new Gauge({ name: 'concord_store_watch_streams', help: 'open Watch streams', registers: [this.registry] });
+  readonly watchQueuedBytes = new Gauge({
+    name: 'concord_store_watch_queued_bytes', help: 'watch responses (estimated bytes) waiting for slow streams', registers: [this.registry],
+  });
+
+  constructor() {
+    // The process's own figures (resident memory, heap, open file descriptors, event-loop lag), as
+    // etcd exposes process_* and go_memstats_*: a leak shows on a dashboard before it kills the member.
+    collectDefaultMetrics({ register: this.registry });
+  }
 
   /** Gauges read at scrape time from the live member, so they are never stale. */
   sampleAtScrape(samples: {

@@ -34,6 +34,15 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
   { flag: 'quota-backend-bytes', key: 'quotaBackendBytes', description: 'raise the NOSPACE alarm above this size', parse: 'bytes' },
   { flag: 'max-request-bytes', key: 'maxRequestBytes', description: 'largest client request accepted', parse: 'bytes' },
   { flag: 'max-txn-ops', key: 'maxTxnOps', description: 'most operations in one transaction', parse: 'integer' },
+  { flag: 'max-concurrent-streams', key: 'maxConcurrentStreams', description: 'concurrent gRPC streams (calls) per client connection; more wait in the client', parse: 'integer' },
+  { flag: 'max-client-connections', key: 'maxClientConnections', description: 'open client connections per client listener; more are closed at once', parse: 'integer' },
+  { flag: 'max-watch-streams', key: 'maxWatchStreams', description: 'open Watch streams on this member, all connections together', parse: 'integer' },
+  { flag: 'max-watchers', key: 'maxWatchers', description: 'watchers on this member, all streams together', parse: 'integer' },
+  { flag: 'max-watches-per-connection', key: 'maxWatchesPerConnection', description: 'watchers one client connection may hold, over all its Watch streams', parse: 'integer' },
+  { flag: 'max-watch-stream-queued-bytes', key: 'maxWatchStreamQueuedBytes', description: 'watch responses waiting for one slow stream before it is ended', parse: 'bytes' },
+  { flag: 'max-watch-queued-bytes', key: 'maxWatchQueuedBytes', description: 'watch responses waiting for all slow streams together', parse: 'bytes' },
+  { flag: 'max-leases', key: 'maxLeases', description: 'leases granted and not yet revoked or expired', parse: 'integer' },
+  { flag: 'max-range-keys', key: 'maxRangeKeys', description: 'keys one Range response may carry; larger ranges are refused (page with limit)', parse: 'integer' },
   { flag: 'cert-file', key: 'certFile', description: 'TLS certificate for client connections (https:// client URLs)', parse: 'string' },
   { flag: 'key-file', key: 'keyFile', description: 'TLS key for client connections', parse: 'string' },
   { flag: 'trusted-ca-file', key: 'trustedCaFile', description: 'CA bundle to verify client certificates', parse: 'string' },
@@ -49,6 +58,38 @@ const DEFAULT_PEER_URL = 'http://127.0.0.1:2380';
 
 /** etcd's limit on the election timeout, kept so configurations move between the two. */
 export const MAX_ELECTION_TIMEOUT_MS = 50_000;
+
+/**
+ * The resource limits of a member that etcd has no flag for (etcd bounds none of these). Each is
+ * refused with a coded error and counted in concord_store_refused_total{limit="<flag>"};
+ * docs/store.md, "Resource limits", says why each default is what it is.
+ */
+export interface StoreLimits {
+  /** Per client listener; a connection over it is closed as soon as it is accepted. */
+  maxClientConnections: number;
+  maxWatchStreams: number;
+  maxWatchers: number;
+  maxWatchesPerConnection: number;
+  /** A stream whose unread responses exceed this is ended (RESOURCE_EXHAUSTED) with the reason. */
+  maxWatchStreamQueuedBytes: number;
+  /** The member's bound on watch backlogs: past it, the stream that adds to a backlog is ended. */
+  maxWatchQueuedBytes: number;
+  maxLeases: number;
+  maxRangeKeys: number;
+}
+
+export const DEFAULT_STORE_LIMITS: StoreLimits = {
+  maxClientConnections: 4096,
+  maxWatchStreams: 10_000,
+  maxWatchers: 100_000,
+  maxWatchesPerConnection: 10_000,
+  maxWatchStreamQueuedBytes: 32 * 1024 * 1024,
+  maxWatchQueuedBytes: 512 * 1024 * 1024,
+  maxLeases: 100_000,
+  maxRangeKeys: 100_000,
+};
+
+const MAX_UINT32 = 2 ** 32 - 1;
 
 const urlList = z.array(z.string()).min(1);
 
@@ -71,6 +112,16 @@ const settingsSchema = z.object({
   quotaBackendBytes: z.number().int().nonnegative().default(2 * 1024 * 1024 * 1024),
   maxRequestBytes: z.number().int().positive().default(1.5 * 1024 * 1024),
   maxTxnOps: z.number().int().positive().default(128),
+  // etcd's default, math.MaxUint32: HTTP/2's own ceiling for the setting.
+  maxConcurrentStreams: z.number().int().positive().max(MAX_UINT32).default(MAX_UINT32),
+  maxClientConnections: z.number().int().positive().default(DEFAULT_STORE_LIMITS.maxClientConnections),
+  maxWatchStreams: z.number().int().positive().default(DEFAULT_STORE_LIMITS.maxWatchStreams),
+  maxWatchers: z.number().int().positive().default(DEFAULT_STORE_LIMITS.maxWatchers),
+  maxWatchesPerConnection: z.number().int().positive().default(DEFAULT_STORE_LIMITS.maxWatchesPerConnection),
+  maxWatchStreamQueuedBytes: z.number().int().positive().default(DEFAULT_STORE_LIMITS.maxWatchStreamQueuedBytes),
+  maxWatchQueuedBytes: z.number().int().positive().default(DEFAULT_STORE_LIMITS.maxWatchQueuedBytes),
+  maxLeases: z.number().int().positive().default(DEFAULT_STORE_LIMITS.maxLeases),
+  maxRangeKeys: z.number().int().positive().default(DEFAULT_STORE_LIMITS.maxRangeKeys),
   certFile: z.string().min(1).optional(),
   keyFile: z.string().min(1).optional(),
   trustedCaFile: z.string().min(1).optional(),
@@ -103,6 +154,9 @@ export interface ServerConfig {
   quotaBackendBytes: number;
   maxRequestBytes: number;
   maxTxnOps: number;
+  /** etcd's --max-concurrent-streams: HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS on client connections. */
+  maxConcurrentStreams: number;
+  limits: StoreLimits;
   /** TLS for clients (https:// client URLs) and peers (https:// peer URLs); paths as given. */
   clientTls: TlsFiles;
   peerTls: TlsFiles;
@@ -201,7 +255,11 @@ export function settingsFromFlags(flags: Record<string, string | undefined>): Se
         break;
       }
       case 'bytes':
-        settings[spec.key] = parseBytes(raw);
+        try {
+          settings[spec.key] = parseBytes(raw);
+        } catch (error) {
+          throw new ConfigError(`--${spec.flag}: ${(error as Error).message}`);
+        }
         break;
       case 'boolean':
         if (!/^(true|false)$/.test(raw.trim())) throw new ConfigError(`--${spec.flag}: '${raw}' is not true or false`);
@@ -302,6 +360,17 @@ export function resolveServerConfig(fromFile: ServerSettings, fromFlags: ServerS
     quotaBackendBytes: s.quotaBackendBytes,
     maxRequestBytes: s.maxRequestBytes,
     maxTxnOps: s.maxTxnOps,
+    maxConcurrentStreams: s.maxConcurrentStreams,
+    limits: {
+      maxClientConnections: s.maxClientConnections,
+      maxWatchStreams: s.maxWatchStreams,
+      maxWatchers: s.maxWatchers,
+      maxWatchesPerConnection: s.maxWatchesPerConnection,
+      maxWatchStreamQueuedBytes: s.maxWatchStreamQueuedBytes,
+      maxWatchQueuedBytes: s.maxWatchQueuedBytes,
+      maxLeases: s.maxLeases,
+      maxRangeKeys: s.maxRangeKeys,
+    },
     clientTls,
     peerTls,
     bugs: [...bugs] as ServerBug[],

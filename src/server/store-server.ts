@@ -20,6 +20,7 @@ import { closeDataDir, persistSnapshot, recover, toMemoryStorage } from '../stor
 import type { RecoveredDataDir } from '../storage/data-dir.ts';
 import { PeerTransport } from '../transport/peer-transport.ts';
 import type { TransportLimits } from '../transport/transport-options.ts';
+import { ClientListener } from './client-listener.ts';
 import { ClusterAdmin } from './cluster-admin.ts';
 import { APPLIED_REQUESTS_WINDOW } from './data-dir-bootstrap.ts';
 import { startFollowerLeaseExpiryBug } from './follower-lease-expiry-bug.ts';
@@ -89,6 +90,7 @@ interface ServerParts {
   metrics: ServerMetrics;
   grpc: Server;
   clientAddresses: string[];
+  clientListeners: ClientListener[];
   metricsServers: HttpServer[];
   recovered: RecoveredDataDir;
   cleanups: (() => void | Promise<void>)[];
@@ -109,6 +111,7 @@ export class StoreServer {
   readonly peerAddresses: string[];
   private readonly config: ServerConfig;
   private readonly grpc: Server;
+  private readonly clientListeners: ClientListener[];
   private readonly metricsServers: HttpServer[];
   private readonly recovered: RecoveredDataDir;
   private readonly cleanups: (() => void | Promise<void>)[];
@@ -125,6 +128,7 @@ export class StoreServer {
     this.metrics = parts.metrics;
     this.grpc = parts.grpc;
     this.clientAddresses = parts.clientAddresses;
+    this.clientListeners = parts.clientListeners;
     this.metricsServers = parts.metricsServers;
     this.metricsAddresses = parts.metricsServers.map((server) => {
       const address = server.address();
@@ -178,6 +182,7 @@ export class StoreServer {
     });
     const random = new SeededRandom(Number(memberId % BigInt(Number.MAX_SAFE_INTEGER)) ^ Date.now());
     const cleanups: (() => void | Promise<void>)[] = [];
+    const clientListeners: ClientListener[] = [];
     // Members that a joining member learned of, until its first snapshot brings the member list.
     let joinedMembers = setup.joinedMembers;
     const started: { server?: StoreServer } = {};
@@ -287,6 +292,7 @@ export class StoreServer {
     const grpc = new Server({
       'grpc.max_receive_message_length': config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': 2 ** 31 - 1,
+      'grpc.max_concurrent_streams': config.maxConcurrentStreams,
     });
     const context: EtcdServiceContext = {
       backend: new StoreBackend(member, machine, config.maxRequestBytes, metrics, bugs.has('read-without-read-index')),
@@ -338,8 +344,17 @@ export class StoreServer {
     });
     const clientAddresses: string[] = [];
     for (const url of config.listenClientUrls) {
-      const port = await bindAsync(grpc, `${url.hostname}:${url.port}`, url.protocol === 'https:' ? tls.clientCredentials : insecure());
-      clientAddresses.push(`${url.hostname}:${port}`);
+      const listener = await ClientListener.listen({
+        grpc,
+        credentials: url.protocol === 'https:' ? tls.clientCredentials : insecure(),
+        host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: Number(url.port),
+        maxClientConnections: config.limits.maxClientConnections,
+        metrics,
+        warn: (message) => logger.warn(message),
+      });
+      clientListeners.push(listener);
+      clientAddresses.push(`${url.hostname}:${listener.address.slice(listener.address.lastIndexOf(':') + 1)}`);
     }
     const metricsServers = await Promise.all(config.listenMetricsUrls.map((url) => listenHttp(
       createMetricsHttpServer({
@@ -360,7 +375,7 @@ export class StoreServer {
     logger.info(`serving the etcd v3 API on ${clientAddresses.join(', ')}, peers on ${transport.listenAddresses.join(', ')} ` +
       `(member ${memberId.toString(16)}, cluster ${clusterId.toString(16)})`);
     started.server = new StoreServer({
-      config, clusterId, memberId, member, transport, metrics, grpc, clientAddresses, metricsServers, recovered, cleanups, logger,
+      config, clusterId, memberId, member, transport, metrics, grpc, clientAddresses, clientListeners, metricsServers, recovered, cleanups, logger,
     });
     if (removedWhileStarting) {
       removed = false;
@@ -387,6 +402,7 @@ export class StoreServer {
     this.member.stop();
     await this.member.snapshotSettled();
     await new Promise<void>((resolve) => this.grpc.tryShutdown(() => resolve()));
+    await Promise.all(this.clientListeners.map((listener) => listener.close()));
     await Promise.all(this.metricsServers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     await closeDataDir(this.recovered);
   }
@@ -487,15 +503,6 @@ function publishAttributes(
 
 function insecure(): ServerCredentials {
   return loadTls({ clientTls: { clientCertAuth: false }, peerTls: { clientCertAuth: false } }).clientCredentials;
-}
-
-function bindAsync(server: Server, address: string, credentials: ServerCredentials): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, credentials, (error, port) => {
-      if (error) reject(new ConfigError(`cannot listen for clients on ${address}: ${error.message}`));
-      else resolve(port);
-    });
-  });
 }
 
 function listenHttp(server: HttpServer, url: URL): Promise<HttpServer> {

@@ -237,7 +237,7 @@ test('a client that stops reading is cut off at the queue bound with RESOURCE_EX
     stalled.read();
     await waitFor('the stalled stream to end', () => stalled.ended !== undefined);
     assert.equal(stalled.ended!.code, status.RESOURCE_EXHAUSTED);
-    assert.match(stalled.ended!.details, /watch stream closed because the client did not read its responses \(\d+ waiting, over maxQueuedBytesPerStream 524288\)/);
+    assert.match(stalled.ended!.details, /concord: watch stream ended because the client did not read its responses: \d+ responses waiting \(\d+ bytes waiting on this stream, --max-watch-stream-queued-bytes 524288\)/);
     assert.equal(healthy.ended, undefined, 'a client that reads is unaffected');
     await client.put('s-last').value('x');
     await healthy.next('events after the cut-off', (response) => events([response]).some((event) => event.startsWith('PUT s-last=')));

@@ -8,7 +8,9 @@
 
 import type { ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { checkRangeRequest } from '../../kv/request-check.ts';
-import type { KvCommand, KvCommandResponse } from '../../kv/types.ts';
+import { KvError } from '../../kv/errors.ts';
+import type { KvCommand, KvCommandResponse, RangeRequest, RangeResponse } from '../../kv/types.ts';
+import type { ServerMetrics } from '../../observe/server-metrics.ts';
 import { toServiceError } from './grpc-errors.ts';
 import type { HeaderSource, WireDeleteRangeRequest, WirePutRequest, WireRangeRequest, WireTxnRequest, WireInt64 } from './wire.ts';
 import {
@@ -38,11 +40,31 @@ function unary<Request>(handle: (request: Request, caller: CallIdentity) => Prom
   };
 }
 
-export function kvService(backend: KvBackend, headers: HeaderSource, auth: AuthGate): UntypedServiceImplementation {
+export function kvService(
+  backend: KvBackend, headers: HeaderSource, auth: AuthGate, limits: { maxRangeKeys: number }, metrics: ServerMetrics,
+): UntypedServiceImplementation {
+  const { maxRangeKeys } = limits;
   const propose = async <T extends KvCommandResponse['type']>(command: KvCommand, type: T, caller: CallIdentity) => {
     const response = await backend.write(command, auth.requester(caller));
     if (response.type !== type) throw new Error(`a ${command.type} command answered with a ${response.type} response`);
     return response as Extract<KvCommandResponse, { type: T }>;
+  };
+  /**
+   * --max-range-keys: a Range that would return more keys is refused, not cut short. etcd marks a
+   * cut-short result with more: true only when the client asked for a limit, and clients that sent
+   * none (etcdctl get --prefix, most libraries' getAll) do not look at `more`: a silently truncated
+   * list would be taken for the whole one (a controller would think the missing keys deleted). A
+   * clear error makes them page with `limit` instead. Count-only ranges return no keys and pass.
+   */
+  const rangeWithinLimit = (request: RangeRequest): RangeResponse => {
+    const requested = request.limit ?? 0;
+    if (request.countOnly === true || (requested > 0 && requested <= maxRangeKeys)) return backend.range(request);
+    // Asking for one key past the bound tells whether the result fits, without building all of it.
+    const response = backend.range({ ...request, limit: maxRangeKeys });
+    if (!response.more) return response;
+    metrics.refused.inc({ limit: 'max-range-keys' });
+    throw new KvError('CONCORD_E_RANGE_TOO_MANY_KEYS', `${response.count} keys match, over --max-range-keys ${maxRangeKeys}; ` +
+      `send limit (at most ${maxRangeKeys}) and continue from the key after the last one received`);
   };
   return {
     Range: unary(async (wire: WireRangeRequest, caller) => {
@@ -51,7 +73,7 @@ export function kvService(backend: KvBackend, headers: HeaderSource, auth: AuthG
       checkRangeRequest(request);
       if (!request.serializable) await backend.readBarrier();
       auth.checkRead(caller, request.key, request.rangeEnd);
-      return rangeResponseToWire(backend.range(request), headers);
+      return rangeResponseToWire(rangeWithinLimit(request), headers);
     }),
     Put: unary(async (wire: WirePutRequest, caller) => {
       const { response } = await propose({ type: 'put', request: putRequestFromWire(wire) }, 'put', caller);

@@ -124,6 +124,19 @@ export function leaseService(context: EtcdServiceContext, auth: AuthGate, option
     return timeToLiveHere(BigInt(id), keys, user ?? '');
   });
 
+  /**
+   * --max-leases is checked where the grant arrives, before it is proposed, not when it is applied:
+   * members may run with different limits, and an applied command must have the same outcome on
+   * every member. Grants in flight at the same moment can therefore pass the bound by their number.
+   */
+  const refuseOverLeaseLimit = () => {
+    const { maxLeases } = context.config.limits;
+    const leases = context.stateMachine().leaseCount;
+    if (leases < maxLeases) return;
+    context.metrics.refused.inc({ limit: 'max-leases' });
+    throw new KvError('CONCORD_E_LEASE_LIMIT', `${leases} leases exist (--max-leases ${maxLeases}); share a lease between the keys of a session, revoke unused ones, or raise the limit`);
+  };
+
   const renew = async (id: bigint): Promise<number> => {
     const { ttl } = (await context.cluster.callLeader('leaseKeepAlive', { id: id.toString() })) as { ttl: number };
     return ttl;
@@ -133,6 +146,7 @@ export function leaseService(context: EtcdServiceContext, auth: AuthGate, option
     LeaseGrant: unary(async (wire: LeaseGrantRequest, caller) => {
       const ttl = ttlFromWire(wire.TTL);
       let id = leaseIdFromWire(wire.ID);
+      refuseOverLeaseLimit();
       // etcd's leader picks the ID of a grant that asks for 0; it travels in the command.
       if (id === 0n) id = ids.next();
       const { response } = await propose({ type: 'leaseGrant', request: { id, ttl } }, 'leaseGrant', caller);

@@ -19,7 +19,7 @@ import { AuthGate } from './auth-gate.ts';
 type ServiceFactory = (context: EtcdServiceContext, auth: AuthGate) => UntypedServiceImplementation;
 
 const SERVICES: [EtcdServiceName, ServiceFactory][] = [
-  ['KV', (context, auth) => kvService(context.backend, context.headers, auth)],
+  ['KV', (context, auth) => kvService(context.backend, context.headers, auth, context.config.limits, context.metrics)],
   ['Watch', (context, auth) => watchService(context, auth, context.serviceOptions?.watch)],
   ['Lease', (context, auth) => leaseService(context, auth, context.serviceOptions?.lease)],
   ['Cluster', clusterService],

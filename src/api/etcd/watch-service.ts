@@ -6,9 +6,12 @@
 // the past catch up from history on a WATCH_SYNC_INTERVAL_MS timer (and right after they are
 // created); watchers that asked for progress notifications get one every
 // WATCH_PROGRESS_NOTIFY_INTERVAL_MS. A stream whose client stops reading is not buffered without
-// limit: once MAX_QUEUED_BYTES_PER_STREAM of responses wait behind the stream's own (HTTP/2 flow
-// controlled) buffer, its watchers are dropped and the stream ends with RESOURCE_EXHAUSTED, so the
-// client can reconnect and resume from the last revision it saw. (etcd instead parks such
+// limit: once --max-watch-stream-queued-bytes of responses wait behind the stream's own (HTTP/2
+// flow controlled) buffer, or a stream adds to its backlog while all backlogs together exceed
+// --max-watch-queued-bytes, its watchers are dropped and the stream ends with RESOURCE_EXHAUSTED
+// (CONCORD_E_WATCH_SLOW_CONSUMER), so the client can reconnect and resume from the last revision
+// it saw. The member-wide bound is what caps the memory held for slow watchers: a per-stream bound
+// alone multiplies by the number of streams. (etcd instead parks such
 // watchers as "victims" and replays history to them later; WatchHub has no such state, and a
 // clear error beats unbounded memory.) The bound is in bytes, not responses, because one applied
 // batch legitimately produces a burst of one response per revision per watcher, even for a client
@@ -25,7 +28,9 @@ import type { ServerDuplexStream, ServiceError, UntypedServiceImplementation } f
 import type { KvStateMachine, ApplyResult } from '../../kv/state-machine.ts';
 import { AUTO_WATCH_ID, WatchHub } from '../../kv/watch.ts';
 import type { WatchCreateRequest as HubCreateRequest, WatchFilter, WatchHubLimits, WatchResponse as HubResponse } from '../../kv/watch.ts';
+import { KvError } from '../../kv/errors.ts';
 import { MemberError } from '../../server/raft-member.ts';
+import type { StoreLimits } from '../../server/server-config.ts';
 import { toServiceError } from './grpc-errors.ts';
 import type { WatchCreateRequest, WatchRequest } from './proto-loader.ts';
 import type { EtcdServiceContext } from './service-context.ts';
@@ -37,8 +42,6 @@ import type { AuthGate } from './auth-gate.ts';
 export const WATCH_SYNC_INTERVAL_MS = 100;
 /** etcd's default progress notification interval (v3rpc.ProgressReportInterval): 10 minutes. */
 export const WATCH_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
-/** Bytes of responses (estimated) waiting for one stream before the stream is ended as too slow. */
-export const MAX_QUEUED_BYTES_PER_STREAM = 32 * 1024 * 1024;
 /**
  * etcd's cancel_reason for a watch the user may not create: the text of its gRPC error
  * (rpctypes.ErrGRPCPermissionDenied.Error()), which etcdctl prints as is.
@@ -53,8 +56,10 @@ export interface WatchServiceOptions {
   syncIntervalMs?: number;
   /** Default WATCH_PROGRESS_NOTIFY_INTERVAL_MS; tests shorten it. */
   progressNotifyIntervalMs?: number;
-  /** Default MAX_QUEUED_BYTES_PER_STREAM. */
+  /** Default: --max-watch-stream-queued-bytes. */
   maxQueuedBytesPerStream?: number;
+  /** Default: --max-watch-queued-bytes. */
+  maxQueuedBytes?: number;
   hubLimits?: Partial<WatchHubLimits>;
 }
 
@@ -76,11 +81,20 @@ export function watchService(context: EtcdServiceContext, auth: AuthGate, option
   return { Watch: (call: WatchCall) => server.open(call) };
 }
 
+/** The responses waiting for every slow stream of the member, against --max-watch-queued-bytes. */
+interface WatchBacklog {
+  queuedBytes: number;
+  readonly maxQueuedBytes: number;
+}
+
 /** One client stream: its outgoing queue, drained as fast as the stream accepts writes. */
 class WatchStream {
   readonly id: number;
   readonly call: WatchCall;
+  /** The client connection the stream came on (its peer address), for --max-watches-per-connection. */
+  readonly connection: string;
   private readonly maxQueuedBytes: number;
+  private readonly backlog: WatchBacklog;
   /** Invariant: empty unless awaitingDrain (nothing waits while the stream accepts writes). */
   private readonly queue: { message: object; sizeBytes: number }[] = [];
   /** Invariant: the sum of the queued responses' sizes. */
@@ -90,10 +104,16 @@ class WatchStream {
   /** A WatchProgressRequest waits here until every watcher of the stream is synced. */
   progressRequested = false;
 
-  constructor(id: number, call: WatchCall, maxQueuedBytes: number) {
+  constructor(id: number, call: WatchCall, maxQueuedBytes: number, backlog: WatchBacklog) {
     this.id = id;
     this.call = call;
+    this.connection = call.getPeer();
     this.maxQueuedBytes = maxQueuedBytes;
+    this.backlog = backlog;
+  }
+
+  get queuedBytesOfStream(): number {
+    return this.queuedBytes;
   }
 
   get queuedResponses(): number {
@@ -101,17 +121,25 @@ class WatchStream {
   }
 
   /**
-   * Queues a response; false if the client is too slow and the queue is full. One response is
-   * always accepted into an empty queue, however large, so a big catch-up batch alone never counts
-   * as a slow client.
+   * Queues a response; if the client is too slow (its queue, or all queues together, would pass
+   * their bound), says which bound instead. One response is always accepted into an empty queue,
+   * however large, so a big catch-up batch alone never counts as a slow client.
    */
-  send(message: object, sizeBytes: number): boolean {
-    if (this.closed) return true;
-    if (this.queue.length > 0 && this.queuedBytes + sizeBytes > this.maxQueuedBytes) return false;
+  send(message: object, sizeBytes: number): 'queued' | 'stream-full' | 'member-full' {
+    if (this.closed) return 'queued';
+    if (this.queue.length > 0) {
+      if (this.queuedBytes + sizeBytes > this.maxQueuedBytes) return 'stream-full';
+      if (this.backlog.queuedBytes + sizeBytes > this.backlog.maxQueuedBytes) return 'member-full';
+    }
     this.queue.push({ message, sizeBytes });
-    this.queuedBytes += sizeBytes;
+    this.adjustQueued(sizeBytes);
     this.flush();
-    return true;
+    return 'queued';
+  }
+
+  private adjustQueued(deltaBytes: number): void {
+    this.queuedBytes += deltaBytes;
+    this.backlog.queuedBytes += deltaBytes;
   }
 
   /** Ends the stream with an error status, dropping what is still queued. */
@@ -119,7 +147,7 @@ class WatchStream {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
-    this.queuedBytes = 0;
+    this.adjustQueued(-this.queuedBytes);
     // grpc-js sends the status after the messages already in the stream's own bounded buffer.
     this.call.emit('error', error);
   }
@@ -127,7 +155,7 @@ class WatchStream {
   private flush(): void {
     while (!this.awaitingDrain && !this.closed && this.queue.length > 0) {
       const next = this.queue.shift()!;
-      this.queuedBytes -= next.sizeBytes;
+      this.adjustQueued(-next.sizeBytes);
       if (this.call.write(next.message)) continue;
       this.awaitingDrain = true;
       this.call.once('drain', () => {
@@ -147,6 +175,8 @@ class WatchServer {
   private readonly syncIntervalMs: number;
   private readonly progressNotifyIntervalMs: number;
   private readonly maxQueuedBytesPerStream: number;
+  private readonly backlog: WatchBacklog;
+  private readonly limits: StoreLimits;
   private readonly unsubscribes: (() => void)[] = [];
   private readonly timers: unknown[] = [];
   private nextStreamId = 1;
@@ -157,10 +187,17 @@ class WatchServer {
     this.context = context;
     this.auth = auth;
     this.headers = context.headers;
-    this.hub = new WatchHub(context.stateMachine().mvcc, options.hubLimits);
+    this.limits = context.config.limits;
+    this.hub = new WatchHub(context.stateMachine().mvcc, {
+      maxWatchers: this.limits.maxWatchers,
+      // A stream lives on one connection, so the connection's bound also bounds each stream.
+      maxWatchersPerStream: this.limits.maxWatchesPerConnection,
+      ...options.hubLimits,
+    });
     this.syncIntervalMs = positiveInteger(options.syncIntervalMs ?? WATCH_SYNC_INTERVAL_MS, 'syncIntervalMs');
     this.progressNotifyIntervalMs = positiveInteger(options.progressNotifyIntervalMs ?? WATCH_PROGRESS_NOTIFY_INTERVAL_MS, 'progressNotifyIntervalMs');
-    this.maxQueuedBytesPerStream = positiveInteger(options.maxQueuedBytesPerStream ?? MAX_QUEUED_BYTES_PER_STREAM, 'maxQueuedBytesPerStream');
+    this.maxQueuedBytesPerStream = positiveInteger(options.maxQueuedBytesPerStream ?? this.limits.maxWatchStreamQueuedBytes, 'maxQueuedBytesPerStream');
+    this.backlog = { queuedBytes: 0, maxQueuedBytes: positiveInteger(options.maxQueuedBytes ?? this.limits.maxWatchQueuedBytes, 'maxQueuedBytes') };
   }
 
   start(): void {
@@ -188,8 +225,15 @@ class WatchServer {
       call.emit('error', toServiceError(new MemberError('CONCORD_E_STOPPED', 'the member is shutting down')));
       return;
     }
-    const stream = new WatchStream(this.nextStreamId++, call, this.maxQueuedBytesPerStream);
+    if (this.streams.size >= this.limits.maxWatchStreams) {
+      this.context.metrics.refused.inc({ limit: 'max-watch-streams' });
+      call.emit('error', toServiceError(new KvError('CONCORD_E_WATCH_STREAM_LIMIT',
+        `${this.streams.size} are open (--max-watch-streams ${this.limits.maxWatchStreams}); put several watches on one stream or close unused streams`)));
+      return;
+    }
+    const stream = new WatchStream(this.nextStreamId++, call, this.maxQueuedBytesPerStream, this.backlog);
     this.streams.set(stream.id, stream);
+    this.context.metrics.watchStreams.set(this.streams.size);
     call.on('data', (request: WatchRequest) => this.receive(stream, request));
     // As etcd, a client that closes its sending side keeps its watchers until it cancels the call.
     const gone = () => this.close(stream);
@@ -218,6 +262,13 @@ class WatchServer {
       this.send(stream, { ...this.refusal(), cancel_reason: refusal }, RESPONSE_OVERHEAD_BYTES + refusal.length);
       return;
     }
+    const overLimit = this.watcherLimitReached(stream);
+    if (overLimit !== undefined) {
+      this.context.metrics.refused.inc({ limit: overLimit.limit });
+      const reason = new KvError('CONCORD_E_WATCH_LIMIT', overLimit.detail).message;
+      this.send(stream, { ...this.refusal(), cancel_reason: reason }, RESPONSE_OVERHEAD_BYTES + reason.length);
+      return;
+    }
     if (!this.isPermitted(stream, request)) {
       this.send(stream, { ...this.refusal(), cancel_reason: WATCH_PERMISSION_DENIED_REASON }, RESPONSE_OVERHEAD_BYTES + WATCH_PERMISSION_DENIED_REASON.length);
       return;
@@ -225,6 +276,22 @@ class WatchServer {
     this.deliver([this.hub.create(request)]);
     // Catch a watcher from the past up at once rather than at the next tick.
     if (this.hub.unsyncedCount > 0) this.scheduleSync();
+  }
+
+  /** Which watcher bound a new watcher on this stream would pass, if any. */
+  private watcherLimitReached(stream: WatchStream): { limit: string; detail: string } | undefined {
+    const { maxWatchers, maxWatchesPerConnection } = this.limits;
+    if (this.hub.watcherCount >= maxWatchers) {
+      return { limit: 'max-watchers', detail: `${this.hub.watcherCount} watchers on this member (--max-watchers ${maxWatchers})` };
+    }
+    let onConnection = 0;
+    for (const other of this.streams.values()) {
+      if (other.connection === stream.connection) onConnection += this.hub.streamWatcherCount(other.id);
+    }
+    if (onConnection >= maxWatchesPerConnection) {
+      return { limit: 'max-watches-per-connection', detail: `${onConnection} watchers on this connection (--max-watches-per-connection ${maxWatchesPerConnection})` };
+    }
+    return undefined;
   }
 
   /** etcd's isWatchPermitted: any failure (no user, a bad token, no permission) refuses the watch. */
@@ -299,19 +366,27 @@ class WatchServer {
       if (stream !== undefined) this.send(stream, watchResponseToWire(response, this.headers), estimatedSizeBytes(response));
     }
     this.context.metrics.watchers.set(this.hub.watcherCount);
+    this.context.metrics.watchQueuedBytes.set(this.backlog.queuedBytes);
   }
 
   private send(stream: WatchStream, message: object, sizeBytes: number): void {
-    if (stream.send(message, sizeBytes)) return;
-    this.close(stream, grpcError(status.RESOURCE_EXHAUSTED,
-      `concord: watch stream closed because the client did not read its responses (${stream.queuedResponses} waiting, ` +
-      `over maxQueuedBytesPerStream ${this.maxQueuedBytesPerStream}); read watch responses promptly, then watch again from the last revision received`));
+    const outcome = stream.send(message, sizeBytes);
+    if (outcome === 'queued') return;
+    const limit = outcome === 'stream-full' ? 'max-watch-stream-queued-bytes' : 'max-watch-queued-bytes';
+    const bound = outcome === 'stream-full'
+      ? `${stream.queuedBytesOfStream} bytes waiting on this stream, --max-watch-stream-queued-bytes ${this.maxQueuedBytesPerStream}`
+      : `${this.backlog.queuedBytes} bytes waiting on all streams, --max-watch-queued-bytes ${this.backlog.maxQueuedBytes}`;
+    this.context.metrics.refused.inc({ limit });
+    const error = new KvError('CONCORD_E_WATCH_SLOW_CONSUMER', `${stream.queuedResponses} responses waiting (${bound}); ` +
+      'read watch responses promptly, then watch again from the last revision received');
+    this.close(stream, grpcError(status.RESOURCE_EXHAUSTED, error.message));
   }
 
   /** Forgets the stream's watchers; with an error, also ends the stream with it. */
   private close(stream: WatchStream, error?: ServiceError): void {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
+    this.context.metrics.watchStreams.set(this.streams.size);
     this.hub.closeStream(stream.id);
     this.context.metrics.watchers.set(this.hub.watcherCount);
     if (error !== undefined) stream.fail(error);

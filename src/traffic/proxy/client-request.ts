@@ -8,7 +8,7 @@ import type { Dispatcher } from 'undici';
 import type { Attempt, Exchange, ExchangeIo } from './exchange.ts';
 import { upstreamRequestHeaders } from './forwarded-headers.ts';
 import type { PoolRuntime } from './pool-runtime.ts';
-import { UndiciExchangeIo } from './undici-forwarding.ts';
+import { UndiciExchangeIo, type BodyLimit } from './undici-forwarding.ts';
 
 /** A client's own request id longer than this is replaced by a generated one. */
 export const MAX_GIVEN_REQUEST_ID_LENGTH = 200;
@@ -28,8 +28,11 @@ export interface ClientRequest {
   readonly givenRequestId: string | undefined;
   /** The proxy's own answer (no route, body too large, refused by admission control). */
   respond(status: number, headers: Readonly<Record<string, string | number>>, body: string, close: boolean): void;
-  /** Prepares the request for the backends (headers, request id) and returns the exchange's transport. */
-  prepareExchange(pool: PoolRuntime, requestId: string): ExchangeIo;
+  /**
+   * Prepares the request for the backends (headers, request id) and returns the exchange's
+   * transport; a body whose length was not declared is held to `bodyLimit` as it streams.
+   */
+  prepareExchange(pool: PoolRuntime, requestId: string, bodyLimit?: BodyLimit): ExchangeIo;
   /** The request was admitted and its exchange is about to start. */
   exchangeStarted(exchange: Exchange): void;
 }
@@ -87,7 +90,7 @@ export class NodeClientRequest implements ClientRequest {
     this.res.writeHead(status, { ...all, 'content-length': Buffer.byteLength(body) }).end(body);
   }
 
-  prepareExchange(pool: PoolRuntime, requestId: string): ExchangeIo {
+  prepareExchange(pool: PoolRuntime, requestId: string, bodyLimit?: BodyLimit): ExchangeIo {
     const req = this.req;
     const upstreamHeaders = upstreamRequestHeaders(req.rawHeaders, req.headers, {
       clientIp: this.clientIp, proto: (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http', requestIdHeader: this.requestIdHeader, requestId,
@@ -95,7 +98,7 @@ export class NodeClientRequest implements ClientRequest {
     });
     // The proxy answers Expect: 100-continue itself, once the request is admitted.
     if (this.expectsContinue) dropHeader(upstreamHeaders, 'expect');
-    this.io = new UndiciExchangeIo(req, this.res, this.path, upstreamHeaders, (attempt: Attempt): Dispatcher => attempt.backend.dispatcher());
+    this.io = new UndiciExchangeIo(req, this.res, this.path, upstreamHeaders, (attempt: Attempt): Dispatcher => attempt.backend.dispatcher(), bodyLimit);
     return this.io;
   }
 

@@ -254,6 +254,23 @@ export class Exchange {
     this.respondWithError(status, code, describeFailure(failure, pool.config.timeouts), attempt.backend.id, true);
   }
 
+  /**
+   * The client's body went over the pool's limit while it streamed (no Content-Length declared it
+   * up front): the attempt is stopped and the client gets 413 if no response has started, else
+   * its connection is cut. The transport closes the connection, since the rest of the body is unread.
+   */
+  bodyTooLarge(limitBytes: number, key: string): void {
+    if (this.finished) return;
+    const attempt = this.current;
+    attempt?.abort(new ClientGone('request body over the limit'));
+    if (attempt?.headersSent === true) {
+      this.request.io.cutOff(new Error('request body over the limit'));
+      this.finish(413, false);
+      return;
+    }
+    this.respondWithError(413, 'CONCORD_E_PROXY_BODY_TOO_LARGE', `request body over the limit of ${limitBytes} bytes (${key})`, 'none', false);
+  }
+
   /** The client went away before the exchange finished: 499 in the log, the attempt stopped. */
   clientGone(): void {
     if (this.finished) return;

@@ -22,6 +22,8 @@ export interface FastPathSettings {
   /** An idle keep-alive client connection is closed after this long. */
   readonly clientIdleMs: number;
   readonly requestIdHeader: string;
+  /** proxy.maxHeaderBytes: a longer head goes to node:http, whose parser answers it with 431. */
+  readonly maxHeaderBytes: number;
 }
 
 /** The request flow, as the fast path uses it. */
@@ -54,7 +56,9 @@ export class FastPath {
     this.settings = settings;
     this.handler = handler;
     this.sweeper = sweeper;
-    this.parser = new RequestHeadParser(settings.requestIdHeader, DEFAULT_REQUEST_HEAD_LIMITS);
+    this.parser = new RequestHeadParser(settings.requestIdHeader, {
+      ...DEFAULT_REQUEST_HEAD_LIMITS, maxHeadBytes: Math.min(DEFAULT_REQUEST_HEAD_LIMITS.maxHeadBytes, settings.maxHeaderBytes),
+    });
     this.nodeConnectionListener = listeners[0]!;
     server.removeListener('connection', this.nodeConnectionListener);
     server.on('connection', (socket: Socket) => this.accept(socket));

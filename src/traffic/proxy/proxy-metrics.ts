@@ -54,6 +54,10 @@ export class ProxyMetrics {
     name: 'concord_proxy_fast_path_handoffs_total', help: 'client connections the fast path handed to node:http, by reason (the request it could not serve itself)',
     labelNames: ['reason'], registers: [this.registry],
   });
+  private readonly refused = new Counter({
+    name: 'concord_proxy_refused_total', help: 'connections and requests refused by a resource limit, by the limit\'s config key',
+    labelNames: ['limit'], registers: [this.registry],
+  });
   private readonly activeRequests = new Gauge({
     name: 'concord_proxy_active_requests', help: 'requests in flight to a backend', labelNames: ['pool', 'backend'], registers: [this.registry],
   });
@@ -90,6 +94,11 @@ export class ProxyMetrics {
 
   countHandOff(reason: string): void {
     this.handOffs.labels(reason).inc();
+  }
+
+  /** A refusal by a resource limit; `limit` is its config key (maxHeaderBytes, maxClientConnections, maxRequestBodyBytes). */
+  countRefused(limit: string): void {
+    this.refused.labels(limit).inc();
   }
 
   countRejected(pool: string, status: number): void {

@@ -126,6 +126,7 @@ export class ProxyServer implements FastPathHandler {
     this.traffic = createTrafficListener(options.settings, {
       request: (req, res, expectsContinue) => this.onRequest(req, res, expectsContinue),
       upgrade: (req, socket, head) => this.onUpgrade(req, socket, head),
+      refused: (limit) => this.metrics.countRefused(limit),
     }, this.fastPath ? { handler: this, sweeper: this.sweeper } : undefined);
     this.admin = createAdminServer(this);
     this.ticker = setInterval(() => {
@@ -359,17 +360,21 @@ export class ProxyServer implements FastPathHandler {
 
   /** The request flow, for both client paths: body limit, admission, then the exchange with its retries. */
   private handle(request: ClientRequest, pool: PoolRuntime): void {
-    const limit = this.settings.maxRequestBodyBytes;
+    const limit = pool.config.maxRequestBodyBytes ?? this.settings.maxRequestBodyBytes;
     if (limit > 0 && request.contentLength > limit) {
-      const body = `CONCORD_E_PROXY_BODY_TOO_LARGE: request body over the proxy's limit of ${limit} bytes (proxy.maxRequestBodyBytes)\n`;
-      request.respond(413, { 'content-type': 'text/plain; charset=utf-8', 'x-concord-error': 'CONCORD_E_PROXY_BODY_TOO_LARGE' }, body, true);
+      this.metrics.countRefused('maxRequestBodyBytes');
+      request.respond(413, { 'content-type': 'text/plain; charset=utf-8', 'x-concord-error': 'CONCORD_E_PROXY_BODY_TOO_LARGE' }, bodyTooLarge(pool, limit), true);
       return;
     }
     this.inFlight += 1;
     // Headers are read only when something needs them: building them costs, and most pools never look.
     const hashKey = pool.hashKeyOf?.(request.headers, request.path);
     const requestId = requestIdOf(request.givenRequestId);
-    const io = request.prepareExchange(pool, requestId);
+    // A body of undeclared length (chunked, HTTP/2) is counted as it streams; the fast path only takes declared lengths.
+    const bodyLimit = limit > 0 && request.contentLength < 0
+      ? { maxBytes: limit, key: bodyLimitKey(pool), onRefused: () => this.metrics.countRefused('maxRequestBodyBytes') }
+      : undefined;
+    const io = request.prepareExchange(pool, requestId, bodyLimit);
     const decision = this.admission === admitAll ? ADMITTED
       : this.admission.admit({ pool: pool.name, method: request.method, path: request.path, headers: request.headers, clientKey: request.clientIp });
     if (decision instanceof Promise) {
@@ -421,6 +426,16 @@ export class ProxyServer implements FastPathHandler {
     const requestId = requestIdOf(typeof given === 'string' ? given : undefined);
     passUpgrade(req, socket, head, pool, { clientIp: req.socket.remoteAddress ?? '', proto: this.traffic.proto, requestIdHeader: headerName, requestId }, () => this.requestDone());
   }
+}
+
+/** The config key that set a pool's body limit, for the 413 answer's text. */
+function bodyLimitKey(pool: PoolRuntime): string {
+  return pool.config.maxRequestBodyBytes === undefined ? 'proxy.maxRequestBodyBytes' : `pools[${pool.name}].maxRequestBodyBytes`;
+}
+
+/** The 413 answer's text for a declared Content-Length over the limit. */
+function bodyTooLarge(pool: PoolRuntime, limit: number): string {
+  return `CONCORD_E_PROXY_BODY_TOO_LARGE: request body over the limit of ${limit} bytes (${bodyLimitKey(pool)})\n`;
 }
 
 /** Whether two configurations of a pool differ in nothing but their backends (which change in place). */

@@ -17,6 +17,8 @@ import { FastPath, type FastPathHandler } from './fast-path.ts';
 export interface TrafficHandlers {
   request(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void;
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** A connection or request refused by a resource limit (its config key), for the metrics. */
+  refused(limit: 'maxClientConnections' | 'maxHeaderBytes'): void;
 }
 
 export interface TrafficListener {
@@ -35,6 +37,22 @@ export interface TrafficListener {
 
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
+/** The answer to a request head over proxy.maxHeaderBytes (node:http's parser stops at it). */
+function headersTooLarge(maxHeaderBytes: number): string {
+  const body = `CONCORD_E_PROXY_HEADERS_TOO_LARGE: request head over the proxy's limit of ${maxHeaderBytes} bytes (proxy.maxHeaderBytes)\n`;
+  return 'HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\n' +
+    `x-concord-error: CONCORD_E_PROXY_HEADERS_TOO_LARGE\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+/**
+ * proxy.maxClientConnections on one listening server: Node closes a connection over the bound as
+ * soon as it is accepted ('drop'), before any byte is read, so the refusal costs almost nothing.
+ */
+function boundConnections(server: { maxConnections: number; on(event: 'drop', listener: () => void): unknown }, settings: ProxySettings, handlers: TrafficHandlers): void {
+  server.maxConnections = settings.maxClientConnections;
+  server.on('drop', () => handlers.refused('maxClientConnections'));
+}
+
 /** What the fast path needs from the proxy, when proxy.fastPath is on. */
 export interface FastPathWiring {
   readonly handler: FastPathHandler;
@@ -43,12 +61,13 @@ export interface FastPathWiring {
 
 export function createTrafficListener(settings: ProxySettings, handlers: TrafficHandlers, fast: FastPathWiring | undefined): TrafficListener {
   const main = settings.tls === undefined ? plainListener(settings, handlers, fast) : tlsListener(settings, handlers);
-  return settings.h2cListen === undefined ? main : withH2c(main, settings.h2cListen, handlers);
+  return settings.h2cListen === undefined ? main : withH2c(main, settings.h2cListen, settings, handlers);
 }
 
 /** Adds the cleartext HTTP/2 (prior knowledge) listener next to the main one. */
-function withH2c(main: TrafficListener, address: string, handlers: TrafficHandlers): TrafficListener {
-  const server = createH2cServer();
+function withH2c(main: TrafficListener, address: string, settings: ProxySettings, handlers: TrafficHandlers): TrafficListener {
+  const server = createH2cServer({ settings: { maxHeaderListSize: settings.maxHeaderBytes } });
+  boundConnections(server, settings, handlers);
   const sessions = new Set<Http2Session>();
   server.on('request', (req, res) => handlers.request(req as unknown as IncomingMessage, res as unknown as ServerResponse, false));
   server.on('checkContinue', (req, res) => handlers.request(req as unknown as IncomingMessage, res as unknown as ServerResponse, true));
@@ -95,14 +114,25 @@ function listenOn(server: Server | Http2SecureServer | Http2Server, address: str
 }
 
 function plainListener(settings: ProxySettings, handlers: TrafficHandlers, fast: FastPathWiring | undefined): TrafficListener {
-  const server = createServer({ keepAliveTimeout: settings.clientIdleMs, headersTimeout: settings.headersTimeoutMs, requestTimeout: 0 }, (req, res) => handlers.request(req, res, false));
+  const server = createServer({
+    keepAliveTimeout: settings.clientIdleMs, headersTimeout: settings.headersTimeoutMs, requestTimeout: 0, maxHeaderSize: settings.maxHeaderBytes,
+  }, (req, res) => handlers.request(req, res, false));
+  boundConnections(server, settings, handlers);
   // The fast path takes every connection first and hands node:http what it does not serve itself.
   const fastPath = fast === undefined ? undefined : new FastPath(server, settings, fast.handler, fast.sweeper);
   server.on('checkContinue', (req, res) => handlers.request(req, res, true));
   server.on('upgrade', (req, socket, head) => handlers.upgrade(req, socket, head));
-  server.on('clientError', (error, socket) => {
-    if (socket.writable) socket.end(BAD_REQUEST);
-    else socket.destroy(error);
+  server.on('clientError', (error: Error & { code?: string }, socket) => {
+    if (!socket.writable) {
+      socket.destroy(error);
+      return;
+    }
+    if (error.code === 'HPE_HEADER_OVERFLOW') {
+      handlers.refused('maxHeaderBytes');
+      socket.end(headersTooLarge(settings.maxHeaderBytes));
+    } else {
+      socket.end(BAD_REQUEST);
+    }
   });
   return {
     proto: 'http',
@@ -137,7 +167,11 @@ function readPem(path: string, key: string): Buffer {
 
 function tlsListener(settings: ProxySettings, handlers: TrafficHandlers): TrafficListener {
   const tls = settings.tls!;
-  const server = createSecureServer({ allowHTTP1: true, cert: readPem(tls.certFile, 'certFile'), key: readPem(tls.keyFile, 'keyFile') });
+  const server = createSecureServer({
+    allowHTTP1: true, cert: readPem(tls.certFile, 'certFile'), key: readPem(tls.keyFile, 'keyFile'),
+    maxHeaderSize: settings.maxHeaderBytes, settings: { maxHeaderListSize: settings.maxHeaderBytes },
+  } as Parameters<typeof createSecureServer>[0]);
+  boundConnections(server, settings, handlers);
   const sessions = new Set<Http2Session>();
   const sockets = new Set<Socket>();
   server.on('request', (req, res) => handlers.request(req as unknown as IncomingMessage, res as unknown as ServerResponse, false));

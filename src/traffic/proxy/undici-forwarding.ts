@@ -6,6 +6,7 @@
 // when proxy.fastPath is false.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ClientGone, CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, IDLE_TIMEOUT, RetryAbort, type Attempt, type Exchange, type ExchangeIo, type UpstreamFailure } from './exchange.ts';
 import { downstreamResponseHeaders } from './forwarded-headers.ts';
@@ -25,6 +26,15 @@ export function undiciFailure(error: Error): UpstreamFailure {
   return { kind: 'other', code };
 }
 
+/** A request body's size limit, for bodies whose length was not declared up front. */
+export interface BodyLimit {
+  readonly maxBytes: number;
+  /** The config key that set it, for the answer's text. */
+  readonly key: string;
+  /** Counts the refusal (metrics). */
+  onRefused(): void;
+}
+
 export class UndiciExchangeIo implements ExchangeIo {
   readonly hasBody: boolean;
   private readonly req: IncomingMessage;
@@ -32,9 +42,13 @@ export class UndiciExchangeIo implements ExchangeIo {
   private readonly path: string;
   private readonly upstreamHeaders: string[];
   private readonly dispatcherOf: (attempt: Attempt) => Dispatcher;
+  private readonly bodyLimit: BodyLimit | undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse, path: string, upstreamHeaders: string[], dispatcherOf: (attempt: Attempt) => Dispatcher) {
+  constructor(
+    req: IncomingMessage, res: ServerResponse, path: string, upstreamHeaders: string[], dispatcherOf: (attempt: Attempt) => Dispatcher, bodyLimit?: BodyLimit,
+  ) {
     this.req = req;
+    this.bodyLimit = bodyLimit;
     this.res = res;
     this.path = path;
     this.upstreamHeaders = upstreamHeaders;
@@ -62,11 +76,37 @@ export class UndiciExchangeIo implements ExchangeIo {
       path: this.path,
       method: (this.req.method ?? 'GET') as Dispatcher.HttpMethod,
       headers: this.upstreamHeaders,
-      body: this.hasBody ? this.req : null,
+      body: this.hasBody ? this.upstreamBody(exchange) : null,
       // Our own retries decide what is safe; undici must not hold requests back on its own account.
       idempotent: true,
       blocking: false,
     }, handler);
+  }
+
+  /**
+   * The body as it goes upstream: the client's request itself, or, under a size limit, the request
+   * passed through a counter that stops the exchange with 413 once more bytes arrive than allowed
+   * (a declared Content-Length over the limit was refused before this point).
+   */
+  private upstreamBody(exchange: Exchange): IncomingMessage | Transform {
+    const limit = this.bodyLimit;
+    if (limit === undefined) return this.req;
+    let seenBytes = 0;
+    const counted = new Transform({
+      transform: (chunk: Buffer, _encoding, callback) => {
+        seenBytes += chunk.length;
+        if (seenBytes <= limit.maxBytes) {
+          callback(null, chunk);
+          return;
+        }
+        this.req.unpipe(counted);
+        limit.onRefused();
+        this.res.shouldKeepAlive = false;
+        exchange.bodyTooLarge(limit.maxBytes, limit.key);
+        callback(new ClientGone('request body over the limit'));
+      },
+    });
+    return this.req.pipe(counted);
   }
 
   /** Writes the response head; false when Node refuses a header value (invalid characters), so it cannot be relayed. */

@@ -1,0 +1,87 @@
+// The member's client listeners: plain TCP servers that count their connections and hand each one
+// to gRPC (grpc-js's connection injector, which also does TLS). A listener owns its socket so that
+// it can bound the connections it holds: gRPC itself accepts without limit, and every connection
+// costs a file descriptor and an HTTP/2 session's buffers.
+//
+// A connection over --max-client-connections is closed as soon as it is accepted (Node's
+// net.Server maxConnections): the client sees the connection end and, like every etcd client,
+// retries with backoff. Nothing can be said on the wire before the HTTP/2 handshake, so the code
+// CONCORD_E_CLIENT_CONNECTION_LIMIT goes to the log (at most once a second) and the refusal to
+// concord_store_refused_total{limit="max-client-connections"}.
+
+import { createServer } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
+import type { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
+import type { ServerMetrics } from '../observe/server-metrics.ts';
+import { ConfigError } from './server-config.ts';
+
+/** Refusals are logged at most this often; the metric counts every one. */
+const REFUSAL_LOG_INTERVAL_MS = 1_000;
+
+export interface ClientListenerOptions {
+  grpc: GrpcServer;
+  credentials: ServerCredentials;
+  host: string;
+  port: number;
+  maxClientConnections: number;
+  metrics: ServerMetrics;
+  warn: (message: string) => void;
+}
+
+export class ClientListener {
+  /** host:port actually bound (port 0 resolves to a real port). */
+  readonly address: string;
+  private readonly server: NetServer;
+  private readonly sockets = new Set<Socket>();
+  private readonly destroyInjector: () => void;
+
+  private constructor(address: string, server: NetServer, sockets: Set<Socket>, destroyInjector: () => void) {
+    this.address = address;
+    this.server = server;
+    this.sockets = sockets;
+    this.destroyInjector = destroyInjector;
+  }
+
+  static async listen(options: ClientListenerOptions): Promise<ClientListener> {
+    const { grpc, credentials, host, port, maxClientConnections, metrics, warn } = options;
+    const injector = grpc.createConnectionInjector(credentials);
+    const sockets = new Set<Socket>();
+    const server = createServer({ noDelay: true }, (socket) => {
+      sockets.add(socket);
+      metrics.clientConnections.inc();
+      socket.once('close', () => {
+        sockets.delete(socket);
+        metrics.clientConnections.dec();
+      });
+      injector.injectConnection(socket);
+    });
+    server.maxConnections = maxClientConnections;
+    let refusedSinceLog = 0;
+    let lastLogMs = 0;
+    server.on('drop', () => {
+      metrics.refused.inc({ limit: 'max-client-connections' });
+      refusedSinceLog++;
+      const nowMs = Date.now();
+      if (nowMs - lastLogMs < REFUSAL_LOG_INTERVAL_MS) return;
+      warn(`CONCORD_E_CLIENT_CONNECTION_LIMIT: closed ${refusedSinceLog} client connection(s) to ${host}:${port}: ` +
+        `${maxClientConnections} are open (--max-client-connections); close idle clients or raise the limit`);
+      refusedSinceLog = 0;
+      lastLogMs = nowMs;
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error) => reject(new ConfigError(`cannot listen for clients on ${host}:${port}: ${error.message}`)));
+      server.listen(port, host, () => resolve());
+    });
+    const bound = server.address();
+    const boundPort = typeof bound === 'object' && bound !== null ? bound.port : port;
+    return new ClientListener(`${host}:${boundPort}`, server, sockets, () => injector.destroy());
+  }
+
+  /** Stops accepting, ends gRPC's sessions on this listener, and closes what is left. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.destroyInjector();
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+}
