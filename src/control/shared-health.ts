@@ -17,7 +17,7 @@ import { SeededRandom } from '../random/seeded-random.ts';
 import type { ProbeResult } from '../traffic/health/active-check.ts';
 import type { HealthEvent } from '../traffic/health/events.ts';
 import { PoolHealth } from '../traffic/health/pool-health.ts';
-import { HealthChecker } from '../traffic/probes/health-checker.ts';
+import { DEFAULT_MAX_CONCURRENT_CHECKS, HealthChecker } from '../traffic/probes/health-checker.ts';
 import type { Probe } from '../traffic/probes/probe.ts';
 import { activeCheckOptions, createProbe } from '../traffic/proxy/pool-runtime.ts';
 import { addressOf, type ConcordConfig, type PoolConfig } from './config.ts';
@@ -80,7 +80,8 @@ export class SharedHealthChecker {
     this.options = options;
     this.clock = options.clock ?? Date.now;
     this.checker = new HealthChecker({
-      maxConcurrentChecks: 64,
+      // Until a configuration arrives; then controlPlane.health.maxConcurrentChecks (setConfig).
+      maxConcurrentChecks: DEFAULT_MAX_CONCURRENT_CHECKS,
       onResult: (pool, backend, result, events) => this.onResult(pool, backend, result, events),
     });
   }
@@ -98,6 +99,7 @@ export class SharedHealthChecker {
 
   setConfig(config: ConcordConfig): void {
     this.config = config;
+    this.checker.setMaxConcurrentChecks(config.controlPlane.health.maxConcurrentChecks);
     this.reconcile();
   }
 

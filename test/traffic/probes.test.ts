@@ -227,3 +227,29 @@ test('the checker never runs more probes at once than its cap, and marks hung ba
     await new Promise((resolve) => silent.close(resolve));
   }
 });
+
+test('the cap on concurrent probes changes live: raised, the waiting probes start at once', async () => {
+  const health = new PoolHealth({
+    pool: 'web',
+    active: { kind: 'tcp', intervalMs: 100, fastIntervalMs: 100, timeoutMs: 100, rise: 1, fall: 1, jitterPercent: 0 },
+    outlier: { consecutive5xx: 0, consecutiveGatewayFailure: 0, intervalMs: 10_000, baseEjectionMs: 1, maxEjectionMs: 1, maxEjectionPercent: 0, successRateRequestVolume: 0, successRateMinimumHosts: 5, successRateStdevFactor: 1.9 },
+  }, new SeededRandom(5));
+  const checker = new HealthChecker({ maxConcurrentChecks: 1, onResult: () => {} });
+  const releases: (() => void)[] = [];
+  // Probes that finish only when the test says so, so the counts below are exact.
+  const probe = () => new Promise<{ ok: boolean; detail: string; startedAtMs: number; finishedAtMs: number }>((resolve) => releases.push(() => resolve({ ok: true, detail: 'ok', startedAtMs: 0, finishedAtMs: 0 })));
+  try {
+    for (let i = 0; i < 3; i++) {
+      health.addBackend(`b${i}`, true);
+      checker.watch('web', `b${i}`, { host: '127.0.0.1', port: 1 }, health, probe);
+    }
+    for (let waited = 0; waited < 2_000 && checker.load.running + checker.load.waiting < 3; waited += 10) await delay(10);
+    assert.deepEqual([checker.load.running, checker.load.waiting], [1, 2], 'one running, two waiting under a cap of 1');
+    checker.setMaxConcurrentChecks(3);
+    assert.deepEqual([checker.load.running, checker.load.waiting], [3, 0], 'raised to 3: the waiting probes run');
+    assert.throws(() => checker.setMaxConcurrentChecks(0), /positive integer/);
+  } finally {
+    checker.stop();
+    for (const release of releases) release();
+  }
+});

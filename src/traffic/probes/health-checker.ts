@@ -35,13 +35,18 @@ export class HealthChecker {
   private probesStarted = 0;
   private readonly clock: Clock;
   private readonly options: HealthCheckerOptions;
+  private maxConcurrentChecks: number;
 
   constructor(options: HealthCheckerOptions) {
-    if (!Number.isInteger(options.maxConcurrentChecks) || options.maxConcurrentChecks < 1) {
-      throw new RangeError(`bug: maxConcurrentChecks must be a positive integer, got ${options.maxConcurrentChecks}`);
-    }
     this.options = options;
+    this.maxConcurrentChecks = checkedLimit(options.maxConcurrentChecks);
     this.clock = options.clock ?? systemClock;
+  }
+
+  /** Changes the cap on probes running at once (a configuration applied live); a higher cap starts waiting probes now. */
+  setMaxConcurrentChecks(limit: number): void {
+    this.maxConcurrentChecks = checkedLimit(limit);
+    this.releaseSlot();
   }
 
   /** Starts checking one backend; its first probe comes within one interval (the health core's initial jitter). */
@@ -84,7 +89,7 @@ export class HealthChecker {
 
   private whenSlotFree(entry: Watched): void {
     if (entry.stopped) return;
-    if (this.running < this.options.maxConcurrentChecks) this.run(entry);
+    if (this.running < this.maxConcurrentChecks) this.run(entry);
     else this.waiting.push(() => this.run(entry));
   }
 
@@ -112,6 +117,11 @@ export class HealthChecker {
   }
 
   private releaseSlot(): void {
-    while (this.running < this.options.maxConcurrentChecks && this.waiting.length > 0) this.waiting.shift()!();
+    while (this.running < this.maxConcurrentChecks && this.waiting.length > 0) this.waiting.shift()!();
   }
+}
+
+function checkedLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`bug: maxConcurrentChecks must be a positive integer, got ${limit}`);
+  return limit;
 }
