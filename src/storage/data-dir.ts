@@ -284,6 +284,12 @@ async function recoverLocked(
     return snapshot ? { index: snapshot.metadata.index, term: snapshot.metadata.term } : ZERO_MARKER;
   };
   const { wal, state } = await Wal.open(fs, layout.walDir, { ...walOptions, expected, snapshot: chooseSnapshot });
+  try {
+    checkCommitReachable(layout, state.hardState.commit, snapshot, state.entries, skippedSnapshots);
+  } catch (error) {
+    await wal.close();
+    throw error;
+  }
   return {
     layout,
     lock,
@@ -298,6 +304,26 @@ async function recoverLocked(
     skippedSnapshots,
     tornTail: state.tornTail,
   };
+}
+
+/**
+ * Raft refuses to start (as a bug) with a commit index beyond its log. Recovery finds one when the
+ * only snapshot that held the committed state is unreadable and the WAL holds no entries to replay
+ * instead: typically a data dir bootstrapped (or restored) whose snapshot file was then damaged.
+ * That is a damaged data dir, so it gets the same coded error as any other gap in the WAL.
+ */
+function checkCommitReachable(
+  layout: DataDirLayout, commit: number, snapshot: Snapshot | undefined, entries: readonly Entry[], skipped: readonly SkippedSnapshot[],
+): void {
+  const lastIndex = entries[entries.length - 1]?.index ?? snapshot?.metadata.index ?? 0;
+  if (commit <= lastIndex) return;
+  const unreadable = skipped.length === 0 ? '' : ` (unreadable: ${skipped.map((s) => s.path).join(', ')})`;
+  throw new StorageError(
+    'CONCORD_E_WAL_MISSING_ENTRIES',
+    `the WAL in ${layout.walDir} says entries up to index ${commit} are committed, but the readable snapshots and the WAL hold entries only up to ${lastIndex}${unreadable}. ` +
+      'Restore the data dir from a backup, or remove this member and add it back with an empty data dir.',
+    { path: layout.walDir },
+  );
 }
 
 /** Closes the WAL and releases the lock. */
