@@ -77,7 +77,6 @@ function sendAndWatch(chunks: Uint8Array[], gapMs = 0, waitMs = HANDSHAKE_TIMEOU
     const received: Buffer[] = [];
     const socket: Socket = connect(peerPort, '127.0.0.1');
     let done = false;
-    let timer: NodeJS.Timeout | undefined;
     const finish = (closed: boolean) => {
       if (done) return;
       done = true;
@@ -85,6 +84,7 @@ function sendAndWatch(chunks: Uint8Array[], gapMs = 0, waitMs = HANDSHAKE_TIMEOU
       socket.destroy();
       resolve({ closed, afterMs: performance.now() - started, received: Buffer.concat(received) });
     };
+    const timer = setTimeout(() => finish(false), waitMs);
     socket.on('data', (chunk: Buffer) => received.push(chunk));
     socket.on('error', () => finish(true));
     socket.on('close', () => finish(true));
@@ -99,7 +99,6 @@ function sendAndWatch(chunks: Uint8Array[], gapMs = 0, waitMs = HANDSHAKE_TIMEOU
       };
       next();
     });
-    timer = setTimeout(() => finish(false), waitMs);
   });
 }
 
