@@ -273,7 +273,7 @@ describe('data dir files under hostile mutation', () => {
     await closeDataDir(recovered);
   });
 
-  test('every WAL segment truncated at every record boundary and one byte either side', async () => {
+  test('every WAL segment truncated at every record boundary and one byte either side', async (t) => {
     const outcomes = { recovered: 0, refused: 0 };
     for (const file of base.walFiles) {
       const frames = base.frames.get(file)!;
@@ -283,17 +283,20 @@ describe('data dir files under hostile mutation', () => {
     }
     // Cuts in the last segment recover (a torn tail); cuts in earlier ones are refused.
     assert.ok(outcomes.recovered > 0 && outcomes.refused > 0, JSON.stringify(outcomes));
+    t.diagnostic(`truncations: ${outcomes.recovered} recovered, ${outcomes.refused} refused`);
   });
 
-  test('a record length set huge in any record of any segment', async () => {
+  test('a record length set huge in any record of any segment', async (t) => {
+    const outcomes = { recovered: 0, refused: 0 };
     for (const file of base.walFiles) {
       for (const [frame] of base.frames.get(file)!.entries()) {
-        for (const lengthBytes of [0xffff_ffff, 256 * 1024 * 1024 + 1, 1 << 20]) await recoverMutated({ kind: 'hugeLength', file, frame, lengthBytes });
+        for (const lengthBytes of [0xffff_ffff, 256 * 1024 * 1024 + 1, 1 << 20]) outcomes[await recoverMutated({ kind: 'hugeLength', file, frame, lengthBytes })]++;
       }
     }
+    t.diagnostic(`huge lengths: ${outcomes.recovered} recovered, ${outcomes.refused} refused`);
   });
 
-  test('random bit flips, appended garbage and replaced files, in WAL segments and snapshots', async () => {
+  test('random bit flips, appended garbage and replaced files, in WAL segments and snapshots', async (t) => {
     const anyFile = fc.constantFrom(...base.walFiles, ...base.snapFiles);
     const sizeOf = (file: string) => readFileSync(join(base.dir, file)).byteLength;
     const mutation: fc.Arbitrary<Mutation> = fc.oneof(
@@ -310,6 +313,7 @@ describe('data dir files under hostile mutation', () => {
       { numRuns: fuzzRuns(600) },
     );
     assert.ok(outcomes.recovered > 0 && outcomes.refused > 0, JSON.stringify(outcomes));
+    t.diagnostic(`random mutations: ${outcomes.recovered} recovered, ${outcomes.refused} refused`);
   });
 
   test('regression: a segment cut at a record boundary is named as the corrupt one, not the segment after it', async () => {
