@@ -424,7 +424,7 @@ describe('generated requests of every type', () => {
           }
           await assertServing(clients, calls.map((call) => `${call.service}.${call.method}`).join(', '));
         }),
-        { numRuns: fuzzRuns(200) },
+        { numRuns: fuzzRuns(120) },
       );
     } finally {
       closeClients(clients);
