@@ -283,7 +283,13 @@ async function recoverLocked(
     snapshot = loaded.snapshot;
     return snapshot ? { index: snapshot.metadata.index, term: snapshot.metadata.term } : ZERO_MARKER;
   };
-  const { wal, state } = await Wal.open(fs, layout.walDir, { ...walOptions, expected, snapshot: chooseSnapshot });
+  let opened: Awaited<ReturnType<typeof Wal.open>>;
+  try {
+    opened = await Wal.open(fs, layout.walDir, { ...walOptions, expected, snapshot: chooseSnapshot });
+  } catch (error) {
+    throw namingUnreadableSnapshots(error, skippedSnapshots);
+  }
+  const { wal, state } = opened;
   try {
     checkCommitReachable(layout, state.hardState.commit, snapshot, state.entries, skippedSnapshots);
   } catch (error) {
@@ -304,6 +310,16 @@ async function recoverLocked(
     skippedSnapshots,
     tornTail: state.tornTail,
   };
+}
+
+/** Missing entries usually mean a snapshot could not be read: the error names the files skipped. */
+function namingUnreadableSnapshots(error: unknown, skipped: readonly SkippedSnapshot[]): unknown {
+  if (!isStorageError(error, 'CONCORD_E_WAL_MISSING_ENTRIES') || skipped.length === 0) return error;
+  const message = error.message.replace(/^CONCORD_E_WAL_MISSING_ENTRIES: /, '');
+  return new StorageError('CONCORD_E_WAL_MISSING_ENTRIES', `${message} (unreadable: ${skipped.map((s) => s.path).join(', ')})`, {
+    ...(error.path === undefined ? {} : { path: error.path }),
+    cause: error,
+  });
 }
 
 /**
