@@ -217,6 +217,8 @@ export interface RecoveredDataDir {
   metadata: SegmentMetadata | undefined;
   /** The newest snapshot that read back intact and that the WAL has a marker for. */
   snapshot: Snapshot | undefined;
+  /** Its file, for errors about its content. */
+  snapshotPath: string | undefined;
   hardState: HardState;
   /** The entries after the snapshot (or from index 1), consecutive. */
   entries: Entry[];
@@ -272,15 +274,19 @@ async function recoverLocked(
     }
     const wal = await Wal.create(fs, layout.walDir, expected, walOptions);
     const hardState = { term: 0, vote: 0n, commit: 0 };
-    return { layout, lock, wal, snapshots, fresh: true, metadata: undefined, snapshot: undefined, hardState, entries: [], warnings, skippedSnapshots: [], tornTail: undefined };
+    return {
+      layout, lock, wal, snapshots, fresh: true, metadata: undefined, snapshot: undefined, snapshotPath: undefined, hardState, entries: [], warnings, skippedSnapshots: [], tornTail: undefined,
+    };
   }
   let snapshot: Snapshot | undefined;
+  let snapshotPath: string | undefined;
   let skippedSnapshots: SkippedSnapshot[] = [];
   const chooseSnapshot = async (markers: readonly SnapshotMarker[]): Promise<SnapshotMarker> => {
     const loaded = await snapshots.loadNewest({ accept: (m) => markers.some((k) => k.index === m.index && k.term === m.term) });
     warnings.push(...loaded.warnings);
     skippedSnapshots = loaded.skipped;
     snapshot = loaded.snapshot;
+    snapshotPath = loaded.path;
     return snapshot ? { index: snapshot.metadata.index, term: snapshot.metadata.term } : ZERO_MARKER;
   };
   let opened: Awaited<ReturnType<typeof Wal.open>>;
@@ -304,6 +310,7 @@ async function recoverLocked(
     fresh: false,
     metadata: state.metadata,
     snapshot,
+    snapshotPath,
     hardState: state.hardState,
     entries: state.entries,
     warnings,

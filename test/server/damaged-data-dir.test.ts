@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import { resolveServerConfig, settingsFromFlags } from '../../src/server/server-config.ts';
 import { StoreServer } from '../../src/server/store-server.ts';
+import { NodeFileSystem } from '../../src/storage/file-system.ts';
+import { SnapshotStore } from '../../src/storage/snapshot-store.ts';
 import { decodeFrame } from '../../src/storage/wal-record.ts';
 
 const ENTRY = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
@@ -123,5 +125,14 @@ describe('concord server on a damaged data dir', () => {
     bytes[bytes.length - 1]! ^= 0x01;
     writeFileSync(snapshot, bytes);
     assertRefusedInOneLine(await runCli(dataDir), new RegExp(`^concord server: CONCORD_E_WAL_MISSING_ENTRIES: .*\\(unreadable: ${snapshot}\\)$`));
+  });
+
+  test('a snapshot that passes its checksum but holds garbage: exit 2, one line naming the file', async () => {
+    const { dataDir, snapshot } = copyOfBase('garbage-snapshot');
+    const store = new SnapshotStore(new NodeFileSystem(), join(dataDir, 'member', 'snap'));
+    const { snapshot: loaded } = await store.loadNewest();
+    rmSync(snapshot);
+    await store.save({ metadata: loaded!.metadata, data: Uint8Array.from({ length: 300 }, (_, i) => (i * 31 + 7) & 0xff) });
+    assertRefusedInOneLine(await runCli(dataDir), new RegExp(`^concord server: .*\\(snapshot file ${snapshot}; move it aside`));
   });
 });
