@@ -392,7 +392,6 @@ export class StoreServer {
   }
 }
 
-/** The WAL behind the member's Ready loop, timing its fsyncs (and, as a deliberate defect, not waiting for them). */
 /** Codes of errors about a snapshot's content, found when the member restores it at start-up. */
 const SNAPSHOT_CONTENT_CODES = new Set(['CONCORD_E_SNAPSHOT_CORRUPT', 'CONCORD_E_KV_SNAPSHOT_INVALID', 'CONCORD_E_KV_SNAPSHOT_VERSION']);
 
@@ -405,6 +404,7 @@ function namingSnapshotFile(error: unknown, path: string | undefined): unknown {
   return error;
 }
 
+/** The WAL behind the member's Ready loop, timing its fsyncs (and, as a deliberate defect, not waiting for them). */
 function createDurableLog(recovered: RecoveredDataDir, metrics: ServerMetrics, ackBeforeFsync: boolean, logger: StoreServerLogger): DurableLog {
   const save = async (hardState: Parameters<DurableLog['save']>[0], entries: readonly Parameters<DurableLog['save']>[1][number][], mustSync: boolean) => {
     const fsyncsBefore = recovered.wal.stats.fsyncs;
