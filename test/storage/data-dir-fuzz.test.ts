@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import fc from 'fast-check';
 import type { Entry } from '../../src/consensus/types.ts';
 import { emptyKvSnapshot, writeBootstrappedDataDir } from '../../src/server/data-dir-bootstrap.ts';
@@ -17,8 +17,8 @@ import type { RecoverOptions, RecoveredDataDir } from '../../src/storage/data-di
 import { StorageError } from '../../src/storage/errors.ts';
 import { NodeFileSystem } from '../../src/storage/file-system.ts';
 import { SnapshotStore } from '../../src/storage/snapshot-store.ts';
-import { Wal } from '../../src/storage/wal.ts';
-import { decodeFrame } from '../../src/storage/wal-record.ts';
+import { Wal, parseSegmentName } from '../../src/storage/wal.ts';
+import { decodeFrame, decodeRecordPayload } from '../../src/storage/wal-record.ts';
 import { fuzzRuns } from '../support/fuzz-runs.ts';
 import { IDENTITY, entries } from './fixtures.ts';
 
@@ -42,6 +42,10 @@ interface BaseDataDir {
   walFiles: string[];
   snapFiles: string[];
   frames: Map<string, Frame[]>;
+  /** The index the last segment's entries start at (from its name). */
+  lastSegmentFirstIndex: number;
+  /** Entry index -> the offset where its record ends, for the entries in the last segment. */
+  lastSegmentEntryEnds: Map<number, number>;
 }
 
 let root: string;
@@ -71,6 +75,7 @@ async function buildBase(dir: string): Promise<BaseDataDir> {
   const walFiles = readdirSync(layout.walDir).sort().map((name) => join('member', 'wal', name));
   const snapFiles = readdirSync(layout.snapDir).sort().map((name) => join('member', 'snap', name));
   const frames = new Map<string, Frame[]>();
+  const lastSegmentEntryEnds = new Map<number, number>();
   for (const file of walFiles) {
     const bytes = new Uint8Array(readFileSync(join(dir, file)));
     const list: Frame[] = [];
@@ -79,11 +84,16 @@ async function buildBase(dir: string): Promise<BaseDataDir> {
       assert.equal(frame.kind, 'valid');
       if (frame.kind !== 'valid') break;
       list.push({ start: offset, end: frame.nextOffset });
+      const record = decodeRecordPayload(frame.typeCode, frame.payload);
+      if (file === walFiles[walFiles.length - 1] && record.type === 'entries') {
+        for (const e of record.entries) lastSegmentEntryEnds.set(e.index, frame.nextOffset);
+      }
       offset = frame.nextOffset;
     }
     frames.set(file, list);
   }
-  return { dir, acknowledged, walFiles, snapFiles, frames };
+  const lastSegmentFirstIndex = parseSegmentName(basename(walFiles[walFiles.length - 1]!))!.firstIndex;
+  return { dir, acknowledged, walFiles, snapFiles, frames, lastSegmentFirstIndex, lastSegmentEntryEnds };
 }
 
 type Mutation =
@@ -144,51 +154,18 @@ function lowestAllowedLastIndex(mutation: Mutation): number {
   const lastSegment = base.walFiles[base.walFiles.length - 1]!;
   if (mutation.file !== lastSegment || mutation.kind === 'append') return LAST_INDEX;
   const frames = base.frames.get(lastSegment)!;
-  const sizeBytes = frames[frames.length - 1]!.end;
-  const changedAt = firstChangedByte(mutation, sizeBytes);
+  const changedAt = firstChangedByte(mutation, frames[frames.length - 1]!.end);
   const cutFrame = frames.findIndex((frame) => changedAt < frame.end);
   if (cutFrame === -1) return LAST_INDEX;
   if (mutation.kind !== 'truncate' && cutFrame !== frames.length - 1) return LAST_INDEX;
-  // The entries of whole frames before the cut survive; the base puts at most 4 entries per frame
-  // and the header of each segment has none, so the bound is checked against the replayed file.
-  return indexBefore(join(base.dir, lastSegment), frames[cutFrame]!.start);
+  return lastIndexBefore(frames[cutFrame]!.start);
 }
 
-/** The last entry index held by records that end at or before `offsetBytes` (at least the previous segments'). */
-function indexBefore(path: string, offsetBytes: number): number {
-  let last = 0;
-  for (const e of base.acknowledged.values()) {
-    if (entryEndsBefore(path, e.index, offsetBytes)) last = Math.max(last, e.index);
-  }
+/** The last entry index whose record ends at or before `offsetBytes` of the last segment. */
+function lastIndexBefore(offsetBytes: number): number {
+  let last = base.lastSegmentFirstIndex - 1;
+  for (const [index, endBytes] of base.lastSegmentEntryEnds) if (endBytes <= offsetBytes) last = Math.max(last, index);
   return last;
-}
-
-const entryEnds = new Map<string, Map<number, number>>();
-function entryEndsBefore(path: string, index: number, offsetBytes: number): boolean {
-  let ends = entryEnds.get(path);
-  if (!ends) {
-    ends = new Map();
-    const bytes = new Uint8Array(readFileSync(path));
-    for (let offset = 0; offset < bytes.byteLength;) {
-      const frame = decodeFrame(bytes, offset);
-      if (frame.kind !== 'valid') break;
-      if (frame.typeCode === 3) {
-        const view = new DataView(frame.payload.buffer, frame.payload.byteOffset, frame.payload.byteLength);
-        const first = Number(view.getBigUint64(0, true));
-        const count = view.getUint32(8, true);
-        for (let i = 0; i < count; i++) ends.set(first + i, frame.nextOffset);
-      }
-      offset = frame.nextOffset;
-    }
-    entryEnds.set(path, ends);
-  }
-  const end = ends.get(index);
-  return end === undefined ? !isInLastSegment(index) : end <= offsetBytes;
-}
-
-function isInLastSegment(index: number): boolean {
-  const lastSegment = join(base.dir, base.walFiles[base.walFiles.length - 1]!);
-  return entryEnds.get(lastSegment)?.has(index) ?? false;
 }
 
 /** What recovery returned is the acknowledged log up to some index, from a snapshot the base saved. */
