@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import fc from 'fast-check';
 import type { Entry } from '../../src/consensus/types.ts';
@@ -281,6 +281,17 @@ describe('data dir files under hostile mutation', () => {
       anyFile.chain((file) => fc.record({ kind: fc.constant('truncate' as const), file: fc.constant(file), atBytes: fc.nat({ max: sizeOf(file) - 1 }) })),
       fc.record({ kind: fc.constant('append' as const), file: anyFile, bytes: fc.oneof(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.uint8Array({ minLength: 1, maxLength: 8 }).map((b) => new Uint8Array(b.length * 100))) }),
       fc.record({ kind: fc.constant('replace' as const), file: anyFile, bytes: fc.uint8Array({ maxLength: 2048 }) }),
+      // A lock file left behind by a crash, holding anything: replaced when stale or unreadable,
+      // or a coded refusal (it names another host, or a live process).
+      fc.record({
+        kind: fc.constant('replace' as const),
+        file: fc.constant('concord.lock'),
+        bytes: fc.oneof(
+          fc.uint8Array({ maxLength: 64 }),
+          fc.record({ pid: fc.oneof(fc.integer(), fc.string()), hostname: fc.oneof(fc.constant(hostname()), fc.string({ maxLength: 8 })) }, { requiredKeys: [] })
+            .map((content) => new TextEncoder().encode(JSON.stringify(content))),
+        ),
+      }),
     );
     const outcomes = { recovered: 0, refused: 0 };
     await fc.assert(
