@@ -6,6 +6,7 @@
 // * no WAL and --initial-cluster-state existing: the member asks the members it was given for the
 //   membership and finds itself by its advertised peer URLs (it was added with MemberAdd first).
 
+import { z } from 'zod';
 import { dataDirHasWal } from '../storage/data-dir.ts';
 import type { FileSystem } from '../storage/file-system.ts';
 import type { WalIdentity } from '../storage/wal-record.ts';
@@ -103,12 +104,28 @@ async function joinExistingCluster(config: ServerConfig, options: IdentityOption
   throw new ConfigError(`--initial-cluster-state existing: no member answered within ${options.joinTimeoutMs} ms (${problems.slice(-others.length).join('; ')})`);
 }
 
+/** A 64-bit ID in decimal, as join answers carry them (JSON numbers cannot hold them). */
+const idText = z.string().regex(/^[0-9]{1,20}$/, 'must be a decimal ID').refine((text) => BigInt(text) < 1n << 64n, 'must fit in 64 bits');
+/** Bounds what a peer's answer can make this member hold; a real cluster has a handful of members. */
+const MAX_JOIN_ANSWER_MEMBERS = 1_000;
+const urlList = z.array(z.string().max(1024).refine((text) => URL.canParse(text), 'must be a URL')).max(16);
+const joinAnswerSchema = z.object({
+  clusterId: idText.refine((text) => text !== '0', 'must not be 0'),
+  members: z.array(z.object({ id: idText, name: z.string().max(1024), peerUrls: urlList, clientUrls: urlList, isLearner: z.boolean() })).max(MAX_JOIN_ANSWER_MEMBERS),
+  removed: z.array(idText).max(MAX_JOIN_ANSWER_MEMBERS),
+});
+
+/**
+ * The answer comes from another process over the network: every field is checked before it is
+ * used (a member entry without peerUrls used to throw a TypeError out of the server's start-up).
+ */
 function parseJoinAnswer(document: unknown): JoinAnswer {
-  const answer = document as Partial<JoinAnswer> | null;
-  if (!answer || typeof answer.clusterId !== 'string' || !Array.isArray(answer.members) || !Array.isArray(answer.removed)) {
-    throw new Error('the answer to the join request is malformed');
+  const parsed = joinAnswerSchema.safeParse(document);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`the answer to the join request is malformed: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
   }
-  return answer as JoinAnswer;
+  return parsed.data;
 }
 
 function hex(id: bigint): string {

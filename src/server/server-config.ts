@@ -3,9 +3,8 @@
 // camelCase keys and units in their names. Flags override the file. Everything is validated up
 // front, and each error names the flag (or key) and says what to do.
 
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { readYamlConfigFile } from './config-file.ts';
 
 /** One setting: its etcd flag, its config-file key, and how to read it from a flag string. */
 interface SettingSpec {
@@ -272,18 +271,7 @@ export function settingsFromFlags(flags: Record<string, string | undefined>): Se
 
 /** Reads the `server:` section of a Concord YAML config file. */
 export function settingsFromFile(path: string): ServerSettings {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
-  }
-  let document: unknown;
-  try {
-    document = parseYaml(text);
-  } catch (error) {
-    throw new ConfigError(`config file ${path} is not valid YAML: ${(error as Error).message}`);
-  }
+  const document = readYamlConfigFile(path);
   if (document === null || document === undefined) return {};
   if (typeof document !== 'object' || Array.isArray(document)) throw new ConfigError(`config file ${path} must be a YAML mapping`);
   const section = (document as Record<string, unknown>).server;
@@ -299,8 +287,11 @@ export function resolveServerConfig(fromFile: ServerSettings, fromFlags: ServerS
   const parsed = settingsSchema.safeParse({ ...fromFile, ...fromFlags });
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
-      const key = String(issue.path[0] ?? '');
-      return `${flagOf(key)} (${key}): ${issue.message}`;
+      // Unknown keys can only come from the file (flags are known); zod reports them at the top.
+      if (issue.path.length === 0) return `server: ${issue.message}`;
+      const key = String(issue.path[0]);
+      const path = issue.path.slice(1).map((part) => `[${String(part)}]`).join('');
+      return `${flagOf(key)} (server.${key}${path}): ${issue.message}`;
     });
     throw new ConfigError(`invalid server configuration:\n  ${problems.join('\n  ')}`);
   }

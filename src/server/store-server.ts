@@ -160,7 +160,7 @@ export class StoreServer {
       });
     } catch (error) {
       await closeDataDir(recovered);
-      throw error;
+      throw namingSnapshotFile(error, recovered.snapshotPath);
     }
   }
 
@@ -406,6 +406,18 @@ export class StoreServer {
     await Promise.all(this.metricsServers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     await closeDataDir(this.recovered);
   }
+}
+
+/** Codes of errors about a snapshot's content, found when the member restores it at start-up. */
+const SNAPSHOT_CONTENT_CODES = new Set(['CONCORD_E_SNAPSHOT_CORRUPT', 'CONCORD_E_KV_SNAPSHOT_INVALID', 'CONCORD_E_KV_SNAPSHOT_VERSION']);
+
+/** The decoders do not know which file they read: the operator needs its name to act. */
+function namingSnapshotFile(error: unknown, path: string | undefined): unknown {
+  const code = (error as { code?: unknown }).code;
+  if (path !== undefined && error instanceof Error && typeof code === 'string' && SNAPSHOT_CONTENT_CODES.has(code)) {
+    error.message = `${error.message} (snapshot file ${path}; move it aside to start from the one before it)`;
+  }
+  return error;
 }
 
 /** The WAL behind the member's Ready loop, timing its fsyncs (and, as a deliberate defect, not waiting for them). */

@@ -217,6 +217,8 @@ export interface RecoveredDataDir {
   metadata: SegmentMetadata | undefined;
   /** The newest snapshot that read back intact and that the WAL has a marker for. */
   snapshot: Snapshot | undefined;
+  /** Its file, for errors about its content. */
+  snapshotPath: string | undefined;
   hardState: HardState;
   /** The entries after the snapshot (or from index 1), consecutive. */
   entries: Entry[];
@@ -272,18 +274,34 @@ async function recoverLocked(
     }
     const wal = await Wal.create(fs, layout.walDir, expected, walOptions);
     const hardState = { term: 0, vote: 0n, commit: 0 };
-    return { layout, lock, wal, snapshots, fresh: true, metadata: undefined, snapshot: undefined, hardState, entries: [], warnings, skippedSnapshots: [], tornTail: undefined };
+    return {
+      layout, lock, wal, snapshots, fresh: true, metadata: undefined, snapshot: undefined, snapshotPath: undefined, hardState, entries: [], warnings, skippedSnapshots: [], tornTail: undefined,
+    };
   }
   let snapshot: Snapshot | undefined;
+  let snapshotPath: string | undefined;
   let skippedSnapshots: SkippedSnapshot[] = [];
   const chooseSnapshot = async (markers: readonly SnapshotMarker[]): Promise<SnapshotMarker> => {
     const loaded = await snapshots.loadNewest({ accept: (m) => markers.some((k) => k.index === m.index && k.term === m.term) });
     warnings.push(...loaded.warnings);
     skippedSnapshots = loaded.skipped;
     snapshot = loaded.snapshot;
+    snapshotPath = loaded.path;
     return snapshot ? { index: snapshot.metadata.index, term: snapshot.metadata.term } : ZERO_MARKER;
   };
-  const { wal, state } = await Wal.open(fs, layout.walDir, { ...walOptions, expected, snapshot: chooseSnapshot });
+  let opened: Awaited<ReturnType<typeof Wal.open>>;
+  try {
+    opened = await Wal.open(fs, layout.walDir, { ...walOptions, expected, snapshot: chooseSnapshot });
+  } catch (error) {
+    throw namingUnreadableSnapshots(error, skippedSnapshots);
+  }
+  const { wal, state } = opened;
+  try {
+    checkCommitReachable(layout, state.hardState.commit, snapshot, state.entries, skippedSnapshots);
+  } catch (error) {
+    await wal.close();
+    throw error;
+  }
   return {
     layout,
     lock,
@@ -292,12 +310,43 @@ async function recoverLocked(
     fresh: false,
     metadata: state.metadata,
     snapshot,
+    snapshotPath,
     hardState: state.hardState,
     entries: state.entries,
     warnings,
     skippedSnapshots,
     tornTail: state.tornTail,
   };
+}
+
+/** Missing entries usually mean a snapshot could not be read: the error names the files skipped. */
+function namingUnreadableSnapshots(error: unknown, skipped: readonly SkippedSnapshot[]): unknown {
+  if (!isStorageError(error, 'CONCORD_E_WAL_MISSING_ENTRIES') || skipped.length === 0) return error;
+  const message = error.message.replace(/^CONCORD_E_WAL_MISSING_ENTRIES: /, '');
+  return new StorageError('CONCORD_E_WAL_MISSING_ENTRIES', `${message} (unreadable: ${skipped.map((s) => s.path).join(', ')})`, {
+    ...(error.path === undefined ? {} : { path: error.path }),
+    cause: error,
+  });
+}
+
+/**
+ * Raft refuses to start (as a bug) with a commit index beyond its log. Recovery finds one when the
+ * only snapshot that held the committed state is unreadable and the WAL holds no entries to replay
+ * instead: typically a data dir bootstrapped (or restored) whose snapshot file was then damaged.
+ * That is a damaged data dir, so it gets the same coded error as any other gap in the WAL.
+ */
+function checkCommitReachable(
+  layout: DataDirLayout, commit: number, snapshot: Snapshot | undefined, entries: readonly Entry[], skipped: readonly SkippedSnapshot[],
+): void {
+  const lastIndex = entries[entries.length - 1]?.index ?? snapshot?.metadata.index ?? 0;
+  if (commit <= lastIndex) return;
+  const unreadable = skipped.length === 0 ? '' : ` (unreadable: ${skipped.map((s) => s.path).join(', ')})`;
+  throw new StorageError(
+    'CONCORD_E_WAL_MISSING_ENTRIES',
+    `the WAL in ${layout.walDir} says entries up to index ${commit} are committed, but the readable snapshots and the WAL hold entries only up to ${lastIndex}${unreadable}. ` +
+      'Restore the data dir from a backup, or remove this member and add it back with an empty data dir.',
+    { path: layout.walDir },
+  );
 }
 
 /** Closes the WAL and releases the lock. */

@@ -379,6 +379,12 @@ export class Wal {
       metadata = result.metadata;
       tornTail = result.tornTail;
       tailSizeBytes = result.sizeBytes;
+      const next = segments[position + 1];
+      // A segment cut at a record boundary reads as complete; the next one's name says where the
+      // log stood when it was created, so a shortfall is blamed on the segment that lost its end.
+      if (next && next.sequence === segment.sequence + 1 && replay.lastIndex() < next.firstIndex - 1) {
+        throw corrupt(segment.path, result.sizeBytes, `it ends at entry ${replay.lastIndex()}, but the next segment starts at entry ${next.firstIndex}: its end is missing`);
+      }
     }
     const marker = await chooseMarker(replay, options.snapshot, dir);
     const after = replay.entriesAfter(marker);

@@ -349,6 +349,11 @@ export class PeerTransport {
     if (hello.toId !== this.options.selfId) {
       return refuse('wrong-member', `the peer dialed member ${hex(hello.toId)}, but this is ${hex(this.options.selfId)}: its member list has a stale URL`);
     }
+    if (hello.fromId === this.options.selfId) {
+      // memberStatus() knows this member's own ID, so without this check a forged stream "from"
+      // the receiver would be accepted and its Raft messages stepped as the member's own.
+      return refuse('wrong-member', `the peer claims to be this member (${hex(hello.fromId)}): a member never dials itself; another process uses this member's ID (a copied data dir?)`);
+    }
     const status = this.options.handler.memberStatus(hello.fromId);
     if (status === 'removed') return refuse('removed', `member ${hex(hello.fromId)} has been permanently removed from the cluster`);
     if (status === 'unknown') return refuse('unknown-member', `member ${hex(hello.fromId)} is not (yet) a member of this cluster`);

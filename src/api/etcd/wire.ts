@@ -1,8 +1,8 @@
 // Conversion between etcd's wire messages (as @grpc/proto-loader decodes them: proto field names,
 // 64-bit integers as decimal strings, bytes as Buffers, enums as names) and the key-value store's
-// typed requests and responses. Every 64-bit value is checked on the way in: a revision must be a
-// safe integer, an ID must fit in 64 bits; anything else is a clear INVALID_ARGUMENT, never a
-// silent rounding.
+// typed requests and responses. Every 64-bit value is checked on the way in: a revision is
+// saturated to the safe integers (see numberFromWire), an ID must fit in 64 bits; anything else is
+// a clear INVALID_ARGUMENT, never a silent rounding.
 
 import type {
   Compare,
@@ -62,12 +62,20 @@ export function bigintFromWire(value: WireInt64 | undefined, field: string): big
   }
 }
 
-/** A revision, count or TTL: must be a safe integer (they never approach 2^53 in practice). */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+
+/**
+ * A revision, limit, version or TTL, saturated to the safe integers. No revision, count or TTL in
+ * the store comes near 2^53, so every int64 beyond it means the same as 2^53 - 1 (a future
+ * revision, no limit, a TTL over the maximum) and every one below -2^53 the same as -2^53 (the
+ * current revision): saturating answers exactly as etcd does, where refusing did not (found by
+ * test/api/grpc-extreme-values.test.ts: a Range with limit int64 max is fine on etcd).
+ */
 export function numberFromWire(value: WireInt64 | undefined, field: string): number {
   const big = bigintFromWire(value, field);
-  if (big > BigInt(Number.MAX_SAFE_INTEGER) || big < BigInt(Number.MIN_SAFE_INTEGER)) {
-    throw new WireError(`${field} ${big} is out of range`);
-  }
+  if (big > MAX_SAFE) return Number.MAX_SAFE_INTEGER;
+  if (big < MIN_SAFE) return Number.MIN_SAFE_INTEGER;
   return Number(big);
 }
 
