@@ -36,6 +36,7 @@ export function listInstanceProcesses(runId: string): InstanceProcess[] {
 
 /** Samples the instance processes every intervalMs; remembers each one seen and when the pool had none. */
 export class InstanceSampler {
+  /** Keyed by instance id and pid: a new leader's provider may give a relaunched instance an id used before. */
   readonly seen = new Map<string, InstanceProcessView>();
   /** Sample times (ms since the epoch) at which no instance process was alive. */
   readonly emptyAtMs: number[] = [];
@@ -52,7 +53,7 @@ export class InstanceSampler {
 
   sample(): InstanceProcess[] {
     const live = listInstanceProcesses(this.runId);
-    for (const view of live) if (!this.seen.has(view.instanceId)) this.seen.set(view.instanceId, { instanceId: view.instanceId, pid: view.pid });
+    for (const view of live) this.seen.set(`${view.instanceId}#${view.pid}`, { instanceId: view.instanceId, pid: view.pid });
     if (live.length === 0 && this.seen.size > 0) this.emptyAtMs.push(Date.now());
     return live;
   }

@@ -46,6 +46,8 @@ export function systemConfigYaml(options: SystemConfigOptions): string {
       // A retry budget wide enough for the run's load: every request to a dead or hung backend is retried.
       retries: { attempts: 3, minRetryConcurrency: 50, unansweredAttempts: 3, backoffBaseMs: 10, backoffMaxMs: 100 },
       timeouts: { connectMs: 500, firstByteMs: t.firstByteTimeoutMs },
+      // Short ejections: an instance's port is reused by its replacement, which must not inherit a long ejection.
+      outlierDetection: { baseEjectionMs: 1_000, maxEjectionMs: 5_000 },
       autoscale: {
         provider: {
           process: {

@@ -28,6 +28,8 @@ export interface SystemChaosReport {
   toRestartingProxy: number;
   duringPoolOutage: number;
   failedIdempotentRequests: number;
+  /** Of those, 504s of requests in flight to a hung backend (the proxy does not retry a first-byte timeout). */
+  failedIdempotentTimedOutOnHungBackend: number;
   /** Injection to marked-down, per injected backend failure (null: not detected). */
   detectionMs: Detection[];
   maxConcurrentAutoscalers: number;
@@ -36,7 +38,8 @@ export interface SystemChaosReport {
   acceptedActions: number;
   leakedInstances: number;
   orphanedRecords: number;
-  instances: { launched: number; running: number; terminated: number };
+  /** Instance processes (launched = running + terminated) and the autoscaler's accepted launches. */
+  instances: { launched: number; running: number; terminated: number; acceptedLaunches: number };
   killSwitchViolations: number;
   freezes: number;
   linearizable: boolean;
@@ -56,10 +59,10 @@ export function summarizeSystemReport(report: SystemChaosReport): string {
   const detections = report.detectionMs.map((entry) => `${entry.kind} ${entry.backend}: ${entry.detectionMs === null ? 'not detected' : `${entry.detectionMs} ms (${entry.by})`}`).join('; ');
   const lines = [
     `${report.passed ? 'PASS' : `FAIL (${report.failedChecks.join(', ')})`}: whole-system chaos for ${report.durationSeconds} s, seed ${report.seed}`,
-    `  requests: ${report.requests} (critical success ${report.successRate.critical}, default success ${report.successRate.default}; ${report.toRestartingProxy} to a restarting proxy, ${report.duringPoolOutage} during pool outages); failed idempotent requests: ${report.failedIdempotentRequests}`,
+    `  requests: ${report.requests} (critical success ${report.successRate.critical}, default success ${report.successRate.default}; ${report.toRestartingProxy} to a restarting proxy, ${report.duringPoolOutage} during pool outages); failed idempotent requests: ${report.failedIdempotentRequests} (${report.failedIdempotentTimedOutOnHungBackend} timed out on a hung backend)`,
     `  detection: ${detections || 'no backend failure injected'}`,
     `  autoscaler: ${report.autoscalerLeaders} leaders acted, at most ${report.maxConcurrentAutoscalers} at once, ${report.fencingTokenRegressions} fencing token regressions in ${report.acceptedActions} accepted actions; kill switch: ${report.freezes} freezes, ${report.killSwitchViolations} violations`,
-    `  instances: ${report.instances.launched} launched = ${report.instances.running} running + ${report.instances.terminated} terminated; leaked ${report.leakedInstances}, orphaned records ${report.orphanedRecords}`,
+    `  instances: ${report.instances.launched} launched = ${report.instances.running} running + ${report.instances.terminated} terminated (${report.instances.acceptedLaunches} accepted launches); leaked ${report.leakedInstances}, orphaned records ${report.orphanedRecords}`,
     `  store: ${report.kvOperations} operations, linearizable: ${report.linearizabilityVerdict}, acknowledged writes lost: ${report.lostWrites}`,
     `  pool outages: ${report.poolOutages.map((outage) => `${outage.cause} ${outage.durationMs === null ? 'never ended' : `${outage.durationMs} ms`}`).join('; ') || 'none'}`,
     ...report.problems.map((problem) => `  problem: ${problem.length > 600 ? `${problem.slice(0, 600)}... (whole in the report)` : problem}`),

@@ -58,8 +58,10 @@ const SETTLE_TIMEOUT_MS = 30_000;
  * the longest hold of a freeze.
  */
 const MAX_POOL_OUTAGE_MS = 3 * (SYSTEM_TIMINGS.autoscaleLeaseTtlSeconds * 1000 + SYSTEM_TIMINGS.membershipLeaseTtlSeconds * 1000 + 3 * SYSTEM_TIMINGS.autoscalePeriodMs + 2_000) + 3_000;
-/** A request started this long after a pool emptied that succeeds was served by a new instance. */
-const OUTAGE_END_MARGIN_MS = 300;
+/** Before each fault: how long to wait for the previous one's recovery. */
+const STEADY_TIMEOUT_MS = 15_000;
+/** A pool outage ends once this many requests in a row (by start time) succeeded: service is restored. */
+const RESTORED_AFTER_SUCCESSES = 20;
 
 interface LiveInstance {
   id: string;
@@ -129,10 +131,12 @@ export async function runSystemChaos(options: SystemChaosOptions): Promise<Syste
     const runUntil = Date.now() + faultPhaseMs;
     const kvLoops = Array.from({ length: 3 }, (_, id) => workload.runClient(id, runUntil));
 
-    const injection: Injection = { cluster, admin, sampler, proxies, note, hung, failures: [], outageStarts: [], restarts: new Map(), faults: countsOf() };
+    const injection: Injection = { cluster, admin, sampler, proxies, note, hung, failures: [], outageStarts: [], restarts: new Map(), hangs: [], faults: countsOf() };
     const phaseStart = Date.now();
     for (const fault of scheduleFaults(faultPhaseMs, random)) {
       await sleep(phaseStart + fault.atMs - Date.now());
+      // One fault at a time: the previous one's recovery is complete before the next begins.
+      await waitFor('the system to be steady', STEADY_TIMEOUT_MS, () => steady(cluster, kvClients, admin, sampler)).catch((error: unknown) => note(`${(error as Error).message}; injecting anyway`));
       await inject(fault, injection).catch((error: unknown) => problems.push(`fault ${fault.kind}: ${(error as Error).message}`));
     }
     await sleep(runUntil - Date.now());
@@ -189,6 +193,8 @@ interface Injection {
   /** When the autoscaler's leader was killed: its instances die with it. */
   outageStarts: { atMs: number; cause: string }[];
   restarts: Map<string, Window[]>;
+  /** From SIGSTOP to SIGCONT of a hung backend. */
+  hangs: Window[];
   faults: Record<SystemFaultKind, number>;
 }
 
@@ -218,6 +224,7 @@ async function inject(fault: ScheduledFault, context: Injection): Promise<void> 
       await sleep(Math.max(fault.holdMs, 2 * (healthFall * healthIntervalMs + healthTimeoutMs)));
       signalProcess(target.pid, 'SIGCONT');
       context.hung.delete(target.pid);
+      context.hangs.push({ fromMs: context.failures.at(-1)!.atMs, toMs: Date.now() });
       note(`SIGCONT backend ${target.id}`);
       break;
     }
@@ -299,6 +306,16 @@ async function pickInstance(context: Injection, pick: number): Promise<LiveInsta
   return candidates[pick % candidates.length]!;
 }
 
+/** Every member runs and answers, the store takes a write, and the pool has its minimum of live instances. */
+async function steady(cluster: ProcessCluster, kvClients: Map<string, KvClient>, admin: EtcdCoordStore, sampler: InstanceSampler): Promise<boolean> {
+  if (cluster.names.some((name) => !cluster.isRunning(name))) return false;
+  const statuses = await Promise.all([...kvClients.values()].map((client) => client.status(1_000).catch(() => undefined)));
+  if (statuses.some((status) => status === undefined || status.leader === 0n)) return false;
+  const appliedIndexes = statuses.map((status) => status!.appliedIndex);
+  if (Math.max(...appliedIndexes) - Math.min(...appliedIndexes) > 100) return false;
+  return (await liveInstances(admin, sampler)).length >= MIN_INSTANCES;
+}
+
 async function settledPool(admin: EtcdCoordStore, runId: string): Promise<boolean> {
   const recorded = new Set((await recordedInstances(admin)).map((instance) => instance.id));
   const running = new Set(listInstanceProcesses(runId).map((view) => view.instanceId));
@@ -356,7 +373,7 @@ function judge(input: JudgeInput): SystemChaosReport {
   const events = timelineEvents(input.changes);
 
   const outages = poolOutages(injection.outageStarts, input.emptyAtMs, input.outcomes);
-  const traffic = judgeTraffic(input.outcomes, injection.restarts, outages.map((outage) => ({ fromMs: outage.fromMs, toMs: outage.durationMs === null ? Number.POSITIVE_INFINITY : outage.fromMs + outage.durationMs })));
+  const traffic = judgeTraffic(input.outcomes, injection.restarts, outages.map((outage) => ({ fromMs: outage.fromMs, toMs: outage.durationMs === null ? Number.POSITIVE_INFINITY : outage.fromMs + outage.durationMs })), injection.hangs);
   problems.push(...traffic.examples);
 
   const downs: HealthTransition[] = events.filter((event) => event.source === 'health' && event.kind === 'marked-down' && typeof event.data?.backend === 'string').map((event) => ({
@@ -372,8 +389,8 @@ function judge(input: JudgeInput): SystemChaosReport {
   problems.push(...fencing.tokenRegressions.slice(0, 5));
   const killSwitch = checkKillSwitch(input.changes);
   problems.push(...killSwitch.violations.slice(0, 5));
-  const launchedByAutoscaler = events.filter((event) => event.source === 'autoscaler' && event.kind === 'launch' && typeof event.data?.instanceId === 'string').map((event) => event.data!.instanceId as string);
-  const accounting = accountInstances({ launchedByAutoscaler, seenProcesses: input.seen, runningAtEnd: input.runningAtEnd, recordedAtEnd: input.recordedAtEnd, survivorsAfterStop: input.survivors });
+  const acceptedLaunches = events.filter((event) => event.source === 'autoscaler' && event.kind === 'launch').length;
+  const accounting = accountInstances({ seenProcesses: input.seen, runningAtEnd: input.runningAtEnd, recordedAtEnd: input.recordedAtEnd, survivorsAfterStop: input.survivors });
   problems.push(...accounting.problems);
   const longOutages = outages.filter((outage) => outage.durationMs === null || outage.durationMs > MAX_POOL_OUTAGE_MS);
   for (const outage of longOutages) problems.push(`pool outage (${outage.cause}) lasted ${outage.durationMs === null ? 'to the end of the run' : `${outage.durationMs} ms`}; at most ${MAX_POOL_OUTAGE_MS} ms expected`);
@@ -405,6 +422,7 @@ function judge(input: JudgeInput): SystemChaosReport {
     toRestartingProxy: traffic.toRestartingProxy,
     duringPoolOutage: traffic.duringPoolOutage,
     failedIdempotentRequests: traffic.failedIdempotent,
+    failedIdempotentTimedOutOnHungBackend: traffic.timedOutOnHungBackend,
     detectionMs: detections,
     maxConcurrentAutoscalers: fencing.maxConcurrentAutoscalers,
     autoscalerLeaders: fencing.leaders,
@@ -412,7 +430,7 @@ function judge(input: JudgeInput): SystemChaosReport {
     acceptedActions: fencing.actions,
     leakedInstances: accounting.leakedInstances,
     orphanedRecords: accounting.orphanedRecords,
-    instances: { launched: accounting.launched, running: accounting.running, terminated: accounting.terminated },
+    instances: { launched: accounting.launched, running: accounting.running, terminated: accounting.terminated, acceptedLaunches },
     killSwitchViolations: killSwitch.violations.length,
     freezes: killSwitch.freezes,
     linearizable,
@@ -451,19 +469,32 @@ function timelineEvents(changes: readonly StoreChange[]): TimelineEntry[] {
 
 /**
  * Outages of the pool: from each kill of the autoscaler's leader (and each moment no instance was
- * seen alive) to the first request started after it that succeeded. Overlapping ones merge.
+ * seen alive) until service was restored: the first of RESTORED_AFTER_SUCCESSES requests in a row,
+ * started after the outage began, that all succeeded. Overlapping outages merge.
  */
 function poolOutages(starts: readonly { atMs: number; cause: string }[], emptyAtMs: readonly number[], outcomes: HttpLoad['outcomes']): PoolOutage[] {
   const candidates = [...starts, ...emptyAtMs.map((atMs) => ({ atMs, cause: 'no instance alive' }))].sort((a, b) => a.atMs - b.atMs);
-  const successes = outcomes.filter((outcome) => outcome.ok).map((outcome) => outcome.startMs).sort((a, b) => a - b);
+  const byStart = [...outcomes].sort((a, b) => a.startMs - b.startMs);
   const outages: PoolOutage[] = [];
   for (const start of candidates) {
     const last = outages.at(-1);
     if (last !== undefined && (last.durationMs === null || start.atMs <= last.fromMs + last.durationMs)) continue;
-    const end = successes.find((atMs) => atMs >= start.atMs + OUTAGE_END_MARGIN_MS);
-    outages.push({ cause: start.cause, fromMs: start.atMs, durationMs: end === undefined ? null : end - start.atMs });
+    const restoredAtMs = restoredAfter(byStart, start.atMs);
+    outages.push({ cause: start.cause, fromMs: start.atMs, durationMs: restoredAtMs === undefined ? null : restoredAtMs - start.atMs });
   }
   return outages;
+}
+
+function restoredAfter(byStart: HttpLoad['outcomes'], fromMs: number): number | undefined {
+  let streak = 0;
+  let streakStartMs = 0;
+  for (const outcome of byStart) {
+    if (outcome.startMs < fromMs) continue;
+    streak = outcome.ok ? streak + 1 : 0;
+    if (streak === 1) streakStartMs = outcome.startMs;
+    if (streak >= RESTORED_AFTER_SUCCESSES) return streakStartMs;
+  }
+  return undefined;
 }
 
 // --- helpers -------------------------------------------------------------------------------------

@@ -40,16 +40,22 @@ export interface TrafficVerdict {
   byPriority: Record<Priority, PriorityFigures>;
   /** Failed idempotent requests through a surviving proxy, outside pool outages: must be 0. */
   failedIdempotent: number;
+  /**
+   * Of those, the ones that timed out (504) while a backend was hung: requests in flight to it
+   * that the proxy did not retry. Counted as failures all the same; told apart for the diagnosis.
+   */
+  timedOutOnHungBackend: number;
   examples: string[];
 }
 
 const overlaps = (request: RequestOutcome, window: Window) => request.startMs <= window.toMs && request.endMs >= window.fromMs;
 
-export function judgeTraffic(outcomes: readonly RequestOutcome[], restarts: ReadonlyMap<string, readonly Window[]>, outages: readonly Window[]): TrafficVerdict {
+export function judgeTraffic(outcomes: readonly RequestOutcome[], restarts: ReadonlyMap<string, readonly Window[]>, outages: readonly Window[], hangs: readonly Window[] = []): TrafficVerdict {
   const byPriority: Record<Priority, PriorityFigures> = { critical: { requests: 0, succeeded: 0, successRate: 1 }, default: { requests: 0, succeeded: 0, successRate: 1 } };
   let toRestartingProxy = 0;
   let duringPoolOutage = 0;
   let failedIdempotent = 0;
+  let timedOutOnHungBackend = 0;
   const examples: string[] = [];
   for (const request of outcomes) {
     if ((restarts.get(request.proxy) ?? []).some((window) => overlaps(request, window))) {
@@ -65,9 +71,10 @@ export function judgeTraffic(outcomes: readonly RequestOutcome[], restarts: Read
     if (request.ok) figures.succeeded++;
     else if (request.idempotent) {
       failedIdempotent++;
+      if (request.result === '504' && hangs.some((window) => overlaps(request, window))) timedOutOnHungBackend++;
       if (examples.length < 5) examples.push(`${request.priority} GET through ${request.proxy} at ${new Date(request.startMs).toISOString()} failed: ${request.result} after ${request.endMs - request.startMs} ms`);
     }
   }
   for (const figures of Object.values(byPriority)) figures.successRate = figures.requests === 0 ? 1 : Number((figures.succeeded / figures.requests).toFixed(5));
-  return { requests: outcomes.length, judged: outcomes.length - toRestartingProxy - duringPoolOutage, toRestartingProxy, duringPoolOutage, byPriority, failedIdempotent, examples };
+  return { requests: outcomes.length, judged: outcomes.length - toRestartingProxy - duringPoolOutage, toRestartingProxy, duringPoolOutage, byPriority, failedIdempotent, timedOutOnHungBackend, examples };
 }
