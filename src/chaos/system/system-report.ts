@@ -20,6 +20,8 @@ export interface PoolOutage {
 export interface SystemChaosReport {
   seed: number;
   durationSeconds: number;
+  /** How long faults and load ran: the duration, or more when a fault waited for the system to recover from the previous one. */
+  faultPhaseSeconds: number;
   /** Every HTTP request sent through the proxies. */
   requests: number;
   /** Judged requests that succeeded, by priority (requests to a restarting proxy and in pool outages set apart). */
@@ -58,7 +60,7 @@ export interface SystemChaosReport {
 export function summarizeSystemReport(report: SystemChaosReport): string {
   const detections = report.detectionMs.map((entry) => `${entry.kind} ${entry.backend}: ${entry.detectionMs === null ? 'not detected' : `${entry.detectionMs} ms (${entry.by})`}`).join('; ');
   const lines = [
-    `${report.passed ? 'PASS' : `FAIL (${report.failedChecks.join(', ')})`}: whole-system chaos for ${report.durationSeconds} s, seed ${report.seed}`,
+    `${report.passed ? 'PASS' : `FAIL (${report.failedChecks.join(', ')})`}: whole-system chaos for ${report.faultPhaseSeconds} s (--duration ${report.durationSeconds}), seed ${report.seed}`,
     `  requests: ${report.requests} (critical success ${report.successRate.critical}, default success ${report.successRate.default}; ${report.toRestartingProxy} to a restarting proxy, ${report.duringPoolOutage} during pool outages); failed idempotent requests: ${report.failedIdempotentRequests} (${report.failedIdempotentTimedOutOnHungBackend} timed out on a hung backend)`,
     `  detection: ${detections || 'no backend failure injected'}`,
     `  autoscaler: ${report.autoscalerLeaders} leaders acted, at most ${report.maxConcurrentAutoscalers} at once, ${report.fencingTokenRegressions} fencing token regressions in ${report.acceptedActions} accepted actions; kill switch: ${report.freezes} freezes, ${report.killSwitchViolations} violations`,

@@ -44,6 +44,8 @@ export interface SystemChaosOptions {
 }
 
 const MIN_INSTANCES = 2;
+/** Concurrent clients of the store's workload (each has one operation outstanding). */
+const KV_CLIENTS = 3;
 const MAX_INSTANCES = 4;
 const APP_PATH = fileURLToPath(new URL('../../../examples/app/server.mjs', import.meta.url));
 /** Instance ports: a block of this many, placed by the harness's pid so parallel runs rarely meet. */
@@ -94,6 +96,7 @@ export async function runSystemChaos(options: SystemChaosOptions): Promise<Syste
   let load: HttpLoad | undefined;
   const hung = new Set<number>();
   let stopped = false;
+  let elapsedSeconds = 0;
   const stopAll = async () => {
     if (stopped) return;
     stopped = true;
@@ -129,7 +132,11 @@ export async function runSystemChaos(options: SystemChaosOptions): Promise<Syste
     const workload = new Workload({ clients: kvClients, names: cluster.names, random: new SeededRandom(options.seed + 1), opTimeoutMs: 2_000, keys: 4, history, acked });
     const faultPhaseMs = options.durationSeconds * 1000;
     const runUntil = Date.now() + faultPhaseMs;
-    const kvLoops = Array.from({ length: 3 }, (_, id) => workload.runClient(id, runUntil));
+    // The store's clients run until the last fault is over (waiting for a steady system may push it past the duration).
+    let faultsOver = false;
+    const kvLoops = Array.from({ length: KV_CLIENTS }, async (_, id) => {
+      for (let round = 0; !faultsOver; round++) await workload.runClient(round * KV_CLIENTS + id, Date.now() + 1_000);
+    });
 
     const injection: Injection = { cluster, admin, sampler, proxies, note, hung, failures: [], outageStarts: [], restarts: new Map(), hangs: [], faults: countsOf() };
     const phaseStart = Date.now();
@@ -140,9 +147,11 @@ export async function runSystemChaos(options: SystemChaosOptions): Promise<Syste
       await inject(fault, injection).catch((error: unknown) => problems.push(`fault ${fault.kind}: ${(error as Error).message}`));
     }
     await sleep(runUntil - Date.now());
+    faultsOver = true;
     await Promise.all(kvLoops);
     await load.stop();
-    note(`load done: ${load.outcomes.length} requests, ${history.length} store operations`);
+    elapsedSeconds = Math.round((Date.now() - phaseStart) / 1000);
+    note(`load done: ${load.outcomes.length} requests, ${history.length} store operations in ${elapsedSeconds} s`);
 
     // Heal everything, then let the system settle before the end-state checks.
     cluster.relay.healAll();
@@ -165,7 +174,7 @@ export async function runSystemChaos(options: SystemChaosOptions): Promise<Syste
     const survivors = await survivorsAfterStop(runId);
 
     return judge({
-      options, workDir, changes, injection, outcomes: load.outcomes, runningAtEnd, recordedAtEnd: recordedAtEnd.map((entry) => entry.id), survivors,
+      options, elapsedSeconds, workDir, changes, injection, outcomes: load.outcomes, runningAtEnd, recordedAtEnd: recordedAtEnd.map((entry) => entry.id), survivors,
       seen: [...sampler.seen.values()], emptyAtMs: sampler.emptyAtMs, lostWrites, linearizabilityVerdict: checked.verdict, kvOperations: history.length, problems, timeline,
     });
   } finally {
@@ -344,6 +353,7 @@ async function survivorsAfterStop(runId: string): Promise<{ instanceId: string; 
 
 interface JudgeInput {
   options: SystemChaosOptions;
+  elapsedSeconds: number;
   workDir: string;
   changes: StoreChange[];
   injection: Injection;
@@ -413,6 +423,7 @@ function judge(input: JudgeInput): SystemChaosReport {
   const report: SystemChaosReport = {
     seed: input.options.seed,
     durationSeconds: input.options.durationSeconds,
+    faultPhaseSeconds: input.elapsedSeconds,
     requests: traffic.requests,
     successRate: { critical: traffic.byPriority.critical.successRate, default: traffic.byPriority.default.successRate },
     requestsByPriority: {
