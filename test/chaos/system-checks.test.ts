@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { SeededRandom } from '../../src/random/seeded-random.ts';
 import { acceptedActions, checkFencing } from '../../src/chaos/system/autoscaler-fencing-check.ts';
 import { detectFailures } from '../../src/chaos/system/detection-check.ts';
-import { MIN_FAULT_PHASE_MS, scheduleFaults, SYSTEM_FAULT_KINDS } from '../../src/chaos/system/fault-schedule.ts';
+import { MIN_FAULT_PHASE_MS, ROUND_MS, scheduleFaults, SYSTEM_FAULT_KINDS } from '../../src/chaos/system/fault-schedule.ts';
 import { accountInstances } from '../../src/chaos/system/instance-accounting-check.ts';
 import { checkKillSwitch } from '../../src/chaos/system/kill-switch-check.ts';
 import type { StoreChange } from '../../src/chaos/system/store-history.ts';
@@ -146,4 +146,11 @@ test('fault schedule: every kind once, in its own slot, the same for the same se
   assert.deepEqual(scheduleFaults(durationMs, new SeededRandom(7)), schedule);
   assert.notDeepEqual(scheduleFaults(durationMs, new SeededRandom(8)).map((fault) => fault.kind), schedule.map((fault) => fault.kind));
   assert.throws(() => scheduleFaults(MIN_FAULT_PHASE_MS - 1, new SeededRandom(1)), /needs at least 30 s/);
+});
+
+test('fault schedule: a longer run repeats every kind once per round, in order of time', () => {
+  const schedule = scheduleFaults(2 * ROUND_MS + 30_000, new SeededRandom(3));
+  assert.equal(schedule.length, 2 * SYSTEM_FAULT_KINDS.length);
+  for (const kind of SYSTEM_FAULT_KINDS) assert.equal(schedule.filter((fault) => fault.kind === kind).length, 2, kind);
+  for (let i = 1; i < schedule.length; i++) assert.ok(schedule[i]!.atMs > schedule[i - 1]!.atMs);
 });
