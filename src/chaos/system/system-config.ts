@@ -8,6 +8,9 @@
 import { stringify } from 'yaml';
 
 export const CHAOS_POOL = 'chaos-web';
+/** The pool's autoscaling bounds: min 2 so that one backend can fail while the other serves. */
+export const MIN_INSTANCES = 2;
+export const MAX_INSTANCES = 4;
 
 export interface SystemConfigOptions {
   /** The node binary and the example app that instances run. */
