@@ -92,7 +92,7 @@ test('instances: launched = running + terminated; unmanaged and surviving proces
   assert.equal(leaky.launched, leaky.running + leaky.terminated);
 });
 
-test('detection: injection to marked-down, or to removal when that came first; never detected is null', () => {
+test('detection: injection to marked-down, or to removal when that came first; nothing within the window is null', () => {
   const failures = [
     { kind: 'hang' as const, backend: '127.0.0.1:9001', instanceId: 'web-9001-0', atMs: 1_000 },
     { kind: 'kill' as const, backend: '127.0.0.1:9002', instanceId: 'web-9002-1', atMs: 5_000 },
@@ -103,12 +103,16 @@ test('detection: injection to marked-down, or to removal when that came first; n
     { atMs: 1_700, backend: '127.0.0.1:9001', checkerDetectionMs: 512.4 },
     { atMs: 5_900, backend: '127.0.0.1:9002' },
   ];
-  const removals = [{ atMs: 5_300, instanceId: 'web-9002-1' }];
-  assert.deepEqual(detectFailures(failures, downs, removals), [
+  const removals = [{ atMs: 5_300, instanceId: 'web-9002-1' }, { atMs: 30_000, instanceId: 'web-9003-2' }];
+  // web-9003-2's removal comes long after the window: a later failure of a replacement that reused the id.
+  assert.deepEqual(detectFailures(failures, downs, removals, { clockSlackMs: 50, removalSlackMs: 1_000, windowMs: 10_000 }), [
     { kind: 'hang', backend: '127.0.0.1:9001', detectionMs: 700, by: 'marked-down', checkerDetectionMs: 512 },
     { kind: 'kill', backend: '127.0.0.1:9002', detectionMs: 300, by: 'removed' },
     { kind: 'kill', backend: '127.0.0.1:9003', detectionMs: null, by: 'undetected' },
   ]);
+  // A removal stamped with its period's start, a little before the injection, still counts (as 0 ms).
+  const early = detectFailures([failures[1]!], [], [{ atMs: 4_800, instanceId: 'web-9002-1' }], { clockSlackMs: 50, removalSlackMs: 1_000, windowMs: 10_000 });
+  assert.deepEqual(early, [{ kind: 'kill', backend: '127.0.0.1:9002', detectionMs: 0, by: 'removed' }]);
 });
 
 test('traffic: failed GETs through a surviving proxy count; a restarting proxy, pool outages and failed POSTs are set apart', () => {

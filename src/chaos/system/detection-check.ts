@@ -1,7 +1,9 @@
 // Time to detect each injected backend failure: from the moment the run killed or hung a backend
-// to the first `marked-down` health event for it in the timeline (written by the control-plane
-// member that checks it). A backend the autoscaler removed before any check marked it down (its
-// instance record deleted: the provider saw the process exit) counts as detected at the removal.
+// to the first `marked-down` event for it in the timeline (written by the control-plane member
+// that checks it, or by a proxy checking it itself). A backend that left the pool before any check
+// marked it down (the provider saw its process exit; the autoscaler found it gone) counts as
+// detected at that moment. Only events within windowMs of the injection count: a replacement
+// reuses the port, and its own later failure is not this one's detection.
 //
 // Pure: no I/O.
 
@@ -34,13 +36,23 @@ export interface Detection {
   checkerDetectionMs?: number;
 }
 
-/** Events stamped by another process's clock may land a little before the injection's stamp. */
-const CLOCK_SLACK_MS = 50;
+export interface DetectionWindows {
+  /** Events stamped by another process's clock may land a little before the injection's stamp. */
+  clockSlackMs: number;
+  /**
+   * A removal found by the autoscaler is stamped with its period's start, up to a period before it
+   * looked: removals count from this long before the injection.
+   */
+  removalSlackMs: number;
+  /** Events later than this after the injection are not its detection. */
+  windowMs: number;
+}
 
-export function detectFailures(failures: readonly InjectedBackendFailure[], downs: readonly HealthTransition[], removals: readonly InstanceRemoval[]): Detection[] {
+export function detectFailures(failures: readonly InjectedBackendFailure[], downs: readonly HealthTransition[], removals: readonly InstanceRemoval[], windows: DetectionWindows): Detection[] {
   return failures.map((failure) => {
-    const down = downs.filter((event) => event.backend === failure.backend && event.atMs >= failure.atMs - CLOCK_SLACK_MS).sort((a, b) => a.atMs - b.atMs)[0];
-    const removal = removals.filter((event) => event.instanceId === failure.instanceId && event.atMs >= failure.atMs - CLOCK_SLACK_MS).sort((a, b) => a.atMs - b.atMs)[0];
+    const within = (atMs: number, slackMs: number) => atMs >= failure.atMs - slackMs && atMs <= failure.atMs + windows.windowMs;
+    const down = downs.filter((event) => event.backend === failure.backend && within(event.atMs, windows.clockSlackMs)).sort((a, b) => a.atMs - b.atMs)[0];
+    const removal = removals.filter((event) => event.instanceId === failure.instanceId && within(event.atMs, windows.removalSlackMs)).sort((a, b) => a.atMs - b.atMs)[0];
     if (down !== undefined && (removal === undefined || down.atMs <= removal.atMs)) {
       return { kind: failure.kind, backend: failure.backend, detectionMs: Math.max(0, Math.round(down.atMs - failure.atMs)), by: 'marked-down', ...(down.checkerDetectionMs === undefined ? {} : { checkerDetectionMs: Math.round(down.checkerDetectionMs) }) };
     }

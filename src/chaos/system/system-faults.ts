@@ -51,16 +51,16 @@ export async function inject(fault: ScheduledFault, context: Injection): Promise
   switch (fault.kind) {
     case 'kill-backend': {
       const target = await pickInstance(context, fault.pick);
-      signalProcess(target.pid, 'SIGKILL');
       context.failures.push({ kind: 'kill', backend: target.address, instanceId: target.id, atMs: Date.now() });
+      signalProcess(target.pid, 'SIGKILL');
       note(`kill -9 backend ${target.id} (${target.address}, pid ${target.pid})`);
       break;
     }
     case 'hang-backend': {
       const target = await pickInstance(context, fault.pick);
+      context.failures.push({ kind: 'hang', backend: target.address, instanceId: target.id, atMs: Date.now() });
       signalProcess(target.pid, 'SIGSTOP');
       context.hung.add(target.pid);
-      context.failures.push({ kind: 'hang', backend: target.address, instanceId: target.id, atMs: Date.now() });
       note(`SIGSTOP backend ${target.id} (${target.address}, pid ${target.pid})`);
       // Held long enough for the checks to mark it down (fall × interval + timeout), with slack.
       const { healthFall, healthIntervalMs, healthTimeoutMs } = SYSTEM_TIMINGS;

@@ -4,7 +4,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { acceptedActions, checkFencing } from './autoscaler-fencing-check.ts';
-import { detectFailures, type HealthTransition, type InstanceRemoval } from './detection-check.ts';
+import { detectFailures, type DetectionWindows, type HealthTransition, type InstanceRemoval } from './detection-check.ts';
 import { SYSTEM_FAULT_KINDS } from './fault-schedule.ts';
 import type { HttpLoad } from './http-load.ts';
 import { accountInstances } from './instance-accounting-check.ts';
@@ -23,6 +23,15 @@ import { judgeTraffic } from './traffic-check.ts';
  * the longest hold of a freeze.
  */
 const MAX_POOL_OUTAGE_MS = 3 * (SYSTEM_TIMINGS.autoscaleLeaseTtlSeconds * 1000 + SYSTEM_TIMINGS.membershipLeaseTtlSeconds * 1000 + 3 * SYSTEM_TIMINGS.autoscalePeriodMs + 2_000) + 3_000;
+/**
+ * Detection: a check round is fall × interval + timeout; a failure must be detected within ten
+ * rounds plus the membership lease (the member checking the backend may itself be the one killed).
+ */
+const DETECTION_WINDOWS: DetectionWindows = {
+  clockSlackMs: 50,
+  removalSlackMs: SYSTEM_TIMINGS.autoscalePeriodMs,
+  windowMs: 10 * (SYSTEM_TIMINGS.healthFall * SYSTEM_TIMINGS.healthIntervalMs + SYSTEM_TIMINGS.healthTimeoutMs) + SYSTEM_TIMINGS.membershipLeaseTtlSeconds * 1000,
+};
 /** A pool outage ends once this many requests in a row (by start time) succeeded: service is restored. */
 const RESTORED_AFTER_SUCCESSES = 20;
 
@@ -65,14 +74,15 @@ export function judge(input: JudgeInput): SystemChaosReport {
   const traffic = judgeTraffic(input.outcomes, injection.restarts, outages.map((outage) => ({ fromMs: outage.fromMs, toMs: outage.durationMs === null ? Number.POSITIVE_INFINITY : outage.fromMs + outage.durationMs })), injection.hangs);
   problems.push(...traffic.examples);
 
-  const downs: HealthTransition[] = events.filter((event) => event.source === 'health' && event.kind === 'marked-down' && typeof event.data?.backend === 'string').map((event) => ({
+  // Marked down by the control plane's shared checks, or by a proxy checking the backend itself.
+  const downs: HealthTransition[] = events.filter((event) => (event.source === 'health' || event.source === 'proxy') && event.kind === 'marked-down' && typeof event.data?.backend === 'string').map((event) => ({
     atMs: event.atMs, backend: event.data!.backend as string, ...(typeof event.data?.detectionMs === 'number' ? { checkerDetectionMs: event.data.detectionMs } : {}),
   }));
-  const removals: InstanceRemoval[] = events.filter((event) => event.source === 'autoscaler' && (event.kind === 'instance-gone' || event.kind === 'terminate')).map((event) => ({
+  const removals: InstanceRemoval[] = events.filter((event) => (event.source === 'autoscaler' && (event.kind === 'instance-gone' || event.kind === 'terminate')) || (event.source === 'provider' && event.kind === 'provider-exited')).map((event) => ({
     atMs: event.atMs, instanceId: typeof event.data?.instanceId === 'string' ? event.data.instanceId : String(event.message ?? '').split(' ')[0]!,
   }));
-  const detections = detectFailures(injection.failures, downs, removals);
-  for (const detection of detections) if (detection.detectionMs === null) problems.push(`${detection.kind} of backend ${detection.backend} was never detected (no marked-down event, no removal)`);
+  const detections = detectFailures(injection.failures, downs, removals, DETECTION_WINDOWS);
+  for (const detection of detections) if (detection.detectionMs === null) problems.push(`${detection.kind} of backend ${detection.backend} was not detected within ${DETECTION_WINDOWS.windowMs} ms (no marked-down event, no removal)`);
 
   const fencing = checkFencing(acceptedActions(input.changes));
   problems.push(...fencing.tokenRegressions.slice(0, 5));
