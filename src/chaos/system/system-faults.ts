@@ -15,6 +15,8 @@ import type { ProxyProcess } from './proxy-processes.ts';
 import { CHAOS_POOL, MIN_INSTANCES, SYSTEM_TIMINGS } from './system-config.ts';
 import type { Window } from './traffic-check.ts';
 
+/** How long a new autoscaler leader may take to be elected once the old one is dead: its lease TTL, with slack. */
+const NEW_LEADER_TIMEOUT_MS = 10 * SYSTEM_TIMINGS.autoscaleLeaseTtlSeconds * 1000;
 /** How long a restarted proxy gets to answer again. */
 const PROXY_RESTART_TIMEOUT_MS = 60_000;
 
@@ -104,20 +106,21 @@ export async function inject(fault: ScheduledFault, context: Injection): Promise
     case 'freeze': {
       await freeze(admin, { by: 'concord-chaos', reason: 'chaos: the kill switch across a leader change', atMs: Date.now() });
       note('kill switch set (every pool)');
+      let killed: string | undefined;
       try {
-        const leader = await autoscalerLeader(admin);
-        context.outageStarts.push({ atMs: Date.now(), cause: `autoscaler leader ${leader} killed while frozen` });
-        await cluster.kill(leader);
-        const next = await waitFor('a new autoscaler leader', 20_000, async () => {
+        killed = await autoscalerLeader(admin);
+        context.outageStarts.push({ atMs: Date.now(), cause: `autoscaler leader ${killed} killed while frozen` });
+        await cluster.kill(killed);
+        const next = await waitFor('a new autoscaler leader', NEW_LEADER_TIMEOUT_MS, async () => {
           const now = await autoscaleReport(admin).catch(() => undefined);
-          return now?.leader !== undefined && now.leader.name !== leader ? now.leader.name : undefined;
+          return now?.leader !== undefined && now.leader.name !== killed ? now.leader.name : undefined;
         });
         note(`${next} leads the autoscaler while frozen`);
         await sleep(fault.holdMs);
-        cluster.start(leader);
       } finally {
         await retry(() => unfreeze(admin, { by: 'concord-chaos', atMs: Date.now() }));
         note('kill switch cleared');
+        if (killed !== undefined) cluster.start(killed);
       }
       break;
     }
