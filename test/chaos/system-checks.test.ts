@@ -106,13 +106,13 @@ test('detection: injection to marked-down, or to removal when that came first; n
   const removals = [{ atMs: 5_300, instanceId: 'web-9002-1' }, { atMs: 30_000, instanceId: 'web-9003-2' }];
   // web-9003-2's removal comes long after the window: a later failure of a replacement that reused the id.
   assert.deepEqual(detectFailures(failures, downs, removals, { clockSlackMs: 50, removalSlackMs: 1_000, windowMs: 10_000 }), [
-    { kind: 'hang', backend: '127.0.0.1:9001', detectionMs: 700, by: 'marked-down', checkerDetectionMs: 512 },
-    { kind: 'kill', backend: '127.0.0.1:9002', detectionMs: 300, by: 'removed' },
-    { kind: 'kill', backend: '127.0.0.1:9003', detectionMs: null, by: 'undetected' },
+    { kind: 'hang', backend: '127.0.0.1:9001', detectionMs: 700, by: 'marked-down', markedDownMs: 700, checkerDetectionMs: 512 },
+    { kind: 'kill', backend: '127.0.0.1:9002', detectionMs: 300, by: 'removed', markedDownMs: 900 },
+    { kind: 'kill', backend: '127.0.0.1:9003', detectionMs: null, by: 'undetected', markedDownMs: null },
   ]);
   // A removal stamped with its period's start, a little before the injection, still counts (as 0 ms).
   const early = detectFailures([failures[1]!], [], [{ atMs: 4_800, instanceId: 'web-9002-1' }], { clockSlackMs: 50, removalSlackMs: 1_000, windowMs: 10_000 });
-  assert.deepEqual(early, [{ kind: 'kill', backend: '127.0.0.1:9002', detectionMs: 0, by: 'removed' }]);
+  assert.deepEqual(early, [{ kind: 'kill', backend: '127.0.0.1:9002', detectionMs: 0, by: 'removed', markedDownMs: null }]);
 });
 
 test('traffic: failed GETs through a surviving proxy count; a restarting proxy, pool outages and failed POSTs are set apart', () => {

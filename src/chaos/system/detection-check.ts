@@ -33,6 +33,8 @@ export interface Detection {
   /** Injection to marked-down (or removal); null: never detected. */
   detectionMs: number | null;
   by: 'marked-down' | 'removed' | 'undetected';
+  /** Injection to the first marked-down event, whether or not a removal came first; null: none in the window. */
+  markedDownMs: number | null;
   checkerDetectionMs?: number;
 }
 
@@ -53,10 +55,12 @@ export function detectFailures(failures: readonly InjectedBackendFailure[], down
     const within = (atMs: number, slackMs: number) => atMs >= failure.atMs - slackMs && atMs <= failure.atMs + windows.windowMs;
     const down = downs.filter((event) => event.backend === failure.backend && within(event.atMs, windows.clockSlackMs)).sort((a, b) => a.atMs - b.atMs)[0];
     const removal = removals.filter((event) => event.instanceId === failure.instanceId && within(event.atMs, windows.removalSlackMs)).sort((a, b) => a.atMs - b.atMs)[0];
+    const markedDownMs = down === undefined ? null : Math.max(0, Math.round(down.atMs - failure.atMs));
+    const checker = down?.checkerDetectionMs === undefined ? {} : { checkerDetectionMs: Math.round(down.checkerDetectionMs) };
     if (down !== undefined && (removal === undefined || down.atMs <= removal.atMs)) {
-      return { kind: failure.kind, backend: failure.backend, detectionMs: Math.max(0, Math.round(down.atMs - failure.atMs)), by: 'marked-down', ...(down.checkerDetectionMs === undefined ? {} : { checkerDetectionMs: Math.round(down.checkerDetectionMs) }) };
+      return { kind: failure.kind, backend: failure.backend, detectionMs: markedDownMs, by: 'marked-down', markedDownMs, ...checker };
     }
-    if (removal !== undefined) return { kind: failure.kind, backend: failure.backend, detectionMs: Math.max(0, Math.round(removal.atMs - failure.atMs)), by: 'removed' };
-    return { kind: failure.kind, backend: failure.backend, detectionMs: null, by: 'undetected' };
+    if (removal !== undefined) return { kind: failure.kind, backend: failure.backend, detectionMs: Math.max(0, Math.round(removal.atMs - failure.atMs)), by: 'removed', markedDownMs, ...checker };
+    return { kind: failure.kind, backend: failure.backend, detectionMs: null, by: 'undetected', markedDownMs };
   });
 }

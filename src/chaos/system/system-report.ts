@@ -58,7 +58,7 @@ export interface SystemChaosReport {
 }
 
 export function summarizeSystemReport(report: SystemChaosReport): string {
-  const detections = report.detectionMs.map((entry) => `${entry.kind} ${entry.backend}: ${entry.detectionMs === null ? 'not detected' : `${entry.detectionMs} ms (${entry.by})`}`).join('; ');
+  const detections = report.detectionMs.map((entry) => `${entry.kind} ${entry.backend}: ${entry.detectionMs === null ? 'not detected' : `${entry.detectionMs} ms (${entry.by}${entry.by === 'removed' && entry.markedDownMs !== null ? `; marked down at ${entry.markedDownMs} ms` : ''})`}`).join('; ');
   const lines = [
     `${report.passed ? 'PASS' : `FAIL (${report.failedChecks.join(', ')})`}: whole-system chaos for ${report.faultPhaseSeconds} s (--duration ${report.durationSeconds}), seed ${report.seed}`,
     `  requests: ${report.requests} (critical success ${report.successRate.critical}, default success ${report.successRate.default}; ${report.toRestartingProxy} to a restarting proxy, ${report.duringPoolOutage} during pool outages); failed idempotent requests: ${report.failedIdempotentRequests} (${report.failedIdempotentTimedOutOnHungBackend} timed out on a hung backend)`,
