@@ -39,6 +39,17 @@ export class HttpLoad {
     this.loops = this.options.proxies.flatMap((proxy) => Array.from({ length: this.options.workersPerProxy }, () => this.worker(proxy)));
   }
 
+  /** Whether requests completed in the last `windowMs`, and every one of them succeeded. */
+  servedCleanlyFor(windowMs: number): boolean {
+    const sinceMs = Date.now() - windowMs;
+    let recent = 0;
+    for (let i = this.outcomes.length - 1; i >= 0 && this.outcomes[i]!.endMs >= sinceMs; i--) {
+      if (!this.outcomes[i]!.ok) return false;
+      recent++;
+    }
+    return recent > 0;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.all(this.loops);

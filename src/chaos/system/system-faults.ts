@@ -152,8 +152,13 @@ async function pickInstance(context: Injection, pick: number): Promise<LiveInsta
   return candidates[pick % candidates.length]!;
 }
 
-/** Every member runs and answers, the store takes a write, and the pool has its minimum of live instances. */
-export async function steady(cluster: ProcessCluster, kvClients: Map<string, KvClient>, admin: EtcdCoordStore, sampler: InstanceSampler): Promise<boolean> {
+/**
+ * Every member runs and answers with a leader, their logs are close, the pool has its minimum of
+ * live instances, and the clients' requests have all succeeded for a while (the proxies see the
+ * pool whole again: no backend left ejected or unchecked by the previous fault).
+ */
+export async function steady(cluster: ProcessCluster, kvClients: Map<string, KvClient>, admin: EtcdCoordStore, sampler: InstanceSampler, servingCleanly: () => boolean): Promise<boolean> {
+  if (!servingCleanly()) return false;
   if (cluster.names.some((name) => !cluster.isRunning(name))) return false;
   const statuses = await Promise.all([...kvClients.values()].map((client) => client.status(1_000).catch(() => undefined)));
   if (statuses.some((status) => status === undefined || status.leader === 0n)) return false;

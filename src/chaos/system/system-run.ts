@@ -50,6 +50,8 @@ const STARTUP_TIMEOUT_MS = 60_000;
 const SETTLE_TIMEOUT_MS = 30_000;
 /** Before each fault: how long to wait for the previous one's recovery. */
 const STEADY_TIMEOUT_MS = 15_000;
+/** Steady means, among other things, that every request has succeeded for this long. */
+const CLEAN_SERVICE_MS = 2_000;
 
 export async function runSystemChaos(options: SystemChaosOptions): Promise<SystemChaosReport> {
   const random = new SeededRandom(options.seed);
@@ -101,12 +103,13 @@ export async function runSystemChaos(options: SystemChaosOptions): Promise<Syste
     for (const proxy of proxies) await waitFor(`${proxy.name} to serve`, STARTUP_TIMEOUT_MS, () => servesOk(proxy.url));
     note('proxies serve the pool');
 
-    load = new HttpLoad({
+    const httpLoad = new HttpLoad({
       proxies: proxies.map((proxy) => ({ name: proxy.name, url: proxy.url })),
       workersPerProxy: 3, pauseMs: 20, criticalPercent: 20, postPercent: 10, requestTimeoutMs: 10_000,
       maxRecordedRequests: 500_000, random: new SeededRandom(options.seed + 2),
     });
-    load.start();
+    load = httpLoad;
+    httpLoad.start();
     const history: KvOperation[] = [];
     const acked: AckedWrite[] = [];
     const workload = new Workload({ clients: kvClients, names: cluster.names, random: new SeededRandom(options.seed + 1), opTimeoutMs: 2_000, keys: 4, history, acked });
@@ -123,7 +126,7 @@ export async function runSystemChaos(options: SystemChaosOptions): Promise<Syste
     for (const fault of scheduleFaults(faultPhaseMs, random)) {
       await sleep(phaseStart + fault.atMs - Date.now());
       // One fault at a time: the previous one's recovery is complete before the next begins.
-      await waitFor('the system to be steady', STEADY_TIMEOUT_MS, () => steady(cluster, kvClients, admin, sampler)).catch((error: unknown) => note(`${(error as Error).message}; injecting anyway`));
+      await waitFor('the system to be steady', STEADY_TIMEOUT_MS, () => steady(cluster, kvClients, admin, sampler, () => httpLoad.servedCleanlyFor(CLEAN_SERVICE_MS))).catch((error: unknown) => note(`${(error as Error).message}; injecting anyway`));
       await inject(fault, injection).catch((error: unknown) => problems.push(`fault ${fault.kind}: ${(error as Error).message}`));
     }
     await sleep(runUntil - Date.now());
