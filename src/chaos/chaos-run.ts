@@ -66,7 +66,7 @@ export interface ChaosReport {
   replay: string;
 }
 
-interface AckedWrite {
+export interface AckedWrite {
   key: string;
   value: string;
   revision: number;
@@ -171,7 +171,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
 // --- the workload ------------------------------------------------------------------------------
 
-interface WorkloadOptions {
+export interface WorkloadOptions {
   clients: Map<string, KvClient>;
   names: string[];
   random: SeededRandom;
@@ -181,7 +181,7 @@ interface WorkloadOptions {
   acked: AckedWrite[];
 }
 
-class Workload {
+export class Workload {
   private readonly options: WorkloadOptions;
   private readonly epochMs = performance.now();
   private lastWriteAtMs = performance.now();
@@ -417,7 +417,7 @@ function watchLeader(clients: Map<string, KvClient>, onChange: (changes: number)
 
 // --- the checks ----------------------------------------------------------------------------------
 
-async function waitForWrites(clients: Map<string, KvClient>, timeoutMs: number): Promise<void> {
+export async function waitForWrites(clients: Map<string, KvClient>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     for (const client of clients.values()) {
@@ -462,7 +462,7 @@ async function checkConvergence(clients: Map<string, KvClient>, timeoutMs: numbe
 }
 
 /** Every acknowledged write must be readable at its revision, with that revision as its mod revision. */
-async function countLostWrites(clients: Map<string, KvClient>, acked: readonly AckedWrite[], problems: string[]): Promise<number> {
+export async function countLostWrites(clients: Map<string, KvClient>, acked: readonly AckedWrite[], problems: string[]): Promise<number> {
   const readers = [...clients.values()];
   let lost = 0;
   for (const write of acked) {

@@ -7,6 +7,9 @@ import type { Command } from 'commander';
 import { FAULT_KINDS, runChaos } from '../chaos/chaos-run.ts';
 import type { ChaosReport, FaultKind } from '../chaos/chaos-run.ts';
 import { SERVER_BUGS, isServerBug } from '../server/server-config.ts';
+import { MIN_FAULT_PHASE_MS } from '../chaos/system/fault-schedule.ts';
+import { runSystemChaos } from '../chaos/system/system-run.ts';
+import { summarizeSystemReport } from '../chaos/system/system-report.ts';
 
 const DEFAULT_DURATION_SECONDS = 60;
 const MAX_DURATION_SECONDS = 24 * 3600;
@@ -21,9 +24,23 @@ export function registerChaosCommand(program: Command, setExitCode: (code: numbe
     .option('--faults <list>', `fault kinds to inject, comma-separated (default all: ${FAULT_KINDS.join(',')})`, faultList)
     .option('--json', 'print the report as one JSON object on the last line of stdout')
     .option('--work-dir <dir>', 'folder for data dirs, logs and the report (kept); default: a temp folder, removed when the run passes')
+    .option('--system', `whole-system chaos: store members with their control planes, two store-fed proxies, an autoscaled pool and HTTP load (docs/chaos.md); at least ${MIN_FAULT_PHASE_MS / 1000} s`)
     .addOption(new Option('--bug <name>', `switch on a server defect, to see the checks catch it: ${Object.keys(SERVER_BUGS).join(', ')}`).argParser(collectBug))
-    .action(async (options: { members: string; duration: number; seed?: number; faults?: FaultKind[]; json?: boolean; workDir?: string; bug?: string[] }) => {
+    .action(async (options: { members: string; duration: number; seed?: number; faults?: FaultKind[]; json?: boolean; workDir?: string; bug?: string[]; system?: boolean }, command: Command) => {
       const seed = options.seed ?? Math.floor(Math.random() * 1_000_000);
+      if (options.system) {
+        const misplaced = ['members', 'faults', 'bug'].filter((name) => command.getOptionValueSource(name) === 'cli');
+        if (misplaced.length > 0) command.error(`--system runs its own members and faults: drop ${misplaced.map((name) => `--${name}`).join(', ')}`, { exitCode: 2 });
+        if (options.duration * 1000 < MIN_FAULT_PHASE_MS) command.error(`--duration must be at least ${MIN_FAULT_PHASE_MS / 1000} with --system (six faults, each with time to recover)`, { exitCode: 2 });
+        const report = await runSystemChaos({
+          durationSeconds: options.duration, seed, ...(options.workDir === undefined ? {} : { workDir: options.workDir }),
+          onProgress: (line) => process.stderr.write(`${line}\n`),
+        });
+        if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+        else process.stdout.write(summarizeSystemReport(report));
+        setExitCode(report.passed ? 0 : 1);
+        return;
+      }
       const report = await runChaos({
         members: Number(options.members) as 3 | 5,
         durationSeconds: options.duration,
