@@ -187,6 +187,34 @@ test('a backend that never answers gets 504 after firstByteMs; one that goes sil
 });
 
 for (const fastPath of [true, false]) {
+  test(`a hung backend: an idempotent request is retried on another backend after firstByteMs, within the budget; a POST gets 504 (${fastPath ? 'the fast path' : 'node:http and undici'})`, async () => {
+    const hung = await startBackend(() => {
+      // never answers
+    });
+    const good = await startBackend((_req, res) => res.end('good'));
+    const proxy = await startProxy({
+      proxy: { fastPath },
+      pools: [pool('web', [hung.address, good.address], { balance: 'round-robin', timeouts: { firstByteMs: 200 }, outlierDetection: { consecutive5xx: 0, consecutiveGatewayFailure: 0 } })],
+    });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const reply = await call(proxy.url, { path: `/get-${i}` });
+        assert.deepEqual([reply.status, reply.body.toString()], [200, 'good'], 'every GET is answered, by the backend that answers');
+      }
+      assert.ok((hung.hits.get('/get-0') ?? 0) + (hung.hits.get('/get-1') ?? 0) + (hung.hits.get('/get-2') ?? 0) + (hung.hits.get('/get-3') ?? 0) >= 1, 'some GETs went to the hung backend first');
+      const metrics = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
+      assert.match(metrics, /concord_proxy_retries_total\{pool="web",reason="first-byte-timeout"\} [1-9]/);
+      const statuses = new Set<number>();
+      for (let i = 0; i < 4; i++) statuses.add((await call(proxy.url, { method: 'POST', path: '/post', body: Buffer.from('x') })).status);
+      assert.ok(statuses.has(504), 'a POST to the hung backend is not retried: 504');
+    } finally {
+      await proxy.stop();
+      await Promise.all([hung.close(), good.close()]);
+    }
+  });
+}
+
+for (const fastPath of [true, false]) {
   test(`a shed 503 is never retried by a proxy; a retriable status goes to another backend; POST is not retried (${fastPath ? 'the fast path' : 'node:http and undici'})`, async () => {
     const failing = await startBackend((req, res) => {
       if (req.url === '/shed') return void res.writeHead(503, { 'x-concord-shed': 'overload', 'retry-after': '1' }).end('shed');

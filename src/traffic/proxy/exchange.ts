@@ -13,8 +13,8 @@
 //   to stop retries from multiplying load on backends that answer with errors; a dead backend's
 //   requests add no load by moving, and a pool must not fail them when one member crashes.
 // * An idempotent request (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) that got a retriable status
-//   (retries.retryOn) is retried up to retries.attempts times, after a jittered exponential
-//   backoff, if the retry budget allows.
+//   (retries.retryOn), or no response head within timeouts.firstByteMs (a hung backend), is retried
+//   up to retries.attempts times, after a jittered exponential backoff, if the retry budget allows.
 // * Never once any of the request body was sent (it cannot be sent again), never once response
 //   bytes went to the client, and never a 503 carrying x-concord-shed (a shedding proxy said no on
 //   purpose: retrying would add load exactly where there is too much).
@@ -249,6 +249,13 @@ export class Exchange {
       this.attempt(false);
       return;
     }
+    // A hung backend: an idempotent request is worth another backend's answer, within the budget
+    // (the hung one may still act on it, which an idempotent request tolerates; the time already
+    // spent is the client's to bear, as with Envoy's per-try timeout).
+    if (failure.code === FIRST_BYTE_TIMEOUT && this.mayRetryBudgeted()) {
+      this.retryAfterBackoff('first-byte-timeout');
+      return;
+    }
     const status = failure.kind === 'timeout' || failure.code === CONNECT_TIMEOUT ? 504 : 502;
     const code = status === 504 ? 'CONCORD_E_PROXY_UPSTREAM_TIMEOUT' : 'CONCORD_E_PROXY_UPSTREAM_FAILED';
     this.respondWithError(status, code, describeFailure(failure, pool.config.timeouts), attempt.backend.id, true);
@@ -296,7 +303,7 @@ export class Exchange {
   }
 
   /** Backs off (full jitter, exponential) and sends the request to another backend; holds a budget slot meanwhile. */
-  private retryAfterBackoff(reason: 'status'): void {
+  private retryAfterBackoff(reason: 'status' | 'first-byte-timeout'): void {
     const retries = this.request.pool.config.retries;
     this.budgetedRetries += 1;
     this.services.metrics.countRetry(this.request.pool.name, reason);

@@ -75,7 +75,7 @@ export class ProxyMetrics {
     this.duration.observe(pool, seconds);
   }
 
-  countRetry(pool: string, reason: 'status' | 'connect-failure' | 'reset'): void {
+  countRetry(pool: string, reason: 'status' | 'first-byte-timeout' | 'connect-failure' | 'reset'): void {
     this.retries.labels(pool, reason).inc();
   }
 
