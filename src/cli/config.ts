@@ -5,24 +5,16 @@
 // Exit codes: 0 done; 2 the file (or a flag) is invalid, every problem listed by path; 1 the store
 // is unreachable, refused the request, or another apply came in between (--expect-revision).
 
-import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
-import { ConfigError, configJsonSchema, type ConcordConfig } from '../control/config.ts';
-import { applyConfig, digestOf, MAX_CONFIG_BYTES, validateConfigText } from '../control/config-store.ts';
+import { configJsonSchema, readConfigText, type ConcordConfig } from '../control/config.ts';
+import { applyConfig, digestOf, validateConfigText } from '../control/config-store.ts';
 import { CONFIG_KEY } from '../control/store-keys.ts';
 import { operator } from './operator.ts';
 import { addStoreOptions, withStore, type StoreFlagValues } from './store-flags.ts';
 
-/** Reads a configuration file (bounded); throws ConfigError naming the file. */
+/** Reads a configuration file (bounded, strict UTF-8); throws ConfigError naming the file. */
 export function readConfigFile(path: string): string {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (error) {
-    throw new ConfigError(`cannot read ${path}: ${(error as Error).message}`);
-  }
-  if (bytes.byteLength > MAX_CONFIG_BYTES) throw new ConfigError(`${path} is ${bytes.byteLength} bytes; a configuration may be at most ${MAX_CONFIG_BYTES} bytes`);
-  return bytes.toString('utf8');
+  return readConfigText(path);
 }
 
 function summary(config: ConcordConfig): string {

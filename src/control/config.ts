@@ -9,12 +9,12 @@
 // Every problem is reported with its path (`pools[0].health.fall: must be at least 1`), all at
 // once, and nothing starts half-configured. `concord config schema` prints the JSON Schema.
 
-import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BALANCE_ALGORITHMS } from '../traffic/balance/types.ts';
 import { parseStatusRanges, type StatusRanges } from '../traffic/probes/status-ranges.ts';
 import { parseStoreLocation, STORE_URL_EXAMPLE } from '../coord/store-url.ts';
+import { readConfigFileText } from '../server/config-file.ts';
 import { autoscaleSchema, refineAutoscaledPool } from './autoscale-config.ts';
 import { controlPlaneSettingsSchema, MAX_HARD_MAX_INSTANCES } from './control-plane-config.ts';
 import { shedConfigSchema } from './shed-config.ts';
@@ -354,19 +354,23 @@ export function parseConfigText(text: string, source = 'config'): ConcordConfig 
   try {
     document = parseYaml(text);
   } catch (error) {
-    throw new ConfigError(`${source} is not valid YAML: ${(error as Error).message}`);
+    // The yaml package's first line names the problem with its line and column; the rest is a code frame.
+    throw new ConfigError(`${source} is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
   }
   return validateConfig(document, source);
 }
 
-export function loadConfigFile(path: string): ConcordConfig {
-  let text: string;
+/** Reads the file untrusted: bounded in size before it is read, strict UTF-8 (src/server/config-file.ts). */
+export function readConfigText(path: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readConfigFileText(path);
   } catch (error) {
-    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
+    throw new ConfigError((error as Error).message);
   }
-  return parseConfigText(text, `config file ${path}`);
+}
+
+export function loadConfigFile(path: string): ConcordConfig {
+  return parseConfigText(readConfigText(path), `config file ${path}`);
 }
 
 /** The parsed forms the proxy uses, derived once from a validated config. */

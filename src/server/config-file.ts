@@ -13,10 +13,14 @@ export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
 /** YAML aliases allowed in one file (the yaml package's default, named here); more is an alias bomb. */
 export const MAX_CONFIG_ALIAS_COUNT = 100;
 
+/** Reads and decodes the file at `path` (bounded, strict UTF-8); throws a one-line ConfigError for any problem. */
+export function readConfigFileText(path: string): string {
+  return decodeUtf8(path, readBounded(path));
+}
+
 /** Reads, decodes and parses the YAML file at `path`; throws a one-line ConfigError for any problem. */
 export function readYamlConfigFile(path: string): unknown {
-  const bytes = readBounded(path);
-  const text = decodeUtf8(path, bytes);
+  const text = readConfigFileText(path);
   try {
     const document = parseDocument(text, { prettyErrors: false, logLevel: 'silent' });
     // A warning (an unknown tag, a tag on the wrong kind of node) means part of the file was read

@@ -9,11 +9,11 @@
 // it: the proxy drains its in-flight requests, the control plane stops the autoscaler (which stops
 // the example backends it started), then the store stops.
 
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { applyConfig, digestOf, readAppliedConfig, validateConfigText } from '../control/config-store.ts';
-import { ConfigError, validateConfig, type ConcordConfig } from '../control/config.ts';
+import { ConfigError, readConfigText, validateConfig, type ConcordConfig } from '../control/config.ts';
 import { ControlPlane } from '../control/plane.ts';
 import type { StaticFilesHandler } from '../control/admin-api.ts';
 import { EtcdCoordStore } from '../coord/etcd-coord-store.ts';
@@ -84,7 +84,7 @@ export class EmbeddedSystem {
   /** Starts every part; on failure, stops what started and throws (a ConfigError for a bad file). */
   static async start(options: EmbeddedSystemOptions): Promise<EmbeddedSystem> {
     const { logger } = options;
-    const text = readConfigText(options.configFile);
+    const text = readConfigFile(options.configFile);
     const config = validateConfigText(text, options.configFile);
     const proxyConfig = proxySettingsOf(config, options);
     mkdirSync(options.dataDir, { recursive: true });
@@ -152,11 +152,11 @@ export class EmbeddedSystem {
   }
 }
 
-function readConfigText(path: string): string {
+function readConfigFile(path: string): string {
   try {
-    return readFileSync(path, 'utf8');
+    return readConfigText(path);
   } catch (error) {
-    throw new ConfigError(`cannot read the configuration ${path}: ${(error as Error).message} (run from Concord's directory, or give --config FILE)`);
+    throw new ConfigError(`${(error as Error).message} (run from Concord's directory, or give --config FILE)`);
   }
 }
 

@@ -161,8 +161,8 @@ describe('concord server --config-file with hostile YAML', () => {
   });
 });
 
-// The proxy's loader (src/control/config.ts) is being changed by another engineer; these are its
-// findings, with the exact inputs, for that change to take over (readYamlConfigFile does all three).
+// The proxy's loader (src/control/config.ts) reads through the same bounded, strict-UTF-8 reader;
+// these were the fuzzer's findings against it, now regression tests.
 describe('the proxy config loader with hostile YAML (findings for src/control/config.ts)', () => {
   test('generated documents never escape as anything but a ConfigError', () => {
     fc.assert(
@@ -176,7 +176,18 @@ describe('the proxy config loader with hostile YAML (findings for src/control/co
       { numRuns: fuzzRuns(200) },
     );
   });
-  test.todo("loadConfigFile reads a 50 MB file (or /dev/zero, forever) whole: input `truncate -s 50M proxy.yaml` or `--config /dev/zero`; wanted: refused by a named size limit");
-  test.todo('loadConfigFile accepts non-UTF-8 bytes as U+FFFD: input bytes "proxy:\\n  zone: caf\\xe9\\n"; wanted: an error naming byte 18');
-  test.todo('loadConfigFile puts a multi-line YAML error (the yaml package\'s code frame) in its message: input "proxy:\\n  a: 1\\n  a: 2\\n"; wanted: one line with line and column');
+  test('loadConfigFile refuses a file over the size limit without reading it whole, /dev/zero included (regression)', () => {
+    const big = writeConfig('');
+    truncateSync(big, 50 * 1024 * 1024);
+    assert.throws(() => loadConfigFile(big), /larger than 1048576 bytes \(MAX_CONFIG_FILE_BYTES\)/);
+    assert.throws(() => loadConfigFile('/dev/zero'), /larger than 1048576 bytes/);
+  });
+  test('loadConfigFile refuses non-UTF-8 bytes, naming the byte (regression)', () => {
+    const path = writeConfig(Buffer.from('proxy:\n  zone: caf\xe9\n', 'latin1'));
+    assert.throws(() => loadConfigFile(path), /is not UTF-8: byte 18 \(0xe9\)/);
+  });
+  test('loadConfigFile reports a YAML error on one line, with its line and column (regression)', () => {
+    const path = writeConfig('proxy:\n  a: 1\n  a: 2\n');
+    assert.throws(() => loadConfigFile(path), (error: Error) => !error.message.includes('\n') && /line 3, column 3/.test(error.message));
+  });
 });
