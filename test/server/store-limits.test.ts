@@ -260,7 +260,7 @@ test('the limits are flags and server: keys, with defaults, and a bad value name
   assert.equal(fromFile.limits.maxWatchQueuedBytes, 1024);
   assert.equal(fromFile.limits.maxRangeKeys, 9);
   assert.equal(fromFile.limits.maxWatchStreamQueuedBytes, 1024 * 1024);
-  assert.throws(() => resolveServerConfig({ maxClientConnections: 0 }, {}), /--max-client-connections \(maxClientConnections\)/);
+  assert.throws(() => resolveServerConfig({ maxClientConnections: 0 }, {}), /--max-client-connections \(server\.maxClientConnections\)/);
   assert.throws(() => settingsFromFlags({ maxWatchStreams: 'many' }), /--max-watch-streams: 'many' is not a whole number/);
   assert.throws(() => settingsFromFlags({ maxWatchQueuedBytes: 'lots' }), /--max-watch-queued-bytes: 'lots' is not a size/);
 });
