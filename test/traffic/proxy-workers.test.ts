@@ -61,7 +61,7 @@ test('two workers share the port, follow the primary\'s health checks, and stop 
     }
     const exited = new Promise<number | null>((resolve) => primary.once('exit', (code) => resolve(code)));
     primary.kill('SIGTERM');
-    assert.equal(await exited, 0);
+    assert.equal(await exited, 0, `the primary stops cleanly: ${output.slice(-2000)}`);
     for (const pid of workers) assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} is gone`);
   } finally {
     await stopProcess(primary, { graceMs: 2000, killWaitMs: 1000 });

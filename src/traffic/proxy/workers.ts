@@ -124,7 +124,10 @@ async function runPrimary(config: ConcordConfig): Promise<number> {
         for (const worker of workers) worker.process.kill('SIGKILL');
         await primary.stop(0);
         resolve(0);
-      }, () => resolve(1));
+      }).catch((error: unknown) => {
+        process.stderr.write(`concord proxy: error while stopping: ${(error as Error).message}\n`);
+        resolve(1);
+      });
     };
     process.once('SIGINT', () => shutdown('SIGINT'));
     process.once('SIGTERM', () => shutdown('SIGTERM'));
