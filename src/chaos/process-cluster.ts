@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './free-port.ts';
 import { PeerRelay } from './peer-relay.ts';
 
 /** The CLI entry next to this file's folder: src/cli/entry.ts from sources, dist/cli/entry.js when built. */
@@ -196,16 +196,4 @@ export class ProcessCluster {
     }
     return log;
   }
-}
-
-/** A port that was free a moment ago on `host` (the member binds it right after). */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }

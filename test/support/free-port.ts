@@ -1,14 +1,3 @@
-// A loopback port that was free a moment ago, for tests that must name peer URLs up front.
+// Tests that must name addresses up front use the same helper as the chaos runs.
 
-import { createServer } from 'node:net';
-
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../src/chaos/free-port.ts';

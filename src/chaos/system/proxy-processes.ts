@@ -7,7 +7,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freeLoopbackPort } from './free-port.ts';
+import { freePort } from '../free-port.ts';
 
 const ENTRY = fileURLToPath(new URL(`../../cli/entry.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url));
 /** A proxy that has not exited this long after SIGTERM is killed. */
@@ -39,7 +39,7 @@ export class ProxyProcess {
   }
 
   static async create(options: ProxyProcessOptions): Promise<ProxyProcess> {
-    return new ProxyProcess(options, await freeLoopbackPort(), await freeLoopbackPort());
+    return new ProxyProcess(options, await freePort(), await freePort());
   }
 
   get url(): string {
