@@ -23,9 +23,9 @@ export class ServerMetrics {
   readonly watchers = new Gauge({ name: 'concord_mvcc_watchers', help: 'active watchers', registers: [this.registry] });
   readonly leases = new Gauge({ name: 'concord_server_leases', help: 'granted leases', registers: [this.registry] });
   readonly peersConnected = new Gauge({ name: 'concord_network_peers_connected', help: 'peers this member\'s outbound streams are connected to', registers: [this.registry] });
-  readonly peerMessagesSent = new Gauge({ name: 'concord_network_peer_messages_sent', help: 'Raft messages sent to peers since start', registers: [this.registry] });
-  readonly peerMessagesDropped = new Gauge({
-    name: 'concord_network_peer_messages_dropped', help: 'Raft messages dropped since start (peer down or its queue full; Raft re-sends)', registers: [this.registry],
+  readonly peerMessagesSent = new Counter({ name: 'concord_network_peer_messages_sent_total', help: 'Raft messages sent to peers', registers: [this.registry] });
+  readonly peerMessagesDropped = new Counter({
+    name: 'concord_network_peer_messages_dropped_total', help: 'Raft messages dropped (peer down or its queue full; Raft re-sends)', registers: [this.registry],
   });
 
   /**
@@ -60,11 +60,21 @@ export class ServerMetrics {
     at(this.applyLagEntries, samples.applyLagEntries);
     at(this.dbSizeBytes, samples.dbSizeBytes);
     at(this.peersConnected, samples.peersConnected);
-    at(this.peerMessagesSent, samples.peerMessagesSent);
-    at(this.peerMessagesDropped, samples.peerMessagesDropped);
+    catchUp(this.peerMessagesSent, samples.peerMessagesSent);
+    catchUp(this.peerMessagesDropped, samples.peerMessagesDropped);
   }
 
   async text(): Promise<string> {
     return this.registry.metrics();
   }
+}
+
+/** A counter whose total is kept elsewhere (the transport's): it catches up with it at each scrape. */
+function catchUp(counter: Counter, readTotal: () => number): void {
+  let seen = 0;
+  (counter as unknown as { collect: () => void }).collect = () => {
+    const total = readTotal();
+    if (total > seen) counter.inc(total - seen);
+    seen = total;
+  };
 }
