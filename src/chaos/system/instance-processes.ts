@@ -38,8 +38,13 @@ export function listInstanceProcesses(runId: string): InstanceProcess[] {
 export class InstanceSampler {
   /** Keyed by instance id and pid: a new leader's provider may give a relaunched instance an id used before. */
   readonly seen = new Map<string, InstanceProcessView>();
-  /** Sample times (ms since the epoch) at which no instance process was alive. */
+  /**
+   * When the pool went empty (ms since the epoch): for each sample that found no instance process
+   * alive, the time of the sample before it, the last moment one was seen. The processes died
+   * somewhere in between, so requests failing in that interval belong to the outage too.
+   */
   readonly emptyAtMs: number[] = [];
+  private lastSampleMs: number | undefined;
   private readonly runId: string;
   private timer: NodeJS.Timeout | undefined;
 
@@ -54,7 +59,9 @@ export class InstanceSampler {
   sample(): InstanceProcess[] {
     const live = listInstanceProcesses(this.runId);
     for (const view of live) this.seen.set(`${view.instanceId}#${view.pid}`, { instanceId: view.instanceId, pid: view.pid });
-    if (live.length === 0 && this.seen.size > 0) this.emptyAtMs.push(Date.now());
+    const now = Date.now();
+    if (live.length === 0 && this.seen.size > 0) this.emptyAtMs.push(this.lastSampleMs ?? now);
+    this.lastSampleMs = now;
     return live;
   }
 
