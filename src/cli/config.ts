@@ -6,16 +6,12 @@
 // is unreachable, refused the request, or another apply came in between (--expect-revision).
 
 import { InvalidArgumentError, type Command } from 'commander';
-import { configJsonSchema, readConfigText, type ConcordConfig } from '../control/config.ts';
+import { configJsonSchema, type ConcordConfig } from '../control/config.ts';
+import { readConfigFileText } from '../server/config-file.ts';
 import { applyConfig, digestOf, validateConfigText } from '../control/config-store.ts';
 import { CONFIG_KEY } from '../control/store-keys.ts';
 import { operator } from './operator.ts';
 import { addStoreOptions, withStore, type StoreFlagValues } from './store-flags.ts';
-
-/** Reads a configuration file (bounded, strict UTF-8); throws ConfigError naming the file. */
-export function readConfigFile(path: string): string {
-  return readConfigText(path);
-}
 
 function summary(config: ConcordConfig): string {
   const pools = config.pools.map((pool) => {
@@ -40,7 +36,7 @@ export function registerConfigCommand(program: Command, setExitCode: (code: numb
     .argument('<file>', 'YAML configuration file')
     .action((file: string) => {
       try {
-        const parsed = validateConfigText(readConfigFile(file), file);
+        const parsed = validateConfigText(readConfigFileText(file), file);
         process.stdout.write(`${file} is valid: ${summary(parsed)}\n`);
       } catch (error) {
         process.stderr.write(`concord config validate: ${(error as Error).message}\n`);
@@ -63,7 +59,7 @@ export function registerConfigCommand(program: Command, setExitCode: (code: numb
     .action(async (file: string, options: StoreFlagValues & { expectRevision?: bigint; by?: string; json?: boolean }) => {
       let text: string;
       try {
-        text = readConfigFile(file);
+        text = readConfigFileText(file);
         validateConfigText(text, file);
       } catch (error) {
         process.stderr.write(`concord config apply: ${(error as Error).message}\nnothing was applied; the running configuration stays\n`);

@@ -15,14 +15,14 @@ import { BALANCE_ALGORITHMS } from '../traffic/balance/types.ts';
 import { parseStatusRanges, type StatusRanges } from '../traffic/probes/status-ranges.ts';
 import { parseStoreLocation, STORE_URL_EXAMPLE } from '../coord/store-url.ts';
 import { readConfigFileText } from '../server/config-file.ts';
+import { ConfigError } from '../server/server-config.ts';
 import { autoscaleSchema, refineAutoscaledPool } from './autoscale-config.ts';
 import { controlPlaneSettingsSchema, MAX_HARD_MAX_INSTANCES } from './control-plane-config.ts';
 import { shedConfigSchema } from './shed-config.ts';
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  readonly code = 'CONCORD_E_CONFIG_INVALID';
-}
+// One ConfigError for every configuration Concord reads (the server's settings and this schema), so a
+// caller's `instanceof ConfigError` holds whichever file refused.
+export { ConfigError };
 
 /** host:port, as written in the config: 127.0.0.1:8080, localhost:9001, [::1]:9001. */
 export interface HostPort {
@@ -360,17 +360,9 @@ export function parseConfigText(text: string, source = 'config'): ConcordConfig 
   return validateConfig(document, source);
 }
 
-/** Reads the file untrusted: bounded in size before it is read, strict UTF-8 (src/server/config-file.ts). */
-export function readConfigText(path: string): string {
-  try {
-    return readConfigFileText(path);
-  } catch (error) {
-    throw new ConfigError((error as Error).message);
-  }
-}
-
+/** Reads the file untrusted (bounded before it is read, strict UTF-8; src/server/config-file.ts) and validates it. */
 export function loadConfigFile(path: string): ConcordConfig {
-  return parseConfigText(readConfigText(path), `config file ${path}`);
+  return parseConfigText(readConfigFileText(path), `config file ${path}`);
 }
 
 /** The parsed forms the proxy uses, derived once from a validated config. */

@@ -13,15 +13,17 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { applyConfig, digestOf, readAppliedConfig, validateConfigText } from '../control/config-store.ts';
-import { ConfigError, readConfigText, validateConfig, type ConcordConfig } from '../control/config.ts';
+import { ConfigError, validateConfig, type ConcordConfig } from '../control/config.ts';
 import { ControlPlane } from '../control/plane.ts';
 import type { StaticFilesHandler } from '../control/admin-api.ts';
 import { EtcdCoordStore } from '../coord/etcd-coord-store.ts';
 import { parseStoreLocation } from '../coord/store-url.ts';
+import { readConfigFileText } from '../server/config-file.ts';
 import { resolveServerConfig, settingsFromFlags } from '../server/server-config.ts';
 import { StoreServer } from '../server/store-server.ts';
 import { AccessLog } from '../traffic/proxy/access-log.ts';
 import { startAssembledProxy, type AssembledProxy } from '../traffic/proxy/proxy-assembly.ts';
+import { advertisedAddress } from '../traffic/proxy/store-feed.ts';
 
 export interface UpLogger {
   info(component: string, message: string): void;
@@ -124,8 +126,8 @@ export class EmbeddedSystem {
       });
       hosted.proxy = proxy;
       const addresses: SystemAddresses = {
-        proxyUrl: `http://${hostPortText(proxy.proxy.trafficAddress)}`,
-        proxyAdminUrl: `http://${hostPortText(proxy.proxy.adminAddress)}`,
+        proxyUrl: `http://${advertisedAddress(proxy.proxy.trafficAddress)}`,
+        proxyAdminUrl: `http://${advertisedAddress(proxy.proxy.adminAddress)}`,
         dashboardUrl: `${plane.adminUrl}/`,
         storeEndpoint, dataDir: options.dataDir, accessLogFile,
       };
@@ -154,7 +156,7 @@ export class EmbeddedSystem {
 
 function readConfigFile(path: string): string {
   try {
-    return readConfigText(path);
+    return readConfigFileText(path);
   } catch (error) {
     throw new ConfigError(`${(error as Error).message} (run from Concord's directory, or give --config FILE)`);
   }
@@ -184,8 +186,4 @@ async function applyIfChanged(store: EtcdCoordStore, text: string, options: Embe
   }
   const applied = await applyConfig(store, text, { by: `${options.operator} (concord up)`, atMs: Date.now() });
   options.logger.info('config', `applied ${options.configFile} (${applied.digest}) at revision ${applied.revision}`);
-}
-
-function hostPortText(address: { address: string; port: number }): string {
-  return address.address.includes(':') ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
 }
