@@ -2,6 +2,8 @@
 // proxy adds), for the overview and the dashboard. One scrape per proxy per maxAgeMs at most, with
 // a timeout and a size bound; a proxy that does not answer is left out (its last error is kept).
 
+import { fetchJson } from '../autoscale/controller/proxy-metrics-source.ts';
+
 export interface ProxyRegistration {
   name: string;
   /** http://host:port of its admin port. */
@@ -66,31 +68,11 @@ export class ProxyScraper {
 
   private async scrapeOne(proxy: ProxyRegistration): Promise<ProxyScrape> {
     try {
-      const response = await fetch(`${proxy.admin}/backends`, { signal: AbortSignal.timeout(this.timeoutMs) });
-      if (!response.ok) return { proxy, report: undefined, problem: `HTTP ${response.status}` };
-      const text = await readBounded(response, this.maxBytes);
-      const report = JSON.parse(text) as ProxyReport;
-      if (!Array.isArray(report.pools)) return { proxy, report: undefined, problem: 'the answer has no pools list' };
+      const report = await fetchJson(`${proxy.admin}/backends`, this.timeoutMs, this.maxBytes) as ProxyReport;
+      if (!Array.isArray(report?.pools)) return { proxy, report: undefined, problem: 'the answer has no pools list' };
       return { proxy, report, problem: undefined };
     } catch (error) {
       return { proxy, report: undefined, problem: (error as Error).message };
     }
   }
-}
-
-async function readBounded(response: Response, maxBytes: number): Promise<string> {
-  const reader = response.body?.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  while (reader !== undefined) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw new Error(`the answer is larger than ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

@@ -120,7 +120,8 @@ export class ProxyMetricsSource implements MetricsSource {
   }
 }
 
-async function fetchJson(url: string, timeoutMs: number, maxBytes: number): Promise<unknown> {
+/** GETs `url` and parses its JSON, within a timeout and a size bound (the answer is outside input). */
+export async function fetchJson(url: string, timeoutMs: number, maxBytes: number): Promise<unknown> {
   const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) }).catch((error: unknown) => {
     throw new Error(`no answer within ${timeoutMs} ms (${(error as Error).message})`);
   });
