@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCli } from '../control/cli-run.ts';
+import { runCli } from '../support/cli-run.ts';
 
 test('chaos --system refuses --members, --faults and --bug, and a duration under 30 s, with exit code 2', async () => {
   const withMembers = await runCli(['chaos', '--system', '--members', '5']);

@@ -11,7 +11,7 @@ import { drainKey } from '../../src/control/store-keys.ts';
 import type { Overview } from '../../src/ui/api-types.ts';
 import { startTestStore, storeClient } from '../autoscale/controller-harness.ts';
 import { eventually } from '../traffic/proxy-harness.ts';
-import { runCli } from './cli-run.ts';
+import { runCli } from '../support/cli-run.ts';
 import { startPlaneStack } from './plane-stack.ts';
 
 test('concord status, pool list|drain|undrain and events against a running cluster', async (t) => {

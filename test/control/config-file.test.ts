@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, configJsonSchema, parseConfigText } from '../../src/control/config.ts';
 import { toShedSettings } from '../../src/control/shed-config.ts';
-import { runCli } from './cli-run.ts';
+import { runCli } from '../support/cli-run.ts';
 
 const PROXY_EXAMPLE = readFileSync(new URL('../../examples/proxy.yaml', import.meta.url), 'utf8');
 

@@ -14,7 +14,7 @@ import { CONFIG_KEY } from '../../src/control/store-keys.ts';
 import { startTestStore, storeClient } from '../autoscale/controller-harness.ts';
 import { waitFor } from '../support/store-member.ts';
 import { freePort } from '../support/free-port.ts';
-import { runCli } from './cli-run.ts';
+import { runCli } from '../support/cli-run.ts';
 
 const EXAMPLE = readFileSync(new URL('../../examples/proxy.yaml', import.meta.url), 'utf8');
 

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Overview } from '../../src/ui/api-types.ts';
 import { eventually } from '../traffic/proxy-harness.ts';
-import { runCli } from './cli-run.ts';
+import { runCli } from '../support/cli-run.ts';
 import { startPlaneStack } from './plane-stack.ts';
 
 test('against a real etcd: the control plane publishes verdicts, the proxy routes by them, the CLI reads the cluster (--store etcd://...)', async (t) => {

@@ -1,4 +1,4 @@
-// Runs the `concord` CLI in this process and captures what it prints, for the control-plane tests.
+// Runs the `concord` CLI in this process and captures what it prints, for the CLI tests.
 
 import { main } from '../../src/cli/main.ts';
 
