@@ -6,7 +6,7 @@
 
 import type { Command } from 'commander';
 import type { ApiEvent } from '../control/admin-api-types.ts';
-import { runDemo, type DemoProgress, type DemoResult, type Tally } from '../up/demo-load.ts';
+import { ADMIN_CALL_TIMEOUT_MS, runDemo, type DemoProgress, type DemoResult, type Tally } from '../up/demo-load.ts';
 
 interface DemoFlags {
   proxy: string;
@@ -33,7 +33,7 @@ export function registerDemoCommand(program: Command, setExitCode: (code: number
       }
       const adminUrl = flags.admin.replace(/\/$/, '');
       try {
-        await fetch(`${adminUrl}/api/overview`, { signal: AbortSignal.timeout(5_000) });
+        await fetch(`${adminUrl}/api/overview`, { signal: AbortSignal.timeout(ADMIN_CALL_TIMEOUT_MS) });
       } catch {
         process.stderr.write(`concord demo: no Concord control plane answers at ${adminUrl}: start one with \`npx concord up\` (or give --admin)\n`);
         setExitCode(1);
@@ -80,6 +80,8 @@ export async function runDemoWithProgress(options: DemoRunOptions): Promise<Demo
 }
 
 const BAR_WIDTH = 24;
+/** Events of the run read back for the summary (the admin API's own cap applies too). */
+const TIMELINE_EVENTS_READ = 10_000;
 
 function progressLine(progress: DemoProgress): string {
   const filled = Math.min(BAR_WIDTH, Math.round((progress.elapsedMs / progress.totalMs) * BAR_WIDTH));
@@ -93,7 +95,7 @@ function sum(a: Tally, b: Tally): Tally {
 
 async function timelineCounts(adminUrl: string, sinceMs: number): Promise<Record<string, number>> {
   try {
-    const response = await fetch(`${adminUrl}/api/events?since=${sinceMs}&limit=10000`, { signal: AbortSignal.timeout(5_000) });
+    const response = await fetch(`${adminUrl}/api/events?since=${sinceMs}&limit=${TIMELINE_EVENTS_READ}`, { signal: AbortSignal.timeout(ADMIN_CALL_TIMEOUT_MS) });
     const { events } = await response.json() as { events: ApiEvent[] };
     const counts: Record<string, number> = {};
     for (const event of events) counts[event.kind] = (counts[event.kind] ?? 0) + 1;

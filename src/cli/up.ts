@@ -34,6 +34,10 @@ interface UpFlags {
 
 const DEFAULT_CONFIG = 'examples/concord.yaml';
 const DEFAULT_DATA_DIR = '.concord';
+/** How often the live status is rebuilt from the overview. */
+const STATUS_REFRESH_MS = 1_000;
+/** How long the proxy's in-flight requests get when `up` stops (a local tool: no need for proxy.shutdownDrainMs). */
+const STOP_DRAIN_DEADLINE_MS = 5_000;
 
 export function registerUpCommand(program: Command, setExitCode: (code: number) => void): void {
   program
@@ -89,7 +93,7 @@ async function runUp(flags: UpFlags): Promise<number> {
     return known ? 2 : 1;
   }
   printWhereEverythingIs(system.addresses, output);
-  const statusTimer = flags.status ? setInterval(() => void showStatus(system, output), 1_000) : undefined;
+  const statusTimer = flags.status ? setInterval(() => void showStatus(system, output), STATUS_REFRESH_MS) : undefined;
   const demo = new AbortController();
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -103,7 +107,7 @@ async function runUp(flags: UpFlags): Promise<number> {
       clearInterval(statusTimer);
       output.clearStatus();
       output.info('up', `${why}: stopping (the proxy drains, then the backends stop, then the store); Ctrl-C again to exit at once`);
-      system.stop(5_000).then(() => {
+      system.stop(STOP_DRAIN_DEADLINE_MS).then(() => {
         output.info('up', 'stopped; the store\'s data stays in ' + system.addresses.dataDir);
         resolve(0);
       }, (error: unknown) => {

@@ -14,6 +14,9 @@ export interface ConsoleOutputOptions {
 }
 
 const COMPONENT_WIDTH = 7;
+/** A terminal that reports fewer columns than this (or none) is taken to be this wide. */
+const MIN_COLUMNS = 20;
+const FALLBACK_COLUMNS = 120;
 
 export class ConsoleOutput implements UpLogger {
   private readonly options: ConsoleOutputOptions;
@@ -98,6 +101,6 @@ function clock(): string {
 
 /** One terminal row: a longer line would wrap, and the redraw would leave its tail behind. */
 function fitTo(line: string, columns: number | undefined): string {
-  const width = columns === undefined || columns < 20 ? 120 : columns;
+  const width = columns === undefined || columns < MIN_COLUMNS ? FALLBACK_COLUMNS : columns;
   return line.length < width ? line : `${line.slice(0, width - 2)}…`;
 }

@@ -33,6 +33,14 @@ export const DEMO_PHASES: readonly DemoPhase[] = [
 /** Share of requests sent as critical (never shed while others can be). */
 const CRITICAL_SHARE = 0.1;
 const TICK_MS = 50;
+/** Keep-alive connections the generator opens to the proxy. */
+const PROXY_CONNECTIONS = 128;
+/** Default cap on requests in flight (beyond it a request is counted as not sent). */
+const DEFAULT_MAX_IN_FLIGHT = 512;
+/** How long the end of the run waits for requests still in flight. */
+const IN_FLIGHT_WAIT_MS = 10_000;
+/** Timeout of each call to the admin API or a backend's fault endpoint. */
+export const ADMIN_CALL_TIMEOUT_MS = 5_000;
 
 export interface DemoOptions {
   proxyUrl: string;
@@ -81,8 +89,8 @@ function emptyTally(): Tally {
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const phases = (options.phases ?? DEMO_PHASES).map((phase) => scalePhase(phase, options.timeScale ?? 1));
   const totalMs = phases.reduce((sum, phase) => sum + phase.durationMs, 0);
-  const maxInFlight = options.maxInFlight ?? 512;
-  const pool = new Pool(options.proxyUrl, { connections: 128, pipelining: 1 });
+  const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  const pool = new Pool(options.proxyUrl, { connections: PROXY_CONNECTIONS, pipelining: 1 });
   const byPriority = { critical: emptyTally(), default: emptyTally() };
   const crashed: string[] = [];
   let inFlight = 0;
@@ -137,7 +145,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       }
       phaseStartMs += phase.durationMs;
     }
-    await waitForInFlight(() => inFlight, 10_000);
+    await waitForInFlight(() => inFlight, IN_FLIGHT_WAIT_MS);
     return { startedAtMs, endedAtMs: Date.now(), byPriority, crashed };
   } finally {
     await pool.destroy().catch(() => undefined);
@@ -150,10 +158,10 @@ function scalePhase(phase: DemoPhase, scale: number): DemoPhase {
 
 /** Asks one healthy backend of the first pool to crash (the example app's --faults 1); returns its address. */
 async function crashOneBackend(adminUrl: string): Promise<string> {
-  const overview = await (await fetch(`${adminUrl}/api/overview`, { signal: AbortSignal.timeout(5_000) })).json() as { pools: { backends: { address: string; state: string }[] }[] };
+  const overview = await (await fetch(`${adminUrl}/api/overview`, { signal: AbortSignal.timeout(ADMIN_CALL_TIMEOUT_MS) })).json() as { pools: { backends: { address: string; state: string }[] }[] };
   const victim = overview.pools.flatMap((pool) => pool.backends).find((backend) => backend.state === 'healthy');
   if (victim === undefined) throw new Error('no healthy backend to crash');
-  const response = await fetch(`http://${victim.address}/fault/crash`, { method: 'POST', signal: AbortSignal.timeout(5_000) }).catch((error: unknown) => ({ status: 0, error }));
+  const response = await fetch(`http://${victim.address}/fault/crash`, { method: 'POST', signal: AbortSignal.timeout(ADMIN_CALL_TIMEOUT_MS) }).catch((error: unknown) => ({ status: 0, error }));
   if (response.status !== 202) throw new Error(`${victim.address} did not accept POST /fault/crash (status ${response.status}: start the example app with --faults 1)`);
   return victim.address;
 }
