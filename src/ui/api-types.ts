@@ -173,3 +173,34 @@ export interface ErrorResponse {
 
 /** The names of the server-sent events on `GET /api/stream`. */
 export type StreamEventName = 'overview' | 'event';
+
+// ---- identities (when the coordination store has authentication on) ----------------------------
+//
+// With `etcdctl auth enable` done on the store, the control plane asks every caller of /api/*,
+// /events and /metrics for one of the store's identities: HTTP Basic credentials (`Authorization:
+// Basic base64(user:password)`, what the CLI and Prometheus send) or the session cookie that
+// `POST /api/login` sets (what the page uses). `GET /api/session`, `POST /api/login`, `/ready` and
+// the page's static files are open. A mutating action (freeze, unfreeze, drain, undrain) is written
+// to the store *as that user*, so the store's own role permissions decide: the user needs write
+// permission on the key the action writes (the 403's message names it). Every mutating action's
+// event names the authenticated user in `by`.
+//
+// Errors: 401 `CONCORD_E_API_UNAUTHENTICATED` (no credentials, wrong ones, or an expired session:
+// the page shows its sign-in form), 403 `CONCORD_E_API_PERMISSION_DENIED`. A POST authenticated by
+// the cookie must have `content-type: application/json` (a cross-site form cannot send that without
+// a CORS preflight, which this server never grants), else 415 `CONCORD_E_API_UNSUPPORTED_MEDIA_TYPE`.
+// The stream (`GET /api/stream`) is authenticated by the cookie like any GET.
+
+/** `GET /api/session`, and the answer to `POST /api/login` and `POST /api/logout`. */
+export interface SessionInfo {
+  /** True when the store has authentication on, so the API needs an identity. */
+  authRequired: boolean;
+  /** Who this request is signed in as; null when nobody is (always null when authRequired is false). */
+  user: string | null;
+}
+
+/** `POST /api/login`: a store user's name and password. The answer sets the `concord_session` cookie (HttpOnly, SameSite=Strict, Secure over TLS). */
+export interface LoginRequestBody {
+  user: string;
+  password: string;
+}
