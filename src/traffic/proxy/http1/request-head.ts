@@ -17,11 +17,12 @@
 // parser object is reused from request to request; its fields describe the last head parsed and
 // stay valid until the next call.
 
+import { HeaderLine, LINE_INCOMPLETE, LINE_REFUSED, scanHeaderLine } from './header-line.ts';
 import { ConnectionOptions } from './connection-options.ts';
 import {
-  BYTE_CLASS, CLIENT_VALUE, COLON, CR, HEADER_CONNECTION, HEADER_CONTENT_LENGTH, HEADER_EXPECT, HEADER_HOP_BY_HOP,
+  BYTE_CLASS, CLIENT_VALUE, CR, HEADER_CONNECTION, HEADER_CONTENT_LENGTH, HEADER_EXPECT, HEADER_HOP_BY_HOP,
   HEADER_HOST, HEADER_KEEP_ALIVE, HEADER_OTHER, HEADER_SHED_MARKER, HEADER_TRANSFER_ENCODING, HEADER_UPGRADE,
-  HEADER_X_FORWARDED_FOR, HEADER_X_FORWARDED_OTHER, HTAB, LF, SP, TARGET, TOKEN, asciiBytes, decimalValue, headerKind,
+  HEADER_X_FORWARDED_FOR, HEADER_X_FORWARDED_OTHER, HTAB, LF, SP, TARGET, asciiBytes, decimalValue, headerKind,
   nameIs,
 } from './syntax.ts';
 
@@ -92,6 +93,8 @@ export class RequestHeadParser {
   readonly keptRuns: Int32Array;
   keptRunCount = 0;
   private readonly connectionOptions: ConnectionOptions;
+  /** The header line being parsed (one object, reused). */
+  private readonly line = new HeaderLine();
 
   constructor(requestIdHeader: string, limits: RequestHeadLimits = DEFAULT_REQUEST_HEAD_LIMITS) {
     this.limits = limits;
@@ -183,23 +186,11 @@ export class RequestHeadParser {
 
   /** Parses one header line at bytes[pos]; returns the position after its CRLF, -1 when more bytes are needed, 0 to hand off. */
   private parseHeaderLine(bytes: Uint8Array, lineStart: number, end: number): number {
-    let pos = lineStart;
-    while (pos < end && (BYTE_CLASS[bytes[pos]!]! & TOKEN) !== 0) pos++;
-    if (pos === end) return -1;
-    // No whitespace before the colon (RFC 9112 §5.1), no empty name.
-    if (bytes[pos] !== COLON || pos === lineStart) return this.handOffAt('header-name');
-    const nameEnd = pos;
-    pos++;
-    while (pos < end && (bytes[pos] === SP || bytes[pos] === HTAB)) pos++;
-    const valueStart = pos;
-    // CR is not a value byte: the loop stops at the line's end or at a byte that is not allowed.
-    while (pos < end && (BYTE_CLASS[bytes[pos]!]! & CLIENT_VALUE) !== 0) pos++;
-    if (pos === end) return -1;
-    if (bytes[pos] !== CR) return this.handOffAt('header-value');
-    let valueEnd = pos;
-    while (valueEnd > valueStart && (bytes[valueEnd - 1] === SP || bytes[valueEnd - 1] === HTAB)) valueEnd--;
-    if (pos + 1 >= end) return -1;
-    if (bytes[pos + 1] !== LF) return this.handOffAt('bare-cr');
+    const line = this.line;
+    const next = scanHeaderLine(bytes, lineStart, end, CLIENT_VALUE, line);
+    if (next === LINE_INCOMPLETE) return -1;
+    if (next === LINE_REFUSED) return this.handOffAt(line.problem);
+    const { nameEnd, valueStart, valueEnd } = line;
     if (this.headerCount === this.limits.maxHeaderCount) return this.handOffAt('too-many-headers');
     const kind = headerKind(bytes, lineStart, nameEnd);
     if (!this.noteHeader(bytes, kind, lineStart, nameEnd, valueStart, valueEnd)) return 0;
@@ -210,7 +201,7 @@ export class RequestHeadParser {
     this.headers[fields + FIELD_VALUE_END] = valueEnd;
     this.headers[fields + FIELD_KIND] = kind;
     this.headerCount++;
-    return pos + 2;
+    return next;
   }
 
   /** Takes note of a header with a meaning here; false when it makes the request one to hand off. */

@@ -11,9 +11,10 @@
 //
 // Pure, and reused from response to response like the request parser.
 
+import { HeaderLine, LINE_INCOMPLETE, LINE_REFUSED, scanHeaderLine } from './header-line.ts';
 import { ConnectionOptions } from './connection-options.ts';
 import {
-  BACKEND_VALUE, BYTE_CLASS, COLON, COMMA, CR, HEADER_CONNECTION, HEADER_CONTENT_LENGTH, HEADER_HOP_BY_HOP, HEADER_KEEP_ALIVE,
+  BACKEND_VALUE, BYTE_CLASS, COMMA, CR, HEADER_CONNECTION, HEADER_CONTENT_LENGTH, HEADER_HOP_BY_HOP, HEADER_KEEP_ALIVE,
   HEADER_SHED_MARKER, HEADER_TRANSFER_ENCODING, HEADER_UPGRADE, HTAB, LF, SP, TOKEN, asciiBytes, decimalValue,
   equalsIgnoringCase, headerKind, nameIs,
 } from './syntax.ts';
@@ -71,6 +72,8 @@ export class ResponseHeadParser {
   private lineCount = 0;
   private transferEncodings = 0;
   private readonly connectionOptions: ConnectionOptions;
+  /** The header line being parsed (one object, reused). */
+  private readonly line = new HeaderLine();
 
   constructor(limits: ResponseHeadLimits = DEFAULT_RESPONSE_HEAD_LIMITS) {
     this.limits = limits;
@@ -166,22 +169,11 @@ export class ResponseHeadParser {
   }
 
   private parseHeaderLine(bytes: Uint8Array, lineStart: number, end: number): number {
-    let pos = lineStart;
-    while (pos < end && (BYTE_CLASS[bytes[pos]!]! & TOKEN) !== 0) pos++;
-    if (pos === end) return -1;
-    if (bytes[pos] !== COLON || pos === lineStart) return this.invalidAt('header-name');
-    const nameEnd = pos;
-    pos++;
-    while (pos < end && (bytes[pos] === SP || bytes[pos] === HTAB)) pos++;
-    const valueStart = pos;
-    // CR is not a value byte: the loop stops at the line's end or at a byte that is not allowed.
-    while (pos < end && (BYTE_CLASS[bytes[pos]!]! & BACKEND_VALUE) !== 0) pos++;
-    if (pos === end) return -1;
-    if (bytes[pos] !== CR) return this.invalidAt('header-value');
-    let valueEnd = pos;
-    while (valueEnd > valueStart && (bytes[valueEnd - 1] === SP || bytes[valueEnd - 1] === HTAB)) valueEnd--;
-    if (pos + 1 >= end) return -1;
-    if (bytes[pos + 1] !== LF) return this.invalidAt('bare-cr');
+    const line = this.line;
+    const next = scanHeaderLine(bytes, lineStart, end, BACKEND_VALUE, line);
+    if (next === LINE_INCOMPLETE) return -1;
+    if (next === LINE_REFUSED) return this.invalidAt(line.problem);
+    const { nameEnd, valueStart, valueEnd } = line;
     if (this.lineCount === this.limits.maxHeaderCount) return this.invalidAt('too-many-headers');
     const kind = headerKind(bytes, lineStart, nameEnd);
     if (!this.noteHeader(bytes, kind, valueStart, valueEnd)) return 0;
@@ -189,7 +181,7 @@ export class ResponseHeadParser {
     this.lines[this.lineCount * 3 + 1] = nameEnd;
     this.lines[this.lineCount * 3 + 2] = kind;
     this.lineCount++;
-    return pos + 2;
+    return next;
   }
 
   private noteHeader(bytes: Uint8Array, kind: number, valueStart: number, valueEnd: number): boolean {
