@@ -11,39 +11,7 @@ import assert from 'node:assert/strict';
 import { createServer as createH2cServer } from 'node:http2';
 import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { request } from 'node:http';
-import { eventually, pool, startBackend, startProxy, type TestBackend, type TestProxy } from './proxy-harness.ts';
-
-/** Writes `bytes` (optionally in pieces), reads until the proxy closes the connection or `idleMs` passes without a byte. */
-function rawExchange(port: number, pieces: (string | Buffer)[], options: { idleMs?: number; gapMs?: number } = {}): Promise<{ text: string; closed: boolean }> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    let idle: NodeJS.Timeout | undefined;
-    const done = (closed: boolean) => {
-      clearTimeout(idle);
-      socket.destroy();
-      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed });
-    };
-    const armIdle = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => done(false), options.idleMs ?? 1500);
-    };
-    socket.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
-      armIdle();
-    });
-    socket.on('close', () => done(true));
-    socket.on('error', () => {});
-    socket.on('connect', async () => {
-      armIdle();
-      for (const piece of pieces) {
-        if (socket.destroyed) return;
-        socket.write(piece);
-        if (options.gapMs !== undefined) await new Promise((r) => setTimeout(r, options.gapMs));
-      }
-    });
-  });
-}
+import { eventually, pool, rawExchange, startBackend, startProxy, type TestBackend, type TestProxy } from './proxy-harness.ts';
 
 /** Status codes of the HTTP responses in `text`, in order. */
 function statuses(text: string): number[] {

@@ -2,7 +2,7 @@
 // document with ephemeral ports and a fixed seed, and an access-log sink the test can read.
 
 import { createServer, type RequestListener, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { validateConfig } from '../../src/control/config.ts';
 import { AccessLog } from '../../src/traffic/proxy/access-log.ts';
@@ -89,4 +89,36 @@ export async function eventually(condition: () => boolean | Promise<boolean>, ti
 
 export function pool(name: string, backends: string[], extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { name, backends: backends.map((address) => ({ address })), ...extra };
+}
+
+/** Writes `bytes` (optionally in pieces), reads until the proxy closes the connection or `idleMs` passes without a byte. */
+export function rawExchange(port: number, pieces: (string | Buffer)[], options: { idleMs?: number; gapMs?: number } = {}): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let idle: NodeJS.Timeout | undefined;
+    const done = (closed: boolean) => {
+      clearTimeout(idle);
+      socket.destroy();
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed });
+    };
+    const armIdle = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => done(false), options.idleMs ?? 1500);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      armIdle();
+    });
+    socket.on('close', () => done(true));
+    socket.on('error', () => {});
+    socket.on('connect', async () => {
+      armIdle();
+      for (const piece of pieces) {
+        if (socket.destroyed) return;
+        socket.write(piece);
+        if (options.gapMs !== undefined) await new Promise((r) => setTimeout(r, options.gapMs));
+      }
+    });
+  });
 }

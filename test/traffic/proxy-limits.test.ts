@@ -7,35 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { eventually, pool, startBackend, startProxy, type TestBackend, type TestProxy } from './proxy-harness.ts';
-
-/** Sends `pieces` on a new connection; resolves with what came back once the proxy closes it or it goes quiet. */
-function rawExchange(port: number, pieces: string[], idleMs = 1500): Promise<{ text: string; closed: boolean }> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    let idle: NodeJS.Timeout | undefined;
-    const done = (closed: boolean) => {
-      clearTimeout(idle);
-      socket.destroy();
-      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed });
-    };
-    const armIdle = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => done(false), idleMs);
-    };
-    socket.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
-      armIdle();
-    });
-    socket.on('close', () => done(true));
-    socket.on('error', () => {});
-    socket.on('connect', () => {
-      armIdle();
-      for (const piece of pieces) if (!socket.destroyed) socket.write(piece);
-    });
-  });
-}
+import { eventually, pool, rawExchange, startBackend, startProxy, type TestBackend, type TestProxy } from './proxy-harness.ts';
 
 async function refused(proxy: TestProxy, limit: string): Promise<number> {
   const metrics = await (await fetch(`${proxy.adminUrl}/metrics`)).text();

@@ -4,7 +4,7 @@
 // override on the admin port turns shedding off and pins the limit; per-backend circuit breakers
 // refuse past their maximum; metrics and events show it all.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { validateConfig } from '../../src/control/config.ts';
@@ -37,6 +37,18 @@ async function startShedProxy(backend: TestBackend, shed: Record<string, unknown
   return Object.assign(running, { url: `http://127.0.0.1:${running.proxy.trafficAddress.port}`, adminUrl: `http://127.0.0.1:${running.proxy.adminAddress.port}` });
 }
 
+/** A holding backend behind a shedding proxy, both stopped when the test ends. */
+async function shedProxyWithHeldBackend(t: TestContext, shed: Record<string, unknown>, fastPath = true): Promise<{ backend: Awaited<ReturnType<typeof holdingBackend>>; proxy: Awaited<ReturnType<typeof startShedProxy>> }> {
+  const backend = await holdingBackend();
+  const proxy = await startShedProxy(backend, shed, fastPath);
+  t.after(async () => {
+    backend.releaseAll();
+    await proxy.stop(1000);
+    await backend.close();
+  });
+  return { backend, proxy };
+}
+
 interface Reply {
   status: number;
   headers: Headers;
@@ -54,13 +66,7 @@ function send(url: string, headers: Record<string, string> = {}, timeoutMs = 10_
 }
 
 test('a refused request is a 503 with x-concord-shed and Retry-After, and never reaches the backend', async (t) => {
-  const backend = await holdingBackend();
-  const proxy = await startShedProxy(backend, { algorithm: 'fixed', fixed: { limit: 2 }, queue: { maxLength: 0 }, retryAfterSeconds: 3 });
-  t.after(async () => {
-    backend.releaseAll();
-    await proxy.stop(1000);
-    await backend.close();
-  });
+  const { backend, proxy } = await shedProxyWithHeldBackend(t, { algorithm: 'fixed', fixed: { limit: 2 }, queue: { maxLength: 0 }, retryAfterSeconds: 3 });
   const admitted = [send(`${proxy.url}/a`), send(`${proxy.url}/b`)];
   assert.ok(await eventually(() => backend.held.length === 2, 5000), 'two requests reach the backend');
   const refused = await send(`${proxy.url}/c`);
@@ -83,15 +89,9 @@ test('a refused request is a 503 with x-concord-shed and Retry-After, and never 
 });
 
 test('lower classes are shed first; critical requests use the share reserved for them', async (t) => {
-  const backend = await holdingBackend();
-  const proxy = await startShedProxy(backend, {
+  const { backend, proxy } = await shedProxyWithHeldBackend(t, {
     algorithm: 'fixed', fixed: { limit: 4 }, queue: { maxLength: 0 },
     priority: { header: 'x-concord-priority', default: 'default', reservedShare: { critical: 0.5, default: 0, sheddable: 0 } },
-  });
-  t.after(async () => {
-    backend.releaseAll();
-    await proxy.stop(1000);
-    await backend.close();
   });
   const sheddable = (path: string) => send(`${proxy.url}${path}`, { 'x-concord-priority': 'sheddable' });
   const pending = [sheddable('/s1'), sheddable('/s2')];
@@ -110,13 +110,7 @@ test('lower classes are shed first; critical requests use the share reserved for
 });
 
 test('health probes bypass shedding: the pool\'s health path and the checker\'s user agent pass a full limit', async (t) => {
-  const backend = await holdingBackend();
-  const proxy = await startShedProxy(backend, { algorithm: 'fixed', fixed: { limit: 1 }, queue: { maxLength: 0 } });
-  t.after(async () => {
-    backend.releaseAll();
-    await proxy.stop(1000);
-    await backend.close();
-  });
+  const { backend, proxy } = await shedProxyWithHeldBackend(t, { algorithm: 'fixed', fixed: { limit: 1 }, queue: { maxLength: 0 } });
   const pending = send(`${proxy.url}/busy`);
   assert.ok(await eventually(() => backend.held.length === 1, 5000));
   assert.equal((await send(`${proxy.url}/other`)).status, 503, 'the limit is full');
@@ -134,13 +128,7 @@ test('health probes bypass shedding: the pool\'s health path and the checker\'s 
 });
 
 test('the operator override: off admits everything, fixed pins the limit, configured returns to the algorithm', async (t) => {
-  const backend = await holdingBackend();
-  const proxy = await startShedProxy(backend, { algorithm: 'fixed', fixed: { limit: 1 }, queue: { maxLength: 0 } });
-  t.after(async () => {
-    backend.releaseAll();
-    await proxy.stop(1000);
-    await backend.close();
-  });
+  const { backend, proxy } = await shedProxyWithHeldBackend(t, { algorithm: 'fixed', fixed: { limit: 1 }, queue: { maxLength: 0 } });
   const override = async (body: unknown) => {
     const response = await fetch(`${proxy.adminUrl}/shed/override`, { method: 'PUT', body: JSON.stringify(body) });
     return { status: response.status, body: (await response.json()) as { pools: { pool: string; limit: number; override: { mode: string } }[]; error?: string } };
@@ -174,13 +162,7 @@ test('the operator override: off admits everything, fixed pins the limit, config
 for (const fastPath of [true, false]) {
   const path = fastPath ? 'the fast path' : 'node:http and undici';
   test(`a per-backend circuit breaker refuses requests past its maximum with a shed 503 (${path})`, async (t) => {
-    const backend = await holdingBackend();
-    const proxy = await startShedProxy(backend, { algorithm: 'none', circuitBreaker: { maxRequests: 1 } }, fastPath);
-    t.after(async () => {
-      backend.releaseAll();
-      await proxy.stop(1000);
-      await backend.close();
-    });
+    const { backend, proxy } = await shedProxyWithHeldBackend(t, { algorithm: 'none', circuitBreaker: { maxRequests: 1 } }, fastPath);
     const first = send(`${proxy.url}/1`);
     assert.ok(await eventually(() => backend.held.length === 1, 5000));
     const second = await send(`${proxy.url}/2`);
@@ -198,13 +180,7 @@ for (const fastPath of [true, false]) {
   });
 
   test(`the pending-requests circuit breaker counts requests waiting for a connection (${path})`, async (t) => {
-    const backend = await holdingBackend();
-    const proxy = await startShedProxy(backend, { algorithm: 'none', circuitBreaker: { maxConnections: 1, maxPendingRequests: 1 } }, fastPath);
-    t.after(async () => {
-      backend.releaseAll();
-      await proxy.stop(1000);
-      await backend.close();
-    });
+    const { backend, proxy } = await shedProxyWithHeldBackend(t, { algorithm: 'none', circuitBreaker: { maxConnections: 1, maxPendingRequests: 1 } }, fastPath);
     const first = send(`${proxy.url}/1`);
     assert.ok(await eventually(() => backend.held.length === 1, 5000), 'the first request holds the only connection');
     const second = send(`${proxy.url}/2`);
@@ -222,13 +198,7 @@ for (const fastPath of [true, false]) {
 }
 
 test('the autoscaler scales on offered load including shed requests: the proxy reports the requests it shed beside those it served, and the autoscaler\'s metrics source reads them', async (t) => {
-  const backend = await holdingBackend();
-  const proxy = await startShedProxy(backend, { algorithm: 'fixed', fixed: { limit: 1 }, queue: { maxLength: 0 } });
-  t.after(async () => {
-    backend.releaseAll();
-    await proxy.stop(1000);
-    await backend.close();
-  });
+  const { backend, proxy } = await shedProxyWithHeldBackend(t, { algorithm: 'fixed', fixed: { limit: 1 }, queue: { maxLength: 0 } });
   const held = send(`${proxy.url}/held`);
   assert.ok(await eventually(() => backend.held.length === 1, 5000));
   const REFUSED = 20;

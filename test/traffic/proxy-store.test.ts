@@ -5,7 +5,7 @@
 // stability: the store killed, the proxy goes on serving; stale results make it check backends
 // itself, starting from the last verdicts, and nothing is marked down for want of data.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
 import { stringify } from 'yaml';
@@ -82,6 +82,21 @@ function record(pool: string, backend: string, state: HealthRecord['state'], det
 }
 
 /** Publishes records as a control-plane member would: rewritten every refreshMs until stopped. */
+/** A test store with a client, a health publisher and named backends, all stopped when the test ends. */
+async function storeWithBackends<const Names extends readonly string[]>(t: TestContext, names: Names): Promise<{ client: CoordStore; published: ReturnType<typeof publisher>; backends: { [K in keyof Names]: TestBackend } }> {
+  const store = await startTestStore();
+  const client = storeClient(store.endpoint);
+  const backends = await Promise.all(names.map(named));
+  const published = publisher(client);
+  t.after(async () => {
+    published.stop();
+    client.close();
+    await store.stop();
+    await Promise.all(backends.map((backend) => backend.close()));
+  });
+  return { client, published, backends: backends as { [K in keyof Names]: TestBackend } };
+}
+
 function publisher(client: CoordStore): { set(pool: string, backend: string, state: HealthRecord['state'], detail?: string): Promise<void>; stop(): void } {
   const current = new Map<string, string>();
   const timer = setInterval(() => {
@@ -98,16 +113,7 @@ function publisher(client: CoordStore): { set(pool: string, backend: string, sta
 }
 
 test('pools from the applied configuration, verdicts from the store, drains, registration, and a live change without a failed request', async (t) => {
-  const store = await startTestStore();
-  const client = storeClient(store.endpoint);
-  const [a, b, c] = await Promise.all([named('a'), named('b'), named('c')]);
-  const published = publisher(client);
-  t.after(async () => {
-    published.stop();
-    client.close();
-    await store.stop();
-    await Promise.all([a, b, c].map((backend) => backend.close()));
-  });
+  const { client, published, backends: [a, b, c] } = await storeWithBackends(t, ['a', 'b', 'c']);
   await applyConfig(client, configText([webPool([a, b])]), { by: 'test', atMs: Date.now() });
   await published.set('web', a.address, 'healthy');
   await published.set('web', b.address, 'unhealthy');
@@ -163,16 +169,7 @@ test('pools from the applied configuration, verdicts from the store, drains, reg
 });
 
 test('autoscaled instances become backends once the autoscaler records them ready, and take traffic with a healthy verdict; a draining instance gets no new requests', async (t) => {
-  const store = await startTestStore();
-  const client = storeClient(store.endpoint);
-  const [i1, i2] = await Promise.all([named('i1'), named('i2')]);
-  const published = publisher(client);
-  t.after(async () => {
-    published.stop();
-    client.close();
-    await store.stop();
-    await Promise.all([i1.close(), i2.close()]);
-  });
+  const { client, published, backends: [i1, i2] } = await storeWithBackends(t, ['i1', 'i2']);
   const app = {
     name: 'app', balance: 'round-robin', slowStart: { windowMs: 0 }, health: { http: { path: '/healthz' }, intervalMs: 200, timeoutMs: 100, rise: 1, fall: 1 },
     autoscale: { provider: { process: { command: 'app --port {port}', portRange: '9100-9199' } }, min: 1, max: 4, target: { inflightPerInstance: 8 } },
@@ -237,16 +234,7 @@ test('static stability: the store killed, the proxy keeps serving; stale results
 });
 
 test('a new instance gets traffic only after readiness and through slow start', async (t) => {
-  const store = await startTestStore();
-  const client = storeClient(store.endpoint);
-  const [i1, i2] = await Promise.all([named('i1'), named('i2')]);
-  const published = publisher(client);
-  t.after(async () => {
-    published.stop();
-    client.close();
-    await store.stop();
-    await Promise.all([i1.close(), i2.close()]);
-  });
+  const { client, published, backends: [i1, i2] } = await storeWithBackends(t, ['i1', 'i2']);
   // A window long enough that the ramp is still low while the test looks at it, even on a slow machine.
   const WINDOW_MS = 30_000;
   const app = {

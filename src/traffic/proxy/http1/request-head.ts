@@ -17,11 +17,13 @@
 // parser object is reused from request to request; its fields describe the last head parsed and
 // stay valid until the next call.
 
+import { HeaderLine, LINE_INCOMPLETE, LINE_REFUSED, scanHeaderLine } from './header-line.ts';
+import { ConnectionOptions } from './connection-options.ts';
 import {
-  BYTE_CLASS, CLIENT_VALUE, COLON, COMMA, CR, HEADER_CONNECTION, HEADER_CONTENT_LENGTH, HEADER_EXPECT, HEADER_HOP_BY_HOP,
+  BYTE_CLASS, CLIENT_VALUE, CR, HEADER_CONNECTION, HEADER_CONTENT_LENGTH, HEADER_EXPECT, HEADER_HOP_BY_HOP,
   HEADER_HOST, HEADER_KEEP_ALIVE, HEADER_OTHER, HEADER_SHED_MARKER, HEADER_TRANSFER_ENCODING, HEADER_UPGRADE,
-  HEADER_X_FORWARDED_FOR, HEADER_X_FORWARDED_OTHER, HTAB, LF, SP, TARGET, TOKEN, asciiBytes, decimalValue, headerKind,
-  nameIs, sameName,
+  HEADER_X_FORWARDED_FOR, HEADER_X_FORWARDED_OTHER, HTAB, LF, SP, TARGET, asciiBytes, decimalValue, headerKind,
+  nameIs,
 } from './syntax.ts';
 
 export const HEAD_INCOMPLETE = 0;
@@ -56,9 +58,6 @@ const METHODS: readonly (readonly [Uint8Array, string])[][] = (() => {
 })();
 const LONGEST_METHOD = 7;
 const VERSION_CRLF = asciiBytes('HTTP/1.1\r\n');
-const TOKEN_CLOSE = asciiBytes('close');
-const TOKEN_KEEP_ALIVE = asciiBytes('keep-alive');
-const TOKEN_UPGRADE = asciiBytes('upgrade');
 
 /** Headers the proxy removes or replaces on the way to the backend (RFC 9110 §7.6.1, plus X-Forwarded-*). */
 function droppedOnForward(kind: number): boolean {
@@ -93,15 +92,16 @@ export class RequestHeadParser {
   /** [start, end) byte ranges of header lines forwarded as they are (hop-by-hop and X-Forwarded-* removed), adjacent lines merged. */
   readonly keptRuns: Int32Array;
   keptRunCount = 0;
-  private readonly connectionTokens: Int32Array;
-  private connectionTokenCount = 0;
+  private readonly connectionOptions: ConnectionOptions;
+  /** The header line being parsed (one object, reused). */
+  private readonly line = new HeaderLine();
 
   constructor(requestIdHeader: string, limits: RequestHeadLimits = DEFAULT_REQUEST_HEAD_LIMITS) {
     this.limits = limits;
     this.requestIdName = asciiBytes(requestIdHeader.toLowerCase());
     this.headers = new Int32Array(limits.maxHeaderCount * HEADER_FIELDS);
     this.keptRuns = new Int32Array(limits.maxHeaderCount * 2);
-    this.connectionTokens = new Int32Array(limits.maxConnectionTokens * 2);
+    this.connectionOptions = new ConnectionOptions(limits.maxConnectionTokens);
   }
 
   /** Parses the head that starts at bytes[start]; bytes[start, end) are all that arrived so far. */
@@ -140,7 +140,7 @@ export class RequestHeadParser {
     this.requestIdEnd = -1;
     this.headerCount = 0;
     this.keptRunCount = 0;
-    this.connectionTokenCount = 0;
+    this.connectionOptions.reset();
   }
 
   private handOff(reason: string): typeof HEAD_HAND_OFF {
@@ -186,23 +186,11 @@ export class RequestHeadParser {
 
   /** Parses one header line at bytes[pos]; returns the position after its CRLF, -1 when more bytes are needed, 0 to hand off. */
   private parseHeaderLine(bytes: Uint8Array, lineStart: number, end: number): number {
-    let pos = lineStart;
-    while (pos < end && (BYTE_CLASS[bytes[pos]!]! & TOKEN) !== 0) pos++;
-    if (pos === end) return -1;
-    // No whitespace before the colon (RFC 9112 §5.1), no empty name.
-    if (bytes[pos] !== COLON || pos === lineStart) return this.handOffAt('header-name');
-    const nameEnd = pos;
-    pos++;
-    while (pos < end && (bytes[pos] === SP || bytes[pos] === HTAB)) pos++;
-    const valueStart = pos;
-    // CR is not a value byte: the loop stops at the line's end or at a byte that is not allowed.
-    while (pos < end && (BYTE_CLASS[bytes[pos]!]! & CLIENT_VALUE) !== 0) pos++;
-    if (pos === end) return -1;
-    if (bytes[pos] !== CR) return this.handOffAt('header-value');
-    let valueEnd = pos;
-    while (valueEnd > valueStart && (bytes[valueEnd - 1] === SP || bytes[valueEnd - 1] === HTAB)) valueEnd--;
-    if (pos + 1 >= end) return -1;
-    if (bytes[pos + 1] !== LF) return this.handOffAt('bare-cr');
+    const line = this.line;
+    const next = scanHeaderLine(bytes, lineStart, end, CLIENT_VALUE, line);
+    if (next === LINE_INCOMPLETE) return -1;
+    if (next === LINE_REFUSED) return this.handOffAt(line.problem);
+    const { nameEnd, valueStart, valueEnd } = line;
     if (this.headerCount === this.limits.maxHeaderCount) return this.handOffAt('too-many-headers');
     const kind = headerKind(bytes, lineStart, nameEnd);
     if (!this.noteHeader(bytes, kind, lineStart, nameEnd, valueStart, valueEnd)) return 0;
@@ -213,7 +201,7 @@ export class RequestHeadParser {
     this.headers[fields + FIELD_VALUE_END] = valueEnd;
     this.headers[fields + FIELD_KIND] = kind;
     this.headerCount++;
-    return pos + 2;
+    return next;
   }
 
   /** Takes note of a header with a meaning here; false when it makes the request one to hand off. */
@@ -235,7 +223,7 @@ export class RequestHeadParser {
       case HEADER_TRANSFER_ENCODING: return this.refuse('transfer-encoding');
       case HEADER_EXPECT: return this.refuse('expect');
       case HEADER_UPGRADE: return this.refuse('upgrade');
-      case HEADER_CONNECTION: return this.noteConnectionTokens(bytes, valueStart, valueEnd);
+      case HEADER_CONNECTION: return this.noteConnectionOptions(bytes, valueStart, valueEnd);
       case HEADER_OTHER:
       case HEADER_SHED_MARKER:
         if (nameIs(bytes, nameStart, nameEnd, this.requestIdName)) {
@@ -254,30 +242,16 @@ export class RequestHeadParser {
     return false;
   }
 
-  /** Connection: a comma-separated list of tokens: close, keep-alive, or names of hop-by-hop headers. */
-  private noteConnectionTokens(bytes: Uint8Array, valueStart: number, valueEnd: number): boolean {
-    let pos = valueStart;
-    while (pos < valueEnd) {
-      while (pos < valueEnd && (bytes[pos] === SP || bytes[pos] === HTAB || bytes[pos] === COMMA)) pos++;
-      const tokenStart = pos;
-      while (pos < valueEnd && (BYTE_CLASS[bytes[pos]!]! & TOKEN) !== 0) pos++;
-      const tokenEnd = pos;
-      while (pos < valueEnd && (bytes[pos] === SP || bytes[pos] === HTAB)) pos++;
-      if (pos < valueEnd && bytes[pos] !== COMMA) return this.refuse('connection');
-      if (tokenEnd === tokenStart) continue;
-      if (nameIs(bytes, tokenStart, tokenEnd, TOKEN_CLOSE)) this.connectionClose = true;
-      else if (nameIs(bytes, tokenStart, tokenEnd, TOKEN_UPGRADE)) return this.refuse('upgrade');
-      else if (!nameIs(bytes, tokenStart, tokenEnd, TOKEN_KEEP_ALIVE)) {
-        // A Connection option naming a header that frames or routes the request (Content-Length,
-        // Host...) would have the proxy drop what the backend needs to read the request right.
-        if (headerKind(bytes, tokenStart, tokenEnd) !== HEADER_OTHER || nameIs(bytes, tokenStart, tokenEnd, this.requestIdName)) return this.refuse('connection');
-        if (this.connectionTokenCount === this.limits.maxConnectionTokens) return this.refuse('connection');
-        this.connectionTokens[this.connectionTokenCount * 2] = tokenStart;
-        this.connectionTokens[this.connectionTokenCount * 2 + 1] = tokenEnd;
-        this.connectionTokenCount++;
-      }
-    }
-    return true;
+  /** Connection: close, keep-alive, or names of hop-by-hop headers; upgrade is handed off. */
+  private noteConnectionOptions(bytes: Uint8Array, valueStart: number, valueEnd: number): boolean {
+    const options = this.connectionOptions;
+    if (!options.add(bytes, valueStart, valueEnd)) return this.refuse('connection');
+    if (options.upgrade) return this.refuse('upgrade');
+    if (options.close) this.connectionClose = true;
+    // A Connection option naming a header that frames or routes the request (Content-Length,
+    // Host...) would have the proxy drop what the backend needs to read the request right.
+    const harmless = options.everyName((nameStart, nameEnd) => headerKind(bytes, nameStart, nameEnd) === HEADER_OTHER && !nameIs(bytes, nameStart, nameEnd, this.requestIdName));
+    return harmless || this.refuse('connection');
   }
 
   /** The head is complete: final checks, then the runs of header lines forwarded as they are. */
@@ -309,10 +283,7 @@ export class RequestHeadParser {
     const nameStart = this.headers[fields + FIELD_LINE_START]!;
     const nameEnd = this.headers[fields + FIELD_NAME_END]!;
     if (this.requestIdStart >= 0 && this.headers[fields + FIELD_VALUE_START] === this.requestIdStart && nameIs(bytes, nameStart, nameEnd, this.requestIdName)) return true;
-    for (let t = 0; t < this.connectionTokenCount; t++) {
-      if (sameName(bytes, nameStart, nameEnd, bytes, this.connectionTokens[t * 2]!, this.connectionTokens[t * 2 + 1]!)) return true;
-    }
-    return false;
+    return this.connectionOptions.lists(bytes, nameStart, nameEnd);
   }
 
   private addRun(start: number, end: number): void {

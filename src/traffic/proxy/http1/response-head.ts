@@ -11,10 +11,12 @@
 //
 // Pure, and reused from response to response like the request parser.
 
+import { HeaderLine, LINE_INCOMPLETE, LINE_REFUSED, scanHeaderLine } from './header-line.ts';
+import { ConnectionOptions } from './connection-options.ts';
 import {
-  BACKEND_VALUE, BYTE_CLASS, COLON, COMMA, CR, HEADER_CONNECTION, HEADER_CONTENT_LENGTH, HEADER_HOP_BY_HOP, HEADER_KEEP_ALIVE,
+  BACKEND_VALUE, BYTE_CLASS, COMMA, CR, HEADER_CONNECTION, HEADER_CONTENT_LENGTH, HEADER_HOP_BY_HOP, HEADER_KEEP_ALIVE,
   HEADER_SHED_MARKER, HEADER_TRANSFER_ENCODING, HEADER_UPGRADE, HTAB, LF, SP, TOKEN, asciiBytes, decimalValue,
-  equalsIgnoringCase, headerKind, nameIs, sameName,
+  equalsIgnoringCase, headerKind, nameIs,
 } from './syntax.ts';
 
 export const RESPONSE_INCOMPLETE = 0;
@@ -39,8 +41,6 @@ export interface ResponseHeadLimits {
 export const DEFAULT_RESPONSE_HEAD_LIMITS: ResponseHeadLimits = { maxHeadBytes: 16_384, maxHeaderCount: 256, maxConnectionTokens: 8 };
 
 const HTTP_1 = asciiBytes('HTTP/1.');
-const TOKEN_CLOSE = asciiBytes('close');
-const TOKEN_KEEP_ALIVE = asciiBytes('keep-alive');
 const TOKEN_CHUNKED = asciiBytes('chunked');
 const TIMEOUT_PARAMETER = asciiBytes('timeout=');
 
@@ -71,15 +71,16 @@ export class ResponseHeadParser {
   private readonly lines: Int32Array;
   private lineCount = 0;
   private transferEncodings = 0;
-  private readonly connectionTokens: Int32Array;
-  private connectionTokenCount = 0;
+  private readonly connectionOptions: ConnectionOptions;
+  /** The header line being parsed (one object, reused). */
+  private readonly line = new HeaderLine();
 
   constructor(limits: ResponseHeadLimits = DEFAULT_RESPONSE_HEAD_LIMITS) {
     this.limits = limits;
     // Per header line: its start, the end of its name, its kind.
     this.lines = new Int32Array(limits.maxHeaderCount * 3);
     this.keptRuns = new Int32Array(limits.maxHeaderCount * 2);
-    this.connectionTokens = new Int32Array(limits.maxConnectionTokens * 2);
+    this.connectionOptions = new ConnectionOptions(limits.maxConnectionTokens);
   }
 
   /** Parses the response head at bytes[start]; `headRequest` when it answers a HEAD (no body, whatever the headers say). */
@@ -118,7 +119,7 @@ export class ResponseHeadParser {
     this.keptRunCount = 0;
     this.lineCount = 0;
     this.transferEncodings = 0;
-    this.connectionTokenCount = 0;
+    this.connectionOptions.reset();
   }
 
   private invalid(reason: string): typeof RESPONSE_INVALID {
@@ -168,22 +169,11 @@ export class ResponseHeadParser {
   }
 
   private parseHeaderLine(bytes: Uint8Array, lineStart: number, end: number): number {
-    let pos = lineStart;
-    while (pos < end && (BYTE_CLASS[bytes[pos]!]! & TOKEN) !== 0) pos++;
-    if (pos === end) return -1;
-    if (bytes[pos] !== COLON || pos === lineStart) return this.invalidAt('header-name');
-    const nameEnd = pos;
-    pos++;
-    while (pos < end && (bytes[pos] === SP || bytes[pos] === HTAB)) pos++;
-    const valueStart = pos;
-    // CR is not a value byte: the loop stops at the line's end or at a byte that is not allowed.
-    while (pos < end && (BYTE_CLASS[bytes[pos]!]! & BACKEND_VALUE) !== 0) pos++;
-    if (pos === end) return -1;
-    if (bytes[pos] !== CR) return this.invalidAt('header-value');
-    let valueEnd = pos;
-    while (valueEnd > valueStart && (bytes[valueEnd - 1] === SP || bytes[valueEnd - 1] === HTAB)) valueEnd--;
-    if (pos + 1 >= end) return -1;
-    if (bytes[pos + 1] !== LF) return this.invalidAt('bare-cr');
+    const line = this.line;
+    const next = scanHeaderLine(bytes, lineStart, end, BACKEND_VALUE, line);
+    if (next === LINE_INCOMPLETE) return -1;
+    if (next === LINE_REFUSED) return this.invalidAt(line.problem);
+    const { nameEnd, valueStart, valueEnd } = line;
     if (this.lineCount === this.limits.maxHeaderCount) return this.invalidAt('too-many-headers');
     const kind = headerKind(bytes, lineStart, nameEnd);
     if (!this.noteHeader(bytes, kind, valueStart, valueEnd)) return 0;
@@ -191,7 +181,7 @@ export class ResponseHeadParser {
     this.lines[this.lineCount * 3 + 1] = nameEnd;
     this.lines[this.lineCount * 3 + 2] = kind;
     this.lineCount++;
-    return pos + 2;
+    return next;
   }
 
   private noteHeader(bytes: Uint8Array, kind: number, valueStart: number, valueEnd: number): boolean {
@@ -207,7 +197,7 @@ export class ResponseHeadParser {
         this.transferEncodings++;
         if (this.transferEncodings > 1) return this.refuse('duplicate-transfer-encoding');
         return lastCodingIsChunked(bytes, valueStart, valueEnd) || this.refuse('transfer-encoding');
-      case HEADER_CONNECTION: return this.noteConnectionTokens(bytes, valueStart, valueEnd);
+      case HEADER_CONNECTION: return this.noteConnectionOptions(bytes, valueStart, valueEnd);
       case HEADER_KEEP_ALIVE:
         this.keepAliveTimeoutMs = keepAliveTimeoutMs(bytes, valueStart, valueEnd);
         return true;
@@ -224,24 +214,10 @@ export class ResponseHeadParser {
     return false;
   }
 
-  private noteConnectionTokens(bytes: Uint8Array, valueStart: number, valueEnd: number): boolean {
-    let pos = valueStart;
-    while (pos < valueEnd) {
-      while (pos < valueEnd && (bytes[pos] === SP || bytes[pos] === HTAB || bytes[pos] === COMMA)) pos++;
-      const tokenStart = pos;
-      while (pos < valueEnd && (BYTE_CLASS[bytes[pos]!]! & TOKEN) !== 0) pos++;
-      const tokenEnd = pos;
-      while (pos < valueEnd && (bytes[pos] === SP || bytes[pos] === HTAB)) pos++;
-      if (pos < valueEnd && bytes[pos] !== COMMA) return this.refuse('connection');
-      if (tokenEnd === tokenStart) continue;
-      if (nameIs(bytes, tokenStart, tokenEnd, TOKEN_CLOSE)) this.connectionClose = true;
-      else if (!nameIs(bytes, tokenStart, tokenEnd, TOKEN_KEEP_ALIVE)) {
-        if (this.connectionTokenCount === this.limits.maxConnectionTokens) return this.refuse('connection');
-        this.connectionTokens[this.connectionTokenCount * 2] = tokenStart;
-        this.connectionTokens[this.connectionTokenCount * 2 + 1] = tokenEnd;
-        this.connectionTokenCount++;
-      }
-    }
+  /** Connection: close, keep-alive, or names of hop-by-hop headers (an Upgrade header is dropped whatever it says). */
+  private noteConnectionOptions(bytes: Uint8Array, valueStart: number, valueEnd: number): boolean {
+    if (!this.connectionOptions.add(bytes, valueStart, valueEnd)) return this.refuse('connection');
+    if (this.connectionOptions.close) this.connectionClose = true;
     return true;
   }
 
@@ -285,10 +261,7 @@ export class ResponseHeadParser {
     if (kind === HEADER_CONTENT_LENGTH || kind === HEADER_TRANSFER_ENCODING) return false;
     const nameStart = this.lines[line * 3]!;
     const nameEnd = this.lines[line * 3 + 1]!;
-    for (let t = 0; t < this.connectionTokenCount; t++) {
-      if (sameName(bytes, nameStart, nameEnd, bytes, this.connectionTokens[t * 2]!, this.connectionTokens[t * 2 + 1]!)) return true;
-    }
-    return false;
+    return this.connectionOptions.lists(bytes, nameStart, nameEnd);
   }
 
   private addRun(start: number, end: number): void {
