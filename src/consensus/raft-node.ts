@@ -156,6 +156,25 @@ export class RaftNode {
     return ready;
   }
 
+  /**
+   * Takes the messages that may go out now, before the outstanding Ready is persisted (they leave
+   * the mailbox; everything else waits for the next Ready). Without this, a proposal that reaches a
+   * member while it waits for an fsync could not move before that fsync ends: under load every
+   * write waited out several fsyncs on its way (forward, append, acknowledge, commit).
+   * See mayBeSentEarly for which messages qualify and why that is safe.
+   */
+  takeEarlyMessages(): Message[] {
+    const raft = this.raft;
+    // The hard state of the last advanced Ready is the one on disk.
+    const leaderTermPersisted = raft.role === 'leader' && this.previousHardState.term === raft.term;
+    const early: Message[] = [];
+    const later: Message[] = [];
+    for (const m of raft.msgs) (mayBeSentEarly(m, raft.term, leaderTermPersisted) ? early : later).push(m);
+    if (early.length === 0) return [];
+    raft.msgs = later;
+    return early;
+  }
+
   /** The application persisted, sent and applied everything in the last Ready. */
   advance(): void {
     const ready = this.outstanding;
@@ -201,6 +220,23 @@ export class RaftNode {
   leader(): NodeId {
     return this.raft.leader;
   }
+}
+
+/**
+ * Whether a message promises nothing about this node's disk, so it may be sent before the state it
+ * was produced with is persisted:
+ * - a proposal or read-index request a follower forwards to its leader is only a request;
+ * - a leader's appends, heartbeats and read-index answers of its current term, once that term is on disk (thesis
+ *   §10.2.1: the leader may send its entries before writing them itself; its own copy counts
+ *   toward a quorum only once persisted, see Raft.onEntriesPersisted). Until its term is durable
+ *   (a single voter elects itself within one Ready) a crash could let it lead the same term twice.
+ * Everything else (votes, append acknowledgements, heartbeat answers) promises durable state and
+ * waits for the Ready it belongs to.
+ */
+function mayBeSentEarly(m: Message, term: number, leaderTermPersisted: boolean): boolean {
+  if (m.type === 'MsgProp' || m.type === 'MsgReadIndex') return true;
+  const leaderMessage = m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgReadIndexResp';
+  return leaderTermPersisted && m.term === term && leaderMessage;
 }
 
 export type { Entry };

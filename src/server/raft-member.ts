@@ -155,6 +155,7 @@ export class RaftMember<Result> {
   private nextReadId = 1;
   private ticker: unknown;
   private processing = false;
+  private earlySendScheduled = false;
   private stopped = false;
   /** Set when the disk refused a write (e.g. it is full): writes fail, reads go on. */
   writesDisabledReason: string | undefined;
@@ -424,11 +425,34 @@ export class RaftMember<Result> {
   }
 
   private scheduleReady(): void {
-    if (this.processing || this.stopped || this.writesDisabledReason) return;
+    if (this.stopped || this.writesDisabledReason) return;
+    if (this.processing) {
+      // A Ready is being persisted: what may go out before it does goes now, not after the fsync.
+      this.scheduleEarlySend();
+      return;
+    }
     this.processing = true;
     queueMicrotask(() => {
       this.runReadyLoop().catch((error: unknown) => this.onLoopFailure(error as Error));
     });
+  }
+
+  /**
+   * Coalesces the early sends of one turn of the event loop: the requests read from every client
+   * connection in one poll phase go out in one write per peer, not one write each.
+   */
+  private scheduleEarlySend(): void {
+    if (this.earlySendScheduled) return;
+    this.earlySendScheduled = true;
+    setImmediate(() => {
+      this.earlySendScheduled = false;
+      if (!this.stopped && !this.writesDisabledReason) this.sendEarlyMessages();
+    });
+  }
+
+  private sendEarlyMessages(): void {
+    const messages = this.node.takeEarlyMessages();
+    if (messages.length > 0) this.options.transport.send(messages);
   }
 
   /**
@@ -461,12 +485,12 @@ export class RaftMember<Result> {
 
   /** Takes the next Ready, if any, and starts making it durable (step 1 of the Ready contract). */
   private startReady(): { ready: Ready; persisted: Promise<void> } | undefined {
-    if (this.stopped || this.writesDisabledReason || !this.node.hasReady()) return undefined;
-    // A leader may send its appends before its own disk write completes (Raft thesis §10.2.1, as
-    // etcd does): its own log only counts toward a quorum once the entries are in it, and a
-    // majority of followers must have fsynced them before they commit. Anyone else sends only
-    // after persisting, because its messages (votes, append acknowledgements) promise durability.
-    const sendFirst = this.node.raft.role === 'leader';
+    if (this.stopped || this.writesDisabledReason) return undefined;
+    // Messages that promise nothing durable go first (a leader's appends, Raft thesis §10.2.1, and
+    // forwarded proposals, see RaftNode.takeEarlyMessages); the rest (votes, append
+    // acknowledgements) only once this Ready is persisted.
+    this.sendEarlyMessages();
+    if (!this.node.hasReady()) return undefined;
     const ready = this.node.ready();
     if (ready.softState && ready.softState.leader !== this.leader) {
       this.leader = ready.softState.leader;
@@ -478,10 +502,6 @@ export class RaftMember<Result> {
       }
     }
     this.recordReadStates(ready);
-    if (sendFirst && ready.messages.length > 0) {
-      this.options.transport.send(ready.messages);
-      ready.messages = [];
-    }
     const persisted = this.persist(ready);
     persisted.catch(() => {}); // awaited by the loop; this only keeps an early failure from being "unhandled"
     return { ready, persisted };
