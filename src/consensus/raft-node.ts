@@ -46,6 +46,14 @@ export class RaftNode {
   }
 
   /**
+   * Proposes several commands as one batch: one proposal message, consecutive entries, one append
+   * per follower. The batch is accepted or refused as a whole.
+   */
+  proposeBatch(batch: readonly Uint8Array[]): ProposalOutcome {
+    return this.raft.propose(batch.map((data) => ({ term: 0, index: 0, type: 'normal' as const, data })));
+  }
+
+  /**
    * Proposes a single-server membership change. Changes that make no sense against this node's
    * view of the membership are refused at once with a reason (applyConfChange ignores them too).
    */

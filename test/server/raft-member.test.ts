@@ -341,3 +341,23 @@ test('a leader waiting for an fsync sends the appends of new proposals at once, 
   assert.deepEqual([await first, await second], [1, 3]);
   member.stop();
 });
+
+test('proposals made in one turn of the event loop reach the leader as one batch', async () => {
+  const { log, sent, member } = followerOfThree();
+  member.start();
+  member.step(message({
+    type: 'MsgApp', from: 1n, to: 2n, term: 1, index: 0, logTerm: 0, commit: 0,
+    entries: [{ term: 1, index: 1, type: 'normal', data: new Uint8Array(0) }],
+  }));
+  await settle();
+  log.completeOne();
+  await settle();
+  sent.length = 0;
+  const proposals = [1, 2, 3].map((n) => member.propose(Uint8Array.of(n)));
+  await settle();
+  const forwarded = sent.filter((m) => m.type === 'MsgProp');
+  assert.equal(forwarded.length, 1, 'one proposal message');
+  assert.deepEqual(forwarded[0]!.entries.map((e) => decodeEnvelope(e.data).payload[0]), [1, 2, 3], 'carrying the three commands in order');
+  member.stop();
+  await Promise.allSettled(proposals);
+});
