@@ -146,7 +146,7 @@ export class RaftNode {
     const ready: Ready = {
       entries,
       committedEntries: raft.log.nextCommittedEntries(raft.maxCommittedSizePerReadyBytes),
-      messages: raft.msgs,
+      messages: compactAppendResponses(raft.msgs),
       readStates: raft.readStates,
       // A commit-index change alone needs no fsync: it can be recovered from the leader.
       mustSync:
@@ -228,6 +228,43 @@ export class RaftNode {
   leader(): NodeId {
     return this.raft.leader;
   }
+}
+
+/**
+ * Keeps one acknowledgement per leader and term out of a Ready's accepted MsgAppResp, the last,
+ * carrying the highest index: an acceptance means "my log matches yours up to index", so the
+ * highest says everything the others do. A follower answers every append, and a leader that
+ * commits on each answer appends (the new commit index) to everyone again, so under load answering
+ * a batch of appends one by one multiplied the messages on both sides. A leader or term with a
+ * rejection among its answers is left as it is.
+ */
+function compactAppendResponses(messages: Message[]): Message[] {
+  const key = (m: Message) => `${m.to}/${m.term}`;
+  const accepted = new Map<string, { count: number; highest: number }>();
+  const hasRejection = new Set<string>();
+  for (const m of messages) {
+    if (m.type !== 'MsgAppResp') continue;
+    if (m.reject) {
+      hasRejection.add(key(m));
+      continue;
+    }
+    const seen = accepted.get(key(m));
+    accepted.set(key(m), { count: (seen?.count ?? 0) + 1, highest: Math.max(seen?.highest ?? 0, m.index) });
+  }
+  if (![...accepted].some(([k, seen]) => seen.count > 1 && !hasRejection.has(k))) return messages;
+  const remaining = new Map([...accepted].map(([k, seen]) => [k, seen.count]));
+  const compacted: Message[] = [];
+  for (const m of messages) {
+    const k = key(m);
+    if (m.type !== 'MsgAppResp' || m.reject || hasRejection.has(k)) {
+      compacted.push(m);
+      continue;
+    }
+    const left = remaining.get(k)! - 1;
+    remaining.set(k, left);
+    if (left === 0) compacted.push({ ...m, index: accepted.get(k)!.highest });
+  }
+  return compacted;
 }
 
 /**

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { RaftNode } from '../../src/consensus/raft-node.ts';
 import { MemoryStorage } from '../../src/consensus/storage.ts';
 import type { Message, NodeId, Ready } from '../../src/consensus/types.ts';
+import { message } from '../../src/consensus/types.ts';
 import { SeededRandom } from '../../src/random/seeded-random.ts';
 
 const VOTERS: NodeId[] = [1n, 2n, 3n];
@@ -142,4 +143,26 @@ test('a single voter that elects itself sends no early appends to its learner un
   stabilize(nodes);
   leader.propose(encoder.encode('b'));
   assert.deepEqual(types(leader.takeEarlyMessages()), ['MsgApp 1->2']);
+});
+
+test('a follower answers a batch of appends with one acknowledgement, the highest; rejections are left alone', () => {
+  const nodes = cluster();
+  const leader = nodes.get(1n)!;
+  const follower = nodes.get(2n)!;
+  for (const text of ['a', 'b', 'c']) {
+    leader.propose(encoder.encode(text));
+    for (const m of leader.takeEarlyMessages().filter((m) => m.to === 2n)) follower.step(m);
+  }
+  const ready = follower.ready();
+  assert.deepEqual(ready.messages.map((m) => `${m.type} ${m.index}`), [`MsgAppResp ${leader.raft.log.lastIndex()}`]);
+  persist(follower, ready);
+
+  // An append the follower cannot place (a gap) is rejected: its answers stay as they are.
+  const last = leader.raft.log.lastIndex();
+  const term = leader.raft.term;
+  follower.step(message({ type: 'MsgApp', from: 1n, to: 2n, term, index: last + 5, logTerm: term }));
+  follower.step(message({ type: 'MsgApp', from: 1n, to: 2n, term, index: last, logTerm: term }));
+  follower.step(message({ type: 'MsgApp', from: 1n, to: 2n, term, index: last, logTerm: term }));
+  const answers = follower.ready().messages.filter((m) => m.type === 'MsgAppResp');
+  assert.deepEqual(answers.map((m) => m.reject), [true, false, false], 'with a rejection among them, every answer reaches the leader');
 });
