@@ -46,6 +46,14 @@ export class RaftNode {
   }
 
   /**
+   * Proposes several commands as one batch: one proposal message, consecutive entries, one append
+   * per follower. The batch is accepted or refused as a whole.
+   */
+  proposeBatch(batch: readonly Uint8Array[]): ProposalOutcome {
+    return this.raft.propose(batch.map((data) => ({ term: 0, index: 0, type: 'normal' as const, data })));
+  }
+
+  /**
    * Proposes a single-server membership change. Changes that make no sense against this node's
    * view of the membership are refused at once with a reason (applyConfChange ignores them too).
    */
@@ -138,7 +146,7 @@ export class RaftNode {
     const ready: Ready = {
       entries,
       committedEntries: raft.log.nextCommittedEntries(raft.maxCommittedSizePerReadyBytes),
-      messages: raft.msgs,
+      messages: compactAppendResponses(raft.msgs),
       readStates: raft.readStates,
       // A commit-index change alone needs no fsync: it can be recovered from the leader.
       mustSync:
@@ -154,6 +162,25 @@ export class RaftNode {
     raft.readStates = [];
     this.outstanding = ready;
     return ready;
+  }
+
+  /**
+   * Takes the messages that may go out now, before the outstanding Ready is persisted (they leave
+   * the mailbox; everything else waits for the next Ready). Without this, a proposal that reaches a
+   * member while it waits for an fsync could not move before that fsync ends: under load every
+   * write waited out several fsyncs on its way (forward, append, acknowledge, commit).
+   * See mayBeSentEarly for which messages qualify and why that is safe.
+   */
+  takeEarlyMessages(): Message[] {
+    const raft = this.raft;
+    // The hard state of the last advanced Ready is the one on disk.
+    const leaderTermPersisted = raft.role === 'leader' && this.previousHardState.term === raft.term;
+    const early: Message[] = [];
+    const later: Message[] = [];
+    for (const m of raft.msgs) (mayBeSentEarly(m, raft.term, leaderTermPersisted) ? early : later).push(m);
+    if (early.length === 0) return [];
+    raft.msgs = later;
+    return early;
   }
 
   /** The application persisted, sent and applied everything in the last Ready. */
@@ -201,6 +228,60 @@ export class RaftNode {
   leader(): NodeId {
     return this.raft.leader;
   }
+}
+
+/**
+ * Keeps one acknowledgement per leader and term out of a Ready's accepted MsgAppResp, the last,
+ * carrying the highest index: an acceptance means "my log matches yours up to index", so the
+ * highest says everything the others do. A follower answers every append, and a leader that
+ * commits on each answer appends (the new commit index) to everyone again, so under load answering
+ * a batch of appends one by one multiplied the messages on both sides. A leader or term with a
+ * rejection among its answers is left as it is.
+ */
+function compactAppendResponses(messages: Message[]): Message[] {
+  const key = (m: Message) => `${m.to}/${m.term}`;
+  const accepted = new Map<string, { count: number; highest: number }>();
+  const hasRejection = new Set<string>();
+  for (const m of messages) {
+    if (m.type !== 'MsgAppResp') continue;
+    if (m.reject) {
+      hasRejection.add(key(m));
+      continue;
+    }
+    const seen = accepted.get(key(m));
+    accepted.set(key(m), { count: (seen?.count ?? 0) + 1, highest: Math.max(seen?.highest ?? 0, m.index) });
+  }
+  if (![...accepted].some(([k, seen]) => seen.count > 1 && !hasRejection.has(k))) return messages;
+  const remaining = new Map([...accepted].map(([k, seen]) => [k, seen.count]));
+  const compacted: Message[] = [];
+  for (const m of messages) {
+    const k = key(m);
+    if (m.type !== 'MsgAppResp' || m.reject || hasRejection.has(k)) {
+      compacted.push(m);
+      continue;
+    }
+    const left = remaining.get(k)! - 1;
+    remaining.set(k, left);
+    if (left === 0) compacted.push({ ...m, index: accepted.get(k)!.highest });
+  }
+  return compacted;
+}
+
+/**
+ * Whether a message promises nothing about this node's disk, so it may be sent before the state it
+ * was produced with is persisted:
+ * - a proposal or read-index request a follower forwards to its leader is only a request;
+ * - a leader's appends, heartbeats and read-index answers of its current term, once that term is on disk (thesis
+ *   §10.2.1: the leader may send its entries before writing them itself; its own copy counts
+ *   toward a quorum only once persisted, see Raft.onEntriesPersisted). Until its term is durable
+ *   (a single voter elects itself within one Ready) a crash could let it lead the same term twice.
+ * Everything else (votes, append acknowledgements, heartbeat answers) promises durable state and
+ * waits for the Ready it belongs to.
+ */
+function mayBeSentEarly(m: Message, term: number, leaderTermPersisted: boolean): boolean {
+  if (m.type === 'MsgProp' || m.type === 'MsgReadIndex') return true;
+  const leaderMessage = m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgReadIndexResp';
+  return leaderTermPersisted && m.term === term && leaderMessage;
 }
 
 export type { Entry };

@@ -117,6 +117,11 @@ interface PendingRead {
 }
 
 const REQUEST_IDS_PER_MS = 1024;
+/**
+ * Bytes of proposals handed to Raft as one batch at most: one proposal message stays far below the
+ * peer transport's frame limit, and one batch below the leader's limit on uncommitted entries.
+ */
+const MAX_PROPOSAL_BATCH_BYTES = 1024 * 1024;
 /** Keys a background snapshot encodes before it lets the member run again (a few milliseconds' work). */
 const SNAPSHOT_KEYS_PER_SLICE = 500;
 
@@ -155,6 +160,10 @@ export class RaftMember<Result> {
   private nextReadId = 1;
   private ticker: unknown;
   private processing = false;
+  private earlySendScheduled = false;
+  /** Proposals waiting for the end of this turn of the event loop, to go to Raft together. */
+  private proposalBatch: Uint8Array[] = [];
+  private proposalBatchBytes = 0;
   private stopped = false;
   /** Set when the disk refused a write (e.g. it is full): writes fail, reads go on. */
   writesDisabledReason: string | undefined;
@@ -385,14 +394,37 @@ export class RaftMember<Result> {
     });
   }
 
-  /** Hands a proposal to Raft; when there is no leader yet, retries on the next tick until its timeout. */
+  /**
+   * Hands a proposal to Raft with the others of this turn of the event loop (see submitBatch); when
+   * there is no leader yet, retries on the next tick until its timeout.
+   */
   private submit(data: Uint8Array): void {
-    const outcome = this.node.propose(data);
+    if (this.proposalBatch.length > 0 && this.proposalBatchBytes + data.byteLength > MAX_PROPOSAL_BATCH_BYTES) this.submitBatch();
+    this.proposalBatch.push(data);
+    this.proposalBatchBytes += data.byteLength;
+    if (this.proposalBatch.length === 1) setImmediate(() => this.submitBatch());
+  }
+
+  /**
+   * Proposes the batch as one: one proposal message to the leader, one append per follower and one
+   * acknowledgement back, however many clients wrote at once (per-message costs, not entries,
+   * dominated a loaded member's work).
+   */
+  private submitBatch(): void {
+    const batch = this.proposalBatch;
+    this.proposalBatch = [];
+    this.proposalBatchBytes = 0;
+    if (batch.length === 0 || this.stopped) return;
+    const outcome = this.node.proposeBatch(batch);
+    // Already at the end of the turn: the batch's forward (or appends) need not wait for another.
+    if (!this.writesDisabledReason) this.sendEarlyMessages();
     this.scheduleReady();
     if (outcome.accepted) return;
     this.options.timers.setTimeout(() => {
-      const { requestId } = decodeEnvelope(data);
-      if (this.pendingProposals.has(requestId) && !this.stopped) this.submit(data);
+      for (const data of batch) {
+        const { requestId } = decodeEnvelope(data);
+        if (this.pendingProposals.has(requestId) && !this.stopped) this.submit(data);
+      }
     }, this.options.tickIntervalMs);
   }
 
@@ -401,7 +433,7 @@ export class RaftMember<Result> {
    * again to the new leader is safe: AppliedRequests applies a request at most once.
    */
   private reproposeAll(): void {
-    for (const pending of this.pendingProposals.values()) this.node.propose(pending.data);
+    for (const pending of this.pendingProposals.values()) this.submit(pending.data);
   }
 
   /**
@@ -424,11 +456,34 @@ export class RaftMember<Result> {
   }
 
   private scheduleReady(): void {
-    if (this.processing || this.stopped || this.writesDisabledReason) return;
+    if (this.stopped || this.writesDisabledReason) return;
+    if (this.processing) {
+      // A Ready is being persisted: what may go out before it does goes now, not after the fsync.
+      this.scheduleEarlySend();
+      return;
+    }
     this.processing = true;
     queueMicrotask(() => {
       this.runReadyLoop().catch((error: unknown) => this.onLoopFailure(error as Error));
     });
+  }
+
+  /**
+   * Coalesces the early sends of one turn of the event loop: the requests read from every client
+   * connection in one poll phase go out in one write per peer, not one write each.
+   */
+  private scheduleEarlySend(): void {
+    if (this.earlySendScheduled) return;
+    this.earlySendScheduled = true;
+    setImmediate(() => {
+      this.earlySendScheduled = false;
+      if (!this.stopped && !this.writesDisabledReason) this.sendEarlyMessages();
+    });
+  }
+
+  private sendEarlyMessages(): void {
+    const messages = this.node.takeEarlyMessages();
+    if (messages.length > 0) this.options.transport.send(messages);
   }
 
   /**
@@ -461,12 +516,12 @@ export class RaftMember<Result> {
 
   /** Takes the next Ready, if any, and starts making it durable (step 1 of the Ready contract). */
   private startReady(): { ready: Ready; persisted: Promise<void> } | undefined {
-    if (this.stopped || this.writesDisabledReason || !this.node.hasReady()) return undefined;
-    // A leader may send its appends before its own disk write completes (Raft thesis §10.2.1, as
-    // etcd does): its own log only counts toward a quorum once the entries are in it, and a
-    // majority of followers must have fsynced them before they commit. Anyone else sends only
-    // after persisting, because its messages (votes, append acknowledgements) promise durability.
-    const sendFirst = this.node.raft.role === 'leader';
+    if (this.stopped || this.writesDisabledReason) return undefined;
+    // Messages that promise nothing durable go first (a leader's appends, Raft thesis §10.2.1, and
+    // forwarded proposals, see RaftNode.takeEarlyMessages); the rest (votes, append
+    // acknowledgements) only once this Ready is persisted.
+    this.sendEarlyMessages();
+    if (!this.node.hasReady()) return undefined;
     const ready = this.node.ready();
     if (ready.softState && ready.softState.leader !== this.leader) {
       this.leader = ready.softState.leader;
@@ -478,10 +533,6 @@ export class RaftMember<Result> {
       }
     }
     this.recordReadStates(ready);
-    if (sendFirst && ready.messages.length > 0) {
-      this.options.transport.send(ready.messages);
-      ready.messages = [];
-    }
     const persisted = this.persist(ready);
     persisted.catch(() => {}); // awaited by the loop; this only keeps an early failure from being "unhandled"
     return { ready, persisted };

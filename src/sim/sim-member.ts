@@ -34,7 +34,7 @@ export interface MemberSettings {
 interface DiskWrite {
   ready: Ready;
   completeAtTick: number;
-  /** The Ready's messages went out when it was taken (a leader's, or every one with the send-before-persist bug). */
+  /** The Ready's messages went out when it was taken (the send-before-persist bug). */
   sentEarly: boolean;
 }
 
@@ -118,20 +118,22 @@ export class SimMember {
   /** Runs the Ready loop for this tick: finish a due disk write, then start the next one. */
   process(nowTick: number, diskLatencyTicks: () => number): void {
     for (let i = 0; i < this.settings.maxReadiesPerTick; i++) {
+      // As the production member (src/server/raft-member.ts): messages that promise nothing durable
+      // (a leader's appends, forwarded proposals) go out at once, even while a write is in flight;
+      // committed entries are applied as the Ready is taken, beside its write. The core counts a
+      // leader's own entries only once persisted, which keeps both safe.
+      this.sendAll(this.node.takeEarlyMessages());
       if (this.write) {
         if (this.write.completeAtTick > nowTick) return;
         this.completeWrite(this.write);
         this.write = undefined;
+        this.sendAll(this.node.takeEarlyMessages());
       }
       if (!this.node.hasReady()) return;
-      // As the production member (src/server/raft-member.ts): a leader sends its appends before its
-      // own write completes, and committed entries are applied as the Ready is taken, beside its
-      // write; the core counts a leader's own entries only once persisted, which keeps both safe.
-      const leaderSendsFirst = this.node.raft.role === 'leader';
       const ready = this.node.ready();
       this.observeRole(ready);
       this.recordReadStates(ready);
-      const sentEarly = this.settings.sendBeforePersist || leaderSendsFirst;
+      const sentEarly = this.settings.sendBeforePersist;
       if (sentEarly) this.sendAll(ready.messages);
       if (!ready.snapshot) this.applyCommitted(ready);
       // Only an fsync costs time; a Ready with nothing to make durable completes at once.

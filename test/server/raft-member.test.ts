@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryStorage } from '../../src/consensus/storage.ts';
-import type { Entry, HardState, Snapshot } from '../../src/consensus/types.ts';
+import type { Entry, HardState, Message, Snapshot } from '../../src/consensus/types.ts';
+import { message } from '../../src/consensus/types.ts';
 import { SeededRandom } from '../../src/random/seeded-random.ts';
 import { MemberError, RaftMember } from '../../src/server/raft-member.ts';
 import type { DurableLog, MemberTimers, StateMachine } from '../../src/server/raft-member.ts';
@@ -219,4 +220,144 @@ test('a proposal that cannot be applied in time fails with a timeout', async () 
   const outcome = assert.rejects(proposal, (error: MemberError) => error.code === 'CONCORD_E_TIMEOUT');
   await timers.advance(600);
   await outcome;
+});
+
+/** A disk whose writes complete only when the test says so, to look at the member mid-fsync. */
+class HeldLog implements DurableLog {
+  private readonly waiting: (() => void)[] = [];
+  readonly persisted = MemoryStorage.bootstrap({ voters: [1n, 2n, 3n], learners: [] });
+  save(hardState: HardState | undefined, entries: readonly Entry[]): Promise<void> {
+    return new Promise((resolve) => this.waiting.push(() => {
+      if (hardState) this.persisted.setHardState(hardState);
+      this.persisted.append(entries);
+      resolve();
+    }));
+  }
+  get pendingSaves(): number {
+    return this.waiting.length;
+  }
+  completeOne(): void {
+    this.waiting.shift()?.();
+  }
+  async saveSnapshot(): Promise<void> {}
+  async releaseBefore(): Promise<void> {}
+}
+
+/** Member 2 of a 3-member cluster, its messages recorded instead of sent. */
+function followerOfThree() {
+  const timers = new ManualTimers();
+  const log = new HeldLog();
+  const sent: Message[] = [];
+  const member = new RaftMember<number>({
+    id: 2n,
+    storage: MemoryStorage.bootstrap({ voters: [1n, 2n, 3n], learners: [] }),
+    durableLog: log,
+    stateMachine: new Counter(),
+    transport: { send: (messages) => sent.push(...messages) },
+    timers,
+    random: new SeededRandom(2),
+    tickIntervalMs: 10,
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    snapshotEveryEntries: 1000,
+    keptEntriesAfterSnapshot: 2,
+    proposalTimeoutMs: 5_000,
+    maxPendingProposals: 100,
+    appliedRequestsWindow: 100,
+    onFatal: (error) => {
+      throw error;
+    },
+  });
+  return { timers, log, sent, member };
+}
+
+test('a member waiting for an fsync forwards a proposal to the leader at once; its acknowledgement waits for the fsync', async () => {
+  const { timers, log, sent, member } = followerOfThree();
+  member.start();
+  // Leader 1 of term 1 appends its no-op: member 2 starts writing it (the write is held).
+  member.step(message({
+    type: 'MsgApp', from: 1n, to: 2n, term: 1, index: 0, logTerm: 0, commit: 0,
+    entries: [{ term: 1, index: 1, type: 'normal', data: new Uint8Array(0) }],
+  }));
+  await settle();
+  assert.equal(log.pendingSaves, 1, 'the append is being written');
+  assert.deepEqual(sent.map((m) => m.type), [], 'nothing is acknowledged before the write completes');
+  const proposal = member.propose(Uint8Array.of(5));
+  await settle();
+  assert.deepEqual(sent.map((m) => `${m.type} ->${m.to}`), ['MsgProp ->1'], 'the proposal went to the leader while the write was in flight');
+  log.completeOne();
+  await settle();
+  assert.deepEqual(sent.map((m) => m.type), ['MsgProp', 'MsgAppResp'], 'the acknowledgement followed the write');
+  member.stop();
+  await assert.rejects(proposal, (error: MemberError) => error.code === 'CONCORD_E_STOPPED');
+  void timers;
+});
+
+test('a leader waiting for an fsync sends the appends of new proposals at once, and commits only with a majority on disk', async () => {
+  const { timers, log, sent, member } = followerOfThree();
+  member.start();
+  // Win an election: wait for the PreVote, grant it, then grant the vote.
+  const answer = async (request: 'MsgPreVote' | 'MsgVote', response: 'MsgPreVoteResp' | 'MsgVoteResp') => {
+    for (let i = 0; i < 100 && !sent.some((m) => m.type === request); i++) {
+      await timers.advance(10);
+      while (log.pendingSaves > 0) log.completeOne();
+      await settle();
+    }
+    const asked = sent.find((m) => m.type === request && m.to === 1n)!;
+    member.step(message({ type: response, from: 1n, to: 2n, term: asked.term }));
+    await settle();
+  };
+  await answer('MsgPreVote', 'MsgPreVoteResp');
+  await answer('MsgVote', 'MsgVoteResp');
+  while (log.pendingSaves > 0) {
+    log.completeOne();
+    await settle();
+  }
+  assert.equal(member.isLeader(), true);
+  // Both followers acknowledge the leader's no-op, so it replicates to them in a pipeline.
+  for (const append of sent.filter((m) => m.type === 'MsgApp')) {
+    member.step(message({ type: 'MsgAppResp', from: append.to, to: 2n, term: member.term(), index: append.index + append.entries.length }));
+  }
+  await settle();
+  const first = member.propose(Uint8Array.of(1));
+  await settle();
+  assert.equal(log.pendingSaves, 1, "the leader is writing the first proposal's entry");
+  sent.length = 0;
+  const second = member.propose(Uint8Array.of(2));
+  await settle();
+  const appends = sent.filter((m) => m.type === 'MsgApp');
+  assert.deepEqual(appends.map((m) => m.to).sort(), [1n, 3n], 'the second entry went to both followers during the write');
+  const lastIndex = appends[0]!.index + appends[0]!.entries.length;
+  // Follower 1 acknowledges everything: with the leader's own copy still unwritten, that is two
+  // of three disks only for the entries the leader has persisted.
+  member.step(message({ type: 'MsgAppResp', from: 1n, to: 2n, term: member.term(), index: lastIndex }));
+  await settle();
+  assert.ok(member.committedIndex() < lastIndex, 'nothing the leader has not persisted is committed on one acknowledgement');
+  while (log.pendingSaves > 0) {
+    log.completeOne();
+    await settle();
+  }
+  assert.equal(member.committedIndex(), lastIndex, 'committed once the leader persisted its copy');
+  assert.deepEqual([await first, await second], [1, 3]);
+  member.stop();
+});
+
+test('proposals made in one turn of the event loop reach the leader as one batch', async () => {
+  const { log, sent, member } = followerOfThree();
+  member.start();
+  member.step(message({
+    type: 'MsgApp', from: 1n, to: 2n, term: 1, index: 0, logTerm: 0, commit: 0,
+    entries: [{ term: 1, index: 1, type: 'normal', data: new Uint8Array(0) }],
+  }));
+  await settle();
+  log.completeOne();
+  await settle();
+  sent.length = 0;
+  const proposals = [1, 2, 3].map((n) => member.propose(Uint8Array.of(n)));
+  await settle();
+  const forwarded = sent.filter((m) => m.type === 'MsgProp');
+  assert.equal(forwarded.length, 1, 'one proposal message');
+  assert.deepEqual(forwarded[0]!.entries.map((e) => decodeEnvelope(e.data).payload[0]), [1, 2, 3], 'carrying the three commands in order');
+  member.stop();
+  await Promise.allSettled(proposals);
 });
