@@ -9,6 +9,8 @@ import { KvBugError, KvError } from './errors.ts';
 /** 2^53 needs 8 groups of 7 bits; a longer varint is garbage. */
 const MAX_VARINT_BYTES = 8;
 const INITIAL_CAPACITY_BYTES = 256;
+/** A writer reused across calls (see reset) keeps a buffer up to this size; a larger one is let go. */
+const REUSED_CAPACITY_MAX_BYTES = 64 * 1024;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const UINT64_MAX = 2n ** 64n - 1n;
@@ -17,6 +19,20 @@ export class ByteWriter {
   private buffer = new Uint8Array(INITIAL_CAPACITY_BYTES);
   private view = new DataView(this.buffer.buffer);
   private length = 0;
+
+  /**
+   * Starts over, keeping the buffer (up to REUSED_CAPACITY_MAX_BYTES): a hot encoder reuses one
+   * writer instead of allocating and growing a buffer per call. finish() copies out, so what it
+   * returned before stays valid.
+   */
+  reset(): this {
+    this.length = 0;
+    if (this.buffer.length > REUSED_CAPACITY_MAX_BYTES) {
+      this.buffer = new Uint8Array(INITIAL_CAPACITY_BYTES);
+      this.view = new DataView(this.buffer.buffer);
+    }
+    return this;
+  }
 
   private reserve(bytes: number): void {
     if (this.length + bytes <= this.buffer.length) return;

@@ -61,8 +61,11 @@ export interface EncodeOptions {
   maxRequestBytes?: number;
 }
 
+/** Every command is encoded in this one writer (encoding is synchronous, so never by two callers at once). */
+const commandWriter = new ByteWriter();
+
 export function encodeCommand(command: KvCommand, options: EncodeOptions = {}): Uint8Array {
-  const writer = new ByteWriter();
+  const writer = commandWriter.reset();
   writer.u8(COMMAND_FORMAT_VERSION);
   writer.u8(COMMAND_TYPES.indexOf(command.type));
   writeRequester(writer, command.requester ?? { kind: 'member' });
@@ -311,7 +314,9 @@ function readEnum<T>(reader: ByteReader, values: readonly T[], what: string): T 
 function readFlags(reader: ByteReader, count: number, what: string): boolean[] {
   const mask = reader.u8(what);
   if (mask >= 1 << count) throw invalid(`unknown bits in ${what}: ${mask}`);
-  return Array.from({ length: count }, (_, i) => (mask & (1 << i)) !== 0);
+  const flags: boolean[] = [];
+  for (let bit = 0; bit < count; bit++) flags.push((mask & (1 << bit)) !== 0);
+  return flags;
 }
 
 /** A count larger than the bytes left cannot be honest; refuse it before allocating. */

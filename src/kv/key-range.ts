@@ -6,12 +6,17 @@
 const FROM_CHAR_CODE_CHUNK_BYTES = 8192;
 
 export function toByteString(bytes: Uint8Array): string {
-  if (bytes.length <= FROM_CHAR_CODE_CHUNK_BYTES) return String.fromCharCode(...bytes);
+  if (bytes.length <= FROM_CHAR_CODE_CHUNK_BYTES) return charCodesToString(bytes);
   let result = '';
   for (let start = 0; start < bytes.length; start += FROM_CHAR_CODE_CHUNK_BYTES) {
-    result += String.fromCharCode(...bytes.subarray(start, start + FROM_CHAR_CODE_CHUNK_BYTES));
+    result += charCodesToString(bytes.subarray(start, start + FROM_CHAR_CODE_CHUNK_BYTES));
   }
   return result;
+}
+
+/** apply takes the typed array as it is; a spread (`...bytes`) first iterates it into an array, about 3x slower. */
+function charCodesToString(bytes: Uint8Array): string {
+  return String.fromCharCode.apply(null, bytes as unknown as number[]);
 }
 
 export function fromByteString(text: string): Uint8Array {

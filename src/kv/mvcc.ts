@@ -351,11 +351,13 @@ export class MvccStore {
 
   private applyPut(pending: PendingWrite, request: PutRequest): PutResponse {
     const keyString = toByteString(request.key);
-    const previous = this.index.get(keyString)?.visibleAt(this.readRevisionOf(pending));
+    const existing = this.index.get(keyString);
+    const previous = existing?.visibleAt(this.readRevisionOf(pending));
     if ((request.ignoreValue === true || request.ignoreLease === true) && previous === undefined) {
       throw new KvError('CONCORD_E_KV_KEY_NOT_FOUND');
     }
-    const history = this.index.getOrCreate(request.key.slice(), keyString);
+    // The key is copied only for a new key: an existing one keeps the bytes it was created with.
+    const history = existing ?? this.index.getOrCreate(request.key.slice(), keyString);
     const kv: KeyValue = {
       key: history.key,
       value: request.ignoreValue === true ? previous!.value : (request.value ?? EMPTY_VALUE).slice(),

@@ -30,7 +30,9 @@ export function encodeEnvelope(envelope: ProposalEnvelope): Uint8Array {
   const view = new DataView(bytes.buffer);
   view.setUint8(0, FORMAT_VERSION);
   view.setBigUint64(1, envelope.memberId);
-  view.setBigUint64(9, BigInt(envelope.requestId));
+  // The request id is a safe integer: written as two 32-bit halves, with no bigint made per proposal.
+  view.setUint32(9, Math.floor(envelope.requestId / 2 ** 32));
+  view.setUint32(13, envelope.requestId >>> 0);
   view.setUint8(17, KIND_CODES[envelope.kind]);
   bytes.set(envelope.payload, HEADER_BYTES);
   return bytes;
@@ -45,26 +47,61 @@ export function decodeEnvelope(data: Uint8Array): ProposalEnvelope {
   if (version !== 1 && version !== FORMAT_VERSION) {
     throw new EnvelopeError(`log entry has envelope format ${version}; this Concord reads formats 1 and ${FORMAT_VERSION}: upgrade it`);
   }
-  const requestId = view.getBigUint64(9);
-  if (requestId > BigInt(Number.MAX_SAFE_INTEGER)) throw new EnvelopeError(`request id ${requestId} is out of range`);
+  const requestIdHigh = view.getUint32(9);
+  if (requestIdHigh >= 2 ** 21) throw new EnvelopeError(`request id ${view.getBigUint64(9)} is out of range`);
+  const requestId = requestIdHigh * 2 ** 32 + view.getUint32(13);
   const memberId = view.getBigUint64(1);
-  if (version === 1) return { memberId, requestId: Number(requestId), kind: 'stateMachine', payload: data.subarray(FORMAT_1_HEADER_BYTES) };
+  if (version === 1) return { memberId, requestId, kind: 'stateMachine', payload: data.subarray(FORMAT_1_HEADER_BYTES) };
   if (data.byteLength < HEADER_BYTES) throw new EnvelopeError(`log entry of ${data.byteLength} bytes is too short for envelope format 2`);
   const kindCode = view.getUint8(17);
   const kind = kindCode === KIND_CODES.members ? 'members' : kindCode === KIND_CODES.stateMachine ? 'stateMachine' : undefined;
   if (!kind) throw new EnvelopeError(`log entry has unknown proposal kind ${kindCode}`);
-  return { memberId, requestId: Number(requestId), kind, payload: data.subarray(HEADER_BYTES) };
+  return { memberId, requestId, kind, payload: data.subarray(HEADER_BYTES) };
+}
+
+/** One proposing member's most recent request IDs: a set to look them up, a ring to know the oldest. */
+class RequestWindow {
+  readonly ids = new Set<number>();
+  /** The IDs in the order they were applied, as a ring once full: `oldest` is where the oldest is. */
+  private readonly order: number[] = [];
+  private oldest = 0;
+  private readonly capacity: number;
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+
+  add(requestId: number): void {
+    this.ids.add(requestId);
+    if (this.order.length < this.capacity) {
+      this.order.push(requestId);
+      return;
+    }
+    this.ids.delete(this.order[this.oldest]!);
+    this.order[this.oldest] = requestId;
+    this.oldest = (this.oldest + 1) % this.capacity;
+  }
+
+  /** Oldest first. */
+  inOrder(): number[] {
+    return [...this.order.slice(this.oldest), ...this.order.slice(0, this.oldest)];
+  }
 }
 
 /**
  * The most recent request IDs applied, per proposing member, in a bounded window. Part of the
  * replicated state: it must be in every snapshot so that all members deduplicate alike.
+ *
+ * It is consulted for every applied entry, so it avoids per-call allocation: the window's oldest ID
+ * is found in a ring rather than by iterating the set, and the window of the member seen last (in
+ * a busy cluster, usually the leader) is kept at hand rather than looked up by its bigint ID.
  */
 export class AppliedRequests {
   /** Requests remembered per member; a retry older than this window would apply twice. */
   readonly windowPerMember: number;
-  /** Per member, its request IDs in the order they were applied (a Set keeps insertion order). */
-  private readonly byMember = new Map<bigint, Set<number>>();
+  private readonly byMember = new Map<bigint, RequestWindow>();
+  private lastMemberId: bigint | undefined;
+  private lastWindow: RequestWindow | undefined;
 
   constructor(windowPerMember: number) {
     this.windowPerMember = windowPerMember;
@@ -72,25 +109,33 @@ export class AppliedRequests {
 
   /** Records the request; returns false when it was already applied (a duplicate to skip). */
   firstTime(memberId: bigint, requestId: number): boolean {
-    let ids = this.byMember.get(memberId);
-    if (!ids) {
-      ids = new Set();
-      this.byMember.set(memberId, ids);
-    }
-    if (ids.has(requestId)) return false;
-    ids.add(requestId);
-    // The oldest is the first in insertion order: dropping it is O(1), unlike shifting an array.
-    if (ids.size > this.windowPerMember) ids.delete(ids.values().next().value!);
+    const window = memberId === this.lastMemberId ? this.lastWindow! : this.windowOf(memberId);
+    if (window.ids.has(requestId)) return false;
+    window.add(requestId);
     return true;
   }
 
+  private windowOf(memberId: bigint): RequestWindow {
+    let window = this.byMember.get(memberId);
+    if (!window) {
+      window = new RequestWindow(this.windowPerMember);
+      this.byMember.set(memberId, window);
+    }
+    this.lastMemberId = memberId;
+    this.lastWindow = window;
+    return window;
+  }
+
   toJSON(): { windowPerMember: number; members: [string, number[]][] } {
-    return { windowPerMember: this.windowPerMember, members: [...this.byMember].map(([id, ids]) => [id.toString(), [...ids]]) };
+    return { windowPerMember: this.windowPerMember, members: [...this.byMember].map(([id, window]) => [id.toString(), window.inOrder()]) };
   }
 
   static fromJSON(json: { windowPerMember: number; members: [string, number[]][] }): AppliedRequests {
     const applied = new AppliedRequests(json.windowPerMember);
-    for (const [id, order] of json.members) applied.byMember.set(BigInt(id), new Set(order));
+    for (const [id, order] of json.members) {
+      const window = applied.windowOf(BigInt(id));
+      for (const requestId of order) if (!window.ids.has(requestId)) window.add(requestId);
+    }
     return applied;
   }
 }

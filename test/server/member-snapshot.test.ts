@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { decodeMemberSnapshot, encodeMemberSnapshot } from '../../src/server/member-snapshot.ts';
 import { MemberRegistry } from '../../src/server/member-registry.ts';
 import { AppliedRequests } from '../../src/server/proposal-envelope.ts';
@@ -51,4 +52,30 @@ test('the applied-requests window forgets the oldest request of a member first, 
   assert.equal(applied.firstTime(5n, 2), false, 'still inside the window');
   assert.equal(applied.firstTime(5n, 1), true, 'the oldest fell out of the window');
   assert.deepEqual(applied.toJSON().members, [['5', [3, 4, 1]], ['6', [1]]]);
+});
+
+test('property: the applied-requests window answers as a plain list of the last N per member would, across snapshot round trips', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 6 }),
+      fc.array(fc.record({ member: fc.constantFrom(1n, 2n, 2n ** 64n - 1n), id: fc.nat(12), roundTrip: fc.boolean() }), { maxLength: 120 }),
+      (window, steps) => {
+        let applied = new AppliedRequests(window);
+        const model = new Map<bigint, number[]>();
+        for (const { member, id, roundTrip } of steps) {
+          const recent = model.get(member) ?? [];
+          const expected = !recent.includes(id);
+          if (expected) {
+            recent.push(id);
+            if (recent.length > window) recent.shift();
+          }
+          model.set(member, recent);
+          assert.equal(applied.firstTime(member, id), expected);
+          if (roundTrip) applied = AppliedRequests.fromJSON(JSON.parse(JSON.stringify(applied.toJSON())) as ReturnType<AppliedRequests['toJSON']>);
+        }
+        assert.deepEqual(applied.toJSON().members, [...model].map(([member, ids]) => [member.toString(), ids]));
+      },
+    ),
+    { numRuns: 300 },
+  );
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NodeFileSystem, storageErrorFromOs } from '../../src/storage/file-system.ts';
+import { NodeFileSystem, SYNC_WRITE_MAX_BYTES, storageErrorFromOs } from '../../src/storage/file-system.ts';
 import { SeededRandom } from '../../src/random/seeded-random.ts';
 import { closeDataDir, persistSnapshot, recover } from '../../src/storage/data-dir.ts';
 import { PowerLossFileSystem, SimulatedCrashError } from './power-loss-file-system.ts';
@@ -54,6 +54,26 @@ describe('NodeFileSystem', () => {
     await assert.rejects(fs.open(join(root, 'missing')), storageError('CONCORD_E_FILE_NOT_FOUND', /open .*missing failed \(ENOENT/));
     await assert.rejects(fs.readdir(join(root, 'missing')), storageError('CONCORD_E_FILE_NOT_FOUND'));
     await assert.rejects(fs.mkdirp(join(existing, 'below')), storageError('CONCORD_E_IO', /ENOTDIR/));
+  });
+
+  test('small writes (on the calling thread) and large ones (in the thread pool) land where asked; a failed one is coded', async () => {
+    const path = join(root, 'sizes');
+    const handle = await fs.createExclusive(path);
+    const large = new Uint8Array(SYNC_WRITE_MAX_BYTES + 1).fill(2);
+    const small = new Uint8Array(SYNC_WRITE_MAX_BYTES).fill(1);
+    await handle.write(small, 0);
+    await handle.write(large, small.byteLength);
+    await handle.write(bytes(7, 7), 1); // a small write over the start
+    const content = await fs.readFile(path);
+    assert.equal(content.byteLength, small.byteLength + large.byteLength);
+    assert.deepEqual(content.subarray(0, 4), bytes(1, 7, 7, 1));
+    assert.equal(content[small.byteLength - 1], 1);
+    assert.equal(content[small.byteLength], 2);
+    assert.equal(content[content.byteLength - 1], 2);
+    await handle.close();
+    // The descriptor is closed now: both paths report the OS error as a StorageError naming the file.
+    await assert.rejects(handle.write(bytes(1), 0), storageError('CONCORD_E_IO', /write .*sizes failed/));
+    await assert.rejects(handle.write(large, 0), storageError('CONCORD_E_IO', /write .*sizes failed/));
   });
 
   test('ENOSPC, EDQUOT, EIO and permission errors map to codes with advice', () => {

@@ -9,23 +9,22 @@
 import type { ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { checkRangeRequest } from '../../kv/request-check.ts';
 import { KvError } from '../../kv/errors.ts';
-import type { KvCommand, KvCommandResponse, RangeRequest, RangeResponse } from '../../kv/types.ts';
+import type { KvCommand, KvCommandResponse, PutRequest, RangeRequest, RangeResponse } from '../../kv/types.ts';
 import type { ServerMetrics } from '../../observe/server-metrics.ts';
 import { toServiceError } from './grpc-errors.ts';
-import type { HeaderSource, WireDeleteRangeRequest, WirePutRequest, WireRangeRequest, WireTxnRequest, WireInt64 } from './wire.ts';
+import type { HeaderSource, WireDeleteRangeRequest, WireRangeRequest, WireTxnRequest, WireInt64 } from './wire.ts';
 import {
   deleteRangeRequestFromWire,
   deleteRangeResponseToWire,
   header,
   numberFromWire,
-  putRequestFromWire,
-  putResponseToWire,
   rangeRequestFromWire,
   rangeResponseToWire,
   txnRequestFromWire,
   txnResponseToWire,
 } from './wire.ts';
 import type { KvBackend } from './kv-backend.ts';
+import { PutResponseEncoder } from './put-codec.ts';
 import type { AuthGate, CallIdentity } from './auth-gate.ts';
 
 type Handler<Request> = (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void;
@@ -44,6 +43,7 @@ export function kvService(
   backend: KvBackend, headers: HeaderSource, auth: AuthGate, limits: { maxRangeKeys: number }, metrics: ServerMetrics,
 ): UntypedServiceImplementation {
   const { maxRangeKeys } = limits;
+  const putResponses = new PutResponseEncoder(headers);
   const propose = async <T extends KvCommandResponse['type']>(command: KvCommand, type: T, caller: CallIdentity) => {
     const response = await backend.write(command, auth.requester(caller));
     if (response.type !== type) throw new Error(`a ${command.type} command answered with a ${response.type} response`);
@@ -75,9 +75,11 @@ export function kvService(
       auth.checkRead(caller, request.key, request.rangeEnd);
       return rangeResponseToWire(rangeWithinLimit(request), headers);
     }),
-    Put: unary(async (wire: WirePutRequest, caller) => {
-      const { response } = await propose({ type: 'put', request: putRequestFromWire(wire) }, 'put', caller);
-      return putResponseToWire(response, headers);
+    // Put's messages have their own codec (put-codec.ts, installed by services.ts): the request
+    // arrives decoded into the store's PutRequest and the response leaves as encoded bytes.
+    Put: unary(async (request: PutRequest, caller) => {
+      const { response } = await propose({ type: 'put', request }, 'put', caller);
+      return putResponses.encode(response);
     }),
     DeleteRange: unary(async (wire: WireDeleteRangeRequest, caller) => {
       const { response } = await propose({ type: 'deleteRange', request: deleteRangeRequestFromWire(wire) }, 'deleteRange', caller);

@@ -15,6 +15,7 @@ import { electionService } from './election-service.ts';
 import { lockService } from './lock-service.ts';
 import { authService } from './auth-service.ts';
 import { AuthGate } from './auth-gate.ts';
+import { withPutCodec } from './put-codec.ts';
 
 type ServiceFactory = (context: EtcdServiceContext, auth: AuthGate) => UntypedServiceImplementation;
 
@@ -32,5 +33,9 @@ const SERVICES: [EtcdServiceName, ServiceFactory][] = [
 export function registerEtcdServices(server: Server, context: EtcdServiceContext): void {
   const protos = loadEtcdProtos();
   const auth = new AuthGate(context, { tokens: context.serviceOptions?.authTokens });
-  for (const [name, factory] of SERVICES) server.addService(protos.services[name], factory(context, auth));
+  for (const [name, factory] of SERVICES) {
+    // KV.Put is the write path's hot call: its messages skip the generic codec (see put-codec.ts).
+    const definition = name === 'KV' ? withPutCodec(protos.services.KV) : protos.services[name];
+    server.addService(definition, factory(context, auth));
+  }
 }
