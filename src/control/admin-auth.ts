@@ -47,6 +47,12 @@ export interface IdentityStore {
   asToken(token: string): CoordStore;
 }
 
+/** The store as an IdentityStore, when it is one (EtcdCoordStore is; test doubles of CoordStore are not). */
+export function identityStoreOf(store: CoordStore): IdentityStore | undefined {
+  const candidate = store as Partial<IdentityStore>;
+  return typeof candidate.authEnabled === 'function' && typeof candidate.authenticate === 'function' && typeof candidate.asToken === 'function' ? (candidate as IdentityStore) : undefined;
+}
+
 /** A caller the store vouched for. */
 export interface Caller {
   user: string;
@@ -141,6 +147,31 @@ export class AdminAuthenticator {
     throw new ApiProblem(401, UNAUTHENTICATED, hadCookie
       ? 'the session has expired or is unknown: sign in again (POST /api/login)'
       : 'the store has authentication on: sign in (POST /api/login with {"user", "password"}) or send Basic credentials of a store user');
+  }
+
+  /**
+   * For admin ports whose actions are local (a proxy's drain or shed override): when the store has
+   * authentication on, the caller must be a store user whom the store's roles allow to write `key`
+   * (the key the cluster-wide form of the action writes). Asked of the store without writing: a
+   * transaction whose compare never holds, with the put in its success branch (the store checks the
+   * permissions of both branches before it evaluates the compare). Returns the user, or undefined
+   * with authentication off; 401 and 403 (naming the key) otherwise.
+   */
+  async requireWrite(req: IncomingMessage, key: string): Promise<string | undefined> {
+    if (!(await this.authRequired())) return undefined;
+    const caller = await this.require(req);
+    try {
+      await caller.store.txn({ compare: [{ key, target: 'version', result: '<', value: 0n }], success: [{ kind: 'put', key, value: '' }] });
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code === 'CONCORD_E_STORE_PERMISSION_DENIED') throw new ApiProblem(403, 'CONCORD_E_API_PERMISSION_DENIED', `user '${caller.user}' may not do this: the store's roles do not let it write ${key}`);
+      if (code === 'CONCORD_E_STORE_AUTH_FAILED') {
+        this.forget(req);
+        throw new ApiProblem(401, UNAUTHENTICATED, `the store no longer accepts the credentials of user '${caller.user}': send them again`);
+      }
+      throw error;
+    }
+    return caller.user;
   }
 
   /** Checks the password with the store; returns a new session's id (for the cookie). */

@@ -23,7 +23,7 @@ import type { PoolSetup } from '../autoscale/controller/pool-period.ts';
 import { AUTOSCALE_PREFIX } from '../autoscale/state/keys.ts';
 import type { CoordStore, WatchHandle } from '../coord/coord-store.ts';
 import type { StoreCluster, StoreMember } from '../coord/store-cluster.ts';
-import { AdminAuthenticator, type IdentityStore } from './admin-auth.ts';
+import { AdminAuthenticator, identityStoreOf, type IdentityStore } from './admin-auth.ts';
 import { ApiProblem, AdminServer, type EventQuery, type StaticFilesHandler } from './admin-api.ts';
 import type { Overview } from './admin-api-types.ts';
 import { toPolicyConfig } from './autoscale-config.ts';
@@ -71,11 +71,6 @@ export interface ControlPlaneOptions {
   identities?: IdentityStore;
   /** The admin API over HTTPS with these files instead of controlPlane.tls (flags). */
   adminTls?: { certFile: string; keyFile: string };
-}
-
-function identitiesOf(store: CoordStore): IdentityStore | undefined {
-  const candidate = store as Partial<IdentityStore>;
-  return typeof candidate.authEnabled === 'function' && typeof candidate.authenticate === 'function' && typeof candidate.asToken === 'function' ? (candidate as IdentityStore) : undefined;
 }
 
 function readAdminPem(file: string, what: string): Buffer {
@@ -334,7 +329,7 @@ export class ControlPlane {
     const address = this.options.admin ?? this.settings.admin;
     const previous = this.admin;
     const { host, port } = addressOf(address);
-    const identities = this.options.identities ?? identitiesOf(this.store);
+    const identities = this.options.identities ?? identityStoreOf(this.store);
     const tlsFiles = this.options.adminTls ?? this.settings.tls;
     const server = new AdminServer({
       ...(this.staticFiles === undefined ? {} : { staticFiles: this.staticFiles }),
