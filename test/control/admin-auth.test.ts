@@ -230,6 +230,15 @@ test('the CLI acts with --user (recorded as the store user); without it, one cle
   assert.match(status.stderr, /cannot read the password file/);
 });
 
+test('concord demo against an admin API that asks for a user: one clear line without --user', async () => {
+  const demo = await runCli(['demo', '--admin', adminUrl, '--proxy', proxyUrl]);
+  assert.equal(demo.code, 1);
+  assert.match(demo.stderr, /asks for a store user.*--user NAME --password-file FILE/);
+  const badFlags = await runCli(['demo', '--admin', adminUrl, '--proxy', proxyUrl, '--password', 'x']);
+  assert.equal(badFlags.code, 2);
+  assert.match(badFlags.stderr, /without a user/);
+});
+
 test('the store-fed proxy\'s own admin port: reads stay open, a drain needs a user allowed to write the drain key', async () => {
   assert.equal((await fetch(`${proxyAdminUrl}/backends`)).status, 200, 'the control plane scrapes /backends without credentials');
   const drainUrl = `${proxyAdminUrl}/pools/web/backends/${encodeURIComponent(backend.address)}`;
