@@ -4,21 +4,19 @@
 // proxy and the control plane keep working once auth is on; the admin API asks for identities
 // (401, Basic, the session cookie, 415), the store's roles decide the actions (403 naming the key
 // for a read-only user, 200 for the operator, whose name is the event's `by`); the CLI acts with
-// --user and fails in one clear line without it; the admin API over TLS with a throwaway
-// certificate sets a Secure cookie; and no password appears in any log line or answer.
+// --user and fails in one clear line without it; `concord control-plane` serves the admin API over
+// TLS with a throwaway certificate and sets a Secure cookie; the proxy's own admin port asks for a
+// user allowed to drain; and no password appears in any log line or answer.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { ControlPlane } from '../../src/control/plane.ts';
-import { EtcdCoordStore } from '../../src/coord/etcd-coord-store.ts';
-import { parseStoreLocation } from '../../src/coord/store-url.ts';
 import { runEtcdctl } from '../compat/etcdctl.ts';
 import { makeCa, makeSignedCertificate } from '../support/certificates.ts';
 import { freeLoopbackPorts, stopProcess } from '../support/child-processes.ts';
@@ -253,18 +251,23 @@ test('the store-fed proxy\'s own admin port: reads stay open, a drain needs a us
   assert.equal((await post('undrain', basic('operator'))).status, 202);
 });
 
-test('the admin API over TLS (a throwaway CA): HTTPS, and the session cookie is Secure', async () => {
+test('concord control-plane with --user and --admin-cert/--admin-key (a throwaway CA): HTTPS, and the session cookie is Secure', async () => {
   const ca = makeCa(dir, 'test-ca');
   const certificate = makeSignedCertificate(dir, 'admin', ca);
-  const store = new EtcdCoordStore(parseStoreLocation(`127.0.0.1:${clientPort}`), { credentials: { user: 'plane', password: PASSWORDS.plane } });
-  cleanups.push(() => store.close());
-  const plane = await ControlPlane.start({ store, cluster: store.cluster, name: 'tls-member', admin: '127.0.0.1:0', adminTls: { certFile: certificate.cert, keyFile: certificate.key }, configWaitMs: 3_000 });
-  cleanups.push(() => plane.stop());
-  assert.match(plane.adminUrl, /^https:\/\/127\.0\.0\.1:\d+$/);
-  const caPem = (await import('node:fs')).readFileSync(ca.cert);
+  const plane = spawnConcord([
+    'control-plane', '--endpoints', `127.0.0.1:${clientPort}`, '--name', 'tls-member', '--admin', '127.0.0.1:0',
+    '--user', 'plane', '--password-file', join(dir, 'plane.pw'), '--admin-cert', certificate.cert, '--admin-key', certificate.key,
+  ]);
+  let url: string | undefined;
+  await waitFor('concord control-plane to say where its admin API is', () => {
+    url = /admin API and dashboard at (https:\/\/127\.0\.0\.1:\d+)/.exec(plane.output())?.[1];
+    return url !== undefined || plane.child.exitCode !== null;
+  }, START_MS);
+  assert.ok(url !== undefined, `no https admin URL in:\n${plane.output()}`);
+  const caPem = readFileSync(ca.cert);
   const answer = await new Promise<{ status: number; cookie: string; body: string }>((resolve, reject) => {
     const body = JSON.stringify({ user: 'viewer', password: PASSWORDS.viewer });
-    const request = httpsRequest(`${plane.adminUrl}/api/login`, { method: 'POST', ca: caPem, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (response) => {
+    const request = httpsRequest(`${url}/api/login`, { method: 'POST', ca: caPem, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (response) => {
       let text = '';
       response.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, cookie: String(response.headers['set-cookie'] ?? ''), body: text }));
@@ -274,12 +277,14 @@ test('the admin API over TLS (a throwaway CA): HTTPS, and the session cookie is 
   });
   assert.equal(answer.status, 200, answer.body);
   assert.match(answer.cookie, /HttpOnly; SameSite=Strict; Secure$/);
+  await assert.rejects(fetch(`${url}/ready`), 'a client that does not trust the CA is refused');
 });
 
-test('no password appears in the server\'s or the proxy\'s log', () => {
+test('no password appears in the log of the server, the proxy or the control plane', () => {
   for (const running of processes) {
     const output = running.output();
     for (const [user, password] of Object.entries(PASSWORDS)) assert.ok(!output.includes(password), `the password of ${user} is in a log:\n${output}`);
   }
-  assert.ok(processes.every((running) => running.output().length > 0), 'both processes logged something (the check looked at real output)');
+  assert.equal(processes.length, 3, 'the server, the proxy and the second control plane');
+  assert.ok(processes.every((running) => running.output().length > 0), 'every process logged something (the check looked at real output)');
 });
