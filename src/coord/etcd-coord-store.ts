@@ -308,7 +308,8 @@ export class EtcdCoordStore implements CoordStore {
           return await run();
         } catch (error) {
           if (this.auth.renewAfter(error, renewed)) continue;
-          throw toCoordError(this.auth.describeRefusal(error), `${what} on ${this.describe()}${this.auth.user === undefined ? '' : ` as user '${this.auth.user}'`}`, this.requestTimeoutMs);
+          const user = this.auth.actingUser();
+          throw toCoordError(this.auth.describeRefusal(error), `${what} on ${this.describe()}${user === undefined ? '' : ` as user '${user}'`}`, this.requestTimeoutMs);
         }
       }
     });

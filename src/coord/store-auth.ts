@@ -77,6 +77,12 @@ export class StoreAuthenticator {
     return this.settings.credentials?.user;
   }
 
+  /** The user the current call acts as, for messages: this client's own user, unless the call carries another identity. */
+  actingUser(): string | undefined {
+    const identity = this.scopes.getStore()?.identity;
+    return identity === undefined || identity.kind === 'own' ? this.user : undefined;
+  }
+
   /** Runs `work` as a call with its own scope; the identity is the enclosing scope's unless given. */
   run<T>(work: () => Promise<T>, identity?: Identity): Promise<T> {
     const inherited = identity ?? this.scopes.getStore()?.identity ?? { kind: 'own' };
