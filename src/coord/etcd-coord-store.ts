@@ -322,7 +322,8 @@ export class EtcdCoordStore implements CoordStore {
 
   /** A watch opened with `token` was refused: worth one more try when this client has credentials and the token was its own. */
   private renewAfterRefusal(token: string | undefined): boolean {
-    if (this.auth.user === undefined || token === undefined || token === '') return this.auth.user !== undefined && token === '';
+    if (this.auth.user === undefined || token === undefined) return false;
+    // '' too: the stream went without a token while the store had auth off; it has it on now.
     this.auth.forget(token);
     return true;
   }

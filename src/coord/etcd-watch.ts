@@ -24,6 +24,8 @@ export interface WatchConnector {
 }
 
 const PERMISSION_DENIED = /permission denied/i;
+/** How stores refuse a watch created with no token or a forgotten one: etcd 3.4 as "user name is empty" or "invalid auth token", some versions (and Concord) as "permission denied". */
+const TOKEN_REFUSED = /permission denied|user name is empty|invalid auth token/i;
 
 function eventOf(event: IEvent): WatchEvent {
   const converted: WatchEvent = { type: String(event.type).toUpperCase() === 'DELETE' ? 'delete' : 'put', kv: keyValueOf(event.kv) };
@@ -155,9 +157,9 @@ export class EtcdWatch implements WatchHandle {
     this.callbacks.onEvents(events);
   }
 
-  /** A watch refused as not permitted may only have carried an expired token: renew it and try once more. */
+  /** A watch refused as not permitted may only have carried an expired token (or none, from before auth was on): renew it and try once more. */
   private retryWithNewToken(stream: Stream, response: IWatchResponse): boolean {
-    if (this.renewedToken || !PERMISSION_DENIED.test(response.cancel_reason ?? '')) return false;
+    if (this.renewedToken || !TOKEN_REFUSED.test(response.cancel_reason ?? '')) return false;
     if (!this.connector.renewAfterRefusal(this.streamToken)) return false;
     this.renewedToken = true;
     closeStream(stream);
@@ -172,7 +174,9 @@ export class EtcdWatch implements WatchHandle {
       ? new CoordError('CONCORD_E_STORE_COMPACTED', `watch on ${this.key} from revision ${this.nextRevision}: the store compacted its history up to ${compactRevision}; read the current state and watch from there`)
       : PERMISSION_DENIED.test(response.cancel_reason ?? '')
         ? new CoordError('CONCORD_E_STORE_PERMISSION_DENIED', `watch on ${this.key}: the store's roles do not allow this user to read it (etcdserver: permission denied): grant read permission on the range, or watch as a user who has it`)
-        : new CoordError('CONCORD_E_STORE_REQUEST_FAILED', `watch on ${this.key}: the store cancelled it: ${response.cancel_reason || 'no reason given'}`);
+        : TOKEN_REFUSED.test(response.cancel_reason ?? '')
+          ? new CoordError('CONCORD_E_STORE_AUTH_FAILED', `watch on ${this.key}: the store has authentication on and refused this client's identity (${response.cancel_reason}): give a user (--user NAME with --password-file FILE)`)
+          : new CoordError('CONCORD_E_STORE_REQUEST_FAILED', `watch on ${this.key}: the store cancelled it: ${response.cancel_reason || 'no reason given'}`);
     closeStream(stream);
     this.stream = undefined;
     this.cancelled = true;

@@ -56,12 +56,15 @@ export function defineCoordStoreAuthContract(backendName: string, start: () => P
       await backend?.stop();
     });
 
-    test(`${backendName}: credentials given while auth is off work, and keep working once it is turned on`, async () => {
+    test(`${backendName}: credentials given while auth is off work, and keep working once it is turned on (a watch, then writes)`, async () => {
       alice = open({ user: 'alice', password: ALICE_PASSWORD });
       await alice.put('/app/before', 'off');
       assert.equal(await alice.authEnabled(), false);
       await etcdctl('auth enable');
       assert.equal(await alice.authEnabled(), true);
+      // A watch first: its stream goes without a token (auth was off), is refused, and renews.
+      const watch = await alice.watch('/app/', { prefix: true }, { onEvents: () => {} });
+      await watch.cancel();
       await alice.put('/app/after', 'on');
       assert.equal((await alice.get('/app/before'))?.value, 'off');
     });
