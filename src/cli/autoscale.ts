@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { autoscaleReport, freeze, unfreeze, type AutoscaleReport } from '../autoscale/controller/kill-switch.ts';
 import type { FreezeRecord } from '../autoscale/policy/types.ts';
-import { operator } from './operator.ts';
+import { actingOperator } from './operator.ts';
 import { addStoreOptions, exitCodeFor, openStore, type StoreFlagValues } from './store-flags.ts';
 
 function describeFreeze(record: FreezeRecord): string {
@@ -34,10 +34,10 @@ export function registerAutoscaleCommand(program: Command, setExitCode: (code: n
     .description('Stop the autoscaler from acting, for every pool or one; takes effect within one control period, on whichever controller leads.')
     .option('--pool <name>', 'freeze only this pool')
     .requiredOption('--reason <text>', 'why (recorded with the freeze, and in the event timeline)')
-    .option('--by <who>', 'who freezes (default: user@host)'))
+    .option('--by <who>', 'who freezes (default: the store user of --user, else user@host; with --user the store user is recorded)'))
     .action(async (options: StoreFlagValues & { pool?: string; reason: string; by?: string }) => {
       await withStore(options, setExitCode, async (store) => {
-        const result = await freeze(store, { pool: options.pool, by: options.by ?? operator(), reason: options.reason, atMs: Date.now() });
+        const result = await freeze(store, { pool: options.pool, by: actingOperator(store, options.by), reason: options.reason, atMs: Date.now() });
         const scope = options.pool === undefined ? 'every pool' : `pool ${options.pool}`;
         const replaced = result.replaced === undefined ? '' : ` (replacing the freeze ${describeFreeze(result.replaced)})`;
         process.stdout.write(`frozen ${scope} (${result.key})${replaced}: the leader takes no action from its next control period on\n`);
@@ -47,10 +47,10 @@ export function registerAutoscaleCommand(program: Command, setExitCode: (code: n
   addStoreOptions(autoscale.command('unfreeze')
     .description('Let the autoscaler act again, for every pool or one.')
     .option('--pool <name>', 'unfreeze only this pool')
-    .option('--by <who>', 'who unfreezes (default: user@host)'))
+    .option('--by <who>', 'who unfreezes (default: the store user of --user, else user@host; with --user the store user is recorded)'))
     .action(async (options: StoreFlagValues & { pool?: string; by?: string }) => {
       await withStore(options, setExitCode, async (store) => {
-        const result = await unfreeze(store, { pool: options.pool, by: options.by ?? operator(), atMs: Date.now() });
+        const result = await unfreeze(store, { pool: options.pool, by: actingOperator(store, options.by), atMs: Date.now() });
         const scope = options.pool === undefined ? 'every pool' : `pool ${options.pool}`;
         if (result.removed === undefined) process.stdout.write(`${scope}: not frozen (${result.key} is not set); nothing to do\n`);
         else process.stdout.write(`unfrozen ${scope} (was frozen ${describeFreeze(result.removed)})\n`);

@@ -10,7 +10,7 @@ import { configJsonSchema, type ConcordConfig } from '../control/config.ts';
 import { readConfigFileText } from '../server/config-file.ts';
 import { applyConfig, digestOf, validateConfigText } from '../control/config-store.ts';
 import { CONFIG_KEY } from '../control/store-keys.ts';
-import { operator } from './operator.ts';
+import { actingOperator } from './operator.ts';
 import { addStoreOptions, withStore, type StoreFlagValues } from './store-flags.ts';
 
 function summary(config: ConcordConfig): string {
@@ -54,7 +54,7 @@ export function registerConfigCommand(program: Command, setExitCode: (code: numb
     .description('Validate a configuration file and write it to the store; proxies and control-plane members switch to it live. An invalid file is refused whole and the running configuration stays.')
     .argument('<file>', 'YAML configuration file')
     .option('--expect-revision <n>', 'apply only if the stored configuration is still at this revision (0: only if none is stored)', revisionFlag)
-    .option('--by <who>', 'who applies, recorded in the event timeline (default: user@host)')
+    .option('--by <who>', 'who applies, recorded in the event timeline (default: the store user of --user, else user@host; with --user the store user is recorded)')
     .option('--json', 'print the outcome as one JSON object'))
     .action(async (file: string, options: StoreFlagValues & { expectRevision?: bigint; by?: string; json?: boolean }) => {
       let text: string;
@@ -67,7 +67,7 @@ export function registerConfigCommand(program: Command, setExitCode: (code: numb
         return;
       }
       await withStore('config apply', options, setExitCode, async (store) => {
-        const applied = await applyConfig(store, text, { by: options.by ?? operator(), atMs: Date.now(), ...(options.expectRevision === undefined ? {} : { expectRevision: options.expectRevision }) });
+        const applied = await applyConfig(store, text, { by: actingOperator(store, options.by), atMs: Date.now(), ...(options.expectRevision === undefined ? {} : { expectRevision: options.expectRevision }) });
         if (options.json) {
           process.stdout.write(`${JSON.stringify({ key: CONFIG_KEY, revision: applied.revision.toString(), previousRevision: applied.previousRevision?.toString() ?? null, digest: applied.digest })}\n`);
         } else {

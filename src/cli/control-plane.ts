@@ -16,6 +16,8 @@ import { addStoreOptions, exitCodeFor, openStore, type StoreFlagValues } from '.
 interface ControlPlaneFlags extends StoreFlagValues {
   name?: string;
   admin?: string;
+  adminCert?: string;
+  adminKey?: string;
 }
 
 export function registerControlPlaneCommand(program: Command, setExitCode: (code: number) => void): void {
@@ -23,11 +25,18 @@ export function registerControlPlaneCommand(program: Command, setExitCode: (code
     .command('control-plane')
     .description('Run the control plane (shared health checks, autoscaler, event timeline, admin API and dashboard) against a store; concord server runs one with each member.')
     .option('--name <name>', 'this member\'s name in the store (default: host-pid)')
-    .option('--admin <host:port>', 'the admin API and dashboard address instead of controlPlane.admin (127.0.0.1:7070)'))
+    .option('--admin <host:port>', 'the admin API and dashboard address instead of controlPlane.admin (127.0.0.1:7070)')
+    .option('--admin-cert <file>', 'serve the admin API and dashboard over HTTPS with this certificate (PEM; with --admin-key), instead of controlPlane.tls')
+    .option('--admin-key <file>', 'the admin certificate\'s key'))
     .action(async (flags: ControlPlaneFlags) => {
       const name = flags.name ?? defaultComponentName('control-plane');
       if (!COMPONENT_NAME_PATTERN.test(name)) {
         process.stderr.write(`concord control-plane: --name '${name}' must be letters, digits, '.', '_' or '-' (at most 63), starting with a letter or digit\n`);
+        setExitCode(2);
+        return;
+      }
+      if ((flags.adminCert === undefined) !== (flags.adminKey === undefined)) {
+        process.stderr.write('concord control-plane: --admin-cert and --admin-key go together (the certificate and its key)\n');
         setExitCode(2);
         return;
       }
@@ -42,7 +51,9 @@ export function registerControlPlaneCommand(program: Command, setExitCode: (code
       const log = (level: string) => (text: string) => process.stderr.write(`concord control-plane: ${level === 'info' ? '' : `${level}: `}${text}\n`);
       let plane: ControlPlane;
       try {
-        plane = await ControlPlane.start({ store, cluster: store.cluster, name, ...(flags.admin === undefined ? {} : { admin: flags.admin }), logger: { info: log('info'), warn: log('warn') } });
+        plane = await ControlPlane.start({ store, cluster: store.cluster, name, ...(flags.admin === undefined ? {} : { admin: flags.admin }),
+          ...(flags.adminCert === undefined || flags.adminKey === undefined ? {} : { adminTls: { certFile: flags.adminCert, keyFile: flags.adminKey } }),
+          logger: { info: log('info'), warn: log('warn') } });
       } catch (error) {
         store.close();
         process.stderr.write(`concord control-plane: cannot start: ${(error as Error).message}\n`);

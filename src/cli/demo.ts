@@ -6,6 +6,7 @@
 
 import type { Command } from 'commander';
 import type { ApiEvent } from '../control/admin-api-types.ts';
+import { credentialsFrom } from '../coord/store-credentials.ts';
 import { ADMIN_CALL_TIMEOUT_MS, runDemo, type DemoProgress, type DemoResult, type Tally } from '../up/demo-load.ts';
 
 interface DemoFlags {
@@ -13,6 +14,15 @@ interface DemoFlags {
   admin: string;
   timeScale: string;
   json?: boolean;
+  user?: string;
+  password?: string;
+  passwordFile?: string;
+}
+
+/** Basic credentials for the admin API, when a store user is given (the store has authentication on). */
+function adminHeadersOf(flags: DemoFlags): Record<string, string> {
+  const credentials = credentialsFrom({ user: flags.user, password: flags.password, passwordFile: flags.passwordFile });
+  return credentials === undefined ? {} : { authorization: `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}` };
 }
 
 export function registerDemoCommand(program: Command, setExitCode: (code: number) => void): void {
@@ -23,6 +33,9 @@ export function registerDemoCommand(program: Command, setExitCode: (code: number
     .option('--admin <url>', 'the control plane\'s admin API (the dashboard\'s address)', 'http://127.0.0.1:7070')
     .option('--time-scale <factor>', 'multiply every phase\'s duration (0.5: twice as fast)', '1')
     .option('--json', 'print the result as one JSON object')
+    .option('--user <name[:password]>', 'a store user for the admin API, when the store has authentication on (an https --admin with a private CA: NODE_EXTRA_CA_CERTS=ca.pem)')
+    .option('--password <password>', 'the user\'s password (prefer --password-file)')
+    .option('--password-file <file>', 'a file holding the user\'s password')
     .action(async (flags: DemoFlags) => {
       const scale = Number(flags.timeScale);
       const urlProblem = [flags.proxy, flags.admin].find((url) => !/^https?:\/\/[^/]+\/?$/.test(url));
@@ -32,16 +45,30 @@ export function registerDemoCommand(program: Command, setExitCode: (code: number
         return;
       }
       const adminUrl = flags.admin.replace(/\/$/, '');
+      let adminHeaders: Record<string, string>;
       try {
-        await fetch(`${adminUrl}/api/overview`, { signal: AbortSignal.timeout(ADMIN_CALL_TIMEOUT_MS) });
+        adminHeaders = adminHeadersOf(flags);
+      } catch (error) {
+        process.stderr.write(`concord demo: ${(error as Error).message}\n`);
+        setExitCode(2);
+        return;
+      }
+      let status: number;
+      try {
+        status = (await fetch(`${adminUrl}/api/overview`, { headers: adminHeaders, signal: AbortSignal.timeout(ADMIN_CALL_TIMEOUT_MS) })).status;
       } catch {
         process.stderr.write(`concord demo: no Concord control plane answers at ${adminUrl}: start one with \`npx concord up\` (or give --admin)\n`);
         setExitCode(1);
         return;
       }
+      if (status === 401) {
+        process.stderr.write(`concord demo: the admin API at ${adminUrl} asks for a store user (the store has authentication on): give --user NAME --password-file FILE\n`);
+        setExitCode(1);
+        return;
+      }
       const abort = new AbortController();
       process.once('SIGINT', () => abort.abort());
-      const result = await runDemoWithProgress({ proxyUrl: flags.proxy.replace(/\/$/, ''), adminUrl, timeScale: scale, signal: abort.signal, say: (text) => process.stderr.write(`${text}\n`), quiet: flags.json === true });
+      const result = await runDemoWithProgress({ proxyUrl: flags.proxy.replace(/\/$/, ''), adminUrl, adminHeaders, timeScale: scale, signal: abort.signal, say: (text) => process.stderr.write(`${text}\n`), quiet: flags.json === true });
       if (flags.json === true) process.stdout.write(`${JSON.stringify(result)}\n`);
     });
 }
@@ -49,6 +76,7 @@ export function registerDemoCommand(program: Command, setExitCode: (code: number
 export interface DemoRunOptions {
   proxyUrl: string;
   adminUrl: string;
+  adminHeaders?: Record<string, string>;
   timeScale?: number;
   signal?: AbortSignal;
   say: (text: string) => void;
@@ -61,7 +89,8 @@ export async function runDemoWithProgress(options: DemoRunOptions): Promise<Demo
   let phase = '';
   if (options.quiet !== true) options.say('demo: warm-up, ramp past capacity, a spike, a backend crash, then quiet (about 2 minutes at --time-scale 1)');
   const result = await runDemo({
-    proxyUrl: options.proxyUrl, adminUrl: options.adminUrl, ...(options.timeScale === undefined ? {} : { timeScale: options.timeScale }),
+    proxyUrl: options.proxyUrl, adminUrl: options.adminUrl, ...(options.adminHeaders === undefined ? {} : { adminHeaders: options.adminHeaders }),
+    ...(options.timeScale === undefined ? {} : { timeScale: options.timeScale }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     onNote: (text) => {
       if (terminal) process.stderr.write('\n');
@@ -74,7 +103,7 @@ export async function runDemoWithProgress(options: DemoRunOptions): Promise<Demo
     },
   });
   if (terminal) process.stderr.write('\n');
-  const events = await timelineCounts(options.adminUrl, result.startedAtMs);
+  const events = await timelineCounts(options.adminUrl, result.startedAtMs, options.adminHeaders ?? {});
   if (options.quiet !== true) for (const line of summary(result, events)) options.say(line);
   return { ...result, events };
 }
@@ -93,9 +122,9 @@ function sum(a: Tally, b: Tally): Tally {
   return { sent: a.sent + b.sent, ok: a.ok + b.ok, shed: a.shed + b.shed, failed: a.failed + b.failed, notSent: a.notSent + b.notSent };
 }
 
-async function timelineCounts(adminUrl: string, sinceMs: number): Promise<Record<string, number>> {
+async function timelineCounts(adminUrl: string, sinceMs: number, headers: Record<string, string>): Promise<Record<string, number>> {
   try {
-    const response = await fetch(`${adminUrl}/api/events?since=${sinceMs}&limit=${TIMELINE_EVENTS_READ}`, { signal: AbortSignal.timeout(ADMIN_CALL_TIMEOUT_MS) });
+    const response = await fetch(`${adminUrl}/api/events?since=${sinceMs}&limit=${TIMELINE_EVENTS_READ}`, { headers, signal: AbortSignal.timeout(ADMIN_CALL_TIMEOUT_MS) });
     const { events } = await response.json() as { events: ApiEvent[] };
     const counts: Record<string, number> = {};
     for (const event of events) counts[event.kind] = (counts[event.kind] ?? 0) + 1;

@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { readClusterView } from '../control/cluster-view.ts';
 import { readAppliedConfig } from '../control/config-store.ts';
 import { DrainError, setDrain } from '../control/drains.ts';
-import { operator } from './operator.ts';
+import { actingOperator } from './operator.ts';
 import { addStoreOptions, withStore, type StoreFlagValues } from './store-flags.ts';
 
 interface DrainFlags extends StoreFlagValues {
@@ -53,14 +53,14 @@ export function registerPoolCommand(program: Command, setExitCode: (code: number
         : 'Put a drained backend back in rotation on every store-fed proxy (through slow start).')
       .argument('<pool>', 'the pool\'s name')
       .argument('<backend>', 'the backend\'s HOST:PORT, as `concord pool list` shows it')
-      .option('--by <who>', 'who does it (default: user@host)');
+      .option('--by <who>', 'who does it (default: the store user of --user, else user@host; with --user the store user is recorded)');
     if (action === 'drain') command.option('--reason <text>', 'why (recorded with the drain and in the timeline)');
     addStoreOptions(command).addHelpText('after', exitCodes)
       .action(async (poolName: string, backend: string, flags: DrainFlags) => {
         await withStore(`pool ${action}`, flags, setExitCode, async (store) => {
           const applied = await readAppliedConfig(store);
           try {
-            await setDrain(store, applied?.config, { pool: poolName, backend, by: flags.by ?? operator(), draining: action === 'drain', atMs: Date.now(), ...(flags.reason === undefined ? {} : { reason: flags.reason }) }, 'cli');
+            await setDrain(store, applied?.config, { pool: poolName, backend, by: actingOperator(store, flags.by), draining: action === 'drain', atMs: Date.now(), ...(flags.reason === undefined ? {} : { reason: flags.reason }) }, 'cli');
           } catch (error) {
             if (!(error instanceof DrainError)) throw error;
             process.stderr.write(`concord pool ${action}: ${error.message}\n`);

@@ -51,7 +51,8 @@ export function proxyConfigFrom(flags: ProxyFlags): ConcordConfig {
 function storeFrom(flags: ProxyFlags, settings: StoreSettings | undefined): EtcdCoordStore | undefined {
   if (flags.store !== undefined || flags.endpoints !== undefined) return openStore(flags);
   if (settings === undefined) return undefined;
-  return openStore({ store: settings.url, cacert: settings.caFile ?? flags.cacert, cert: settings.certFile ?? flags.cert, key: settings.keyFile ?? flags.key });
+  const identity = flags.user !== undefined ? { user: flags.user, password: flags.password, passwordFile: flags.passwordFile } : { user: settings.user, passwordFile: settings.passwordFile };
+  return openStore({ store: settings.url, cacert: settings.caFile ?? flags.cacert, cert: settings.certFile ?? flags.cert, key: settings.keyFile ?? flags.key, ...identity });
 }
 
 export function registerProxyCommand(program: Command, setExitCode: (code: number) => void): void {
@@ -64,6 +65,9 @@ export function registerProxyCommand(program: Command, setExitCode: (code: numbe
     .option('--cacert <file>', 'CA certificate to verify the store (TLS)')
     .option('--cert <file>', 'client certificate, for stores that require one')
     .option('--key <file>', 'the client certificate\'s key')
+    .option('--user <name[:password]>', 'the store user to act as, when the store has authentication on (or proxy.store.user)')
+    .option('--password <password>', 'the user\'s password (visible in ps: prefer --password-file)')
+    .option('--password-file <file>', 'a file holding the user\'s password (or proxy.store.passwordFile)')
     .option('--listen <host:port>', 'override proxy.listen')
     .option('--admin <host:port>', 'override proxy.admin')
     .option('--name <name>', 'this proxy\'s name in the store (default: host-pid)')

@@ -7,6 +7,8 @@ import type { Command } from 'commander';
 import { ControlPlane } from '../control/plane.ts';
 import { EtcdCoordStore } from '../coord/etcd-coord-store.ts';
 import { parseStoreLocation } from '../coord/store-url.ts';
+import type { StoreCredentials } from '../coord/store-auth.ts';
+import { credentialsFrom } from '../coord/store-credentials.ts';
 import { ConfigError, SERVER_SETTINGS, resolveServerConfig, settingsFromFile, settingsFromFlags, type ServerConfig } from '../server/server-config.ts';
 import { StoreServer } from '../server/store-server.ts';
 
@@ -21,10 +23,12 @@ export function registerServerCommand(program: Command, setExitCode: (code: numb
     .option('--config-file <path>', 'YAML config file; its server: section holds the same settings (flags win)');
   for (const spec of SERVER_SETTINGS) command.option(`--${spec.flag} <value>`, spec.description);
   command.option('--no-control-plane', 'run the store member only (no health checks, autoscaler, timeline or admin API here)');
+  command.option('--control-plane-user <name>', 'the store user the control plane acts as, once the store has authentication on (with --control-plane-password-file)');
+  command.option('--control-plane-password-file <file>', 'a file holding the control plane user\'s password');
   command.option('--control-plane-admin <host:port>', 'the control plane\'s admin API and dashboard address instead of controlPlane.admin (127.0.0.1:7070); port 0 picks a free one');
   // Deliberate defects, so `concord chaos` can prove it catches them; hidden from --help.
   command.addOption(new Option('--bug <name>', 'switch on a deliberate defect (testing only)').argParser(collect).hideHelp());
-  command.action(async (options: Record<string, string | undefined> & { bug?: string[]; controlPlane?: boolean; controlPlaneAdmin?: string }) => {
+  command.action(async (options: Record<string, string | undefined> & { bug?: string[]; controlPlane?: boolean; controlPlaneAdmin?: string; controlPlaneUser?: string; controlPlanePasswordFile?: string }) => {
     const flags: Record<string, string | undefined> = {};
     for (const spec of SERVER_SETTINGS) flags[spec.key] = options[camelFlag(spec.flag)];
     let server: StoreServer;
@@ -33,7 +37,9 @@ export function registerServerCommand(program: Command, setExitCode: (code: numb
     const whenRemoved = new Promise<void>((resolve) => {
       removed = resolve;
     });
+    let credentials: StoreCredentials | undefined;
     try {
+      credentials = credentialsFrom({ user: options.controlPlaneUser, passwordFile: options.controlPlanePasswordFile });
       config = resolveServerConfig(options.configFile ? settingsFromFile(options.configFile) : {}, settingsFromFlags(flags), options.bug ?? []);
       server = await StoreServer.start(config, { onRemoved: () => removed() });
     } catch (error) {
@@ -42,7 +48,7 @@ export function registerServerCommand(program: Command, setExitCode: (code: numb
       setExitCode(known ? 2 : 1);
       return;
     }
-    const plane = options.controlPlane === false ? undefined : await startControlPlane(server, config, options.controlPlaneAdmin);
+    const plane = options.controlPlane === false ? undefined : await startControlPlane(server, config, options.controlPlaneAdmin, credentials);
     await new Promise<void>((resolve) => {
       const shutdown = (signal: string) => {
         process.stderr.write(`concord server: ${signal} received, shutting down\n`);
@@ -72,11 +78,11 @@ function ownLocation(server: StoreServer, config: ServerConfig): ReturnType<type
 }
 
 /** Starts the control plane against this member; a failure is reported and the store member keeps serving. */
-async function startControlPlane(server: StoreServer, config: ServerConfig, admin: string | undefined): Promise<{ plane: ControlPlane; store: EtcdCoordStore } | undefined> {
+async function startControlPlane(server: StoreServer, config: ServerConfig, admin: string | undefined, credentials: StoreCredentials | undefined): Promise<{ plane: ControlPlane; store: EtcdCoordStore } | undefined> {
   const log = (level: string) => (text: string) => process.stderr.write(`concord server: control plane: ${level === 'info' ? '' : `${level}: `}${text}\n`);
   let store: EtcdCoordStore | undefined;
   try {
-    store = new EtcdCoordStore(ownLocation(server, config));
+    store = new EtcdCoordStore(ownLocation(server, config), credentials === undefined ? {} : { credentials });
     const plane = await ControlPlane.start({
       store, cluster: store.cluster, name: config.name, ...(admin === undefined ? {} : { admin }),
       hostedMetrics: [() => server.metrics.registry.metrics()],

@@ -17,6 +17,7 @@ import { runDemoWithProgress } from './demo.ts';
 import { EmbeddedSystem, type SystemAddresses } from '../up/embedded-system.ts';
 import { statusLines } from '../up/status-line.ts';
 import { operator } from './operator.ts';
+import { credentialsFrom } from '../coord/store-credentials.ts';
 
 interface UpFlags {
   config: string;
@@ -30,6 +31,8 @@ interface UpFlags {
   jsonLogs?: boolean;
   status: boolean;
   statusIntervalMs: string;
+  user?: string;
+  passwordFile?: string;
 }
 
 const DEFAULT_CONFIG = 'examples/concord.yaml';
@@ -50,6 +53,8 @@ export function registerUpCommand(program: Command, setExitCode: (code: number) 
     .option('--admin <host:port>', 'the dashboard and admin API instead of controlPlane.admin (127.0.0.1:7070)')
     .option('--store-listen <host:port>', 'the store\'s etcd v3 API', '127.0.0.1:2379')
     .option('--peer-listen <host:port>', 'the store\'s peer port (a one-member cluster listens too, so members can be added)', '127.0.0.1:2380')
+    .option('--user <name>', 'the store user the control plane and the proxy act as, once you turn the store\'s authentication on (with --password-file)')
+    .option('--password-file <file>', 'a file holding that user\'s password')
     .option('--demo', 'once up, drive the demo load pattern through the proxy (as `concord demo` does)')
     .option('--json-logs', 'log JSON lines (pino) instead of lines for people')
     .option('--no-status', 'no live status')
@@ -80,7 +85,9 @@ async function runUp(flags: UpFlags): Promise<number> {
   const output = new ConsoleOutput({ stream: process.stderr, json: flags.jsonLogs === true, statusEveryMs: Number(flags.statusIntervalMs) });
   let system: EmbeddedSystem;
   try {
+    const credentials = credentialsFrom({ user: flags.user, passwordFile: flags.passwordFile });
     system = await EmbeddedSystem.start({
+      ...(credentials === undefined ? {} : { credentials }),
       configFile: flags.config, dataDir: flags.dataDir, storeListen: flags.storeListen, peerListen: flags.peerListen,
       ...(flags.listen === undefined ? {} : { proxyListen: flags.listen }),
       ...(flags.proxyAdmin === undefined ? {} : { proxyAdmin: flags.proxyAdmin }),

@@ -9,15 +9,27 @@
 //   GET  /events?since=&pool=&limit=                        the timeline as stored (TimelineEvent JSON)
 //   GET  /ready                                             200 while the control plane runs
 //   GET  / and /ui/*                                        the dashboard's page (src/ui/static-files.ts)
+//   GET  /api/session, POST /api/login|logout               identities, when the store has authentication on
+//
+// With authentication on in the store, every endpoint but /api/session, /api/login, /api/logout,
+// /ready and the page's files needs a store identity (admin-auth.ts); mutating actions are written
+// with the caller's own token, so the store's roles decide (403 naming the key), and their events
+// name the caller. With it off, nothing is asked and x-concord-operator names who acts.
 //
 // Errors are JSON: { "error": { "code": "CONCORD_E_...", "message": "..." } }. Request bodies are
 // bounded (maxBodyBytes), and so are live streams (maxStreamClients; a client that does not read
 // is dropped once maxStreamBufferBytes are waiting for it).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { CoordStore } from '../coord/coord-store.ts';
+import { AdminAuthenticator, type Caller } from './admin-auth.ts';
 import type { ApiError, ApiEvent, Overview } from './admin-api-types.ts';
 import type { TimelineEvent } from './events.ts';
 import type { StaticFilesHandler } from '../ui/static-files.ts';
+import { ApiProblem } from './api-problem.ts';
+
+export { ApiProblem } from './api-problem.ts';
 
 export const MAX_BODY_BYTES = 16 * 1024;
 export const DEFAULT_MAX_STREAM_CLIENTS = 100;
@@ -26,18 +38,6 @@ export const OVERVIEW_STREAM_INTERVAL_MS = 1_000;
 /** Events one /api/events or /events answer holds at most. */
 export const MAX_EVENTS_PER_ANSWER = 10_000;
 export const DEFAULT_EVENTS_PER_ANSWER = 500;
-
-export class ApiProblem extends Error {
-  override name = 'ApiProblem';
-  readonly status: number;
-  readonly code: string;
-
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
 
 export interface EventQuery {
   sinceMs?: number;
@@ -52,10 +52,11 @@ export interface AdminApiBackend {
   events(query: EventQuery): Promise<TimelineEvent[]>;
   /** Calls `listener` with every new timeline event; returns the unsubscription. */
   subscribe(listener: (event: TimelineEvent) => void): () => void;
-  freeze(request: { pool?: string; reason: string; by: string }): Promise<void>;
-  unfreeze(request: { pool?: string; by: string }): Promise<void>;
-  drain(request: { pool: string; backend: string; by: string; reason?: string }): Promise<void>;
-  undrain(request: { pool: string; backend: string; by: string }): Promise<void>;
+  /** Mutating actions: `store`, when given, is the caller's own identity on the store (its roles decide). */
+  freeze(request: { pool?: string; reason: string; by: string; store?: CoordStore }): Promise<void>;
+  unfreeze(request: { pool?: string; by: string; store?: CoordStore }): Promise<void>;
+  drain(request: { pool: string; backend: string; by: string; reason?: string; store?: CoordStore }): Promise<void>;
+  undrain(request: { pool: string; backend: string; by: string; store?: CoordStore }): Promise<void>;
   metricsText(): Promise<string>;
 }
 
@@ -66,6 +67,18 @@ export interface AdminServerOptions {
   backend: AdminApiBackend;
   staticFiles?: StaticFilesHandler;
   maxStreamClients?: number;
+  /** Asks callers for a store identity while the store has authentication on; absent: never. */
+  auth?: AdminAuthenticator;
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: { cert: Buffer; key: Buffer };
+}
+
+/** Paths anyone may call, signed in or not. */
+const OPEN_API_PATHS = new Set(['/api/session', '/api/login', '/api/logout']);
+
+/** Whether `path` needs an identity when the store has authentication on (the page's files and /ready do not). */
+function isProtected(path: string): boolean {
+  return (path.startsWith('/api/') && !OPEN_API_PATHS.has(path)) || path === '/metrics' || path === '/events';
 }
 
 /** A timeline event as the dashboard reads it. */
@@ -91,9 +104,15 @@ export class AdminServer {
 
   constructor(options: AdminServerOptions) {
     this.options = options;
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((error: unknown) => this.fail(res, error));
-    });
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      this.handle(req, res).catch((error: unknown) => this.fail(req, res, error));
+    };
+    this.server = options.tls === undefined ? createServer(handler) : createTlsServer({ cert: options.tls.cert, key: options.tls.key }, handler);
+  }
+
+  /** http or https. */
+  get scheme(): 'http' | 'https' {
+    return this.options.tls === undefined ? 'http' : 'https';
   }
 
   listen(host: string, port: number): Promise<void> {
@@ -112,6 +131,7 @@ export class AdminServer {
 
   async close(): Promise<void> {
     clearInterval(this.overviewTimer);
+    this.options.auth?.stop();
     this.unsubscribe?.();
     for (const stream of this.streams) stream.end();
     this.streams.clear();
@@ -123,14 +143,21 @@ export class AdminServer {
     const url = new URL(req.url ?? '/', 'http://admin');
     const method = req.method ?? 'GET';
     const path = url.pathname;
+    if (OPEN_API_PATHS.has(path)) return this.handleIdentity(req, res, method, path);
+    const caller = isProtected(path) ? await this.callerOf(req, method) : undefined;
+    const actor = { by: caller?.user ?? operatorOf(req), ...(caller === undefined ? {} : { store: caller.store }) };
+    // Only POSTs act as the caller on the store; reads are the control plane's own.
+    await asCaller(method === 'POST' ? caller : undefined, () => this.route(req, res, url, method, path, actor));
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, url: URL, method: string, path: string, actor: { by: string; store?: CoordStore }): Promise<void> {
     const action = /^\/api\/pools\/([^/]+)\/backends\/([^/]+)\/(drain|undrain)$/.exec(path);
     if (action !== null) {
       requireMethod(method, 'POST');
       const [pool, backend] = [decodeURIComponent(action[1]!), decodeURIComponent(action[2]!)];
       const body = await readJson(req, true);
-      const by = operatorOf(req);
-      if (action[3] === 'drain') await this.options.backend.drain({ pool, backend, by, ...(typeof body.reason === 'string' ? { reason: body.reason } : {}) });
-      else await this.options.backend.undrain({ pool, backend, by });
+      if (action[3] === 'drain') await this.options.backend.drain({ pool, backend, ...actor, ...(typeof body.reason === 'string' ? { reason: body.reason } : {}) });
+      else await this.options.backend.undrain({ pool, backend, ...actor });
       return sendJson(res, 200, { ok: true });
     }
     switch (path) {
@@ -144,18 +171,19 @@ export class AdminServer {
       }
       case '/api/stream':
         requireMethod(method, 'GET');
+        if (actor.store !== undefined) this.options.auth?.holdWhileOpen(req, res);
         return this.openStream(req, res);
       case '/api/autoscale/freeze': {
         requireMethod(method, 'POST');
         const body = await readJson(req, false);
         if (typeof body.reason !== 'string' || body.reason.trim() === '') throw new ApiProblem(400, 'CONCORD_E_FREEZE_INVALID', 'a freeze needs a reason: send {"reason": "...", "pool": "NAME" (optional)}');
-        await this.options.backend.freeze({ ...poolOf(body), reason: body.reason, by: operatorOf(req) });
+        await this.options.backend.freeze({ ...poolOf(body), reason: body.reason, ...actor });
         return sendJson(res, 200, { ok: true });
       }
       case '/api/autoscale/unfreeze': {
         requireMethod(method, 'POST');
         const body = await readJson(req, true);
-        await this.options.backend.unfreeze({ ...poolOf(body), by: operatorOf(req) });
+        await this.options.backend.unfreeze({ ...poolOf(body), ...actor });
         return sendJson(res, 200, { ok: true });
       }
       case '/metrics':
@@ -177,6 +205,39 @@ export class AdminServer {
         }
         throw new ApiProblem(404, 'CONCORD_E_API_NOT_FOUND', `no such endpoint ${method} ${path}; see /api/overview, /api/events, /api/stream, /metrics, /events`);
     }
+  }
+
+  /** The caller when the store has authentication on (401 without an identity; 415 for a cookie POST that is not JSON); undefined when it is off. */
+  private async callerOf(req: IncomingMessage, method: string): Promise<Caller | undefined> {
+    const auth = this.options.auth;
+    if (auth === undefined || !(await auth.authRequired())) return undefined;
+    const caller = await auth.require(req);
+    if (caller.via === 'cookie' && method === 'POST' && !/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+      throw new ApiProblem(415, 'CONCORD_E_API_UNSUPPORTED_MEDIA_TYPE', 'a POST signed in by the session cookie must send content-type: application/json');
+    }
+    return caller;
+  }
+
+  /** GET /api/session, POST /api/login, POST /api/logout: each answers a SessionInfo. */
+  private async handleIdentity(req: IncomingMessage, res: ServerResponse, method: string, path: string): Promise<void> {
+    const auth = this.options.auth;
+    const required = auth === undefined ? false : await auth.authRequired();
+    const secure = this.options.tls !== undefined;
+    if (path === '/api/session') {
+      requireMethod(method, 'GET');
+      const caller = required ? await auth!.identify(req).catch(() => undefined) : undefined;
+      return sendJson(res, 200, { authRequired: required, user: caller?.user ?? null });
+    }
+    requireMethod(method, 'POST');
+    if (path === '/api/logout') {
+      auth?.logout(req);
+      return sendJson(res, 200, { authRequired: required, user: null }, { 'set-cookie': AdminAuthenticator.clearedCookie(secure) });
+    }
+    const body = await readJson(req, false);
+    if (typeof body.user !== 'string' || typeof body.password !== 'string') throw new ApiProblem(400, 'CONCORD_E_API_BAD_REQUEST', 'send {"user": "NAME", "password": "..."}');
+    if (!required) return sendJson(res, 200, { authRequired: false, user: null });
+    const id = await auth!.login(body.user, body.password);
+    return sendJson(res, 200, { authRequired: true, user: body.user }, { 'set-cookie': AdminAuthenticator.sessionCookie(id, secure) });
   }
 
   private openStream(req: IncomingMessage, res: ServerResponse): void {
@@ -224,14 +285,28 @@ export class AdminServer {
     res.write(`event: ${name}\ndata: ${data}\n\n`);
   }
 
-  private fail(res: ServerResponse, error: unknown): void {
+  private fail(req: IncomingMessage, res: ServerResponse, error: unknown): void {
     const problem = error instanceof ApiProblem ? error : problemOf(error);
+    // The store no longer accepts the caller's token (expired, or the member restarted): sign in again.
+    if (problem.status === 401 && problem.code === 'CONCORD_E_API_UNAUTHENTICATED') this.options.auth?.forget(req);
     if (res.headersSent) {
       res.destroy();
       return;
     }
     const body: ApiError = { error: { code: problem.code, message: problem.message } };
-    sendJson(res, problem.status, body);
+    sendJson(res, problem.status, body, problem.headers);
+  }
+}
+
+/** Runs a request's work; the store's refusals of the caller's own token become 401 and 403 naming the user. */
+async function asCaller(caller: Caller | undefined, work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (caller === undefined || (code !== 'CONCORD_E_STORE_PERMISSION_DENIED' && code !== 'CONCORD_E_STORE_AUTH_FAILED')) throw error;
+    if (code === 'CONCORD_E_STORE_AUTH_FAILED') throw new ApiProblem(401, 'CONCORD_E_API_UNAUTHENTICATED', `the store no longer accepts the session of user '${caller.user}' (its token expired, or the member restarted): sign in again`);
+    throw new ApiProblem(403, 'CONCORD_E_API_PERMISSION_DENIED', `user '${caller.user}' may not do this: ${(error as Error).message}`);
   }
 }
 
@@ -250,9 +325,9 @@ function requireMethod(method: string, wanted: 'GET' | 'POST'): void {
   throw new ApiProblem(405, 'CONCORD_E_API_METHOD_NOT_ALLOWED', `use ${wanted} here`);
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' }).end(text);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' }).end(text);
 }
 
 async function readJson(req: IncomingMessage, emptyAllowed: boolean): Promise<Record<string, unknown>> {

@@ -230,14 +230,24 @@ function storeLocationProblem(text: string): string | undefined {
   }
 }
 
-/** `store: etcd://10.0.0.1:2379,...` or `store: { url: etcds://..., caFile, certFile, keyFile }`. */
+/**
+ * `store: etcd://10.0.0.1:2379,...` or `store: { url: etcds://..., caFile, certFile, keyFile, user, passwordFile }`.
+ * A store with authentication on needs `user` and `passwordFile` (never the password itself in the file).
+ */
 const storeSchema = z.union([
   z.string(),
-  z.strictObject({ url: z.string(), caFile: z.string().min(1).optional(), certFile: z.string().min(1).optional(), keyFile: z.string().min(1).optional() }),
-], { error: `must be a store location such as ${STORE_URL_EXAMPLE}, or { url, caFile, certFile, keyFile }` })
+  z.strictObject({
+    url: z.string(), caFile: z.string().min(1).optional(), certFile: z.string().min(1).optional(), keyFile: z.string().min(1).optional(),
+    user: z.string().min(1).regex(/^[^:]+$/, 'is the user name alone: the password goes in a file named by passwordFile').optional(),
+    passwordFile: z.string().min(1).optional(),
+  }),
+], { error: `must be a store location such as ${STORE_URL_EXAMPLE}, or { url, caFile, certFile, keyFile, user, passwordFile }` })
   .superRefine((store, context) => {
     const problem = storeLocationProblem(typeof store === 'string' ? store : store.url);
     if (problem !== undefined) context.addIssue({ code: 'custom', path: typeof store === 'string' ? [] : ['url'], message: problem });
+    if (typeof store !== 'string' && (store.user === undefined) !== (store.passwordFile === undefined)) {
+      context.addIssue({ code: 'custom', path: [store.user === undefined ? 'user' : 'passwordFile'], message: 'user and passwordFile go together: the store user to act as, and a file holding its password' });
+    }
   })
   .transform((store) => (typeof store === 'string' ? { url: store } : store));
 

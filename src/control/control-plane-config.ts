@@ -5,6 +5,7 @@
 //
 //   controlPlane:
 //     admin: 127.0.0.1:7070
+//     tls: { certFile: admin.pem, keyFile: admin.key }     (optional: the admin API and dashboard over HTTPS)
 //     autoscale: { hardMaxInstances: 100, leaseTtlSeconds: 10 }
 //     membership: { leaseTtlSeconds: 5 }
 //     health: { refreshMs: 5000, maxResultAgeMs: 15000, maxConcurrentChecks: 64 }
@@ -32,6 +33,8 @@ export const controlPlaneSettingsSchema = z
   .object({
     /** The admin API and dashboard: /api/*, /metrics, /events. */
     admin: listenAddress.default(DEFAULT_CONTROL_PLANE_ADMIN),
+    /** Serve the admin API and dashboard over HTTPS (the same shape as the proxy's tls). Files are read on every member that serves it. */
+    tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
     autoscale: z
       .object({
         hardMaxInstances: whole('hardMaxInstances').min(1, 'hardMaxInstances must be at least 1').max(MAX_HARD_MAX_INSTANCES, `hardMaxInstances must be at most ${MAX_HARD_MAX_INSTANCES}`).default(DEFAULT_HARD_MAX_INSTANCES),

@@ -13,6 +13,7 @@
 //
 // Its configuration is the applied one (/concord/config), followed live.
 
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { AutoscaleController } from '../autoscale/controller/controller.ts';
@@ -22,10 +23,11 @@ import type { PoolSetup } from '../autoscale/controller/pool-period.ts';
 import { AUTOSCALE_PREFIX } from '../autoscale/state/keys.ts';
 import type { CoordStore, WatchHandle } from '../coord/coord-store.ts';
 import type { StoreCluster, StoreMember } from '../coord/store-cluster.ts';
+import { AdminAuthenticator, identityStoreOf, type IdentityStore } from './admin-auth.ts';
 import { ApiProblem, AdminServer, type EventQuery, type StaticFilesHandler } from './admin-api.ts';
 import type { Overview } from './admin-api-types.ts';
 import { toPolicyConfig } from './autoscale-config.ts';
-import { addressOf, type ConcordConfig } from './config.ts';
+import { addressOf, ConfigError, type ConcordConfig } from './config.ts';
 import { instancesByPool, proxyRegistrations } from './cluster-view.ts';
 import { AppliedConfigWatcher } from './config-store.ts';
 import { DEFAULT_CONTROL_PLANE_ADMIN, type ControlPlaneSettings } from './control-plane-config.ts';
@@ -65,6 +67,18 @@ export interface ControlPlaneOptions {
   configWaitMs?: number;
   /** Retention and coordinator duties run this often. */
   housekeepingIntervalMs?: number;
+  /** Users of the store, for the admin API's identities; by default the store itself when it can (EtcdCoordStore). */
+  identities?: IdentityStore;
+  /** The admin API over HTTPS with these files instead of controlPlane.tls (flags). */
+  adminTls?: { certFile: string; keyFile: string };
+}
+
+function readAdminPem(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new ConfigError(`controlPlane.tls.${what}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
 }
 
 const DEFAULT_CONFIG_WAIT_MS = 3_000;
@@ -179,7 +193,7 @@ export class ControlPlane {
   /** host:port the admin API listens on. */
   get adminUrl(): string {
     const address = this.admin!.address();
-    return `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
+    return `${this.admin!.scheme}://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
   }
 
   get settings(): ControlPlaneSettings {
@@ -315,8 +329,12 @@ export class ControlPlane {
     const address = this.options.admin ?? this.settings.admin;
     const previous = this.admin;
     const { host, port } = addressOf(address);
+    const identities = this.options.identities ?? identityStoreOf(this.store);
+    const tlsFiles = this.options.adminTls ?? this.settings.tls;
     const server = new AdminServer({
       ...(this.staticFiles === undefined ? {} : { staticFiles: this.staticFiles }),
+      ...(identities === undefined ? {} : { auth: new AdminAuthenticator(identities) }),
+      ...(tlsFiles === undefined ? {} : { tls: { cert: readAdminPem(tlsFiles.certFile, 'certFile'), key: readAdminPem(tlsFiles.keyFile, 'keyFile') } }),
       backend: {
         overview: () => this.overview(),
         events: (query) => this.readTimeline(query),
@@ -325,13 +343,13 @@ export class ControlPlane {
           return () => this.subscribers.delete(listener);
         },
         freeze: async (request) => {
-          await freeze(this.store, { ...(request.pool === undefined ? {} : { pool: request.pool }), by: request.by, reason: request.reason, atMs: Date.now() });
+          await freeze(request.store ?? this.store, { ...(request.pool === undefined ? {} : { pool: request.pool }), by: request.by, reason: request.reason, atMs: Date.now() });
         },
         unfreeze: async (request) => {
-          await unfreeze(this.store, { ...(request.pool === undefined ? {} : { pool: request.pool }), by: request.by, atMs: Date.now() });
+          await unfreeze(request.store ?? this.store, { ...(request.pool === undefined ? {} : { pool: request.pool }), by: request.by, atMs: Date.now() });
         },
-        drain: (request) => this.setDrain(request.pool, request.backend, request.by, true, request.reason),
-        undrain: (request) => this.setDrain(request.pool, request.backend, request.by, false),
+        drain: (request) => this.setDrain(request.store ?? this.store, request.pool, request.backend, request.by, true, request.reason),
+        undrain: (request) => this.setDrain(request.store ?? this.store, request.pool, request.backend, request.by, false),
         metricsText: () => this.metricsText(),
       },
     });
@@ -373,9 +391,9 @@ export class ControlPlane {
     return matching.slice(-query.limit);
   }
 
-  private async setDrain(pool: string, backend: string, by: string, draining: boolean, reason?: string): Promise<void> {
+  private async setDrain(store: CoordStore, pool: string, backend: string, by: string, draining: boolean, reason?: string): Promise<void> {
     try {
-      await setDrain(this.store, this.configWatcher.applied?.config, { pool, backend, by, draining, atMs: Date.now(), ...(reason === undefined ? {} : { reason }) }, this.name);
+      await setDrain(store, this.configWatcher.applied?.config, { pool, backend, by, draining, atMs: Date.now(), ...(reason === undefined ? {} : { reason }) }, this.name);
     } catch (error) {
       if (error instanceof DrainError) throw new ApiProblem(404, error.code, error.message);
       throw error;

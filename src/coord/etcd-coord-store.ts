@@ -35,6 +35,7 @@ import { keyValueOf, rangeEndOf } from './etcd-wire.ts';
 import { EtcdLease } from './etcd-lease.ts';
 import { EtcdWatch } from './etcd-watch.ts';
 import { StoreCluster } from './store-cluster.ts';
+import { authenticationError, StoreAuthenticator, type CallMetadata, type StoreCredentials } from './store-auth.ts';
 import { formatStoreLocation, type StoreLocation } from './store-url.ts';
 
 export interface EtcdCoordStoreOptions {
@@ -42,6 +43,13 @@ export interface EtcdCoordStoreOptions {
   requestTimeoutMs?: number;
   /** The clock lease deadlines are measured on; default: the monotonic performance.now(). */
   nowMs?: () => number;
+  /** A store user to authenticate as (when the store has authentication on). */
+  credentials?: StoreCredentials;
+}
+
+/** The part of the etcd3 client's connection pool that asks for each call's metadata. */
+interface PoolWithAuthenticator {
+  authenticator: { getMetadata(): Promise<CallMetadata>; invalidateMetadata(): void };
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
@@ -120,6 +128,7 @@ export class EtcdCoordStore implements CoordStore {
   private readonly leases = new Set<EtcdLease>();
   private readonly watches = new Set<EtcdWatch>();
   private closed = false;
+  private readonly auth: StoreAuthenticator;
   /** Membership and leadership (the etcd Cluster and Maintenance APIs). */
   readonly cluster: StoreCluster;
 
@@ -133,7 +142,79 @@ export class EtcdCoordStore implements CoordStore {
       credentials: location.tls === undefined ? undefined : readCredentials(location),
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.requestTimeoutMs }),
     });
+    this.auth = this.installAuthenticator(options.credentials);
     this.cluster = new StoreCluster(this.client, (what, run) => this.call(what, run));
+  }
+
+  /** The user this client authenticates as, when it was given credentials. */
+  get user(): string | undefined {
+    return this.auth.user;
+  }
+
+  /**
+   * Checks `user`'s password with the store (Auth.Authenticate) and returns a token that stands
+   * for the user (for asToken). CONCORD_E_STORE_AUTH_FAILED for a wrong name or password, and
+   * when the store has authentication off (there is nobody to sign in as then).
+   */
+  authenticate(user: string, password: string): Promise<string> {
+    this.assertOpen();
+    return this.auth.runAnonymous(async () => {
+      try {
+        return (await this.client.auth.authenticate({ name: user, password })).token;
+      } catch (error) {
+        if (/authentication is not enabled/i.test(String((error as Error).message))) {
+          throw new CoordError('CONCORD_E_STORE_AUTH_FAILED', 'the store has authentication off: there is no user to sign in as');
+        }
+        throw authenticationError(user, error, this.requestTimeoutMs);
+      }
+    });
+  }
+
+  /** Whether the store has authentication on: a read without a token is refused then ("user name is empty"). */
+  async authEnabled(): Promise<boolean> {
+    this.assertOpen();
+    try {
+      await this.auth.runAnonymous(() => this.client.kv.range({ key: Buffer.from('/concord/auth-probe'), keys_only: true, limit: 1 }));
+      return false;
+    } catch (error) {
+      if (/user name is empty|invalid auth token|permission denied/i.test(String((error as Error).message))) return true;
+      throw toCoordError(error, `authentication probe on ${this.describe()}`, this.requestTimeoutMs);
+    }
+  }
+
+  /**
+   * This client's connections, acting as the user `token` stands for (from authenticate): the
+   * store's role permissions decide what it may do. A refused token is not renewed
+   * (CONCORD_E_STORE_AUTH_FAILED: the user signs in again).
+   */
+  asToken(token: string): CoordStore {
+    const run = <T>(work: () => Promise<T>) => this.auth.runAsToken(token, work);
+    return {
+      get: (key) => run(() => this.get(key)),
+      range: (key, options) => run(() => this.range(key, options)),
+      put: (key, value, options) => run(() => this.put(key, value, options)),
+      delete: (key, options) => run(() => this.delete(key, options)),
+      txn: (request) => run(() => this.txn(request)),
+      watch: (key, options, callbacks) => run(() => this.watch(key, options, callbacks)),
+      grantLease: (ttlSeconds, options) => run(() => this.grantLease(ttlSeconds, options)),
+      close: () => {},
+    };
+  }
+
+  /** Installs the authenticator as the etcd3 connection pool's, so that every call and stream carries the scope's token. */
+  private installAuthenticator(credentials: StoreCredentials | undefined): StoreAuthenticator {
+    const pool = (this.client as unknown as { pool: PoolWithAuthenticator }).pool;
+    const original = pool.authenticator;
+    const auth = new StoreAuthenticator({
+      ...(credentials === undefined ? {} : { credentials }),
+      authenticate: async (name, password) => (await this.client.auth.authenticate({ name, password })).token,
+      // Without the client's own auth option, its authenticator answers with a fresh empty metadata of its grpc-js.
+      emptyMetadata: () => original.getMetadata(),
+      nowMs: this.nowMs,
+      requestTimeoutMs: this.requestTimeoutMs,
+    });
+    pool.authenticator = auth;
+    return auth;
   }
 
   /** The location as text, for messages. */
@@ -146,11 +227,11 @@ export class EtcdCoordStore implements CoordStore {
   }
 
   range(key: string, options: RangeOptions = {}): Promise<RangeResult> {
-    return this.call('range', async () => rangeResultOf(await this.client.kv.range(rangeRequest(key, options))));
+    return this.call(`range ${key}`, async () => rangeResultOf(await this.client.kv.range(rangeRequest(key, options))));
   }
 
   put(key: string, value: string, options: PutOptions = {}): Promise<{ revision: bigint }> {
-    return this.call('put', async () => {
+    return this.call(`put ${key}`, async () => {
       const request = { key: Buffer.from(key, 'utf8'), value: Buffer.from(value, 'utf8'), ...(options.lease !== undefined && options.lease !== 0n ? { lease: options.lease.toString() } : {}) };
       const response = await this.client.kv.put(request);
       return { revision: BigInt(response.header.revision) };
@@ -158,7 +239,7 @@ export class EtcdCoordStore implements CoordStore {
   }
 
   delete(key: string, options: DeleteOptions = {}): Promise<{ revision: bigint; deleted: number }> {
-    return this.call('delete', async () => {
+    return this.call(`delete ${key}`, async () => {
       const end = rangeEndOf(key, options);
       const response = await this.client.kv.deleteRange(end === undefined ? { key: Buffer.from(key, 'utf8') } : { key: Buffer.from(key, 'utf8'), range_end: end });
       return { revision: BigInt(response.header.revision), deleted: Number(response.deleted) };
@@ -166,7 +247,7 @@ export class EtcdCoordStore implements CoordStore {
   }
 
   txn(request: TxnRequest): Promise<TxnResult> {
-    return this.call('txn', async () => {
+    return this.call(`txn writing ${writtenKeys(request)}`, async () => {
       const response = await this.client.kv.txn({
         compare: request.compare.map(compareOf),
         success: request.success.map(requestOpOf),
@@ -181,7 +262,7 @@ export class EtcdCoordStore implements CoordStore {
 
   async watch(key: string, options: WatchOptions, callbacks: WatchCallbacks): Promise<WatchHandle> {
     this.assertOpen();
-    const watch = new EtcdWatch(this.client.watchClient, key, options, callbacks, () => this.watches.delete(watch));
+    const watch = new EtcdWatch({ open: () => this.openWatchStream(), renewAfterRefusal: (token) => this.renewAfterRefusal(token) }, key, options, callbacks, () => this.watches.delete(watch));
     this.watches.add(watch);
     await watch.start(this.requestTimeoutMs);
     return watch;
@@ -193,6 +274,7 @@ export class EtcdCoordStore implements CoordStore {
     const sentAtMs = this.nowMs();
     const granted = await this.call('lease grant', () => this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }));
     const lease = new EtcdLease(this.client.leaseClient, {
+      revoke: (id) => this.call(`revoke of lease ${id.toString(16)}`, () => this.client.leaseClient.leaseRevoke({ ID: id.toString() })).then(() => undefined),
       id: BigInt(granted.ID),
       ttlSeconds: Number(granted.TTL),
       grantedAtMs: sentAtMs,
@@ -217,14 +299,40 @@ export class EtcdCoordStore implements CoordStore {
     if (this.closed) throw new CoordError('CONCORD_E_STORE_CLOSED', 'the store client is closed');
   }
 
-  private async call<T>(what: string, run: () => Promise<T>): Promise<T> {
+  /** One request: in its own authentication scope, retried once when the store refused this client's token and a new one was obtained. */
+  private call<T>(what: string, run: () => Promise<T>): Promise<T> {
     this.assertOpen();
-    try {
-      return await run();
-    } catch (error) {
-      throw toCoordError(error, `${what} on ${this.describe()}`, this.requestTimeoutMs);
-    }
+    return this.auth.run(async () => {
+      for (let renewed = false; ; renewed = true) {
+        try {
+          return await run();
+        } catch (error) {
+          if (this.auth.renewAfter(error, renewed)) continue;
+          const user = this.auth.actingUser();
+          throw toCoordError(this.auth.describeRefusal(error), `${what} on ${this.describe()}${user === undefined ? '' : ` as user '${user}'`}`, this.requestTimeoutMs);
+        }
+      }
+    });
   }
+
+  /** Opens a watch stream in the caller's identity; returns the token it was opened with. */
+  private openWatchStream(): Promise<{ stream: Awaited<ReturnType<Etcd3['watchClient']['watch']>>; token: string | undefined }> {
+    return this.auth.run(async () => ({ stream: await this.client.watchClient.watch(), token: this.auth.sentToken() }));
+  }
+
+  /** A watch opened with `token` was refused: worth one more try when this client has credentials and the token was its own. */
+  private renewAfterRefusal(token: string | undefined): boolean {
+    if (this.auth.user === undefined || token === undefined) return false;
+    // '' too: the stream went without a token while the store had auth off; it has it on now.
+    this.auth.forget(token);
+    return true;
+  }
+}
+
+/** The keys a transaction may write, for messages (a permission refusal names them). */
+function writtenKeys(request: TxnRequest): string {
+  const keys = [...request.success, ...(request.failure ?? [])].filter((op) => op.kind !== 'range').map((op) => op.key);
+  return keys.length === 0 ? '(nothing)' : [...new Set(keys)].join(', ');
 }
 
 function readCredentials(location: StoreLocation): { rootCertificate: Buffer; privateKey?: Buffer; certChain?: Buffer } {

@@ -20,6 +20,15 @@ function cleaned(message: string): string {
   return message.replace(/^\w+Error: /, '').replace(/\s*Resolution note:\s*$/, '').replace(/Last error: Error: /, 'last error: ').trim();
 }
 
+/** The store's authentication and permission refusals, in words that say what to do. */
+function authProblem(message: string): { code: 'CONCORD_E_STORE_AUTH_FAILED' | 'CONCORD_E_STORE_PERMISSION_DENIED'; text: string } | undefined {
+  if (/permission denied/i.test(message)) return { code: 'CONCORD_E_STORE_PERMISSION_DENIED', text: 'the store\'s roles do not allow this user that (etcdserver: permission denied): grant the user a role with the permission, or act as a user who has it' };
+  if (/user name is empty/i.test(message)) return { code: 'CONCORD_E_STORE_AUTH_FAILED', text: 'the store has authentication on and this client gave no user: pass --user NAME with --password or --password-file (or store.user and store.passwordFile in the configuration)' };
+  if (/invalid auth token/i.test(message)) return { code: 'CONCORD_E_STORE_AUTH_FAILED', text: 'the store no longer accepts this client\'s token (it expired, or the member restarted): authenticate again' };
+  if (/authentication failed|invalid user ID or password/i.test(message)) return { code: 'CONCORD_E_STORE_AUTH_FAILED', text: 'the store refused the user name or password' };
+  return undefined;
+}
+
 export function toCoordError(error: unknown, what: string, timeoutMs: number): CoordError {
   if (error instanceof CoordError) return error;
   if (error instanceof ClientClosedError) return new CoordError('CONCORD_E_STORE_CLOSED', `${what}: the store client is closed`, { cause: error });
@@ -31,5 +40,7 @@ export function toCoordError(error: unknown, what: string, timeoutMs: number): C
       { cause: error },
     );
   }
+  const auth = authProblem(message);
+  if (auth !== undefined) return new CoordError(auth.code, `${what}: ${auth.text}`, { cause: error });
   return new CoordError('CONCORD_E_STORE_REQUEST_FAILED', `${what}: the store refused the request: ${cleaned(message)}`, { cause: error });
 }

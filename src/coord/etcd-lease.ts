@@ -17,6 +17,8 @@ export interface EtcdLeaseSettings {
   grantedAtMs: number;
   nowMs: () => number;
   requestTimeoutMs: number;
+  /** LeaseRevoke through the store's call wrapper (deadline, authentication, error mapping). */
+  revoke: (id: bigint) => Promise<void>;
   /** Called once the lease is revoked, released or lost. */
   onEnd: () => void;
 }
@@ -98,7 +100,7 @@ export class EtcdLease implements LeaseHandle {
     this.end('ended');
     if (!wasAlive) return;
     try {
-      await this.client.leaseRevoke({ ID: this.id.toString() }, { deadline: Date.now() + this.settings.requestTimeoutMs });
+      await this.settings.revoke(this.id);
     } catch (error) {
       // A lease the store no longer has is revoked already.
       if (/lease not found/.test(String((error as Error).message))) return;

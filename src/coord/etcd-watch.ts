@@ -3,7 +3,7 @@
 // was compacted) ends with CONCORD_E_STORE_COMPACTED and the compaction revision, so the caller can
 // re-read the current state and watch again from there.
 
-import type { IDuplexStream, IEvent, IWatchCreateRequest, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3';
+import type { IDuplexStream, IEvent, IWatchCreateRequest, IWatchRequest, IWatchResponse } from 'etcd3';
 import { CoordError, type WatchCallbacks, type WatchEvent, type WatchHandle, type WatchOptions } from './coord-store.ts';
 import { keyValueOf, rangeEndOf } from './etcd-wire.ts';
 
@@ -12,6 +12,20 @@ const RECONNECT_FIRST_MS = 100;
 const RECONNECT_MAX_MS = 5_000;
 
 type Stream = IDuplexStream<IWatchRequest, IWatchResponse>;
+
+/** How the watch reaches the store: a stream opened with some token, and what to do when the store refuses that token. */
+export interface WatchConnector {
+  open(): Promise<{ stream: Stream; token: string | undefined }>;
+  /**
+   * etcd refuses a watch whose token it no longer accepts as "permission denied". True when a new
+   * token was asked for and one more try is worth it (the watch tries once, then reports).
+   */
+  renewAfterRefusal(token: string | undefined): boolean;
+}
+
+const PERMISSION_DENIED = /permission denied/i;
+/** How stores refuse a watch created with no token or a forgotten one: etcd 3.4 as "user name is empty" or "invalid auth token", some versions (and Concord) as "permission denied". */
+const TOKEN_REFUSED = /permission denied|user name is empty|invalid auth token/i;
 
 function eventOf(event: IEvent): WatchEvent {
   const converted: WatchEvent = { type: String(event.type).toUpperCase() === 'DELETE' ? 'delete' : 'put', kv: keyValueOf(event.kv) };
@@ -31,7 +45,7 @@ function closeStream(stream: Stream): void {
 }
 
 export class EtcdWatch implements WatchHandle {
-  private readonly client: WatchClient;
+  private readonly connector: WatchConnector;
   private readonly key: string;
   private readonly options: WatchOptions;
   private readonly callbacks: WatchCallbacks;
@@ -43,9 +57,13 @@ export class EtcdWatch implements WatchHandle {
   private reconnectDelayMs = RECONNECT_FIRST_MS;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private created: { resolve: () => void; reject: (error: CoordError) => void } | undefined;
+  /** The token the current stream was opened with. */
+  private streamToken: string | undefined;
+  /** A refused token was renewed since the watch was last created (one renewal per refusal). */
+  private renewedToken = false;
 
-  constructor(client: WatchClient, key: string, options: WatchOptions, callbacks: WatchCallbacks, onEnd: () => void) {
-    this.client = client;
+  constructor(connector: WatchConnector, key: string, options: WatchOptions, callbacks: WatchCallbacks, onEnd: () => void) {
+    this.connector = connector;
     this.key = key;
     this.options = options;
     this.callbacks = callbacks;
@@ -101,13 +119,14 @@ export class EtcdWatch implements WatchHandle {
 
   private connect(): void {
     if (this.cancelled) return;
-    this.client.watch().then(
-      (stream) => {
+    this.connector.open().then(
+      ({ stream, token }) => {
         if (this.cancelled) {
           closeStream(stream);
           return;
         }
         this.stream = stream;
+        this.streamToken = token;
         stream.on('data', (response) => this.onResponse(stream, response));
         stream.on('error', (error) => this.onBroken(stream, error));
         stream.on('end', () => this.onBroken(stream, new Error('the watch stream ended')));
@@ -120,11 +139,13 @@ export class EtcdWatch implements WatchHandle {
   private onResponse(stream: Stream, response: IWatchResponse): void {
     if (this.cancelled || stream !== this.stream) return;
     if (response.canceled) {
+      if (this.retryWithNewToken(stream, response)) return;
       this.fail(stream, response);
       return;
     }
     if (response.created) {
       this.reconnectDelayMs = RECONNECT_FIRST_MS;
+      this.renewedToken = false;
       // Watching "from now": later reconnections resume right after the revision it was created at.
       this.nextRevision ??= BigInt(response.header.revision) + 1n;
       this.created?.resolve();
@@ -136,11 +157,26 @@ export class EtcdWatch implements WatchHandle {
     this.callbacks.onEvents(events);
   }
 
+  /** A watch refused as not permitted may only have carried an expired token (or none, from before auth was on): renew it and try once more. */
+  private retryWithNewToken(stream: Stream, response: IWatchResponse): boolean {
+    if (this.renewedToken || !TOKEN_REFUSED.test(response.cancel_reason ?? '')) return false;
+    if (!this.connector.renewAfterRefusal(this.streamToken)) return false;
+    this.renewedToken = true;
+    closeStream(stream);
+    this.stream = undefined;
+    this.connect();
+    return true;
+  }
+
   private fail(stream: Stream, response: IWatchResponse): void {
     const compactRevision = BigInt(response.compact_revision || 0);
     const error = compactRevision > 0n
       ? new CoordError('CONCORD_E_STORE_COMPACTED', `watch on ${this.key} from revision ${this.nextRevision}: the store compacted its history up to ${compactRevision}; read the current state and watch from there`)
-      : new CoordError('CONCORD_E_STORE_REQUEST_FAILED', `watch on ${this.key}: the store cancelled it: ${response.cancel_reason || 'no reason given'}`);
+      : PERMISSION_DENIED.test(response.cancel_reason ?? '')
+        ? new CoordError('CONCORD_E_STORE_PERMISSION_DENIED', `watch on ${this.key}: the store's roles do not allow this user to read it (etcdserver: permission denied): grant read permission on the range, or watch as a user who has it`)
+        : TOKEN_REFUSED.test(response.cancel_reason ?? '')
+          ? new CoordError('CONCORD_E_STORE_AUTH_FAILED', `watch on ${this.key}: the store has authentication on and refused this client's identity (${response.cancel_reason}): give a user (--user NAME with --password-file FILE)`)
+          : new CoordError('CONCORD_E_STORE_REQUEST_FAILED', `watch on ${this.key}: the store cancelled it: ${response.cancel_reason || 'no reason given'}`);
     closeStream(stream);
     this.stream = undefined;
     this.cancelled = true;

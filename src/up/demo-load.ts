@@ -46,6 +46,8 @@ export interface DemoOptions {
   proxyUrl: string;
   /** The control plane's admin API (to find a backend to crash). */
   adminUrl: string;
+  /** Sent with every admin API call (Basic credentials, when the store has authentication on). */
+  adminHeaders?: Record<string, string>;
   phases?: readonly DemoPhase[];
   /** Multiplies every phase's duration (tests run a short version). */
   timeScale?: number;
@@ -132,7 +134,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         }
         if (crashPending && atMs >= phase.crashAtMs!) {
           crashPending = false;
-          const victim = await crashOneBackend(options.adminUrl).catch((error: unknown) => `none (${(error as Error).message})`);
+          const victim = await crashOneBackend(options.adminUrl, options.adminHeaders ?? {}).catch((error: unknown) => `none (${(error as Error).message})`);
           crashed.push(victim);
           options.onNote?.(`crashed backend ${victim}: watch it being marked down and replaced`);
         }
@@ -157,8 +159,8 @@ function scalePhase(phase: DemoPhase, scale: number): DemoPhase {
 }
 
 /** Asks one healthy backend of the first pool to crash (the example app's --faults 1); returns its address. */
-async function crashOneBackend(adminUrl: string): Promise<string> {
-  const overview = await (await fetch(`${adminUrl}/api/overview`, { signal: AbortSignal.timeout(ADMIN_CALL_TIMEOUT_MS) })).json() as { pools: { backends: { address: string; state: string }[] }[] };
+async function crashOneBackend(adminUrl: string, headers: Record<string, string>): Promise<string> {
+  const overview = await (await fetch(`${adminUrl}/api/overview`, { headers, signal: AbortSignal.timeout(ADMIN_CALL_TIMEOUT_MS) })).json() as { pools: { backends: { address: string; state: string }[] }[] };
   const victim = overview.pools.flatMap((pool) => pool.backends).find((backend) => backend.state === 'healthy');
   if (victim === undefined) throw new Error('no healthy backend to crash');
   const response = await fetch(`http://${victim.address}/fault/crash`, { method: 'POST', signal: AbortSignal.timeout(ADMIN_CALL_TIMEOUT_MS) }).catch((error: unknown) => ({ status: 0, error }));

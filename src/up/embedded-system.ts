@@ -16,6 +16,7 @@ import { applyConfig, digestOf, readAppliedConfig, validateConfigText } from '..
 import { ConfigError, validateConfig, type ConcordConfig } from '../control/config.ts';
 import { ControlPlane } from '../control/plane.ts';
 import type { StaticFilesHandler } from '../control/admin-api.ts';
+import type { StoreCredentials } from '../coord/store-auth.ts';
 import { EtcdCoordStore } from '../coord/etcd-coord-store.ts';
 import { parseStoreLocation } from '../coord/store-url.ts';
 import { readConfigFileText } from '../server/config-file.ts';
@@ -46,6 +47,8 @@ export interface EmbeddedSystemOptions {
   operator: string;
   staticFiles?: StaticFilesHandler;
   logger: UpLogger;
+  /** The store user the control plane and the proxy act as (needed once the store has authentication on). */
+  credentials?: StoreCredentials;
 }
 
 /** Where each part listens once started. */
@@ -101,8 +104,9 @@ export class EmbeddedSystem {
       })), { logger: { info: (text) => logger.info('store', text), warn: (text) => logger.warn('store', text), error: (text) => logger.warn('store', text) } });
       started.push(() => server.stop());
       const storeEndpoint = server.clientAddresses[0]!;
-      const planeStore = new EtcdCoordStore(parseStoreLocation(`etcd://${storeEndpoint}`));
-      const proxyStore = new EtcdCoordStore(parseStoreLocation(`etcd://${storeEndpoint}`));
+      const identity = options.credentials === undefined ? {} : { credentials: options.credentials };
+      const planeStore = new EtcdCoordStore(parseStoreLocation(`etcd://${storeEndpoint}`), identity);
+      const proxyStore = new EtcdCoordStore(parseStoreLocation(`etcd://${storeEndpoint}`), identity);
       started.push(async () => {
         planeStore.close();
         proxyStore.close();

@@ -1,6 +1,8 @@
 // The admin port (separate from traffic, never shed): /metrics (Prometheus), /backends (JSON),
 // /events (JSON, ?after=SEQ for only newer ones), /ready, and POST .../drain and .../undrain;
-// extensions answer first (load shedding's GET /shed and PUT /shed/override).
+// extensions answer first (load shedding's GET /shed and PUT /shed/override). Mutating requests
+// pass the proxy's admin gate first, when it has one (a store-fed proxy on a store with
+// authentication on asks for a store user allowed to make the change: admin-auth.ts).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ProxyServer } from './proxy-server.ts';
@@ -21,9 +23,19 @@ function json(response: ServerResponse, status: number, body: unknown): void {
 }
 
 async function handle(proxy: ProxyServer, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const method = request.method ?? 'GET';
+  if (proxy.adminGate !== undefined && method !== 'GET' && method !== 'HEAD') {
+    try {
+      await proxy.adminGate(request, new URL(request.url ?? '/', 'http://admin').pathname);
+    } catch (error) {
+      const refusal = error as { status?: unknown; code?: unknown; message: string; headers?: Record<string, string> };
+      if (typeof refusal.status !== 'number' || typeof refusal.code !== 'string') throw error;
+      response.writeHead(refusal.status, { ...refusal.headers, 'content-type': 'application/json' }).end(`${JSON.stringify({ error: { code: refusal.code, message: refusal.message } })}\n`);
+      return;
+    }
+  }
   for (const extension of proxy.extensions) if (extension.handleAdmin?.(request, response) === true) return;
   const url = new URL(request.url ?? '/', 'http://admin');
-  const method = request.method ?? 'GET';
   const drain = DRAIN_PATH.exec(url.pathname);
   if (drain !== null) {
     if (method !== 'POST') {

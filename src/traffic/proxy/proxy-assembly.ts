@@ -5,7 +5,9 @@
 //
 // `concord proxy` runs this; so does `concord up` (with the store it hosts) and the tests.
 
+import { AdminAuthenticator, identityStoreOf } from '../../control/admin-auth.ts';
 import type { ConcordConfig } from '../../control/config.ts';
+import { CONFIG_KEY, drainKey } from '../../control/store-keys.ts';
 import type { CoordStore } from '../../coord/coord-store.ts';
 import type { AccessLog } from './access-log.ts';
 import { PoolAdmissions } from './pool-admissions.ts';
@@ -48,15 +50,19 @@ export async function startAssembledProxy(options: AssembledProxyOptions): Promi
   admissions.setPools(source.current().pools);
   const stopFollowing = source.watch((snapshot) => admissions.setPools(snapshot.pools));
   const rates = new TrafficRates(() => proxy, admissions);
+  const identities = options.store === undefined ? undefined : identityStoreOf(options.store);
+  const adminAuth = identities === undefined ? undefined : new AdminAuthenticator(identities);
   const extensions: ProxyExtension[] = [admissions, rates];
   try {
     proxy = await ProxyServer.start({
       settings: config.proxy, source, admission: admissions, extensions, runHealthChecks: feed === undefined,
+      ...(adminAuth === undefined ? {} : { adminGate: async (req, path) => void (await adminAuth.requireWrite(req, keyGuarding(path))) }),
       ...(options.log === undefined ? {} : { log: options.log }), ...(options.seed === undefined ? {} : { seed: options.seed }),
     });
   } catch (error) {
     stopFollowing();
     admissions.close();
+    adminAuth?.stop();
     await feed?.stop();
     throw error;
   }
@@ -69,9 +75,21 @@ export async function startAssembledProxy(options: AssembledProxyOptions): Promi
       await feed?.detach();
       await started.stop(deadlineMs);
       rates.stop();
+      adminAuth?.stop();
       stopFollowing();
       admissions.close();
       await feed?.stop();
     },
   };
+}
+
+/**
+ * The store key whose write permission a mutating request on this proxy's admin port needs: what
+ * the cluster-wide form of the action writes. A drain or undrain: the backend's drain key; anything
+ * else (the shed override) changes configuration: the configuration's key.
+ */
+function keyGuarding(path: string): string {
+  const drain = /^\/pools\/([^/]+)\/backends\/([^/]+)\/(?:drain|undrain)$/.exec(path);
+  if (drain === null) return CONFIG_KEY;
+  return drainKey(decodeURIComponent(drain[1]!), decodeURIComponent(drain[2]!));
 }

@@ -49,7 +49,12 @@ export interface ProxyServerOptions {
   onProbeResult?: (pool: string, backend: string, result: ProbeResult) => void;
   /** What other parts add to the admin port (load shedding's /shed, the store's rates). */
   extensions?: ProxyExtension[];
+  /** Asked before every mutating admin request (not GET or HEAD); rejects with { status, code, message } to refuse it. */
+  adminGate?: AdminGate;
 }
+
+/** Decides whether a mutating admin request may go on (a store-fed proxy asks the store's identities: admin-auth.ts). */
+export type AdminGate = (req: IncomingMessage, path: string) => Promise<void>;
 
 /** A part of the proxy built around it (load shedding, the store feed) that adds to the admin port. */
 export interface ProxyExtension {
@@ -92,6 +97,7 @@ export class ProxyServer implements FastPathHandler {
   private readonly eventListeners: ((event: HealthEvent) => void)[] = [];
   private aggregation: AdminAggregation | undefined;
   readonly extensions: readonly ProxyExtension[];
+  readonly adminGate: AdminGate | undefined;
   /** Times the fast path's connections out (client and upstream). */
   private readonly sweeper = new DeadlineSweeper();
   /** Whether plain HTTP/1.1 traffic takes the fast path (proxy.fastPath; TLS listeners never do). */
@@ -100,6 +106,7 @@ export class ProxyServer implements FastPathHandler {
 
   private constructor(options: ProxyServerOptions) {
     this.extensions = options.extensions ?? [];
+    this.adminGate = options.adminGate;
     this.settings = options.settings;
     this.fastPath = options.settings.fastPath && options.settings.tls === undefined;
     this.admission = options.admission ?? admitAll;
