@@ -1,21 +1,39 @@
 // The dashboard page: holds what the control plane last said, draws it, and sends the operator's
-// actions. Data arrives from GET /api/overview and /api/events at start, then from the stream
-// (GET /api/stream); after a reconnect the events missed meanwhile are fetched. See docs/dashboard.md.
+// actions. It asks GET /api/session first: when the store has authentication on and nobody is
+// signed in, it shows the sign-in form and nothing else runs. Then data arrives from GET
+// /api/overview and /api/events, then from the stream (GET /api/stream); after a reconnect the
+// events missed meanwhile are fetched. Any 401 later (the session expired, the control plane
+// restarted) stops the stream and brings the form back. See docs/dashboard.md.
 
-import { ApiError, fetchEvents, fetchOverview, openStream, postJson } from './api-client.js';
+import {
+  ApiError,
+  fetchEvents,
+  fetchOverview,
+  fetchSession,
+  login,
+  logout,
+  onSessionEnded,
+  openStream,
+  postJson,
+  RECONNECT_MAX_MS,
+  RECONNECT_MIN_MS,
+  UNAUTHENTICATED_STATUS,
+} from './api-client.js';
 import { renderCharts } from './charts-view.js';
 import { byId, el, setText } from './dom.js';
 import { createFreezeDialog } from './freeze-dialog.js';
 import { appendSample, DEFAULT_HISTORY_WINDOW_MS, sampleOf } from './model/history.js';
 import { formatAge } from './model/format.js';
 import { mergeEvents, newestEventAt } from './model/timeline.js';
-import { drainKey, freezeKey, renderPools } from './pools-view.js';
+import { autoscaleArea, backendsArea, drainKey, freezeKey, renderPools } from './pools-view.js';
+import { createSignInView } from './sign-in-view.js';
 import { renderMembers } from './store-view.js';
 import { renderTimeline, syncPoolOptions } from './timeline-view.js';
 import { renderProxies, renderTotals } from './traffic-view.js';
 
 /** @typedef {import('../api-types.ts').Overview} Overview */
 /** @typedef {import('../api-types.ts').TimelineEntry} TimelineEntry */
+/** @typedef {import('../api-types.ts').SessionInfo} SessionInfo */
 /** @typedef {import('./model/history.js').Sample} Sample */
 
 /** Events asked for at start, and per pool when the filter changes. */
@@ -25,6 +43,10 @@ const STALE_AFTER_MS = 5_000;
 /** Notices shown at once (results of the operator's actions, problems). */
 const MAX_NOTICES = 4;
 const GLOBAL_FREEZE_KEY = 'freeze:*';
+/** Where the global unfreeze's failure is shown (beside its button); pools have theirs (pools-view.js). */
+const GLOBAL_FREEZE_AREA = 'global-freeze';
+/** A control plane from before identities has no /api/session: it is one without authentication. */
+const NOT_FOUND_STATUS = 404;
 
 const state = {
   /** @type {Overview | null} */
@@ -36,19 +58,37 @@ const state = {
   /** @type {TimelineEntry[]} */
   events: [],
   poolFilter: '',
-  /** @type {'connecting' | 'live' | 'reconnecting'} */
+  /** @type {'connecting' | 'live' | 'reconnecting' | 'signed-out'} */
   connection: 'connecting',
   connectionDetail: '',
   /** Keys of the actions on their way (a button stays disabled until its answer). */
   busy: new Set(),
+  /** @type {Map<string, string>} why the last action of an area failed (GLOBAL_FREEZE_AREA, autoscaleArea, backendsArea) */
+  failures: new Map(),
+  /**
+   * Where the page stands with the control plane's identities: 'checking' until GET /api/session
+   * answers; 'open' when the store has authentication off; 'signed-in'; 'signed-out' (only the
+   * sign-in form shows, and no request is made until someone signs in).
+   * @type {'checking' | 'open' | 'signed-in' | 'signed-out'}
+   */
+  session: 'checking',
+  /** @type {string | null} whose data the page holds: another person signing in starts from nothing */
+  dataOwner: null,
 };
+
+/** @type {{ close(): void } | null} the live stream while the dashboard runs */
+let stream = null;
 
 const page = {
   connection: byId('connection', HTMLElement),
   updated: byId('updated', HTMLElement),
+  globalFreeze: byId('global-freeze', HTMLElement),
   globalFreezeState: byId('global-freeze-state', HTMLElement),
   globalFreezeButton: byId('global-freeze-button', HTMLButtonElement),
+  globalFreezeError: byId('global-freeze-error', HTMLElement),
   notices: byId('notices', HTMLElement),
+  main: /** @type {HTMLElement} */ (document.querySelector('main')),
+  skipLink: /** @type {HTMLElement} */ (document.querySelector('.skip-link')),
   totals: { total: byId('requests-total', HTMLElement), rate: byId('requests-rate', HTMLElement), p99: byId('latency-p99', HTMLElement) },
   charts: { requests: byId('chart-requests', HTMLElement), latency: byId('chart-latency', HTMLElement), instances: byId('chart-instances', HTMLElement) },
   proxies: byId('proxies', HTMLElement),
@@ -84,6 +124,27 @@ function describe(error) {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * A 401 on a request of the dashboard: the sign-in form has already taken over (onSessionEnded),
+ * so the failure needs no notice of its own.
+ * @param {unknown} error
+ */
+function endedTheSession(error) {
+  return error instanceof ApiError && error.status === UNAUTHENTICATED_STATUS;
+}
+
+/**
+ * Reports an action's failure in the notices and beside its buttons (a 403 names the store key the
+ * signed-in user may not write); the page goes on working.
+ * @param {string} area
+ * @param {string} text
+ */
+function reportFailure(area, text) {
+  state.failures.set(area, text);
+  notify('bad', text);
+  render();
+}
+
 const actions = {
   /** @param {string} pool */
   freezePool: (pool) => freezeDialog.open({ pool }),
@@ -93,14 +154,19 @@ const actions = {
   drainBackend: (pool, address, action) => void drain(pool, address, action),
   /** @param {string} key */
   isBusy: (key) => state.busy.has(key),
+  /** @param {string} area */
+  failureIn: (area) => state.failures.get(area) ?? '',
 };
 
 const freezeDialog = createFreezeDialog(async (scope, reason) => {
   const key = scope.pool === undefined ? GLOBAL_FREEZE_KEY : freezeKey(scope.pool);
   await withBusy(key, () => postJson('/api/autoscale/freeze', scope.pool === undefined ? { reason } : { pool: scope.pool, reason }));
+  state.failures.delete(scope.pool === undefined ? GLOBAL_FREEZE_AREA : autoscaleArea(scope.pool));
   notify('warn', `Froze the autoscaler for ${scope.pool === undefined ? 'every pool' : `pool ${scope.pool}`}: ${reason}`);
   void refreshOverview();
-});
+}, describe);
+
+const signInView = createSignInView({ signIn, signOut });
 
 /**
  * Runs an action with its button disabled.
@@ -123,12 +189,14 @@ async function withBusy(key, run) {
 /** @param {string | undefined} pool */
 async function unfreeze(pool) {
   const target = pool === undefined ? 'every pool' : `pool ${pool}`;
+  const area = pool === undefined ? GLOBAL_FREEZE_AREA : autoscaleArea(pool);
   try {
     await withBusy(pool === undefined ? GLOBAL_FREEZE_KEY : freezeKey(pool), () => postJson('/api/autoscale/unfreeze', pool === undefined ? {} : { pool }));
+    state.failures.delete(area);
     notify('good', `Unfroze the autoscaler for ${target}.`);
     void refreshOverview();
   } catch (error) {
-    notify('bad', `Could not unfreeze the autoscaler for ${target}: ${describe(error)}`);
+    if (!endedTheSession(error)) reportFailure(area, `Could not unfreeze the autoscaler for ${target}: ${describe(error)}`);
   }
 }
 
@@ -137,15 +205,18 @@ async function drain(pool, address, action) {
   const path = `/api/pools/${encodeURIComponent(pool)}/backends/${encodeURIComponent(address)}/${action}`;
   try {
     await withBusy(drainKey(pool, address, action), () => postJson(path, {}));
+    state.failures.delete(backendsArea(pool));
     notify(action === 'drain' ? 'warn' : 'good', action === 'drain' ? `Draining backend ${address} of pool ${pool}: it takes no new requests.` : `Backend ${address} of pool ${pool} is back in rotation.`);
     void refreshOverview();
   } catch (error) {
-    notify('bad', `Could not ${action} backend ${address} of pool ${pool}: ${describe(error)}`);
+    if (!endedTheSession(error)) reportFailure(backendsArea(pool), `Could not ${action} backend ${address} of pool ${pool}: ${describe(error)}`);
   }
 }
 
 /** @param {Overview} overview */
 function applyOverview(overview) {
+  // An answer that was on its way when the session ended is not drawn.
+  if (state.session === 'signed-out') return;
   // A fetched overview can arrive after a newer one from the stream: never step back in time.
   if (state.overview !== null && Date.parse(overview.generatedAt) < Date.parse(state.overview.generatedAt)) return;
   state.overview = overview;
@@ -157,6 +228,7 @@ function applyOverview(overview) {
 
 /** @param {readonly TimelineEntry[]} events */
 function applyEvents(events) {
+  if (state.session === 'signed-out') return;
   state.events = mergeEvents(state.events, events);
   renderTimeline(page.timeline, state.events, state.poolFilter);
 }
@@ -165,7 +237,7 @@ async function refreshOverview() {
   try {
     applyOverview(await fetchOverview());
   } catch (error) {
-    notify('bad', `Could not load the overview: ${describe(error)}`);
+    if (!endedTheSession(error)) notify('bad', `Could not load the overview: ${describe(error)}`);
   }
 }
 
@@ -175,7 +247,7 @@ async function catchUpEvents() {
   try {
     applyEvents(await fetchEvents({ ...(since === null ? {} : { since }), limit: EVENTS_FETCH_LIMIT }));
   } catch (error) {
-    notify('bad', `Could not load the event timeline: ${describe(error)}`);
+    if (!endedTheSession(error)) notify('bad', `Could not load the event timeline: ${describe(error)}`);
   }
 }
 
@@ -198,10 +270,14 @@ function renderHeader() {
   const stale = state.overview !== null && ageMs > STALE_AFTER_MS;
   const look = state.connection === 'live'
     ? stale ? { symbol: '⚠', text: `Live, but no update for ${Math.floor(ageMs / 1000)} s`, tone: 'warn' } : { symbol: '●', text: 'Live', tone: 'good' }
-    : state.connection === 'reconnecting' ? { symbol: '↻', text: `Reconnecting: ${state.connectionDetail}`, tone: 'bad' } : { symbol: '…', text: 'Connecting', tone: 'muted' };
+    : state.connection === 'reconnecting' ? { symbol: '↻', text: `Reconnecting: ${state.connectionDetail}`, tone: 'bad' }
+      : state.connection === 'signed-out' ? { symbol: '⊘', text: 'Not signed in', tone: 'muted' } : { symbol: '…', text: 'Connecting', tone: 'muted' };
   setText(/** @type {Element} */ (page.connection.querySelector('.symbol')), look.symbol);
   setText(/** @type {Element} */ (page.connection.querySelector('.text')), look.text);
   page.connection.dataset.tone = look.tone;
+  const globalFailure = state.failures.get(GLOBAL_FREEZE_AREA) ?? '';
+  page.globalFreezeError.hidden = globalFailure === '';
+  setText(page.globalFreezeError, globalFailure);
   const overview = state.overview;
   if (overview === null) return;
   setText(page.updated, `Updated ${formatAge(Date.now(), state.receivedAtMs)} (server time ${overview.generatedAt})`);
@@ -225,10 +301,114 @@ function start() {
     renderTimeline(page.timeline, state.events, state.poolFilter);
     // The pool's older events may have been trimmed from memory: ask for its own recent ones.
     if (state.poolFilter !== '') {
-      fetchEvents({ pool: state.poolFilter, limit: EVENTS_FETCH_LIMIT }).then(applyEvents, (error) => notify('bad', `Could not load the events of pool ${state.poolFilter}: ${describe(error)}`));
+      fetchEvents({ pool: state.poolFilter, limit: EVENTS_FETCH_LIMIT }).then(applyEvents, (error) => {
+        if (!endedTheSession(error)) notify('bad', `Could not load the events of pool ${state.poolFilter}: ${describe(error)}`);
+      });
     }
   });
-  openStream({
+  onSessionEnded((error) => {
+    if (state.session !== 'signed-out') showSignIn(`Your session has ended (${error.message}). Sign in again to go on.`);
+  });
+  void checkSession(RECONNECT_MIN_MS);
+  setInterval(renderHeader, 1_000);
+}
+
+/**
+ * Asks whether the API needs an identity; until the control plane answers, retries with the
+ * stream's back-off (1 s doubling to 15 s) and says so in the header.
+ * @param {number} waitMs
+ */
+async function checkSession(waitMs) {
+  try {
+    enterSession(await fetchSession());
+  } catch (error) {
+    if (error instanceof ApiError && error.status === NOT_FOUND_STATUS) {
+      enterSession({ authRequired: false, user: null });
+      return;
+    }
+    state.connection = 'reconnecting';
+    state.connectionDetail = `${describe(error)}; retrying in ${Math.round(waitMs / 1000)} s`;
+    renderHeader();
+    setTimeout(() => void checkSession(Math.min(waitMs * 2, RECONNECT_MAX_MS)), waitMs);
+  }
+}
+
+/**
+ * Shows the dashboard and starts its live data, or the sign-in form when the API needs an
+ * identity and this page has none.
+ * @param {SessionInfo} session
+ */
+function enterSession(session) {
+  if (session.authRequired && session.user === null) {
+    showSignIn('');
+    return;
+  }
+  state.session = session.authRequired ? 'signed-in' : 'open';
+  if (state.dataOwner !== session.user) forgetData();
+  state.dataOwner = session.user;
+  signInView.hide();
+  signInView.showIdentity(session.user);
+  showDashboardParts(true);
+  state.connection = 'connecting';
+  renderHeader();
+  startLiveData();
+}
+
+/**
+ * Stops everything that talks to the control plane and shows the sign-in form.
+ * @param {string} note why the form is shown ('' at the start)
+ */
+function showSignIn(note) {
+  stopLiveData();
+  freezeDialog.close();
+  state.session = 'signed-out';
+  state.connection = 'signed-out';
+  signInView.showIdentity(null);
+  showDashboardParts(false);
+  renderHeader();
+  signInView.show(note);
+}
+
+/** @param {boolean} visible */
+function showDashboardParts(visible) {
+  for (const element of [page.main, page.notices, page.globalFreeze, page.updated, page.skipLink]) element.hidden = !visible;
+}
+
+/**
+ * The sign-in form's submit: resolves once the dashboard runs; rejects with what to tell the person.
+ * @param {string} user
+ * @param {string} password
+ */
+async function signIn(user, password) {
+  /** @type {SessionInfo} */
+  let session;
+  try {
+    session = await login(user, password);
+  } catch (error) {
+    throw new Error(describe(error));
+  }
+  if (session.authRequired && session.user === null) throw new Error('the control plane accepted the sign-in but reports nobody signed in; try again');
+  enterSession(session);
+}
+
+/** The header's Sign out: ends the session on the server, forgets the data, shows the form. */
+async function signOut() {
+  try {
+    await logout();
+  } catch (error) {
+    // A 401 here means the session had already ended: signed out all the same.
+    if (!endedTheSession(error)) {
+      notify('bad', `Could not sign out: ${describe(error)}`);
+      return;
+    }
+  }
+  showSignIn('Signed out.');
+  forgetData();
+}
+
+function startLiveData() {
+  if (stream !== null) return;
+  stream = openStream({
     onOverview: applyOverview,
     onEvent: (event) => applyEvents([event]),
     onState: (connection, detail) => {
@@ -242,10 +422,54 @@ function start() {
       void catchUpEvents();
     },
     onProblem: (problem) => notify('bad', problem),
+    mayRetry: streamMayRetry,
   });
   void refreshOverview();
   void catchUpEvents();
-  setInterval(renderHeader, 1_000);
+}
+
+function stopLiveData() {
+  stream?.close();
+  stream = null;
+}
+
+/**
+ * The stream was refused, and EventSource does not say why: one GET /api/session tells a session
+ * that ended (stop, show the form: no retries against a 401) from a server that is away (retry).
+ * @returns {Promise<boolean>}
+ */
+async function streamMayRetry() {
+  try {
+    const session = await fetchSession();
+    if (session.authRequired && session.user === null && state.session !== 'signed-out') showSignIn('Your session has ended. Sign in again to go on.');
+  } catch {
+    // The control plane is away (or predates identities): the stream's own back-off goes on.
+  }
+  return state.session !== 'signed-out';
+}
+
+/**
+ * Forgets what the page holds and clears what it drew: after a sign-out, nothing of the cluster
+ * stays in the page for the next person at this browser.
+ */
+function forgetData() {
+  Object.assign(state, { overview: null, receivedAtMs: 0, samples: [], events: [], poolFilter: '', dataOwner: null });
+  state.failures.clear();
+  page.notices.replaceChildren();
+  renderPools(page.pools, page.poolsEmpty, [], { nowMs: Date.now(), globalFrozen: false, actions });
+  renderProxies(page.proxies, page.proxiesEmpty, []);
+  renderMembers(page.members, page.membersEmpty, []);
+  // "No data yet" is not "none configured": the notes come back with the first overview.
+  for (const note of [page.poolsEmpty, page.proxiesEmpty, page.membersEmpty]) note.hidden = true;
+  page.eventPool.value = '';
+  syncPoolOptions(page.eventPool, []);
+  renderTimeline(page.timeline, [], '');
+  for (const cell of Object.values(page.totals)) setText(cell, '—');
+  renderCharts(page.charts, [], Date.now(), DEFAULT_HISTORY_WINDOW_MS);
+  setText(page.updated, 'No data yet');
+  setText(page.globalFreezeState, 'Autoscaler: unknown');
+  page.globalFreezeState.dataset.tone = 'muted';
+  page.globalFreezeButton.disabled = true;
 }
 
 start();
