@@ -1,24 +1,10 @@
 // The dashboard page: holds what the control plane last said, draws it, and sends the operator's
-// actions. It asks GET /api/session first: when the store has authentication on and nobody is
-// signed in, it shows the sign-in form and nothing else runs. Then data arrives from GET
-// /api/overview and /api/events, then from the stream (GET /api/stream); after a reconnect the
-// events missed meanwhile are fetched. Any 401 later (the session expired, the control plane
-// restarted) stops the stream and brings the form back. See docs/dashboard.md.
+// actions. session.js decides when it runs (at once with the store's authentication off, once
+// someone signs in with it on, not after a 401). While it runs, data arrives from GET /api/overview
+// and /api/events, then from the stream (GET /api/stream); after a reconnect the events missed
+// meanwhile are fetched. See docs/dashboard.md.
 
-import {
-  ApiError,
-  fetchEvents,
-  fetchOverview,
-  fetchSession,
-  login,
-  logout,
-  onSessionEnded,
-  openStream,
-  postJson,
-  RECONNECT_MAX_MS,
-  RECONNECT_MIN_MS,
-  UNAUTHENTICATED_STATUS,
-} from './api-client.js';
+import { ApiError, fetchEvents, fetchOverview, openStream, postJson, RECONNECT_MIN_MS } from './api-client.js';
 import { renderCharts } from './charts-view.js';
 import { byId, el, setText } from './dom.js';
 import { createFreezeDialog } from './freeze-dialog.js';
@@ -26,14 +12,13 @@ import { appendSample, DEFAULT_HISTORY_WINDOW_MS, sampleOf } from './model/histo
 import { formatAge } from './model/format.js';
 import { mergeEvents, newestEventAt } from './model/timeline.js';
 import { autoscaleArea, backendsArea, drainKey, freezeKey, renderPools } from './pools-view.js';
-import { createSignInView } from './sign-in-view.js';
+import { createSession, endedTheSession } from './session.js';
 import { renderMembers } from './store-view.js';
 import { renderTimeline, syncPoolOptions } from './timeline-view.js';
 import { renderProxies, renderTotals } from './traffic-view.js';
 
 /** @typedef {import('../api-types.ts').Overview} Overview */
 /** @typedef {import('../api-types.ts').TimelineEntry} TimelineEntry */
-/** @typedef {import('../api-types.ts').SessionInfo} SessionInfo */
 /** @typedef {import('./model/history.js').Sample} Sample */
 
 /** Events asked for at start, and per pool when the filter changes. */
@@ -45,8 +30,6 @@ const MAX_NOTICES = 4;
 const GLOBAL_FREEZE_KEY = 'freeze:*';
 /** Where the global unfreeze's failure is shown (beside its button); pools have theirs (pools-view.js). */
 const GLOBAL_FREEZE_AREA = 'global-freeze';
-/** A control plane from before identities has no /api/session: it is one without authentication. */
-const NOT_FOUND_STATUS = 404;
 
 const state = {
   /** @type {Overview | null} */
@@ -65,15 +48,6 @@ const state = {
   busy: new Set(),
   /** @type {Map<string, string>} why the last action of an area failed (GLOBAL_FREEZE_AREA, autoscaleArea, backendsArea) */
   failures: new Map(),
-  /**
-   * Where the page stands with the control plane's identities: 'checking' until GET /api/session
-   * answers; 'open' when the store has authentication off; 'signed-in'; 'signed-out' (only the
-   * sign-in form shows, and no request is made until someone signs in).
-   * @type {'checking' | 'open' | 'signed-in' | 'signed-out'}
-   */
-  session: 'checking',
-  /** @type {string | null} whose data the page holds: another person signing in starts from nothing */
-  dataOwner: null,
 };
 
 /** @type {{ close(): void } | null} the live stream while the dashboard runs */
@@ -87,8 +61,8 @@ const page = {
   globalFreezeButton: byId('global-freeze-button', HTMLButtonElement),
   globalFreezeError: byId('global-freeze-error', HTMLElement),
   notices: byId('notices', HTMLElement),
-  main: /** @type {HTMLElement} */ (document.querySelector('main')),
-  skipLink: /** @type {HTMLElement} */ (document.querySelector('.skip-link')),
+  dashboard: byId('dashboard', HTMLElement),
+  skipLink: byId('skip-link', HTMLAnchorElement),
   totals: { total: byId('requests-total', HTMLElement), rate: byId('requests-rate', HTMLElement), p99: byId('latency-p99', HTMLElement) },
   charts: { requests: byId('chart-requests', HTMLElement), latency: byId('chart-latency', HTMLElement), instances: byId('chart-instances', HTMLElement) },
   proxies: byId('proxies', HTMLElement),
@@ -125,15 +99,6 @@ function describe(error) {
 }
 
 /**
- * A 401 on a request of the dashboard: the sign-in form has already taken over (onSessionEnded),
- * so the failure needs no notice of its own.
- * @param {unknown} error
- */
-function endedTheSession(error) {
-  return error instanceof ApiError && error.status === UNAUTHENTICATED_STATUS;
-}
-
-/**
  * Reports an action's failure in the notices and beside its buttons (a 403 names the store key the
  * signed-in user may not write); the page goes on working.
  * @param {string} area
@@ -166,7 +131,29 @@ const freezeDialog = createFreezeDialog(async (scope, reason) => {
   void refreshOverview();
 }, describe);
 
-const signInView = createSignInView({ signIn, signOut });
+const session = createSession({
+  run: () => {
+    showDashboardParts(true);
+    state.connection = 'connecting';
+    renderHeader();
+    startLiveData();
+  },
+  stop: () => {
+    stopLiveData();
+    freezeDialog.close();
+    state.connection = 'signed-out';
+    showDashboardParts(false);
+    renderHeader();
+  },
+  forget: forgetData,
+  unreachable: (detail) => {
+    state.connection = 'reconnecting';
+    state.connectionDetail = detail;
+    renderHeader();
+  },
+  report: (text) => notify('bad', text),
+  describe,
+});
 
 /**
  * Runs an action with its button disabled.
@@ -216,7 +203,7 @@ async function drain(pool, address, action) {
 /** @param {Overview} overview */
 function applyOverview(overview) {
   // An answer that was on its way when the session ended is not drawn.
-  if (state.session === 'signed-out') return;
+  if (session.signedOut) return;
   // A fetched overview can arrive after a newer one from the stream: never step back in time.
   if (state.overview !== null && Date.parse(overview.generatedAt) < Date.parse(state.overview.generatedAt)) return;
   state.overview = overview;
@@ -228,7 +215,7 @@ function applyOverview(overview) {
 
 /** @param {readonly TimelineEntry[]} events */
 function applyEvents(events) {
-  if (state.session === 'signed-out') return;
+  if (session.signedOut) return;
   state.events = mergeEvents(state.events, events);
   renderTimeline(page.timeline, state.events, state.poolFilter);
 }
@@ -306,104 +293,13 @@ function start() {
       });
     }
   });
-  onSessionEnded((error) => {
-    if (state.session !== 'signed-out') showSignIn(`Your session has ended (${error.message}). Sign in again to go on.`);
-  });
-  void checkSession(RECONNECT_MIN_MS);
+  session.start(RECONNECT_MIN_MS);
   setInterval(renderHeader, 1_000);
-}
-
-/**
- * Asks whether the API needs an identity; until the control plane answers, retries with the
- * stream's back-off (1 s doubling to 15 s) and says so in the header.
- * @param {number} waitMs
- */
-async function checkSession(waitMs) {
-  try {
-    enterSession(await fetchSession());
-  } catch (error) {
-    if (error instanceof ApiError && error.status === NOT_FOUND_STATUS) {
-      enterSession({ authRequired: false, user: null });
-      return;
-    }
-    state.connection = 'reconnecting';
-    state.connectionDetail = `${describe(error)}; retrying in ${Math.round(waitMs / 1000)} s`;
-    renderHeader();
-    setTimeout(() => void checkSession(Math.min(waitMs * 2, RECONNECT_MAX_MS)), waitMs);
-  }
-}
-
-/**
- * Shows the dashboard and starts its live data, or the sign-in form when the API needs an
- * identity and this page has none.
- * @param {SessionInfo} session
- */
-function enterSession(session) {
-  if (session.authRequired && session.user === null) {
-    showSignIn('');
-    return;
-  }
-  state.session = session.authRequired ? 'signed-in' : 'open';
-  if (state.dataOwner !== session.user) forgetData();
-  state.dataOwner = session.user;
-  signInView.hide();
-  signInView.showIdentity(session.user);
-  showDashboardParts(true);
-  state.connection = 'connecting';
-  renderHeader();
-  startLiveData();
-}
-
-/**
- * Stops everything that talks to the control plane and shows the sign-in form.
- * @param {string} note why the form is shown ('' at the start)
- */
-function showSignIn(note) {
-  stopLiveData();
-  freezeDialog.close();
-  state.session = 'signed-out';
-  state.connection = 'signed-out';
-  signInView.showIdentity(null);
-  showDashboardParts(false);
-  renderHeader();
-  signInView.show(note);
 }
 
 /** @param {boolean} visible */
 function showDashboardParts(visible) {
-  for (const element of [page.main, page.notices, page.globalFreeze, page.updated, page.skipLink]) element.hidden = !visible;
-}
-
-/**
- * The sign-in form's submit: resolves once the dashboard runs; rejects with what to tell the person.
- * @param {string} user
- * @param {string} password
- */
-async function signIn(user, password) {
-  /** @type {SessionInfo} */
-  let session;
-  try {
-    session = await login(user, password);
-  } catch (error) {
-    throw new Error(describe(error));
-  }
-  if (session.authRequired && session.user === null) throw new Error('the control plane accepted the sign-in but reports nobody signed in; try again');
-  enterSession(session);
-}
-
-/** The header's Sign out: ends the session on the server, forgets the data, shows the form. */
-async function signOut() {
-  try {
-    await logout();
-  } catch (error) {
-    // A 401 here means the session had already ended: signed out all the same.
-    if (!endedTheSession(error)) {
-      notify('bad', `Could not sign out: ${describe(error)}`);
-      return;
-    }
-  }
-  showSignIn('Signed out.');
-  forgetData();
+  for (const element of [page.dashboard, page.notices, page.globalFreeze, page.updated, page.skipLink]) element.hidden = !visible;
 }
 
 function startLiveData() {
@@ -422,7 +318,7 @@ function startLiveData() {
       void catchUpEvents();
     },
     onProblem: (problem) => notify('bad', problem),
-    mayRetry: streamMayRetry,
+    mayRetry: () => session.mayStreamRetry(),
   });
   void refreshOverview();
   void catchUpEvents();
@@ -434,26 +330,11 @@ function stopLiveData() {
 }
 
 /**
- * The stream was refused, and EventSource does not say why: one GET /api/session tells a session
- * that ended (stop, show the form: no retries against a 401) from a server that is away (retry).
- * @returns {Promise<boolean>}
- */
-async function streamMayRetry() {
-  try {
-    const session = await fetchSession();
-    if (session.authRequired && session.user === null && state.session !== 'signed-out') showSignIn('Your session has ended. Sign in again to go on.');
-  } catch {
-    // The control plane is away (or predates identities): the stream's own back-off goes on.
-  }
-  return state.session !== 'signed-out';
-}
-
-/**
  * Forgets what the page holds and clears what it drew: after a sign-out, nothing of the cluster
  * stays in the page for the next person at this browser.
  */
 function forgetData() {
-  Object.assign(state, { overview: null, receivedAtMs: 0, samples: [], events: [], poolFilter: '', dataOwner: null });
+  Object.assign(state, { overview: null, receivedAtMs: 0, samples: [], events: [], poolFilter: '' });
   state.failures.clear();
   page.notices.replaceChildren();
   renderPools(page.pools, page.poolsEmpty, [], { nowMs: Date.now(), globalFrozen: false, actions });
