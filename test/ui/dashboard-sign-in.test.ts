@@ -110,6 +110,7 @@ test('the sign-in form: labelled fields, a wrong password keeps the form with th
     await waitForText(page, '#signed-in-as', /^Signed in as alice$/);
     assert.equal(await signInForm(page).isVisible(), false);
     assert.equal(await page.getByRole('button', { name: 'Sign out' }).isVisible(), true);
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } | null } }).document.activeElement?.id), 'dashboard', 'the focus moves on from the form to the dashboard');
     await backendRow(page, 'web', '127.0.0.1:9101').waitFor({ timeout: DEFAULT_WAIT_MS });
     assert.ok(stub.streamCount >= 1, 'the live stream runs, authenticated by the cookie');
 

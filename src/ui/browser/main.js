@@ -134,6 +134,8 @@ const freezeDialog = createFreezeDialog(async (scope, reason) => {
 const session = createSession({
   run: () => {
     showDashboardParts(true);
+    // After a sign-in the form (and the focus in it) is hidden: a keyboard or screen-reader user goes on from the dashboard.
+    if (document.activeElement?.closest('[hidden]') != null) page.dashboard.focus();
     state.connection = 'connecting';
     renderHeader();
     startLiveData();
