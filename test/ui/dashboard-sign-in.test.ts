@@ -127,7 +127,7 @@ test('the sign-in form: labelled fields, a wrong password keeps the form with th
   }
 });
 
-test('a read-only user: freeze, unfreeze and drain are refused with the server message beside them, and the page keeps working', async () => {
+test('a read-only user: freeze, unfreeze, drain and undrain are refused with the server message beside them, and the page keeps working', async () => {
   const stub = await startStub(true);
   stub.overview.pools[0]!.autoscale!.frozen = true;
   const { page, problems } = await openSignInForm(chromium.context, stub.url);
@@ -138,6 +138,12 @@ test('a read-only user: freeze, unfreeze and drain are refused with the server m
     assert.equal(await drainFromPage(page, 'web', '127.0.0.1:9101'), drainRefused);
     const web = page.locator('section.pool[aria-labelledby="pool-title-web"]');
     assert.equal((await web.locator('.backends-error').textContent())?.trim(), drainRefused, 'shown under the pool\'s backends, where the button was');
+
+    stub.overview.pools[1]!.backends[0]!.state = 'draining';
+    const undrainRefused = await drainFromPage(page, 'api', '127.0.0.1:9201', 'undrain');
+    assert.match(undrainRefused, /^Could not undrain backend 127\.0\.0\.1:9201 of pool api: user viewer may not write \/concord\/drains\/api\/127\.0\.0\.1:9201 .*\(CONCORD_E_API_PERMISSION_DENIED\)$/);
+    const api = page.locator('section.pool[aria-labelledby="pool-title-api"]');
+    assert.equal((await api.locator('.backends-error').textContent())?.trim(), undrainRefused);
 
     await page.getByRole('button', { name: 'Unfreeze the autoscaler of pool web' }).click();
     await web.locator('.autoscale-error', { hasText: 'user viewer may not write /concord/autoscale/freeze/web' }).waitFor({ timeout: DEFAULT_WAIT_MS });
