@@ -24,15 +24,36 @@ test("the page's JavaScript type-checks against the DOM and the API contract", (
   assert.equal(status, 0);
 });
 
-test('the check catches a field the contract does not have', () => {
+/** Type-checks one file of JavaScript with the page's settings; returns the checker's output. */
+function typeCheckSnippet(source: string): { status: number | null; output: string } {
   const dir = mkdtempSync(join(tmpdir(), 'concord-ui-types-'));
   try {
-    writeFileSync(join(dir, 'wrong.js'), `/** @param {import('${join(root, 'src/ui/api-types.ts')}').Overview} overview */\nexport const count = (overview) => overview.pool.length;\n`);
+    writeFileSync(join(dir, 'wrong.js'), source);
     writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ extends: join(root, 'src/ui/browser/tsconfig.json'), include: ['wrong.js'] }));
-    const { status, output } = typeCheck(join(dir, 'tsconfig.json'));
-    assert.notEqual(status, 0);
-    assert.match(output, /Property 'pool' does not exist on type 'Overview'/);
+    return typeCheck(join(dir, 'tsconfig.json'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const contract = join(root, 'src/ui/api-types.ts');
+
+test('the check catches a field the contract does not have', () => {
+  const { status, output } = typeCheckSnippet(`/** @param {import('${contract}').Overview} overview */\nexport const count = (overview) => overview.pool.length;\n`);
+  assert.notEqual(status, 0);
+  assert.match(output, /Property 'pool' does not exist on type 'Overview'/);
+});
+
+test("the check covers the identities: a session's user is a string or null, a login sends user and password", () => {
+  const { status, output } = typeCheckSnippet([
+    `/** @param {import('${contract}').SessionInfo} session */`,
+    'export const name = (session) => session.user.toUpperCase() + session.username;',
+    `/** @type {import('${contract}').LoginRequestBody} */`,
+    "export const body = { user: 'alice', pasword: 'x' };",
+    '',
+  ].join('\n'));
+  assert.notEqual(status, 0);
+  assert.match(output, /'session\.user' is possibly 'null'/);
+  assert.match(output, /Property 'username' does not exist on type 'SessionInfo'/);
+  assert.match(output, /'pasword' does not exist in type 'LoginRequestBody'/);
 });

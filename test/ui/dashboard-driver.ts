@@ -80,8 +80,8 @@ export interface DashboardPage {
   problems: string[];
 }
 
-/** Opens the dashboard and waits until it shows live data. */
-export async function openDashboard(context: BrowserContext, baseUrl: string, waitMs = DEFAULT_WAIT_MS): Promise<DashboardPage> {
+/** Opens the page with its script errors collected (not waiting for anything on it). */
+async function openWatchedPage(context: BrowserContext, baseUrl: string, waitMs: number): Promise<DashboardPage> {
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('pageerror', (error) => problems.push(`uncaught: ${error.message}`));
@@ -89,9 +89,43 @@ export async function openDashboard(context: BrowserContext, baseUrl: string, wa
     if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(`console: ${message.text()}`);
   });
   await page.goto(new URL('/', baseUrl).href, { timeout: waitMs });
+  return { page, problems };
+}
+
+/** Waits until the page shows live data. */
+async function waitForLiveData(page: Page, waitMs: number): Promise<void> {
   await waitForText(page, '#connection', /^\W*Live$/, waitMs);
   await waitForText(page, '#requests-total', /^\d[\d,]*$/, waitMs);
-  return { page, problems };
+}
+
+/** Opens the dashboard and waits until it shows live data. */
+export async function openDashboard(context: BrowserContext, baseUrl: string, waitMs = DEFAULT_WAIT_MS): Promise<DashboardPage> {
+  const watched = await openWatchedPage(context, baseUrl, waitMs);
+  await waitForLiveData(watched.page, waitMs);
+  return watched;
+}
+
+/** Opens the dashboard of a control plane whose store has authentication on; waits for the sign-in form. */
+export async function openSignInForm(context: BrowserContext, baseUrl: string, waitMs = DEFAULT_WAIT_MS): Promise<DashboardPage> {
+  const watched = await openWatchedPage(context, baseUrl, waitMs);
+  await watched.page.getByRole('heading', { name: 'Sign in' }).waitFor({ timeout: waitMs });
+  return watched;
+}
+
+/**
+ * Signs in through the form as a person does (types, then presses Enter); returns the form's error
+ * when it stays (a wrong password), or '' once the header says "Signed in as USER" and live data shows.
+ */
+export async function signInFromPage(page: Page, user: string, password: string, waitMs = DEFAULT_WAIT_MS): Promise<string> {
+  await page.getByLabel('User').fill(user, { timeout: waitMs });
+  await page.getByLabel('Password').fill(password, { timeout: waitMs });
+  await page.getByLabel('Password').press('Enter', { timeout: waitMs });
+  const signedIn = page.locator('#signed-in-as', { hasText: `Signed in as ${user}` });
+  const refused = page.locator('#sign-in-error:not([hidden])');
+  await signedIn.or(refused).first().waitFor({ timeout: waitMs });
+  if (await refused.isVisible()) return ((await refused.textContent()) ?? '').trim();
+  await waitForLiveData(page, waitMs);
+  return '';
 }
 
 /** Waits until the element's trimmed text matches. */

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import type { TimelineEntry } from '../../src/ui/api-types.ts';
 import { BACKEND_STATE_LOOK, backendStateLook, drainActionFor } from '../../src/ui/browser/model/backend-state.js';
 import { chartGeometry, niceCeiling, pointsOf } from '../../src/ui/browser/model/chart-geometry.js';
-import { eventProblems, overviewProblems } from '../../src/ui/browser/model/contract-check.js';
+import { eventProblems, overviewProblems, sessionProblems } from '../../src/ui/browser/model/contract-check.js';
 import { formatAge, formatAxisValue, formatCount, formatMs, formatPercent, formatRate, formatTimeUtc, UNKNOWN_TEXT } from '../../src/ui/browser/model/format.js';
 import { appendSample, autoscaledPools, sampleOf, type Sample } from '../../src/ui/browser/model/history.js';
 import { eventKey, eventTone, filterEvents, mergeEvents, newestEventAt } from '../../src/ui/browser/model/timeline.js';
@@ -169,6 +169,15 @@ test('the contract check passes the sample overview and names each field that is
   const many = sampleOverview(NOW_MS) as unknown as { proxies: unknown[] };
   many.proxies = Array.from({ length: 50 }, () => ({}));
   assert.equal(overviewProblems(many).length, 10, 'a long list of problems is cut');
+});
+
+test('the contract check of a session answer: authRequired and user, or what is wrong with them', () => {
+  assert.deepEqual(sessionProblems({ authRequired: false, user: null }), []);
+  assert.deepEqual(sessionProblems({ authRequired: true, user: 'alice' }), []);
+  assert.deepEqual(sessionProblems({ authRequired: true, user: null, extra: 1 }), [], 'extra fields are fine');
+  assert.deepEqual(sessionProblems({ authRequired: 'yes', user: 3 }), ['session.authRequired: expected boolean, got string', 'session.user: expected string or null, got number']);
+  assert.deepEqual(sessionProblems({ authRequired: true }), ['session.user: expected string or null, got undefined'], 'user is always present, null when nobody is signed in');
+  assert.deepEqual(sessionProblems('ok'), ['session: expected an object, got string']);
 });
 
 /** What the model may not touch: the page's I/O and ambient time, which the views pass in. */

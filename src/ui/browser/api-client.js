@@ -1,11 +1,13 @@
 // The page's side of the control plane's API (docs/dashboard.md): JSON GETs and POSTs with a time
-// limit, and the live stream with reconnection. Every answer is checked against the contract
-// before anyone draws it (model/contract-check.js).
+// limit, the session (sign-in and sign-out when the store has authentication on), and the live
+// stream with reconnection. Every answer is checked against the contract before anyone draws it
+// (model/contract-check.js).
 
-import { eventProblems, overviewProblems } from './model/contract-check.js';
+import { eventProblems, overviewProblems, sessionProblems } from './model/contract-check.js';
 
 /** @typedef {import('../api-types.ts').Overview} Overview */
 /** @typedef {import('../api-types.ts').TimelineEntry} TimelineEntry */
+/** @typedef {import('../api-types.ts').SessionInfo} SessionInfo */
 
 /** A request that takes longer than this is abandoned with an error the page shows. */
 export const REQUEST_TIMEOUT_MS = 10_000;
@@ -14,6 +16,29 @@ export const RECONNECT_MIN_MS = 1_000;
 export const RECONNECT_MAX_MS = 15_000;
 /** The server sends an overview about once a second; this much silence means the stream is dead. */
 export const STREAM_SILENCE_MS = 15_000;
+
+/** The API's answer to a request without a valid identity (no session, or an expired one). */
+export const UNAUTHENTICATED_STATUS = 401;
+/**
+ * The session's own endpoints: a 401 from these is about the credentials just sent (a wrong
+ * password), not a session that ended, so it does not send the page back to its sign-in form.
+ */
+const SESSION_PATHS = new Set(['/api/session', '/api/login', '/api/logout']);
+/** Every POST's headers: the JSON content type is also the CSRF defence (see postJson). */
+const JSON_POST_HEADERS = { 'content-type': 'application/json', accept: 'application/json' };
+
+/** @type {(error: ApiError) => void} */
+let sessionEndedHandler = () => {};
+
+/**
+ * Sets what happens when any API request (other than the session's own) is answered 401: the
+ * session ended (it expired, or the control plane restarted), so the page returns to its sign-in
+ * form. One place, so no caller can forget it.
+ * @param {(error: ApiError) => void} handler
+ */
+export function onSessionEnded(handler) {
+  sessionEndedHandler = handler;
+}
 
 /** An error the API answered with (or the failure to reach it), with a code when there is one. */
 export class ApiError extends Error {
@@ -54,9 +79,49 @@ async function requestJson(path, init) {
     const error = typeof body === 'object' && body !== null && 'error' in body ? /** @type {{ error: { code?: unknown, message?: unknown } }} */ (body).error : undefined;
     const code = typeof error?.code === 'string' ? error.code : '';
     const message = typeof error?.message === 'string' ? error.message : `${path} answered ${response.status} ${response.statusText}`;
-    throw new ApiError(code, message, response.status);
+    const failure = new ApiError(code, message, response.status);
+    if (response.status === UNAUTHENTICATED_STATUS && !SESSION_PATHS.has(path)) sessionEndedHandler(failure);
+    throw failure;
   }
   return body;
+}
+
+/**
+ * @param {unknown} body
+ * @param {string} path
+ * @returns {SessionInfo}
+ */
+function checkedSession(body, path) {
+  const problems = sessionProblems(body);
+  if (problems.length > 0) throw new ApiError('', `the control plane's ${path} answer does not match this page: ${problems.join('; ')}`, 200);
+  return /** @type {SessionInfo} */ (body);
+}
+
+/**
+ * Whether the API needs an identity, and whose this page's session is. Always open (no 401).
+ * @returns {Promise<SessionInfo>}
+ */
+export async function fetchSession() {
+  return checkedSession(await requestJson('/api/session', { headers: { accept: 'application/json' } }), '/api/session');
+}
+
+/**
+ * Signs in as a store user; the answer sets the session cookie (HttpOnly: the page never sees it).
+ * The password goes from the form into this one request body and nowhere else.
+ * @param {string} user
+ * @param {string} password
+ * @returns {Promise<SessionInfo>}
+ */
+export async function login(user, password) {
+  return checkedSession(await requestJson('/api/login', { method: 'POST', headers: JSON_POST_HEADERS, body: JSON.stringify({ user, password }) }), '/api/login');
+}
+
+/**
+ * Ends this page's session on the server (and the cookie with it).
+ * @returns {Promise<SessionInfo>}
+ */
+export async function logout() {
+  return checkedSession(await requestJson('/api/logout', { method: 'POST', headers: JSON_POST_HEADERS, body: '{}' }), '/api/logout');
 }
 
 /** @returns {Promise<Overview>} */
@@ -89,7 +154,7 @@ export async function fetchEvents(query) {
  * @param {object} body
  */
 export async function postJson(path, body) {
-  await requestJson(path, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(body) });
+  await requestJson(path, { method: 'POST', headers: JSON_POST_HEADERS, body: JSON.stringify(body) });
 }
 
 /**
@@ -99,6 +164,8 @@ export async function postJson(path, body) {
  * @property {(state: 'connecting' | 'live' | 'reconnecting', detail: string) => void} onState
  * @property {() => void} onOpen each time the stream (re)connects: fetch what was missed
  * @property {(problem: string) => void} onProblem data the page could not use
+ * @property {() => Promise<boolean>} mayRetry asked when the server refuses the stream (EventSource
+ *   does not say why, so a 401 looks like a 503): false stops the retries (the session ended)
  */
 
 /**
@@ -140,8 +207,17 @@ export function openStream(handlers) {
       handlers.onOpen();
     });
     current.addEventListener('error', () => {
-      if (current.readyState === EventSource.CLOSED) scheduleReconnect('the stream was refused');
-      else handlers.onState('reconnecting', 'the stream dropped; the browser is reconnecting');
+      if (current.readyState !== EventSource.CLOSED) {
+        handlers.onState('reconnecting', 'the stream dropped; the browser is reconnecting');
+        return;
+      }
+      // Refused: no retry (and no watchdog) until the page knows whether it may still connect.
+      current.close();
+      source = null;
+      handlers.mayRetry().then(
+        (retry) => { if (retry) scheduleReconnect('the stream was refused'); },
+        () => scheduleReconnect('the stream was refused'),
+      );
     });
     current.addEventListener('overview', (message) => {
       lastMessageMs = Date.now();

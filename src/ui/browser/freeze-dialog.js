@@ -10,9 +10,11 @@ import { byId, setText } from './dom.js';
 
 /**
  * @param {(scope: FreezeScope, reason: string) => Promise<void>} freeze sends the freeze; rejects with what went wrong
- * @returns {{ open(scope: FreezeScope): void }}
+ * @param {(failure: unknown) => string} describeFailure the server's message and code, shown in the dialog
+ *   (a 403 names the store key the signed-in user may not write)
+ * @returns {{ open(scope: FreezeScope): void, close(): void }}
  */
-export function createFreezeDialog(freeze) {
+export function createFreezeDialog(freeze, describeFailure) {
   const dialog = byId('freeze-dialog', HTMLDialogElement);
   const form = byId('freeze-form', HTMLFormElement);
   const title = byId('freeze-title', HTMLElement);
@@ -38,7 +40,7 @@ export function createFreezeDialog(freeze) {
       () => dialog.close('frozen'),
       (/** @type {unknown} */ failure) => {
         error.hidden = false;
-        setText(error, `Not frozen: ${failure instanceof Error ? failure.message : String(failure)}`);
+        setText(error, `Not frozen: ${describeFailure(failure)}`);
       },
     ).finally(() => {
       confirm.disabled = false;
@@ -56,6 +58,9 @@ export function createFreezeDialog(freeze) {
       setText(error, '');
       dialog.showModal();
       reason.focus();
+    },
+    close() {
+      if (dialog.open) dialog.close('cancel');
     },
   };
 }

@@ -21,6 +21,8 @@ const DECISIONS_SHOWN = 5;
  * @property {(pool: string) => void} unfreezePool
  * @property {(pool: string, address: string, action: 'drain' | 'undrain') => void} drainBackend
  * @property {(key: string) => boolean} isBusy whether an action with this key is on its way
+ * @property {(area: string) => string} failureIn why the last action in this area (autoscaleArea,
+ *   backendsArea) failed, shown beside its buttons; '' when it did not
  */
 
 /**
@@ -38,6 +40,20 @@ export function drainKey(pool, address, action) {
 /** @param {string} pool */
 export function freezeKey(pool) {
   return `freeze:${pool}`;
+}
+
+/**
+ * Where a failed action's message is shown: beside the buttons that sent it, because a person who
+ * pressed Drain far down the page may not see the notices at its top.
+ * @param {string} pool
+ */
+export function autoscaleArea(pool) {
+  return `autoscale:${pool}`;
+}
+
+/** @param {string} pool */
+export function backendsArea(pool) {
+  return `backends:${pool}`;
 }
 
 /**
@@ -72,6 +88,7 @@ function createPoolCard(pool, actions) {
     el('p', { className: 'badge autoscale-state' }),
     el('dl', { className: 'facts autoscale-facts' }, [fact('Desired', 'desired'), fact('Actual', 'actual'), fact('Bounds', 'bounds'), fact('Leader', 'leader')]),
     freezeButton,
+    el('p', { className: 'action-error autoscale-error' }),
     el('h5', { className: 'decisions-title', text: 'Last decisions (newest first)' }),
     el('ol', { className: 'decisions' }),
   ]);
@@ -93,6 +110,7 @@ function createPoolCard(pool, actions) {
     el('header', { className: 'pool-header' }, [el('h3', { attrs: { id: titleId }, text: `Pool ${pool.name}` }), el('span', { className: 'muted balance' })]),
     el('div', { className: 'panels' }, [autoscalePanel, shedPanel]),
     table,
+    el('p', { className: 'action-error backends-error' }),
   ]);
 }
 
@@ -105,6 +123,7 @@ function updatePoolCard(card, pool, context) {
   setText(part(card, '.balance'), `balancing: ${pool.balance}`);
   updateAutoscale(part(card, '.autoscale'), pool.name, pool.autoscale, context);
   updateShed(part(card, '.shed'), pool.shed);
+  showFailure(part(card, '.backends-error'), context.actions.failureIn(backendsArea(pool.name)));
   syncChildren(part(card, '.backend-rows'), pool.backends, (backend) => backend.address, (backend) => createBackendRow(pool.name, backend, context.actions), (row, backend) => updateBackendRow(row, pool.name, backend, context));
 }
 
@@ -121,6 +140,7 @@ function updateAutoscale(panel, poolName, autoscale, context) {
   const decisions = part(panel, '.decisions');
   const decisionsTitle = part(panel, '.decisions-title');
   for (const element of [facts, button, decisions, decisionsTitle]) element.hidden = autoscale === null;
+  showFailure(part(panel, '.autoscale-error'), autoscale === null ? '' : context.actions.failureIn(autoscaleArea(poolName)));
   if (autoscale === null) {
     setText(badge, 'Not autoscaled: a fixed set of backends');
     badge.dataset.tone = 'muted';
@@ -161,6 +181,15 @@ function updateAutoscale(panel, poolName, autoscale, context) {
       setText(/** @type {HTMLElement} */ (reasons), decision.reasons.length === 0 ? 'no reason given' : decision.reasons.join('; '));
     },
   );
+}
+
+/**
+ * @param {HTMLElement} element
+ * @param {string} failure '' hides it
+ */
+function showFailure(element, failure) {
+  element.hidden = failure === '';
+  setText(element, failure);
 }
 
 /**

@@ -34,6 +34,7 @@ const KINDS = {
   string: (value) => typeof value === 'string',
   number: (value) => typeof value === 'number' && Number.isFinite(value),
   boolean: (value) => typeof value === 'boolean',
+  'string or null': (value) => value === null || typeof value === 'string',
   'number or null': (value) => value === null || (typeof value === 'number' && Number.isFinite(value)),
   array: (value) => Array.isArray(value),
   'object or null': (value) => value === null || isObject(value),
@@ -127,5 +128,17 @@ export function eventProblems(value, path = 'event') {
   /** @type {string[]} */
   const problems = [];
   checkFields(problems, path, value, { at: 'string', kind: 'string', pool: 'string?', backend: 'string?', summary: 'string' });
+  return problems;
+}
+
+/**
+ * What is wrong with an answer of /api/session, /api/login or /api/logout; empty when it is usable.
+ * @param {unknown} value
+ * @returns {string[]}
+ */
+export function sessionProblems(value) {
+  /** @type {string[]} */
+  const problems = [];
+  checkFields(problems, 'session', value, { authRequired: 'boolean', user: 'string or null' });
   return problems;
 }
