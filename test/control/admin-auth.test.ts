@@ -6,7 +6,8 @@
 // for a read-only user, 200 for the operator, whose name is the event's `by`); the CLI acts with
 // --user and fails in one clear line without it; `concord control-plane` serves the admin API over
 // TLS with a throwaway certificate and sets a Secure cookie; the proxy's own admin port asks for a
-// user allowed to drain; and no password appears in any log line or answer.
+// user allowed to drain; the dashboard's page signs in against it in headless Chromium (a viewer's
+// drain refused beside the button, the operator's freeze recorded as the operator); and no password appears in any log line or answer.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { runEtcdctl } from '../compat/etcdctl.ts';
 import { makeCa, makeSignedCertificate } from '../support/certificates.ts';
+import { checkIdentityContract } from '../ui/identity-contract.ts';
+import { backendRow, DEFAULT_WAIT_MS, drainFromPage, freezeFromPage, launchChromium, openSignInForm, signInFromPage, waitForText, type ChromiumSession } from '../ui/dashboard-driver.ts';
 import { freeLoopbackPorts, stopProcess } from '../support/child-processes.ts';
 import { waitFor } from '../support/store-member.ts';
 import { startBackend, type TestBackend } from '../traffic/proxy-harness.ts';
@@ -42,6 +45,7 @@ let clientPort: number;
 let adminUrl: string;
 let proxyUrl: string;
 let proxyAdminUrl: string;
+let chromium: ChromiumSession | undefined;
 const processes: Running[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];
 
@@ -139,6 +143,7 @@ before(async () => {
 });
 
 after(async () => {
+  await chromium?.close();
   for (const running of processes) await stopProcess(running.child, { graceMs: 5_000, killWaitMs: 2_000 });
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
@@ -154,6 +159,43 @@ test('once auth is on, the admin API says so and asks for an identity: 401 witho
   const wrong = await api('/api/overview', { headers: { authorization: `Basic ${Buffer.from('viewer:not-it').toString('base64')}` } });
   assert.equal(wrong.status, 401);
   assert.match(errorOf(wrong.json).message, /wrong user name or password/);
+});
+
+test('the identity contract over HTTP against the real control plane', async () => {
+  await waitFor('GET /api/session to say authRequired', async () => (await api('/api/session')).json.authRequired === true, AUTH_NOTICED_MS);
+  await checkIdentityContract({
+    baseUrl: adminUrl,
+    operator: { name: 'operator', password: PASSWORDS.operator },
+    viewer: { name: 'viewer', password: PASSWORDS.viewer },
+    backend: { pool: 'web', address: backend.address },
+  });
+});
+
+test('the page against the real control plane: the form, a wrong password, a viewer refused beside the button, sign-out, the operator freezes as operator', async () => {
+  chromium = await launchChromium();
+  const { page, problems } = await openSignInForm(chromium.context, adminUrl);
+  try {
+    assert.match(await signInFromPage(page, 'viewer', 'not-it'), /^Not signed in: .*wrong user name or password.*CONCORD_E_API_UNAUTHENTICATED/);
+    assert.equal(await signInFromPage(page, 'viewer', PASSWORDS.viewer), '');
+    await backendRow(page, 'web', backend.address).waitFor({ timeout: DEFAULT_WAIT_MS });
+    const refused = await drainFromPage(page, 'web', backend.address);
+    assert.match(refused, /CONCORD_E_API_PERMISSION_DENIED/);
+    assert.match(refused, new RegExp(`/concord/drains/web/${backend.address.replace(/[.]/g, '\\.')}`));
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.locator('#sign-in:not([hidden])').waitFor({ timeout: DEFAULT_WAIT_MS });
+    assert.equal(await signInFromPage(page, 'operator', PASSWORDS.operator), '');
+    await freezeFromPage(page, 'incident 9 from the page');
+    await waitForText(page, '#global-freeze-state', /frozen for every pool by operator/);
+    const record = JSON.parse(await etcdctl(['get', '/concord/autoscale/freeze', '--print-value-only', ROOT])) as { by: string };
+    assert.equal(record.by, 'operator');
+    await page.getByRole('button', { name: 'Unfreeze every pool' }).click();
+    await waitForText(page, '#global-freeze-state', /Autoscaler active/);
+    const memory = await page.evaluate(() => JSON.stringify([Object.entries((globalThis as unknown as { localStorage: object }).localStorage), Object.entries((globalThis as unknown as { sessionStorage: object }).sessionStorage), (globalThis as unknown as { location: { href: string } }).location.href]));
+    for (const password of Object.values(PASSWORDS)) assert.ok(!memory.includes(password));
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+  }
 });
 
 test('the proxy and the control plane, with their own users, keep working after auth enable', async () => {
