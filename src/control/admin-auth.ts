@@ -35,8 +35,8 @@ export const MAX_CONCURRENT_LOGINS = 4;
 export const AUTH_PROBE_INTERVAL_MS = 5_000;
 /** The contract's cookie name. */
 export const SESSION_COOKIE = 'concord_session';
-/** A user name or password longer than this is refused before the store is asked. */
-const MAX_CREDENTIAL_LENGTH = 1_024;
+/** A user name or password longer than this many characters is refused before the store is asked. */
+const MAX_CREDENTIAL_CHARS = 1_024;
 /** Any key: a call with a token renews the token's TTL on the member even when the read is not permitted. */
 const TOKEN_TOUCH_KEY = '/concord/';
 
@@ -229,7 +229,7 @@ export class AdminAuthenticator {
 
   /** Auth.Authenticate on the store, within the failed-login and concurrency bounds. */
   private async checkPassword(user: string, password: string): Promise<string> {
-    if (user === '' || password === '' || user.length > MAX_CREDENTIAL_LENGTH || password.length > MAX_CREDENTIAL_LENGTH) {
+    if (user === '' || password === '' || user.length > MAX_CREDENTIAL_CHARS || password.length > MAX_CREDENTIAL_CHARS) {
       throw new ApiProblem(401, UNAUTHENTICATED, 'wrong user name or password');
     }
     const now = this.nowMs();

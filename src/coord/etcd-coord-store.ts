@@ -35,7 +35,7 @@ import { keyValueOf, rangeEndOf } from './etcd-wire.ts';
 import { EtcdLease } from './etcd-lease.ts';
 import { EtcdWatch } from './etcd-watch.ts';
 import { StoreCluster } from './store-cluster.ts';
-import { authenticationError, StoreAuthenticator, type CallMetadata, type StoreCredentials } from './store-auth.ts';
+import { authenticationError, isAuthNotEnabled, StoreAuthenticator, type CallMetadata, type StoreCredentials } from './store-auth.ts';
 import { formatStoreLocation, type StoreLocation } from './store-url.ts';
 
 export interface EtcdCoordStoreOptions {
@@ -162,7 +162,7 @@ export class EtcdCoordStore implements CoordStore {
       try {
         return (await this.client.auth.authenticate({ name: user, password })).token;
       } catch (error) {
-        if (/authentication is not enabled/i.test(String((error as Error).message))) {
+        if (isAuthNotEnabled(error)) {
           throw new CoordError('CONCORD_E_STORE_AUTH_FAILED', 'the store has authentication off: there is no user to sign in as');
         }
         throw authenticationError(user, error, this.requestTimeoutMs);

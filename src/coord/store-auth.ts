@@ -175,7 +175,7 @@ export class StoreAuthenticator {
     } catch (error) {
       // As etcd's own client: credentials for a store without authentication are not an error;
       // calls go without a token until the store asks for one (then this authenticates again).
-      if (AUTH_NOT_ENABLED.test(messageOf(error))) {
+      if (isAuthNotEnabled(error)) {
         this.token = '';
         return '';
       }
@@ -184,6 +184,11 @@ export class StoreAuthenticator {
       throw refusal;
     }
   }
+}
+
+/** The store answered that it has authentication off (etcd: "authentication is not enabled"). */
+export function isAuthNotEnabled(error: unknown): boolean {
+  return AUTH_NOT_ENABLED.test(messageOf(error));
 }
 
 function messageOf(error: unknown): string {
