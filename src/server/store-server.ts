@@ -79,6 +79,7 @@ const realTimers: MemberTimers = {
   clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
   setTimeout: (callback, ms) => setTimeout(callback, ms),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  nextTurn: (callback) => setImmediate(callback),
 };
 
 interface ServerParts {

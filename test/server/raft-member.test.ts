@@ -37,6 +37,9 @@ class ManualTimers implements MemberTimers {
   clearTimeout(handle: unknown): void {
     this.timers.delete(handle as number);
   }
+  nextTurn(callback: () => void): void {
+    setImmediate(callback);
+  }
   /** Advances time step by step, running due timers and letting the run loop's promises settle. */
   async advance(ms: number): Promise<void> {
     const end = this.clockMs + ms;
@@ -92,7 +95,7 @@ class Counter implements StateMachine<number> {
   }
 }
 
-function singleMember(overrides: { snapshotEveryEntries?: number; storage?: MemoryStorage; log?: RecordingLog; startMs?: number } = {}) {
+function singleMember(overrides: { snapshotEveryEntries?: number; storage?: MemoryStorage; log?: RecordingLog; startMs?: number; maxPendingProposals?: number } = {}) {
   const timers = new ManualTimers(overrides.startMs);
   const log = overrides.log ?? new RecordingLog();
   const machine = new Counter();
@@ -110,7 +113,7 @@ function singleMember(overrides: { snapshotEveryEntries?: number; storage?: Memo
     snapshotEveryEntries: overrides.snapshotEveryEntries ?? 1000,
     keptEntriesAfterSnapshot: 2,
     proposalTimeoutMs: 500,
-    maxPendingProposals: 4,
+    maxPendingProposals: overrides.maxPendingProposals ?? 4,
     appliedRequestsWindow: 100,
     onFatal: (error) => {
       throw error;
@@ -128,6 +131,29 @@ test('a single member elects itself, applies proposals in order, and answers eac
   assert.deepEqual(results.sort((a, b) => a - b), [1, 3, 6]);
   assert.ok(log.saves >= 1);
   assert.equal(log.persisted.lastIndex(), member.appliedIndex(), 'everything applied was persisted first');
+  member.stop();
+});
+
+test('a batch of applied proposals is answered a few per turn of the event loop, in order, every one', async () => {
+  const { timers, member } = singleMember({ maxPendingProposals: 100 });
+  member.start();
+  await timers.advance(5);
+  let turn = 0;
+  let counting = true;
+  const countTurns = () => {
+    turn++;
+    if (counting) setImmediate(countTurns);
+  };
+  setImmediate(countTurns);
+  const answered: { result: number; turn: number }[] = [];
+  const proposals = Array.from({ length: 40 }, () => member.propose(Uint8Array.of(1)).then((result) => answered.push({ result, turn })));
+  await Promise.all(proposals);
+  counting = false;
+  assert.deepEqual(answered.map((a) => a.result), Array.from({ length: 40 }, (_, i) => i + 1), 'answered in the order applied');
+  const perTurn = new Map<number, number>();
+  for (const { turn: at } of answered) perTurn.set(at, (perTurn.get(at) ?? 0) + 1);
+  assert.ok(Math.max(...perTurn.values()) <= 16, `at most 16 answers per turn, got ${JSON.stringify([...perTurn])}`);
+  assert.ok(perTurn.size >= 3, 'the 40 answers took at least three turns');
   member.stop();
 });
 
