@@ -149,18 +149,21 @@ class FastPathCall {
       return;
     }
     for (const message of messages) {
-      if (this.hasRequest()) {
-        // grpc-js's text for a unary call too.
-        this.finish({ code: status.UNIMPLEMENTED, details: `Received a second request message for server streaming method ${this.method.path}`, metadata: null });
-        return;
-      }
+      // grpc-js deserializes every message as it arrives, and only then sees that it is a second one.
+      let request: unknown;
       try {
-        this.request = this.method.requestDeserialize(message);
+        request = this.method.requestDeserialize(message);
       } catch (error) {
         const details = SEND_ERROR_DETAILS ? `Error deserializing request: ${(error as Error).message}` : 'Error deserializing request';
         this.finish({ code: status.INTERNAL, details, metadata: null });
         return;
       }
+      if (this.hasRequest()) {
+        // grpc-js's text for a unary call too.
+        this.finish({ code: status.UNIMPLEMENTED, details: `Received a second request message for server streaming method ${this.method.path}`, metadata: null });
+        return;
+      }
+      this.request = request;
     }
   }
 
