@@ -54,7 +54,7 @@ export function registerEtcdServices(server: Server, context: EtcdServiceContext
 
 function unaryMethods(definition: ServiceDefinition, implementation: UntypedServiceImplementation): UnaryMethod[] {
   return Object.entries(definition)
-    .filter(([, method]) => !method.requestStream && !method.responseStream)
+    .filter(([name, method]) => !method.requestStream && !method.responseStream && typeof implementation[name] === 'function')
     .map(([name, method]) => ({
       path: method.path,
       requestDeserialize: method.requestDeserialize,
