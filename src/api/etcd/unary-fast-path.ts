@@ -18,6 +18,7 @@ import { TLSSocket } from 'node:tls';
 import type { PeerCertificate } from 'node:tls';
 import { Metadata, status } from '@grpc/grpc-js';
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import { MESSAGE_PREFIX_BYTES, MessageReader } from './grpc-message-reader.ts';
 
 /** One unary method: its path (/package.Service/Method), codec and handler, as registered with grpc-js. */
 export interface UnaryMethod {
@@ -32,8 +33,6 @@ export interface UnaryFastPathOptions {
   maxReceiveMessageBytes: number;
 }
 
-/** gRPC's message prefix: a compressed flag and a big-endian length. */
-const MESSAGE_PREFIX_BYTES = 5;
 /** Content types served here; grpc-js accepts any application/grpc*, and serves the others itself. */
 const SIMPLE_CONTENT_TYPES = new Set(['application/grpc', 'application/grpc+proto']);
 /** grpc-js's grpc-timeout grammar and units. */
@@ -258,59 +257,4 @@ function statusOfError(error: Error & { code?: unknown; details?: unknown; metad
     return { code: error.code, details: typeof error.details === 'string' ? error.details : error.message, metadata };
   }
   return { code: status.UNKNOWN, details: 'message' in error ? error.message : 'Unknown Error', metadata };
-}
-
-/**
- * Splits a stream's bytes into gRPC messages, as grpc-js's decoder does: a message whose prefix
- * announces more than the limit is refused before any of it is kept, so at most one message of at
- * most the limit is ever buffered. The compressed flag is ignored with identity encoding, as grpc-js
- * does (only identity streams come here).
- */
-class MessageReader {
-  private readonly maxMessageBytes: number;
-  private readonly prefix = Buffer.alloc(MESSAGE_PREFIX_BYTES);
-  private prefixFilled = 0;
-  /** The message being read: its parts, and the bytes still missing. */
-  private parts: Buffer[] = [];
-  private missing = 0;
-
-  constructor(maxMessageBytes: number) {
-    this.maxMessageBytes = maxMessageBytes;
-  }
-
-  /** The messages that `chunk` completes; throws (with grpc-js's text) on one over the limit. */
-  write(chunk: Buffer): Buffer[] {
-    const complete: Buffer[] = [];
-    let at = 0;
-    while (at < chunk.length) {
-      if (this.prefixFilled < MESSAGE_PREFIX_BYTES) {
-        const taken = Math.min(MESSAGE_PREFIX_BYTES - this.prefixFilled, chunk.length - at);
-        chunk.copy(this.prefix, this.prefixFilled, at, at + taken);
-        this.prefixFilled += taken;
-        at += taken;
-        if (this.prefixFilled < MESSAGE_PREFIX_BYTES) break;
-        const length = this.prefix.readUInt32BE(1);
-        if (this.maxMessageBytes !== -1 && length > this.maxMessageBytes) {
-          throw new Error(`Received message larger than max (${length} vs ${this.maxMessageBytes})`);
-        }
-        this.missing = length;
-        if (length === 0) {
-          complete.push(Buffer.alloc(0));
-          this.prefixFilled = 0;
-        }
-        continue;
-      }
-      const taken = Math.min(this.missing, chunk.length - at);
-      this.parts.push(chunk.subarray(at, at + taken));
-      this.missing -= taken;
-      at += taken;
-      if (this.missing === 0) {
-        // A copy of its own, as grpc-js hands over: decoders may keep views into it (put-codec.ts).
-        complete.push(Buffer.concat(this.parts));
-        this.parts = [];
-        this.prefixFilled = 0;
-      }
-    }
-    return complete;
-  }
 }
