@@ -8,11 +8,16 @@
 // retries with backoff. Nothing can be said on the wire before the HTTP/2 handshake, so the code
 // CONCORD_E_CLIENT_CONNECTION_LIMIT goes to the log (at most once a second) and the refusal to
 // concord_store_refused_total{limit="max-client-connections"}.
+//
+// With a fast path given, its methods' simple calls are served on the HTTP/2 stream before grpc-js
+// sees them (grpc-stream-seam.ts); everything else is grpc-js's as before.
 
 import { createServer } from 'node:net';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
 import type { ServerMetrics } from '../observe/server-metrics.ts';
+import type { UnaryFastPath } from '../api/etcd/unary-fast-path.ts';
+import { createDivertedConnectionInjector } from './grpc-stream-seam.ts';
 import { ConfigError } from './server-config.ts';
 
 /** Refusals are logged at most this often; the metric counts every one. */
@@ -26,6 +31,8 @@ export interface ClientListenerOptions {
   maxClientConnections: number;
   metrics: ServerMetrics;
   warn: (message: string) => void;
+  /** Unary calls served before grpc-js; without one, grpc-js serves every call. */
+  fastPath?: UnaryFastPath;
 }
 
 export class ClientListener {
@@ -43,8 +50,8 @@ export class ClientListener {
   }
 
   static async listen(options: ClientListenerOptions): Promise<ClientListener> {
-    const { grpc, credentials, host, port, maxClientConnections, metrics, warn } = options;
-    const injector = grpc.createConnectionInjector(credentials);
+    const { grpc, credentials, host, port, maxClientConnections, metrics, warn, fastPath } = options;
+    const injector = fastPath === undefined ? grpc.createConnectionInjector(credentials) : fastInjector(grpc, credentials, fastPath, warn);
     const sockets = new Set<Socket>();
     const server = createServer({ noDelay: true }, (socket) => {
       sockets.add(socket);
@@ -84,4 +91,13 @@ export class ClientListener {
     for (const socket of this.sockets) socket.destroy();
     await closed;
   }
+}
+
+/** grpc-js's injector with the fast path in front; if that cannot be done, grpc-js alone, and a warning. */
+function fastInjector(grpc: GrpcServer, credentials: ServerCredentials, fastPath: UnaryFastPath, warn: (message: string) => void) {
+  const { injector, notDiverted } = createDivertedConnectionInjector(grpc, credentials, (stream, headers) => fastPath.serve(stream, headers));
+  if (notDiverted !== undefined) {
+    warn(`CONCORD_W_NO_UNARY_FAST_PATH: every KV call goes through grpc-js (slower, same answers): ${notDiverted}`);
+  }
+  return injector;
 }

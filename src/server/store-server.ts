@@ -10,6 +10,7 @@ import type { Message } from '../consensus/types.ts';
 import { SeededRandom } from '../random/seeded-random.ts';
 import type { ApplyResult } from '../kv/state-machine.ts';
 import { registerEtcdServices } from '../api/etcd/services.ts';
+import { UnaryFastPath } from '../api/etcd/unary-fast-path.ts';
 import { errorFromPeer } from '../api/etcd/grpc-errors.ts';
 import type { EtcdServiceContext } from '../api/etcd/service-context.ts';
 import type { HeaderSource } from '../api/etcd/wire.ts';
@@ -71,6 +72,11 @@ export interface StoreServerOptions {
   transportLimits?: Partial<TransportLimits>;
   /** Called once this member has been removed from the cluster and has stopped. Default: nothing more. */
   onRemoved?: () => void;
+  /**
+   * Serve KV's unary calls on the HTTP/2 stream before grpc-js (unary-fast-path.ts). Default true;
+   * false lets grpc-js serve every call (tests compare the two).
+   */
+  unaryFastPath?: boolean;
 }
 
 const realTimers: MemberTimers = {
@@ -93,6 +99,7 @@ interface ServerParts {
   clientAddresses: string[];
   clientListeners: ClientListener[];
   metricsServers: HttpServer[];
+  fastPath: UnaryFastPath | undefined;
   recovered: RecoveredDataDir;
   cleanups: (() => void | Promise<void>)[];
   logger: StoreServerLogger;
@@ -114,6 +121,7 @@ export class StoreServer {
   private readonly grpc: Server;
   private readonly clientListeners: ClientListener[];
   private readonly metricsServers: HttpServer[];
+  private readonly fastPath: UnaryFastPath | undefined;
   private readonly recovered: RecoveredDataDir;
   private readonly cleanups: (() => void | Promise<void>)[];
   private readonly logger: StoreServerLogger;
@@ -131,6 +139,7 @@ export class StoreServer {
     this.clientAddresses = parts.clientAddresses;
     this.clientListeners = parts.clientListeners;
     this.metricsServers = parts.metricsServers;
+    this.fastPath = parts.fastPath;
     this.metricsAddresses = parts.metricsServers.map((server) => {
       const address = server.address();
       return typeof address === 'object' && address ? `${address.address}:${address.port}` : String(address);
@@ -138,6 +147,11 @@ export class StoreServer {
     this.peerAddresses = [...parts.transport.listenAddresses];
     this.recovered = parts.recovered;
     this.logger = parts.logger;
+  }
+
+  /** KV calls served by the unary fast path instead of grpc-js, since the start. */
+  fastPathCalls(): number {
+    return this.fastPath?.callsServed ?? 0;
   }
 
   static async start(config: ServerConfig, options: StoreServerOptions = {}): Promise<StoreServer> {
@@ -290,8 +304,9 @@ export class StoreServer {
     cleanups.push(() => transport.stop());
 
     const headers: HeaderSource = { clusterId, memberId, raftTerm: () => member.term() };
+    const maxReceiveMessageBytes = config.maxRequestBytes + GRPC_OVERHEAD_BYTES;
     const grpc = new Server({
-      'grpc.max_receive_message_length': config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+      'grpc.max_receive_message_length': maxReceiveMessageBytes,
       'grpc.max_send_message_length': 2 ** 31 - 1,
       'grpc.max_concurrent_streams': config.maxConcurrentStreams,
       // Channelz (gRPC's introspection service) is never served here, but its bookkeeping runs on
@@ -332,7 +347,8 @@ export class StoreServer {
       cluster: admin,
       onStop: (cleanup) => cleanups.push(cleanup),
     };
-    registerEtcdServices(grpc, context);
+    const fastPathMethods = registerEtcdServices(grpc, context);
+    const fastPath = options.unaryFastPath === false ? undefined : new UnaryFastPath(fastPathMethods, { maxReceiveMessageBytes });
     const autoCompaction = parseAutoCompaction(config.autoCompactionMode, config.autoCompactionRetention);
     if (autoCompaction) startAutoCompaction(autoCompaction, context, logger);
     if (bugs.has('follower-lease-expiry')) {
@@ -356,6 +372,7 @@ export class StoreServer {
         maxClientConnections: config.limits.maxClientConnections,
         metrics,
         warn: (message) => logger.warn(message),
+        fastPath,
       });
       clientListeners.push(listener);
       clientAddresses.push(`${url.hostname}:${listener.address.slice(listener.address.lastIndexOf(':') + 1)}`);
@@ -379,7 +396,7 @@ export class StoreServer {
     logger.info(`serving the etcd v3 API on ${clientAddresses.join(', ')}, peers on ${transport.listenAddresses.join(', ')} ` +
       `(member ${memberId.toString(16)}, cluster ${clusterId.toString(16)})`);
     started.server = new StoreServer({
-      config, clusterId, memberId, member, transport, metrics, grpc, clientAddresses, clientListeners, metricsServers, recovered, cleanups, logger,
+      config, clusterId, memberId, member, transport, metrics, grpc, clientAddresses, clientListeners, metricsServers, fastPath, recovered, cleanups, logger,
     });
     if (removedWhileStarting) {
       removed = false;

@@ -2,7 +2,7 @@
 // its AuthGate, which all of them share (who is calling, and may they); this is the one place that
 // lists them.
 
-import type { Server, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Server, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { loadEtcdProtos } from './proto-loader.ts';
 import type { EtcdServiceName } from './proto-loader.ts';
 import type { EtcdServiceContext } from './service-context.ts';
@@ -16,6 +16,7 @@ import { lockService } from './lock-service.ts';
 import { authService } from './auth-service.ts';
 import { AuthGate } from './auth-gate.ts';
 import { withPutCodec } from './put-codec.ts';
+import type { UnaryMethod } from './unary-fast-path.ts';
 
 type ServiceFactory = (context: EtcdServiceContext, auth: AuthGate) => UntypedServiceImplementation;
 
@@ -30,12 +31,34 @@ const SERVICES: [EtcdServiceName, ServiceFactory][] = [
   ['Lock', lockService],
 ];
 
-export function registerEtcdServices(server: Server, context: EtcdServiceContext): void {
+/** The calls the unary fast path serves (unary-fast-path.ts): the whole KV service. */
+const FAST_PATH_SERVICE: EtcdServiceName = 'KV';
+
+/**
+ * Registers every service with grpc-js, and returns the fast path's methods: the same definitions
+ * (codecs) and handlers as registered.
+ */
+export function registerEtcdServices(server: Server, context: EtcdServiceContext): UnaryMethod[] {
   const protos = loadEtcdProtos();
   const auth = new AuthGate(context, { tokens: context.serviceOptions?.authTokens });
+  const fastPathMethods: UnaryMethod[] = [];
   for (const [name, factory] of SERVICES) {
     // KV.Put is the write path's hot call: its messages skip the generic codec (see put-codec.ts).
     const definition = name === 'KV' ? withPutCodec(protos.services.KV) : protos.services[name];
-    server.addService(definition, factory(context, auth));
+    const implementation = factory(context, auth);
+    server.addService(definition, implementation);
+    if (name === FAST_PATH_SERVICE) fastPathMethods.push(...unaryMethods(definition, implementation));
   }
+  return fastPathMethods;
+}
+
+function unaryMethods(definition: ServiceDefinition, implementation: UntypedServiceImplementation): UnaryMethod[] {
+  return Object.entries(definition)
+    .filter(([name, method]) => !method.requestStream && !method.responseStream && typeof implementation[name] === 'function')
+    .map(([name, method]) => ({
+      path: method.path,
+      requestDeserialize: method.requestDeserialize,
+      responseSerialize: method.responseSerialize,
+      handler: implementation[name] as UnaryMethod['handler'],
+    }));
 }
