@@ -39,7 +39,8 @@ import { changeSizeBytes } from './quota.ts';
 import { ByteWriter } from './binary.ts';
 import { crc32cUpdate } from './crc32c.ts';
 import { tombstoneKv, writeKeyHistory } from './history-codec.ts';
-import { INITIAL_REVISION, checkStateShape, rebuildLog, withPrevious } from './mvcc-state.ts';
+import { INITIAL_REVISION, checkStateShape, rebuildLog } from './mvcc-state.ts';
+import { ChangeLog, withPrevious } from './change-log.ts';
 
 
 export interface MvccStoreOptions {
@@ -70,9 +71,13 @@ export class MvccStore {
   /** 0 until the first compaction. Reads below it fail with COMPACTED. */
   private compacted = 0;
   private readonly index = new KeyIndex();
-  /** The changes of each revision from `logStart` on, for watchers: log[i] is revision logStart + i. */
-  private log: KvEvent[][] = [];
-  private logStart = INITIAL_REVISION + 1;
+  /** Which keys each revision from the compact revision on changed, for watchers. */
+  private log = new ChangeLog(INITIAL_REVISION + 1);
+  /**
+   * The events of the current revision as the write made them (undefined after a compaction):
+   * every applied write asks for them at least once, so they are not rebuilt from the log.
+   */
+  private latestEvents: readonly KvEvent[] | undefined;
   private size = 0;
   private readonly maxTxnOps: number;
   private readonly leaseExists: (id: bigint) => boolean;
@@ -162,7 +167,9 @@ export class MvccStore {
       throw new KvError('CONCORD_E_KV_FUTURE_REVISION', `compact to ${revision}, current revision ${this.revision}`);
     }
     for (const change of this.index.compact(revision)) this.size -= changeSizeBytes(change.kv);
-    this.trimLog(revision);
+    // Changes at the compact revision lose what they replaced (see change-log.ts): rebuilt on demand.
+    this.log.dropBefore(revision);
+    this.latestEvents = undefined;
     this.compacted = revision;
     return { header: { revision: this.revision } };
   }
@@ -196,9 +203,10 @@ export class MvccStore {
   eventsAt(revision: number): readonly KvEvent[] {
     if (revision < this.compacted) throw new KvError('CONCORD_E_KV_COMPACTED', `events at ${revision}`);
     if (revision > this.revision) throw new KvError('CONCORD_E_KV_FUTURE_REVISION', `events at ${revision}`);
-    if (revision < this.logStart) return [];
-    const events = this.log[revision - this.logStart];
-    if (events === undefined) throw new KvBugError(`no log for revision ${revision} (log starts at ${this.logStart})`);
+    if (revision < this.log.start) return [];
+    if (revision === this.revision && this.latestEvents !== undefined) return this.latestEvents;
+    const events = this.log.eventsAt(revision);
+    if (events === undefined) throw new KvBugError(`no log for revision ${revision} (log starts at ${this.log.start})`);
     return events;
   }
 
@@ -220,20 +228,20 @@ export class MvccStore {
     const store = new MvccStore(options);
     store.revision = state.revision;
     store.compacted = state.compactRevision;
-    store.logStart = Math.max(INITIAL_REVISION + 1, state.compactRevision);
-    const changesByRevision = new Map<number, { change: KeyRevision; previous: KeyRevision | undefined }[]>();
+    const logStart = Math.max(INITIAL_REVISION + 1, state.compactRevision);
+    const changesByRevision = new Map<number, { change: KeyRevision; history: KeyHistory }[]>();
     for (const { key, revisions } of state.keys) {
       const history = store.index.getOrCreate(key, toByteString(key));
-      revisions.forEach((change, position) => {
+      for (const change of revisions) {
         history.append(change);
         store.size += changeSizeBytes(change.kv);
-        if (change.main < store.logStart) return;
+        if (change.main < logStart) continue;
         const atRevision = changesByRevision.get(change.main) ?? [];
-        atRevision.push({ change, previous: revisions[position - 1] });
+        atRevision.push({ change, history });
         changesByRevision.set(change.main, atRevision);
-      });
+      }
     }
-    store.log = rebuildLog(changesByRevision, store.logStart, state.revision);
+    store.log = new ChangeLog(logStart, rebuildLog(changesByRevision, logStart, state.revision));
     return store;
   }
 
@@ -319,7 +327,8 @@ export class MvccStore {
     }
     if (pending.events.length > 0) {
       this.revision = pending.main;
-      this.log.push(pending.events);
+      this.log.append(pending.touched);
+      this.latestEvents = pending.events;
     }
     return result;
   }
@@ -416,19 +425,6 @@ export class MvccStore {
         return { type: 'deleteRange', response: this.applyDelete(pending, op.request) };
       case 'txn':
         return { type: 'txn', response: this.executeTxn(pending, op.request, nextPath()) };
-    }
-  }
-
-  private trimLog(revision: number): void {
-    const drop = Math.max(0, revision - this.logStart);
-    if (drop > 0) {
-      this.log.splice(0, drop);
-      this.logStart += drop;
-    }
-    const atCompactRevision = this.log[0];
-    if (this.logStart === revision && atCompactRevision !== undefined) {
-      // What these changes replaced is compacted away; a restored store could not know it either.
-      this.log[0] = atCompactRevision.map(({ type, kv }) => ({ type, kv }));
     }
   }
 }
