@@ -50,11 +50,25 @@ export interface MvccStoreOptions {
   leaseExists?: (id: bigint) => boolean;
 }
 
+/**
+ * What the store does with the bytes of a put's value: 'copy' them (the caller may change its
+ * array afterwards), or 'adopt' them as they are when the caller guarantees they never change
+ * (a value decoded as a view of a log entry) and keeping them holds no much larger buffer alive.
+ */
+export type ValueOwnership = 'copy' | 'adopt';
+
+/**
+ * An adopted value may keep at most this much more than itself alive (plus twice its own size):
+ * the rest of its log entry, never a WAL segment, a network frame or Node's shared Buffer pool.
+ */
+const MAX_ADOPTED_OVERHEAD_BYTES = 256;
+
 /** A write in progress: everything it changes shares one main revision. */
 interface PendingWrite {
   main: number;
   events: KvEvent[];
   touched: KeyHistory[];
+  values: ValueOwnership;
 }
 
 /** Which branch each txn (and, in order, each nested txn of that branch) takes. */
@@ -113,17 +127,17 @@ export class MvccStore {
     return this.range({ key, revision }).kvs[0];
   }
 
-  put(request: PutRequest): PutResponse {
+  put(request: PutRequest, values: ValueOwnership = 'copy'): PutResponse {
     checkPutRequest(request);
     // etcd's Put looks the lease up first, then whether ignoreValue/ignoreLease find the key.
     this.checkLease(request);
     this.checkIgnoreFlags(request, this.revision);
-    return this.write((pending) => this.applyPut(pending, request));
+    return this.write((pending) => this.applyPut(pending, request), values);
   }
 
   deleteRange(request: DeleteRangeRequest): DeleteRangeResponse {
     checkDeleteRequest(request);
-    return this.write((pending) => this.applyDelete(pending, request));
+    return this.write((pending) => this.applyDelete(pending, request), 'copy');
   }
 
   /**
@@ -131,11 +145,11 @@ export class MvccStore {
    * operations then run in order, each seeing the effects of those before it (as in etcd). A txn
    * that fails a check changes nothing.
    */
-  txn(request: TxnRequest): TxnResponse {
+  txn(request: TxnRequest, values: ValueOwnership = 'copy'): TxnResponse {
     checkTxn(request, this.maxTxnOps);
     const path = this.evaluatePath(request, this.revision);
     this.checkPath(request, path, this.revision);
-    const response = this.write((pending) => this.executeTxn(pending, request, path));
+    const response = this.write((pending) => this.executeTxn(pending, request, path), values);
     response.header.revision = this.revision;
     return response;
   }
@@ -150,7 +164,7 @@ export class MvccStore {
       let deleted = 0;
       for (const key of unique) deleted += this.deleteInRange(pending, { kind: 'single', key }).length;
       return { revision: this.readRevisionOf(pending), deleted };
-    });
+    }, 'copy');
   }
 
   /**
@@ -316,8 +330,8 @@ export class MvccStore {
   // --- writes -------------------------------------------------------------------------------
 
   /** Runs `body` as one write transaction; if it throws, every change it made is undone. */
-  private write<T>(body: (pending: PendingWrite) => T): T {
-    const pending: PendingWrite = { main: this.revision + 1, events: [], touched: [] };
+  private write<T>(body: (pending: PendingWrite) => T, values: ValueOwnership): T {
+    const pending: PendingWrite = { main: this.revision + 1, events: [], touched: [], values };
     let result: T;
     try {
       result = body(pending);
@@ -369,7 +383,7 @@ export class MvccStore {
     const history = existing ?? this.index.getOrCreate(request.key.slice(), keyString);
     const kv: KeyValue = {
       key: history.key,
-      value: request.ignoreValue === true ? previous!.value : (request.value ?? EMPTY_VALUE).slice(),
+      value: request.ignoreValue === true ? previous!.value : keptValue(request.value ?? EMPTY_VALUE, pending.values),
       createRevision: previous?.createRevision ?? pending.main,
       modRevision: pending.main,
       version: (previous?.version ?? 0) + 1,
@@ -427,4 +441,11 @@ export class MvccStore {
         return { type: 'txn', response: this.executeTxn(pending, op.request, nextPath()) };
     }
   }
+}
+
+/** The value as the store keeps it: adopted when that is allowed and pins little, else a copy. */
+function keptValue(value: Uint8Array, values: ValueOwnership): Uint8Array {
+  const pinnedBytes = value.buffer.byteLength;
+  if (values === 'adopt' && pinnedBytes <= 2 * value.byteLength + MAX_ADOPTED_OVERHEAD_BYTES) return value;
+  return value.slice();
 }
