@@ -119,10 +119,13 @@ export class ByteReader {
   private readonly view: DataView;
   private readonly input: Uint8Array;
   private readonly fail: (detail: string) => Error;
+  /** Byte fields are views of the input instead of copies: only for input that never changes. */
+  private readonly shareBytes: boolean;
 
-  constructor(input: Uint8Array, fail: (detail: string) => Error) {
+  constructor(input: Uint8Array, fail: (detail: string) => Error, options: { shareBytes?: boolean } = {}) {
     this.input = input;
     this.fail = fail;
+    this.shareBytes = options.shareBytes === true;
     this.view = new DataView(input.buffer, input.byteOffset, input.byteLength);
   }
 
@@ -203,7 +206,8 @@ export class ByteReader {
 
   raw(length: number, what: string): Uint8Array {
     this.need(length, what);
-    const value = this.input.slice(this.offset, this.offset + length);
+    const end = this.offset + length;
+    const value = this.shareBytes ? this.input.subarray(this.offset, end) : this.input.slice(this.offset, end);
     this.offset += length;
     return value;
   }

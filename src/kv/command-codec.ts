@@ -77,8 +77,17 @@ export function encodeCommand(command: KvCommand, options: EncodeOptions = {}): 
   return writer.finish();
 }
 
-export function decodeCommand(bytes: Uint8Array): KvCommand {
-  const reader = new ByteReader(bytes, invalid);
+export interface DecodeOptions {
+  /**
+   * Keys and values become views of `bytes` instead of copies, so that the store can keep a value
+   * without copying it again (see MvccStore's 'adopt'). Only for bytes that never change
+   * afterwards, such as a log entry's.
+   */
+  shareBytes?: boolean;
+}
+
+export function decodeCommand(bytes: Uint8Array, options: DecodeOptions = {}): KvCommand {
+  const reader = new ByteReader(bytes, invalid, options);
   const version = reader.u8('format version');
   if (version !== COMMAND_FORMAT_VERSION && version !== COMMAND_FORMAT_VERSION_WITHOUT_REQUESTER) {
     throw invalid(`format version ${version}; this member reads versions ${COMMAND_FORMAT_VERSION_WITHOUT_REQUESTER} to ${COMMAND_FORMAT_VERSION}`);

@@ -4,8 +4,8 @@
 // the compact revision except the one change still visible there. The watch log is not stored:
 // it is rebuilt from the retained changes, which hold everything it needs.
 
-import type { KeyValue, KvEvent } from './types.ts';
-import type { KeyRevision } from './key-index.ts';
+import type { KeyHistory, KeyRevision } from './key-index.ts';
+import type { RevisionChanges } from './change-log.ts';
 import { toByteString } from './key-range.ts';
 import { KvError } from './errors.ts';
 
@@ -19,30 +19,22 @@ export interface MvccState {
   keys: { key: Uint8Array; revisions: KeyRevision[] }[];
 }
 
-/** An event with the key's previous state, when there was one. */
-export function withPrevious(event: KvEvent, previous: KeyValue | undefined): KvEvent {
-  return previous === undefined ? event : { ...event, prevKv: previous };
-}
-
-/** The changes of every revision from logStart on, with the previous key-value each replaced. */
+/**
+ * Which keys each revision from logStart on changed (see change-log.ts), checking that every
+ * revision has its sub-revisions 0, 1, ... exactly once.
+ */
 export function rebuildLog(
-  changesByRevision: Map<number, { change: KeyRevision; previous: KeyRevision | undefined }[]>,
+  changesByRevision: Map<number, { change: KeyRevision; history: KeyHistory }[]>,
   logStart: number,
   revision: number,
-): KvEvent[][] {
-  const log: KvEvent[][] = [];
+): RevisionChanges[] {
+  const log: RevisionChanges[] = [];
   for (let main = logStart; main <= revision; main++) {
     const changes = (changesByRevision.get(main) ?? []).sort((a, b) => a.change.sub - b.change.sub);
     if (changes.length === 0 || changes.some(({ change }, sub) => change.sub !== sub)) {
       throw new KvError('CONCORD_E_KV_SNAPSHOT_INVALID', `revision ${main} has missing or repeated sub-revisions`);
     }
-    log.push(
-      changes.map(({ change, previous }) => {
-        const type = change.tombstone ? 'delete' : 'put';
-        const previousKv = previous === undefined || previous.tombstone ? undefined : previous.kv;
-        return withPrevious({ type, kv: change.kv }, previousKv);
-      }),
-    );
+    log.push(changes.length === 1 ? changes[0]!.history : changes.map(({ history }) => history));
   }
   return log;
 }

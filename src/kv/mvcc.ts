@@ -39,7 +39,8 @@ import { changeSizeBytes } from './quota.ts';
 import { ByteWriter } from './binary.ts';
 import { crc32cUpdate } from './crc32c.ts';
 import { tombstoneKv, writeKeyHistory } from './history-codec.ts';
-import { INITIAL_REVISION, checkStateShape, rebuildLog, withPrevious } from './mvcc-state.ts';
+import { INITIAL_REVISION, checkStateShape, rebuildLog } from './mvcc-state.ts';
+import { ChangeLog, withPrevious } from './change-log.ts';
 
 
 export interface MvccStoreOptions {
@@ -49,11 +50,25 @@ export interface MvccStoreOptions {
   leaseExists?: (id: bigint) => boolean;
 }
 
+/**
+ * What the store does with the bytes of a put's value: 'copy' them (the caller may change its
+ * array afterwards), or 'adopt' them as they are when the caller guarantees they never change
+ * (a value decoded as a view of a log entry) and keeping them holds no much larger buffer alive.
+ */
+export type ValueOwnership = 'copy' | 'adopt';
+
+/**
+ * An adopted value may keep at most this much more than itself alive (plus twice its own size):
+ * the rest of its log entry, never a WAL segment, a network frame or Node's shared Buffer pool.
+ */
+const MAX_ADOPTED_OVERHEAD_BYTES = 256;
+
 /** A write in progress: everything it changes shares one main revision. */
 interface PendingWrite {
   main: number;
   events: KvEvent[];
   touched: KeyHistory[];
+  values: ValueOwnership;
 }
 
 /** Which branch each txn (and, in order, each nested txn of that branch) takes. */
@@ -70,9 +85,13 @@ export class MvccStore {
   /** 0 until the first compaction. Reads below it fail with COMPACTED. */
   private compacted = 0;
   private readonly index = new KeyIndex();
-  /** The changes of each revision from `logStart` on, for watchers: log[i] is revision logStart + i. */
-  private log: KvEvent[][] = [];
-  private logStart = INITIAL_REVISION + 1;
+  /** Which keys each revision from the compact revision on changed, for watchers. */
+  private log = new ChangeLog(INITIAL_REVISION + 1);
+  /**
+   * The events of the current revision as the write made them (undefined after a compaction):
+   * every applied write asks for them at least once, so they are not rebuilt from the log.
+   */
+  private latestEvents: readonly KvEvent[] | undefined;
   private size = 0;
   private readonly maxTxnOps: number;
   private readonly leaseExists: (id: bigint) => boolean;
@@ -108,17 +127,17 @@ export class MvccStore {
     return this.range({ key, revision }).kvs[0];
   }
 
-  put(request: PutRequest): PutResponse {
+  put(request: PutRequest, values: ValueOwnership = 'copy'): PutResponse {
     checkPutRequest(request);
     // etcd's Put looks the lease up first, then whether ignoreValue/ignoreLease find the key.
     this.checkLease(request);
     this.checkIgnoreFlags(request, this.revision);
-    return this.write((pending) => this.applyPut(pending, request));
+    return this.write((pending) => this.applyPut(pending, request), values);
   }
 
   deleteRange(request: DeleteRangeRequest): DeleteRangeResponse {
     checkDeleteRequest(request);
-    return this.write((pending) => this.applyDelete(pending, request));
+    return this.write((pending) => this.applyDelete(pending, request), 'copy');
   }
 
   /**
@@ -126,11 +145,11 @@ export class MvccStore {
    * operations then run in order, each seeing the effects of those before it (as in etcd). A txn
    * that fails a check changes nothing.
    */
-  txn(request: TxnRequest): TxnResponse {
+  txn(request: TxnRequest, values: ValueOwnership = 'copy'): TxnResponse {
     checkTxn(request, this.maxTxnOps);
     const path = this.evaluatePath(request, this.revision);
     this.checkPath(request, path, this.revision);
-    const response = this.write((pending) => this.executeTxn(pending, request, path));
+    const response = this.write((pending) => this.executeTxn(pending, request, path), values);
     response.header.revision = this.revision;
     return response;
   }
@@ -145,7 +164,7 @@ export class MvccStore {
       let deleted = 0;
       for (const key of unique) deleted += this.deleteInRange(pending, { kind: 'single', key }).length;
       return { revision: this.readRevisionOf(pending), deleted };
-    });
+    }, 'copy');
   }
 
   /**
@@ -162,7 +181,9 @@ export class MvccStore {
       throw new KvError('CONCORD_E_KV_FUTURE_REVISION', `compact to ${revision}, current revision ${this.revision}`);
     }
     for (const change of this.index.compact(revision)) this.size -= changeSizeBytes(change.kv);
-    this.trimLog(revision);
+    // Changes at the compact revision lose what they replaced (see change-log.ts): rebuilt on demand.
+    this.log.dropBefore(revision);
+    this.latestEvents = undefined;
     this.compacted = revision;
     return { header: { revision: this.revision } };
   }
@@ -196,9 +217,10 @@ export class MvccStore {
   eventsAt(revision: number): readonly KvEvent[] {
     if (revision < this.compacted) throw new KvError('CONCORD_E_KV_COMPACTED', `events at ${revision}`);
     if (revision > this.revision) throw new KvError('CONCORD_E_KV_FUTURE_REVISION', `events at ${revision}`);
-    if (revision < this.logStart) return [];
-    const events = this.log[revision - this.logStart];
-    if (events === undefined) throw new KvBugError(`no log for revision ${revision} (log starts at ${this.logStart})`);
+    if (revision < this.log.start) return [];
+    if (revision === this.revision && this.latestEvents !== undefined) return this.latestEvents;
+    const events = this.log.eventsAt(revision);
+    if (events === undefined) throw new KvBugError(`no log for revision ${revision} (log starts at ${this.log.start})`);
     return events;
   }
 
@@ -220,20 +242,20 @@ export class MvccStore {
     const store = new MvccStore(options);
     store.revision = state.revision;
     store.compacted = state.compactRevision;
-    store.logStart = Math.max(INITIAL_REVISION + 1, state.compactRevision);
-    const changesByRevision = new Map<number, { change: KeyRevision; previous: KeyRevision | undefined }[]>();
+    const logStart = Math.max(INITIAL_REVISION + 1, state.compactRevision);
+    const changesByRevision = new Map<number, { change: KeyRevision; history: KeyHistory }[]>();
     for (const { key, revisions } of state.keys) {
       const history = store.index.getOrCreate(key, toByteString(key));
-      revisions.forEach((change, position) => {
+      for (const change of revisions) {
         history.append(change);
         store.size += changeSizeBytes(change.kv);
-        if (change.main < store.logStart) return;
+        if (change.main < logStart) continue;
         const atRevision = changesByRevision.get(change.main) ?? [];
-        atRevision.push({ change, previous: revisions[position - 1] });
+        atRevision.push({ change, history });
         changesByRevision.set(change.main, atRevision);
-      });
+      }
     }
-    store.log = rebuildLog(changesByRevision, store.logStart, state.revision);
+    store.log = new ChangeLog(logStart, rebuildLog(changesByRevision, logStart, state.revision));
     return store;
   }
 
@@ -308,8 +330,8 @@ export class MvccStore {
   // --- writes -------------------------------------------------------------------------------
 
   /** Runs `body` as one write transaction; if it throws, every change it made is undone. */
-  private write<T>(body: (pending: PendingWrite) => T): T {
-    const pending: PendingWrite = { main: this.revision + 1, events: [], touched: [] };
+  private write<T>(body: (pending: PendingWrite) => T, values: ValueOwnership): T {
+    const pending: PendingWrite = { main: this.revision + 1, events: [], touched: [], values };
     let result: T;
     try {
       result = body(pending);
@@ -319,7 +341,8 @@ export class MvccStore {
     }
     if (pending.events.length > 0) {
       this.revision = pending.main;
-      this.log.push(pending.events);
+      this.log.append(pending.touched);
+      this.latestEvents = pending.events;
     }
     return result;
   }
@@ -360,7 +383,7 @@ export class MvccStore {
     const history = existing ?? this.index.getOrCreate(request.key.slice(), keyString);
     const kv: KeyValue = {
       key: history.key,
-      value: request.ignoreValue === true ? previous!.value : (request.value ?? EMPTY_VALUE).slice(),
+      value: request.ignoreValue === true ? previous!.value : keptValue(request.value ?? EMPTY_VALUE, pending.values),
       createRevision: previous?.createRevision ?? pending.main,
       modRevision: pending.main,
       version: (previous?.version ?? 0) + 1,
@@ -418,17 +441,11 @@ export class MvccStore {
         return { type: 'txn', response: this.executeTxn(pending, op.request, nextPath()) };
     }
   }
+}
 
-  private trimLog(revision: number): void {
-    const drop = Math.max(0, revision - this.logStart);
-    if (drop > 0) {
-      this.log.splice(0, drop);
-      this.logStart += drop;
-    }
-    const atCompactRevision = this.log[0];
-    if (this.logStart === revision && atCompactRevision !== undefined) {
-      // What these changes replaced is compacted away; a restored store could not know it either.
-      this.log[0] = atCompactRevision.map(({ type, kv }) => ({ type, kv }));
-    }
-  }
+/** The value as the store keeps it: adopted when that is allowed and pins little, else a copy. */
+function keptValue(value: Uint8Array, values: ValueOwnership): Uint8Array {
+  const pinnedBytes = value.buffer.byteLength;
+  if (values === 'adopt' && pinnedBytes <= 2 * value.byteLength + MAX_ADOPTED_OVERHEAD_BYTES) return value;
+  return value.slice();
 }

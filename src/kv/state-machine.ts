@@ -25,6 +25,8 @@ import type {
   RangeResponse,
 } from './types.ts';
 import { MvccStore } from './mvcc.ts';
+import type { ValueOwnership } from './mvcc.ts';
+import { decodeCommand } from './command-codec.ts';
 import type { LeaseInfo } from './lease.ts';
 import { DEFAULT_MIN_LEASE_TTL_SECONDS, LeaseStore } from './lease.ts';
 import { AlarmList } from './alarms.ts';
@@ -100,14 +102,24 @@ export class KvStateMachine {
     return this.store.currentRevision;
   }
 
-  apply(command: KvCommand, raftIndex: number): ApplyResult {
+  /**
+   * Applies the command encoded in a log entry's payload. The store keeps put values as views of
+   * `payload` rather than copies (see ValueOwnership), so `payload` must never change afterwards:
+   * a log entry's bytes never do.
+   */
+  applyEncoded(payload: Uint8Array, raftIndex: number): ApplyResult {
+    return this.apply(decodeCommand(payload, { shareBytes: true }), raftIndex, 'adopt');
+  }
+
+  /** `values` says whether the store may keep the command's put values without copying them. */
+  apply(command: KvCommand, raftIndex: number, values: ValueOwnership = 'copy'): ApplyResult {
     if (!Number.isSafeInteger(raftIndex) || raftIndex < 1) throw new KvBugError(`bad raft index ${raftIndex}`);
     if (raftIndex <= this.applied) return { status: 'skipped', index: raftIndex };
     this.applied = raftIndex;
     const before = this.store.currentRevision;
     try {
       authorizeCommand(this.authStore, this.leaseKeys, command, command.requester ?? MEMBER_REQUESTER, this.maxTxnOps);
-      const response = this.dispatch(command);
+      const response = this.dispatch(command, values);
       const revision = this.store.currentRevision;
       const events = revision > before ? this.store.eventsAt(revision) : [];
       return { status: 'applied', index: raftIndex, response, revision, events };
@@ -196,17 +208,17 @@ export class KvStateMachine {
 
   // --- commands -------------------------------------------------------------------------------
 
-  private dispatch(command: KvCommand): KvCommandResponse {
+  private dispatch(command: KvCommand, values: ValueOwnership): KvCommandResponse {
     switch (command.type) {
       case 'put':
         this.refuseIfFull(costPut(command.request));
-        return { type: 'put', response: this.write(() => this.store.put(command.request)) };
+        return { type: 'put', response: this.write(() => this.store.put(command.request, values)) };
       case 'deleteRange':
         this.refuseIfCorrupt();
         return { type: 'deleteRange', response: this.write(() => this.store.deleteRange(command.request)) };
       case 'txn':
         this.refuseIfFull(costTxn(command.request));
-        return { type: 'txn', response: this.write(() => this.store.txn(command.request)) };
+        return { type: 'txn', response: this.write(() => this.store.txn(command.request, values)) };
       case 'compact':
         this.refuseIfCorrupt();
         return { type: 'compact', response: this.store.compact(command.request.revision) };
