@@ -2,7 +2,7 @@
 // (KvStateMachine), with the WAL and snapshot files underneath. It implements the KvBackend the
 // etcd API services use.
 
-import { encodeCommand, decodeCommand } from '../kv/command-codec.ts';
+import { encodeCommand } from '../kv/command-codec.ts';
 import { KvStateMachine } from '../kv/state-machine.ts';
 import type { ApplyResult } from '../kv/state-machine.ts';
 import type { KvCommand, KvCommandResponse, RangeRequest, RangeResponse } from '../kv/types.ts';
@@ -24,7 +24,7 @@ export class KvReplicatedStateMachine implements StateMachine<ApplyResult> {
   }
 
   apply(payload: Uint8Array, index: number): ApplyResult {
-    const result = this.kv.apply(decodeCommand(payload), index);
+    const result = this.kv.applyEncoded(payload, index);
     for (const listener of this.appliedListeners) listener(result);
     return result;
   }
