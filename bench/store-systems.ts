@@ -144,6 +144,9 @@ function concordArgs(plan: MemberPlan, initialCluster: string, cpuProfileDir: st
     '--listen-client-urls', plan.clientUrl,
     '--listen-peer-urls', plan.peerUrl,
     '--initial-cluster', initialCluster,
+    // The store alone, as etcd runs: the control plane is a client of the store (watches, leases,
+    // health checks) that etcd's side of the comparison does not have.
+    '--no-control-plane',
   ];
 }
 

@@ -264,7 +264,9 @@ export class StoreServer {
       heartbeatTicks: 1,
       snapshotEveryEntries: config.snapshotCount,
       keptEntriesAfterSnapshot: KEPT_ENTRIES_AFTER_SNAPSHOT,
-      proposalTimeoutMs: Math.max(5_000, 5 * config.electionTimeoutMs),
+      // At least etcd's request timeout (5 s plus two election timeouts): a write etcd would still
+      // wait for under load is not failed sooner here.
+      proposalTimeoutMs: Math.max(REQUEST_TIMEOUT_BASE_MS + 2 * config.electionTimeoutMs, 5 * config.electionTimeoutMs),
       maxPendingProposals: MAX_PENDING_PROPOSALS,
       appliedRequestsWindow: APPLIED_REQUESTS_WINDOW,
       raftOverrides: { maxInflightBytes: MAX_INFLIGHT_BYTES_PER_FOLLOWER },
