@@ -111,6 +111,15 @@ export class ByteWriter {
   finish(): Uint8Array {
     return this.buffer.slice(0, this.length);
   }
+
+  /**
+   * The bytes written from `start` on, as a view of the writer's own buffer (no copy): valid only
+   * until the next write, which may move the buffer. For reading what was just written, such as
+   * checksumming a large encoding step by step.
+   */
+  viewFrom(start: number): Uint8Array {
+    return this.buffer.subarray(start, this.length);
+  }
 }
 
 /** Reads what ByteWriter wrote; every malformed input ends in `fail`, never in a wrong value. */
