@@ -100,7 +100,8 @@ export class SnapshotEncoder {
     this.checksumWritten();
     if (this.nextKey === keys.length) {
       this.writer.u32(this.crc);
-      this.bytes = this.writer.finish();
+      // A view, not a copy (the writer is not used again): the caller copies it into the member's snapshot.
+      this.bytes = this.writer.viewFrom(0);
     }
     return this.bytes;
   }
