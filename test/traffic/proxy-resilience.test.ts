@@ -341,3 +341,30 @@ test('overload trips the panic threshold rather than an ejection cascade: with e
     await Promise.all(backends.map((backend) => backend.close()));
   }
 });
+
+test('a GET whose backend leaves the pool and then dies before answering is retried on a backend still in it', async () => {
+  let proxy: TestProxy | undefined;
+  const survivor = await startBackend((_req, res) => res.end('survivor'));
+  let crashes = 0;
+  const crashing = await startBackend((req) => {
+    // What a crashed autoscaled instance looks like to the proxy: the control plane removes it from
+    // the pool while its last request is in flight, then the connection drops without an answer.
+    crashes++;
+    const runtime = proxy!.proxy.pool('web')!;
+    runtime.setBackends({ ...runtime.config, backends: runtime.config.backends.filter((backend) => backend.address === survivor.address) }, false);
+    req.socket.destroy();
+  });
+  proxy = await startProxy({ pools: [pool('web', [crashing.address, survivor.address], { balance: 'round-robin' })] });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const replies = [];
+    for (let i = 0; i < 4; i++) replies.push(await get(agent, proxy.proxy.trafficAddress.port));
+    assert.equal(crashes, 1, 'one request reached the crashing backend');
+    assert.deepEqual(replies.map((reply) => `${reply.status} ${reply.body}`), Array(4).fill('200 survivor'));
+  } finally {
+    agent.destroy();
+    await proxy.stop();
+    await survivor.close();
+    await crashing.close();
+  }
+});

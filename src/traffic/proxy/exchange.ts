@@ -286,9 +286,19 @@ export class Exchange {
     attempt?.abort(new ClientGone('client closed the connection'));
   }
 
-  /** Whether some backend of the pool has not been tried yet (each attempt goes to a new one). */
+  /**
+   * Whether some backend of the pool has not been tried yet (each attempt goes to a new one). Only
+   * tried backends still in the pool count: an instance that crashed is often removed from the
+   * pool while its requests are still failing, and those requests must still go to the others.
+   */
   private untriedBackendsLeft(): boolean {
-    return this.request.pool.backendCount > this.attempts;
+    const pool = this.request.pool;
+    const tried = new Set(this.tried);
+    if (this.previousBackend !== undefined) tried.add(this.previousBackend);
+    if (this.current !== undefined) tried.add(this.current.backend.id);
+    let triedInPool = 0;
+    for (const id of tried) if (pool.backend(id) !== undefined) triedInPool++;
+    return pool.backendCount > triedInPool;
   }
 
   private mayRetryBudgeted(): boolean {
