@@ -343,18 +343,19 @@ test('overload trips the panic threshold rather than an ejection cascade: with e
 });
 
 test('a GET whose backend leaves the pool and then dies before answering is retried on a backend still in it', async () => {
-  let proxy: TestProxy | undefined;
+  const started: { proxy?: TestProxy } = {};
   const survivor = await startBackend((_req, res) => res.end('survivor'));
   let crashes = 0;
   const crashing = await startBackend((req) => {
     // What a crashed autoscaled instance looks like to the proxy: the control plane removes it from
     // the pool while its last request is in flight, then the connection drops without an answer.
     crashes++;
-    const runtime = proxy!.proxy.pool('web')!;
+    const runtime = started.proxy!.proxy.pool('web')!;
     runtime.setBackends({ ...runtime.config, backends: runtime.config.backends.filter((backend) => backend.address === survivor.address) }, false);
     req.socket.destroy();
   });
-  proxy = await startProxy({ pools: [pool('web', [crashing.address, survivor.address], { balance: 'round-robin' })] });
+  const proxy = await startProxy({ pools: [pool('web', [crashing.address, survivor.address], { balance: 'round-robin' })] });
+  started.proxy = proxy;
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   try {
     const replies = [];
