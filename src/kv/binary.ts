@@ -9,25 +9,31 @@ import { KvBugError, KvError } from './errors.ts';
 /** 2^53 needs 8 groups of 7 bits; a longer varint is garbage. */
 const MAX_VARINT_BYTES = 8;
 const INITIAL_CAPACITY_BYTES = 256;
-/** A writer reused across calls (see reset) keeps a buffer up to this size; a larger one is let go. */
+/** By default a writer reused across calls (see reset) keeps a buffer up to this size; a larger one is let go. */
 const REUSED_CAPACITY_MAX_BYTES = 64 * 1024;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const UINT64_MAX = 2n ** 64n - 1n;
 
 export class ByteWriter {
+  private readonly reusedCapacityMaxBytes: number;
   private buffer = new Uint8Array(INITIAL_CAPACITY_BYTES);
   private view = new DataView(this.buffer.buffer);
   private length = 0;
 
+  /** A writer reused for large encodings keeps a larger buffer across reset(). */
+  constructor(reusedCapacityMaxBytes = REUSED_CAPACITY_MAX_BYTES) {
+    this.reusedCapacityMaxBytes = reusedCapacityMaxBytes;
+  }
+
   /**
-   * Starts over, keeping the buffer (up to REUSED_CAPACITY_MAX_BYTES): a hot encoder reuses one
-   * writer instead of allocating and growing a buffer per call. finish() copies out, so what it
-   * returned before stays valid.
+   * Starts over, keeping the buffer (up to the reused capacity): a hot encoder reuses one writer
+   * instead of allocating and growing a buffer per call. finish() copies out, so what it returned
+   * before stays valid.
    */
   reset(): this {
     this.length = 0;
-    if (this.buffer.length > REUSED_CAPACITY_MAX_BYTES) {
+    if (this.buffer.length > this.reusedCapacityMaxBytes) {
       this.buffer = new Uint8Array(INITIAL_CAPACITY_BYTES);
       this.view = new DataView(this.buffer.buffer);
     }
@@ -110,15 +116,6 @@ export class ByteWriter {
 
   finish(): Uint8Array {
     return this.buffer.slice(0, this.length);
-  }
-
-  /**
-   * The bytes written from `start` on, as a view of the writer's own buffer (no copy): valid only
-   * until the next write, which may move the buffer. For reading what was just written, such as
-   * checksumming a large encoding step by step.
-   */
-  viewFrom(start: number): Uint8Array {
-    return this.buffer.subarray(start, this.length);
   }
 }
 

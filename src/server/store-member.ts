@@ -33,7 +33,7 @@ export class KvReplicatedStateMachine implements StateMachine<ApplyResult> {
     return this.kv.snapshot();
   }
 
-  captureSnapshot(): { step(maxKeys: number): Uint8Array | undefined } {
+  captureSnapshot(): { step(maxKeys: number): readonly Uint8Array[] | undefined } {
     return this.kv.captureSnapshot();
   }
 

@@ -283,6 +283,9 @@ export class StoreServer {
         transport.setPeers(peerUrlsOf(members, joinedMembers));
       },
       onRemoved: () => onRemoved('has been removed from the cluster'),
+      onSnapshotSaved: ({ index, dataBytes, encodeMs, saveMs }) => {
+        logger.info(`saved snapshot at index ${index}: ${(dataBytes / 1e6).toFixed(1)} MB, encoded in ${encodeMs.toFixed(0)} ms, written in ${saveMs.toFixed(0)} ms`);
+      },
       onFatal: (error) => logger.error(`stopping: ${error.message}`),
     });
     const leaderListeners = new Set<(leader: bigint, term: number) => void>();

@@ -72,23 +72,35 @@ export function parseSnapshotFileName(name: string): SnapshotMarker | undefined 
   return Number.isSafeInteger(term) && Number.isSafeInteger(index) ? { index, term } : undefined;
 }
 
-export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
+/**
+ * The file's bytes before the state machine data: the header (its checksum already covering the
+ * data) and the metadata. The data follows as it is: the state can be hundreds of MB, and a copy of
+ * it into one file buffer stopped the member's thread for a second and more.
+ */
+export function encodeSnapshotHead(snapshot: Snapshot): Uint8Array {
   const { index, term, confState } = snapshot.metadata;
-  // Header and body go into one buffer: the state can be hundreds of MB, and every extra copy of it
-  // stops the member's thread for a third of a second or more.
-  const bodyBytes = 8 + 8 + 4 + 8 * confState.voters.length + 4 + 8 * confState.learners.length + snapshot.data.byteLength;
-  const writer = new ByteWriter(SNAPSHOT_HEADER_BYTES + bodyBytes).raw(MAGIC).u32(SNAPSHOT_FORMAT_VERSION).u53(bodyBytes).u32(0)
+  const metadataBytes = 8 + 8 + 4 + 8 * confState.voters.length + 4 + 8 * confState.learners.length;
+  const bodyBytes = metadataBytes + snapshot.data.byteLength;
+  const writer = new ByteWriter(SNAPSHOT_HEADER_BYTES + metadataBytes).raw(MAGIC).u32(SNAPSHOT_FORMAT_VERSION).u53(bodyBytes).u32(0)
     .u53(index)
     .u53(term)
     .u32(confState.voters.length);
   for (const voter of confState.voters) writer.u64(voter);
   writer.u32(confState.learners.length);
   for (const learner of confState.learners) writer.u64(learner);
-  writer.raw(snapshot.data);
-  const file = writer.finish();
-  if (file.byteLength !== SNAPSHOT_HEADER_BYTES + bodyBytes) throw new Error(`snapshot encoding: ${file.byteLength} bytes, expected ${SNAPSHOT_HEADER_BYTES + bodyBytes}`);
-  const crc = crc32c(file.subarray(SNAPSHOT_HEADER_BYTES), crc32c(file.subarray(4, 16)));
-  new DataView(file.buffer, file.byteOffset).setUint32(16, crc, true);
+  const head = writer.finish();
+  if (head.byteLength !== SNAPSHOT_HEADER_BYTES + metadataBytes) throw new Error(`snapshot encoding: ${head.byteLength} bytes, expected ${SNAPSHOT_HEADER_BYTES + metadataBytes}`);
+  const crc = crc32c(snapshot.data, crc32c(head.subarray(SNAPSHOT_HEADER_BYTES), crc32c(head.subarray(4, 16))));
+  new DataView(head.buffer, head.byteOffset).setUint32(16, crc, true);
+  return head;
+}
+
+/** The whole file in one buffer (for tests and tools; save() writes head and data without joining them). */
+export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
+  const head = encodeSnapshotHead(snapshot);
+  const file = new Uint8Array(head.byteLength + snapshot.data.byteLength);
+  file.set(head);
+  file.set(snapshot.data, head.byteLength);
   return file;
 }
 
@@ -138,11 +150,12 @@ export class SnapshotStore {
   /** Writes the snapshot durably, then deletes all but the newest retainCount snapshots. */
   async save(snapshot: Snapshot): Promise<string> {
     const { index, term } = snapshot.metadata;
-    const bytes = encodeSnapshot(snapshot);
-    if (bytes.byteLength > this.maxSnapshotBytes) {
+    const head = encodeSnapshotHead(snapshot);
+    const fileBytes = head.byteLength + snapshot.data.byteLength;
+    if (fileBytes > this.maxSnapshotBytes) {
       throw new StorageError(
         'CONCORD_E_SNAPSHOT_TOO_LARGE',
-        `the snapshot at index ${index} is ${bytes.byteLength} bytes, over maxSnapshotBytes ${this.maxSnapshotBytes}; raise the limit or compact the keyspace`,
+        `the snapshot at index ${index} is ${fileBytes} bytes, over maxSnapshotBytes ${this.maxSnapshotBytes}; raise the limit or compact the keyspace`,
       );
     }
     const path = join(this.dir, snapshotFileName(term, index));
@@ -150,7 +163,8 @@ export class SnapshotStore {
     await this.unlinkIfPresent(tempPath);
     const handle = await this.fs.createExclusive(tempPath);
     try {
-      await handle.write(bytes, 0);
+      await handle.write(head, 0);
+      await handle.write(snapshot.data, head.byteLength);
       await handle.sync();
     } finally {
       await handle.close();

@@ -100,19 +100,3 @@ test('the catalog carries etcd\'s exact texts and gRPC codes', () => {
   }
   assert.equal(new KvError('CONCORD_E_KV_INVALID_ARGUMENT', 'limit is 0.5').message, 'concord: invalid argument: limit is 0.5');
 });
-
-test('ByteWriter.viewFrom: the bytes written since an offset, checksummed piecewise like the whole', () => {
-  fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 }), (pieces) => {
-    const writer = new ByteWriter();
-    let crc = 0;
-    let checksummed = 0;
-    for (const piece of pieces) {
-      writer.raw(piece);
-      const view = writer.viewFrom(checksummed);
-      assert.deepEqual([...view], [...piece], 'exactly what was written since the offset');
-      crc = crc32cUpdate(crc, view);
-      checksummed = writer.sizeBytes;
-    }
-    assert.equal(crc, crc32cUpdate(0, writer.finish()), 'piecewise checksum equals the whole');
-  }));
-});

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { KvStateMachine } from '../../src/kv/state-machine.ts';
 import type { ApplyResult } from '../../src/kv/state-machine.ts';
 import type { KvCommand } from '../../src/kv/types.ts';
-import { decodeSnapshot, encodeSnapshot } from '../../src/kv/kv-snapshot.ts';
+import { SNAPSHOT_PIECE_TARGET_BYTES, decodeSnapshot, encodeSnapshot } from '../../src/kv/kv-snapshot.ts';
 import { crc32c } from '../../src/kv/crc32c.ts';
 import { commandArbitrary } from './arbitraries.ts';
 import { assertKvError, b, text } from './helpers.ts';
@@ -176,6 +176,22 @@ test('a snapshot with a valid checksum but broken invariants is refused', () => 
   assert.equal(KvStateMachine.restore(encodeSnapshot(state)).lease(4n)!.keys.length, 1);
 });
 
+test('a captured snapshot of large values comes in pieces of about SNAPSHOT_PIECE_TARGET_BYTES, whatever the keys per slice', () => {
+  const machine = new KvStateMachine();
+  const valueBytes = 100 * 1024;
+  for (let i = 0; i < 40; i++) run(machine, { type: 'put', request: { key: b(`key-${i}`), value: new Uint8Array(valueBytes).fill(i) } });
+  const encoder = machine.captureSnapshot();
+  let pieces: readonly Uint8Array[] | undefined;
+  let steps = 0;
+  while (!(pieces = encoder.step(1000))) steps++;
+  const largest = Math.max(...pieces.map((piece) => piece.byteLength));
+  assert.ok(steps >= 3, `${steps + 1} steps for 4 MB of values`);
+  assert.ok(largest <= SNAPSHOT_PIECE_TARGET_BYTES + valueBytes + 64, `largest piece ${largest} bytes`);
+  const whole = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.byteLength, 0));
+  pieces.reduce((offset, piece) => (whole.set(piece, offset), offset + piece.byteLength), 0);
+  assert.deepEqual(whole, machine.snapshot());
+});
+
 test('a captured snapshot encodes, slice by slice, exactly the state at the capture, whatever is applied meanwhile', () => {
   fc.assert(fc.property(
     fc.array(commandArbitrary, { minLength: 10, maxLength: 60 }),
@@ -186,14 +202,14 @@ test('a captured snapshot encodes, slice by slice, exactly the state at the capt
       for (const command of before) run(machine, command);
       const expected = machine.snapshot();
       const encoder = machine.captureSnapshot();
-      let bytes: Uint8Array | undefined;
+      let pieces: readonly Uint8Array[] | undefined;
       // Interleave: a slice, then more commands (compactions among them), until the encoder is done.
-      for (let i = 0; !(bytes = encoder.step(keysPerSlice)); i += 3) {
+      for (let i = 0; !(pieces = encoder.step(keysPerSlice)); i += 3) {
         for (const command of after.slice(i, i + 3)) run(machine, command);
       }
       for (const command of after) run(machine, command);
       run(machine, { type: 'compact', request: { revision: machine.currentRevision, physical: false } });
-      assert.deepEqual([...bytes], [...expected]);
+      assert.deepEqual(pieces.flatMap((piece) => [...piece]), [...expected]);
     },
   ), { numRuns: 200 });
 });

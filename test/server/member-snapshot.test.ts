@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decodeMemberSnapshot, encodeMemberSnapshot } from '../../src/server/member-snapshot.ts';
+import { MemberSnapshotAssembler, decodeMemberSnapshot, encodeMemberSnapshot } from '../../src/server/member-snapshot.ts';
 import { MemberRegistry } from '../../src/server/member-registry.ts';
 import { AppliedRequests } from '../../src/server/proposal-envelope.ts';
 
@@ -18,6 +18,25 @@ test('a member snapshot round-trips the applied-requests window, the member list
   assert.equal(decoded.appliedRequests.firstTime(7n, 102), true);
   assert.deepEqual(decoded.members.list(), members.list(), 'the member list, with 64-bit ids intact');
   assert.equal(decoded.members.isRemoved(9n), true, 'removed members stay removed');
+});
+
+test('assembled from pieces, a step at a time, a member snapshot equals the one encoded at once; no step copies much beyond its bound', () => {
+  fc.assert(fc.property(
+    fc.array(fc.uint8Array({ maxLength: 50 }), { maxLength: 12 }),
+    fc.integer({ min: 1, max: 80 }),
+    (pieces, maxBytes) => {
+      const envelope = { appliedRequests: new AppliedRequests(3), members: new MemberRegistry() };
+      const assembler = new MemberSnapshotAssembler(envelope, pieces);
+      let steps = 1;
+      let assembled: Uint8Array | undefined;
+      while (!(assembled = assembler.step(maxBytes))) steps++;
+      const stateMachine = Uint8Array.from(pieces.flatMap((piece) => [...piece]));
+      assert.deepEqual(assembled, encodeMemberSnapshot({ ...envelope, stateMachine }));
+      // A step copies whole pieces (at least one) until it has copied maxBytes: at most one piece goes beyond.
+      assert.ok(steps <= Math.max(1, pieces.length), `${steps} steps for ${pieces.length} pieces`);
+      assert.ok(steps >= Math.ceil(stateMachine.byteLength / (maxBytes + 50)), `${steps} steps copy ${stateMachine.byteLength} bytes, at most ${maxBytes} + one piece each`);
+    },
+  ));
 });
 
 test('format 1 snapshots (before clustering) still read, with an empty member list', () => {

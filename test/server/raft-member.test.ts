@@ -8,7 +8,8 @@ import type { Entry, HardState, Message, Snapshot } from '../../src/consensus/ty
 import { message } from '../../src/consensus/types.ts';
 import { SeededRandom } from '../../src/random/seeded-random.ts';
 import { MemberError, RaftMember } from '../../src/server/raft-member.ts';
-import type { DurableLog, MemberTimers, StateMachine } from '../../src/server/raft-member.ts';
+import type { DurableLog, MemberTimers, RaftMemberOptions, SnapshotSavedReport, StateMachine } from '../../src/server/raft-member.ts';
+import { decodeMemberSnapshot } from '../../src/server/member-snapshot.ts';
 import { decodeEnvelope } from '../../src/server/proposal-envelope.ts';
 
 class ManualTimers implements MemberTimers {
@@ -95,10 +96,35 @@ class Counter implements StateMachine<number> {
   }
 }
 
-function singleMember(overrides: { snapshotEveryEntries?: number; storage?: MemoryStorage; log?: RecordingLog; startMs?: number; maxPendingProposals?: number } = {}) {
+/** A counter whose snapshot is captured at once and handed out after `slices` steps, in one-byte pieces. */
+class SlicedCounter extends Counter {
+  /** The counter's total at each capture and at each step of its encoding. */
+  readonly totalsSeen: number[] = [];
+  private readonly slices: number;
+  constructor(slices: number) {
+    super();
+    this.slices = slices;
+  }
+  captureSnapshot(): { step(maxKeys: number): readonly Uint8Array[] | undefined } {
+    const captured = [...this.snapshot()].map((byte) => Uint8Array.of(byte));
+    this.totalsSeen.push(this.total);
+    let steps = 0;
+    return {
+      step: () => {
+        this.totalsSeen.push(this.total);
+        return ++steps >= this.slices ? captured : undefined;
+      },
+    };
+  }
+}
+
+function singleMember(overrides: {
+  snapshotEveryEntries?: number; storage?: MemoryStorage; log?: RecordingLog; startMs?: number; maxPendingProposals?: number;
+  machine?: Counter; onSnapshotSaved?: RaftMemberOptions<number>['onSnapshotSaved'];
+} = {}) {
   const timers = new ManualTimers(overrides.startMs);
   const log = overrides.log ?? new RecordingLog();
-  const machine = new Counter();
+  const machine = overrides.machine ?? new Counter();
   const member = new RaftMember<number>({
     id: 1n,
     storage: overrides.storage ?? MemoryStorage.bootstrap({ voters: [1n], learners: [] }),
@@ -115,6 +141,7 @@ function singleMember(overrides: { snapshotEveryEntries?: number; storage?: Memo
     proposalTimeoutMs: 500,
     maxPendingProposals: overrides.maxPendingProposals ?? 4,
     appliedRequestsWindow: 100,
+    onSnapshotSaved: overrides.onSnapshotSaved,
     onFatal: (error) => {
       throw error;
     },
@@ -208,6 +235,26 @@ test('snapshots are taken every snapshotEveryEntries and a restart from them res
   assert.equal(second.machine.total, 15, 'snapshot plus replayed entries give the same state');
   assert.equal(await second.member.propose(Uint8Array.of(1)), 16);
   second.member.stop();
+});
+
+test('a snapshot is encoded over several turns while the member goes on applying; the saved one holds the state at the capture and is reported', async () => {
+  const reports: SnapshotSavedReport[] = [];
+  const machine = new SlicedCounter(5);
+  const { timers, member, log } = singleMember({ snapshotEveryEntries: 3, machine, maxPendingProposals: 10, onSnapshotSaved: (report) => reports.push(report) });
+  member.start();
+  await timers.advance(5);
+  for (const n of [1, 2, 3]) await member.propose(Uint8Array.of(n));
+  // The snapshot is captured at the third applied entry; these are applied during its slices.
+  await Promise.all([member.propose(Uint8Array.of(10)), member.propose(Uint8Array.of(20))]);
+  await member.snapshotSettled();
+  assert.equal(machine.total, 36);
+  const [capturedTotal, ...totalsAtSteps] = machine.totalsSeen;
+  assert.equal(totalsAtSteps.length, 5, 'one capture, then five steps');
+  assert.ok(totalsAtSteps.at(-1)! > capturedTotal!, `applied between the steps: ${machine.totalsSeen.join(', ')}`);
+  const saved = log.snapshots[0]!;
+  assert.equal(new TextDecoder().decode(decodeMemberSnapshot(saved.data).stateMachine), String(capturedTotal), 'the state at the capture, not after');
+  assert.deepEqual(reports.map((report) => [report.index, report.dataBytes]), [[saved.metadata.index, saved.data.byteLength]]);
+  member.stop();
 });
 
 test('a request proposed twice (re-forwarded after a leader change) takes effect once', async () => {
