@@ -9,31 +9,46 @@ import { KvBugError, KvError } from './errors.ts';
 /** 2^53 needs 8 groups of 7 bits; a longer varint is garbage. */
 const MAX_VARINT_BYTES = 8;
 const INITIAL_CAPACITY_BYTES = 256;
-/** By default a writer reused across calls (see reset) keeps a buffer up to this size; a larger one is let go. */
+/** A writer reused across calls (see reset) keeps a buffer up to this size; a larger one is let go. */
 const REUSED_CAPACITY_MAX_BYTES = 64 * 1024;
+/** An in-place writer commits its reservation this much at a time (or what one write needs): fresh bytes cost when touched. */
+const IN_PLACE_GROWTH_BYTES = 1024 * 1024;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const UINT64_MAX = 2n ** 64n - 1n;
 
+export interface ByteWriterOptions {
+  /**
+   * Grow in place: the buffer is a resizable ArrayBuffer that reserves this many bytes of address
+   * space and commits them as they are written, so nothing written is ever copied and a view of it
+   * stays valid (see viewFrom). For encodings of hundreds of MB: each copy of a doubling buffer
+   * touched that much fresh memory at once. Beyond the reservation the writer moves to a twice
+   * larger one (a single copy), so the reservation is an estimate, never a limit.
+   */
+  growInPlaceBytes?: number;
+}
+
 export class ByteWriter {
-  private readonly reusedCapacityMaxBytes: number;
-  private buffer = new Uint8Array(INITIAL_CAPACITY_BYTES);
-  private view = new DataView(this.buffer.buffer);
+  private buffer: Uint8Array<ArrayBuffer>;
+  private view: DataView;
   private length = 0;
 
-  /** A writer reused for large encodings keeps a larger buffer across reset(). */
-  constructor(reusedCapacityMaxBytes = REUSED_CAPACITY_MAX_BYTES) {
-    this.reusedCapacityMaxBytes = reusedCapacityMaxBytes;
+  constructor(options: ByteWriterOptions = {}) {
+    this.buffer = options.growInPlaceBytes === undefined
+      ? new Uint8Array(INITIAL_CAPACITY_BYTES)
+      : new Uint8Array(new ArrayBuffer(0, { maxByteLength: Math.max(INITIAL_CAPACITY_BYTES, options.growInPlaceBytes) }));
+    this.view = new DataView(this.buffer.buffer);
   }
 
   /**
-   * Starts over, keeping the buffer (up to the reused capacity): a hot encoder reuses one writer
-   * instead of allocating and growing a buffer per call. finish() copies out, so what it returned
-   * before stays valid.
+   * Starts over, keeping the buffer (up to REUSED_CAPACITY_MAX_BYTES): a hot encoder reuses one
+   * writer instead of allocating and growing a buffer per call. finish() copies out, so what it
+   * returned before stays valid.
    */
   reset(): this {
     this.length = 0;
-    if (this.buffer.length > this.reusedCapacityMaxBytes) {
+    if (this.buffer.buffer.resizable) throw new KvBugError('an in-place writer is not reused: views of its bytes must stay valid');
+    if (this.buffer.length > REUSED_CAPACITY_MAX_BYTES) {
       this.buffer = new Uint8Array(INITIAL_CAPACITY_BYTES);
       this.view = new DataView(this.buffer.buffer);
     }
@@ -41,10 +56,17 @@ export class ByteWriter {
   }
 
   private reserve(bytes: number): void {
-    if (this.length + bytes <= this.buffer.length) return;
-    let capacity = this.buffer.length * 2;
-    while (capacity < this.length + bytes) capacity *= 2;
-    const grown = new Uint8Array(capacity);
+    const needed = this.length + bytes;
+    if (needed <= this.buffer.length) return;
+    const buffer = this.buffer.buffer;
+    if (buffer.resizable && needed <= buffer.maxByteLength) {
+      // The views track the buffer's length: resizing commits more of the reservation, copying nothing.
+      buffer.resize(Math.min(buffer.maxByteLength, Math.max(needed, this.length + IN_PLACE_GROWTH_BYTES)));
+      return;
+    }
+    let capacity = Math.max(1, buffer.resizable ? buffer.maxByteLength : this.buffer.length) * 2;
+    while (capacity < needed) capacity *= 2;
+    const grown = buffer.resizable ? new Uint8Array(new ArrayBuffer(needed, { maxByteLength: capacity })) : new Uint8Array(capacity);
     grown.set(this.buffer.subarray(0, this.length));
     this.buffer = grown;
     this.view = new DataView(grown.buffer);
@@ -116,6 +138,15 @@ export class ByteWriter {
 
   finish(): Uint8Array {
     return this.buffer.slice(0, this.length);
+  }
+
+  /**
+   * The bytes written from `start` on, as a view of the writer's buffer (no copy). An in-place
+   * writer's bytes never move within its reservation; any other writer's view is valid only until the
+   * next write, which may move the buffer.
+   */
+  viewFrom(start: number): Uint8Array {
+    return new Uint8Array(this.buffer.buffer, start, this.length - start);
   }
 }
 

@@ -60,71 +60,77 @@ export interface KvSnapshotCapture {
   auth: AuthState;
 }
 
-/**
- * A piece stops growing once it reaches this size (a step may end before maxKeys): pieces stay small
- * enough to allocate and copy within one turn of the member's event loop, whatever the values' sizes.
- */
-export const SNAPSHOT_PIECE_TARGET_BYTES = 1024 * 1024;
+export interface SnapshotEncoderOptions {
+  /**
+   * Bytes left at the front of the result for the caller's own header (the member's envelope), so
+   * that the whole snapshot is one buffer without a copy. They are zero until the caller fills them.
+   */
+  prefixBytes?: number;
+  /**
+   * Encode into a buffer that grows in place (see ByteWriterOptions.growInPlaceBytes), reserving
+   * about this many bytes: for a large state, which a growing buffer would copy again and again.
+   */
+  growInPlaceBytes?: number;
+}
 
 /**
  * Encodes a captured snapshot in slices, so a large store is written out without stalling the
- * member: each step() encodes up to maxKeys keys into a new piece (and checksums it), until done.
- * The snapshot is returned as its pieces, in order: one growing buffer had to be copied whole each
- * time it doubled, and on a virtual machine touching 64 or 128 fresh megabytes at once stopped the
- * member's thread for up to a second and a half.
+ * member: each step() writes up to maxKeys keys (and checksums what it wrote), until done.
  */
 export class SnapshotEncoder {
   private readonly capture: KvSnapshotCapture;
-  private readonly pieces: Uint8Array[] = [];
-  /** Reused by every step, so its pages stay warm; each piece is copied out at its exact size. */
-  private readonly writer = new ByteWriter(4 * SNAPSHOT_PIECE_TARGET_BYTES);
+  private readonly writer: ByteWriter;
+  private readonly prefixBytes: number;
   private nextKey = 0;
+  private checksummedBytes: number;
   private crc = 0;
-  private done = false;
+  private bytes: Uint8Array | undefined;
 
-  constructor(capture: KvSnapshotCapture) {
+  constructor(capture: KvSnapshotCapture, options: SnapshotEncoderOptions = {}) {
     this.capture = capture;
-    const writer = this.writer;
+    this.prefixBytes = options.prefixBytes ?? 0;
+    this.checksummedBytes = this.prefixBytes;
+    const writer = this.writer = new ByteWriter({ growInPlaceBytes: options.growInPlaceBytes });
+    writer.raw(new Uint8Array(this.prefixBytes));
     writer.raw(SNAPSHOT_MAGIC);
     writer.u8(SNAPSHOT_FORMAT_VERSION);
     writer.uvarint(capture.appliedIndex);
     writer.uvarint(capture.revision);
     writer.uvarint(capture.compactRevision);
     writer.uvarint(capture.keys.length);
-    this.addPiece(writer.finish());
   }
 
   /**
-   * Encodes up to maxKeys more keys (fewer once the piece reaches SNAPSHOT_PIECE_TARGET_BYTES);
-   * returns the snapshot's pieces once everything is encoded. Their concatenation is the snapshot.
+   * Writes up to maxKeys more keys; once everything is written, returns the snapshot (after the
+   * prefix, if one was asked for) as a view of the encoder's buffer.
    */
-  step(maxKeys: number): readonly Uint8Array[] | undefined {
-    if (this.done) return this.pieces;
+  step(maxKeys: number): Uint8Array | undefined {
+    if (this.bytes) return this.bytes;
     const { keys } = this.capture;
-    const writer = this.writer.reset();
     const end = Math.min(keys.length, this.nextKey + Math.max(1, maxKeys));
-    while (this.nextKey < end && writer.sizeBytes < SNAPSHOT_PIECE_TARGET_BYTES) {
-      const { key, revisions, count } = keys[this.nextKey++]!;
-      writeKeyHistory(writer, key, revisions, count);
+    for (; this.nextKey < end; this.nextKey++) {
+      const { key, revisions, count } = keys[this.nextKey]!;
+      writeKeyHistory(this.writer, key, revisions, count);
     }
-    if (this.nextKey === keys.length) this.writeTail(writer);
-    this.addPiece(writer.finish());
-    if (this.nextKey < keys.length) return undefined;
-    const checksum = new ByteWriter();
-    checksum.u32(this.crc);
-    this.pieces.push(checksum.finish());
-    this.done = true;
-    return this.pieces;
+    if (this.nextKey === keys.length) this.writeTail();
+    this.checksumWritten();
+    if (this.nextKey === keys.length) {
+      this.writer.u32(this.crc);
+      // A view, not a copy: the writer is not written again.
+      this.bytes = this.writer.viewFrom(0);
+    }
+    return this.bytes;
   }
 
-  /** Everything at once, in one buffer (for small states and tests). */
+  /** Everything at once, without the prefix (for small states and tests). */
   finish(): Uint8Array {
-    let pieces: readonly Uint8Array[] | undefined;
-    while (!(pieces = this.step(Number.MAX_SAFE_INTEGER)));
-    return concatenate(pieces);
+    let bytes: Uint8Array | undefined;
+    while (!(bytes = this.step(Number.MAX_SAFE_INTEGER)));
+    return bytes.subarray(this.prefixBytes);
   }
 
-  private writeTail(writer: ByteWriter): void {
+  private writeTail(): void {
+    const writer = this.writer;
     writer.uvarint(this.capture.leases.length);
     for (const lease of this.capture.leases) {
       writer.int64(lease.id);
@@ -138,23 +144,11 @@ export class SnapshotEncoder {
     writeAuthState(writer, this.capture.auth);
   }
 
-  private addPiece(piece: Uint8Array): void {
-    if (piece.byteLength === 0) return;
-    this.crc = crc32cUpdate(this.crc, piece);
-    this.pieces.push(piece);
+  /** Checksums only what this step wrote: checksumming everything so far made each step O(snapshot size). */
+  private checksumWritten(): void {
+    this.crc = crc32cUpdate(this.crc, this.writer.viewFrom(this.checksummedBytes));
+    this.checksummedBytes = this.writer.sizeBytes;
   }
-}
-
-function concatenate(pieces: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const piece of pieces) total += piece.byteLength;
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const piece of pieces) {
-    bytes.set(piece, offset);
-    offset += piece.byteLength;
-  }
-  return bytes;
 }
 
 export function encodeSnapshot(state: KvSnapshotState): Uint8Array {

@@ -63,6 +63,9 @@ export type ApplyResult =
   /** The entry was applied before (its index is at or below the applied index): nothing happened. */
   | { status: 'skipped'; index: number };
 
+/** Added to a snapshot's reservation for what the size estimate leaves out (auth state, tombstones). */
+const SNAPSHOT_RESERVATION_MARGIN_BYTES = 1024 * 1024;
+
 export class KvStateMachine {
   private store: MvccStore;
   private leases: LeaseStore;
@@ -181,16 +184,20 @@ export class KvStateMachine {
 
   /**
    * Captures the state now, cheaply, and returns an encoder that writes it out in slices while the
-   * state machine goes on applying: the bytes are exactly what snapshot() would have returned now.
+   * state machine goes on applying: after `prefixBytes` bytes left for the caller, the bytes are
+   * exactly what snapshot() would have returned now. They are encoded into one buffer that grows in
+   * place, reserved from the quota's size estimate, which is larger than the encoding (a change is
+   * estimated at 256 bytes plus key and value; it encodes in at most 65 plus key and value).
    */
-  captureSnapshot(): SnapshotEncoder {
+  captureSnapshot(prefixBytes = 0): SnapshotEncoder {
+    const reservedBytes = prefixBytes + this.sizeBytes() + SNAPSHOT_RESERVATION_MARGIN_BYTES;
     return new SnapshotEncoder({
       appliedIndex: this.applied,
       ...this.store.captureState(),
       leases: this.leases.exportState(),
       alarms: this.alarmList.list(),
       auth: this.authStore.exportState(),
-    });
+    }, { prefixBytes, growInPlaceBytes: reservedBytes + (reservedBytes >> 3) });
   }
 
   /** Rebuilds a state machine from snapshot(); the options must match the cluster's. */

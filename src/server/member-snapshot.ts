@@ -26,43 +26,29 @@ export interface MemberSnapshot {
 }
 
 export function encodeMemberSnapshot(snapshot: MemberSnapshot): Uint8Array {
-  return new MemberSnapshotAssembler(snapshot, [snapshot.stateMachine]).step(Number.MAX_SAFE_INTEGER)!;
+  return joinMemberSnapshot(encodeMemberSnapshotEnvelope(snapshot), snapshot.stateMachine);
 }
 
 /**
- * Builds a member snapshot from the state machine's snapshot in pieces, copying a bounded number of
- * bytes per step, so that a member can assemble a large snapshot between other work.
+ * The bytes before the state machine's: format version, JSON length and JSON. A member takes them at
+ * the capture and has the state machine encode its snapshot right after them, into one buffer.
  */
-export class MemberSnapshotAssembler {
-  private readonly bytes: Uint8Array;
-  private readonly pieces: readonly Uint8Array[];
-  private nextPiece = 0;
-  private offset: number;
+export function encodeMemberSnapshotEnvelope(envelope: Omit<MemberSnapshot, 'stateMachine'>): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify({ appliedRequests: envelope.appliedRequests.toJSON(), members: envelope.members.toJSON() }));
+  const bytes = new Uint8Array(HEADER_BYTES + json.byteLength);
+  const view = new DataView(bytes.buffer);
+  view.setUint8(0, FORMAT_VERSION);
+  view.setUint32(1, json.byteLength);
+  bytes.set(json, HEADER_BYTES);
+  return bytes;
+}
 
-  constructor(envelope: Omit<MemberSnapshot, 'stateMachine'>, stateMachinePieces: readonly Uint8Array[]) {
-    const json = new TextEncoder().encode(JSON.stringify({ appliedRequests: envelope.appliedRequests.toJSON(), members: envelope.members.toJSON() }));
-    let stateMachineBytes = 0;
-    for (const piece of stateMachinePieces) stateMachineBytes += piece.byteLength;
-    this.bytes = new Uint8Array(HEADER_BYTES + json.byteLength + stateMachineBytes);
-    const view = new DataView(this.bytes.buffer);
-    view.setUint8(0, FORMAT_VERSION);
-    view.setUint32(1, json.byteLength);
-    this.bytes.set(json, HEADER_BYTES);
-    this.offset = HEADER_BYTES + json.byteLength;
-    this.pieces = stateMachinePieces;
-  }
-
-  /** Copies whole pieces until at least maxBytes are copied; returns the snapshot once all are in. */
-  step(maxBytes: number): Uint8Array | undefined {
-    let copied = 0;
-    while (this.nextPiece < this.pieces.length && copied < maxBytes) {
-      const piece = this.pieces[this.nextPiece++]!;
-      this.bytes.set(piece, this.offset);
-      this.offset += piece.byteLength;
-      copied += piece.byteLength;
-    }
-    return this.nextPiece === this.pieces.length ? this.bytes : undefined;
-  }
+/** The envelope followed by the state machine's bytes (a copy: for states small enough to copy). */
+export function joinMemberSnapshot(envelope: Uint8Array, stateMachine: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(envelope.byteLength + stateMachine.byteLength);
+  bytes.set(envelope);
+  bytes.set(stateMachine, envelope.byteLength);
+  return bytes;
 }
 
 export function decodeMemberSnapshot(data: Uint8Array): MemberSnapshot {

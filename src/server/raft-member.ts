@@ -12,7 +12,7 @@ import { decodeConfChange } from '../consensus/conf-change-codec.ts';
 import type { Random } from '../random/seeded-random.ts';
 import { AppliedRequests, decodeEnvelope, encodeEnvelope } from './proposal-envelope.ts';
 import type { ProposalKind } from './proposal-envelope.ts';
-import { MemberSnapshotAssembler, decodeMemberSnapshot } from './member-snapshot.ts';
+import { decodeMemberSnapshot, encodeMemberSnapshotEnvelope, joinMemberSnapshot } from './member-snapshot.ts';
 import { MemberRegistry, decodeConfChangeContext, encodeConfChangeContext } from './member-registry.ts';
 import type { MemberAttributesUpdate, MemberInfo } from './member-registry.ts';
 
@@ -32,10 +32,12 @@ export interface StateMachine<Result> {
   snapshot(): Uint8Array;
   /**
    * Optional: captures the state now, cheaply, and returns an encoder that writes it out in slices
-   * (each step encodes up to maxKeys keys; the last one returns, in pieces, the bytes snapshot()
-   * would have returned at the capture), so a large state is snapshotted without stalling the member.
+   * (each step encodes up to maxKeys keys), so a large state is snapshotted without stalling the
+   * member. The last step returns `prefixBytes` bytes for the member to fill, followed by the bytes
+   * snapshot() would have returned at the capture: the member's snapshot is then one buffer that
+   * was never copied.
    */
-  captureSnapshot?(): { step(maxKeys: number): readonly Uint8Array[] | undefined };
+  captureSnapshot?(prefixBytes: number): { step(maxKeys: number): Uint8Array | undefined };
   restore(data: Uint8Array): void;
 }
 
@@ -139,8 +141,6 @@ const REQUEST_IDS_PER_MS = 1024;
 const MAX_PROPOSAL_BATCH_BYTES = 1024 * 1024;
 /** Keys a background snapshot encodes before it lets the member run again (a few milliseconds' work). */
 const SNAPSHOT_KEYS_PER_SLICE = 500;
-/** Bytes of a snapshot's pieces copied into its one buffer per turn (fresh pages touched for a few milliseconds). */
-const SNAPSHOT_ASSEMBLY_BYTES_PER_TURN = 1024 * 1024;
 /**
  * Applied proposals answered per turn of the event loop (see answerApplied). Measured at 64 clients
  * on one member: 16 gave 5-11 % more writes/s than answering a whole batch at once; 8 was slower
@@ -704,12 +704,11 @@ export class RaftMember<Result> {
     if (sinceSnapshot < this.options.snapshotEveryEntries && !(this.snapshotWanted && sinceSnapshot > 0)) return;
     this.snapshotWanted = false;
     const confState: ConfState = { voters: [...this.confState.voters], learners: [...this.confState.learners] };
-    const appliedRequests = AppliedRequests.fromJSON(this.appliedRequests.toJSON());
-    const members = MemberRegistry.fromJSON(this.members.toJSON());
-    const encoder = this.options.stateMachine.captureSnapshot?.();
-    const wholeState = encoder ? undefined : [this.options.stateMachine.snapshot()];
+    const envelope = encodeMemberSnapshotEnvelope({ appliedRequests: this.appliedRequests, members: this.members });
+    const encoder = this.options.stateMachine.captureSnapshot?.(envelope.byteLength);
+    const wholeState = encoder ? undefined : joinMemberSnapshot(envelope, this.options.stateMachine.snapshot());
     const encodeSlice = () => wholeState ?? encoder!.step(SNAPSHOT_KEYS_PER_SLICE);
-    this.snapshotInProgress = this.writeSnapshot(index, confState, encodeSlice, appliedRequests, members)
+    this.snapshotInProgress = this.writeSnapshot(index, confState, envelope, encodeSlice)
       .catch((error: unknown) => this.onLoopFailure(error as Error))
       .finally(() => {
         this.snapshotInProgress = undefined;
@@ -717,22 +716,18 @@ export class RaftMember<Result> {
   }
 
   private async writeSnapshot(
-    index: number, confState: ConfState, encodeSlice: () => readonly Uint8Array[] | undefined,
-    appliedRequests: AppliedRequests, members: MemberRegistry,
+    index: number, confState: ConfState, envelope: Uint8Array, encodeSlice: () => Uint8Array | undefined,
   ): Promise<void> {
     const timers = this.options.timers;
     const capturedAtMs = timers.nowMs();
-    let pieces: readonly Uint8Array[] | undefined;
-    while (!(pieces = encodeSlice())) {
-      if (!await this.nextSnapshotTurn()) return;
-    }
-    // Into one buffer a megabyte per turn: copying a large state at once stopped the member for a
-    // second and more (the fresh pages are what costs, on a virtual machine above all).
-    const assembler = new MemberSnapshotAssembler({ appliedRequests, members }, pieces);
     let data: Uint8Array | undefined;
-    while (!(data = assembler.step(SNAPSHOT_ASSEMBLY_BYTES_PER_TURN))) {
-      if (!await this.nextSnapshotTurn()) return;
+    while (!(data = encodeSlice())) {
+      await new Promise<void>((resolve) => timers.nextTurn(resolve));
+      if (this.stopped) return;
     }
+    // The state machine left room for the envelope at the front: the snapshot is one buffer, never
+    // copied (a copy of a large state stopped the member for a second and more on a virtual machine).
+    data.set(envelope, 0);
     const storage = this.options.storage;
     // A snapshot from the leader may have replaced the state meanwhile: this one is out of date.
     if (this.stopped || storage.snapshot().metadata.index >= index) return;
@@ -747,12 +742,6 @@ export class RaftMember<Result> {
       storage.compact(compactIndex);
       await this.options.durableLog.releaseBefore(compactIndex);
     }
-  }
-
-  /** Lets the member run before the snapshot's next slice; false once the member has stopped. */
-  private async nextSnapshotTurn(): Promise<boolean> {
-    await new Promise<void>((resolve) => this.options.timers.nextTurn(resolve));
-    return !this.stopped;
   }
 
   /** Resolves once no snapshot is being written (the server waits for it before closing the data dir). */

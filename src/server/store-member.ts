@@ -33,8 +33,8 @@ export class KvReplicatedStateMachine implements StateMachine<ApplyResult> {
     return this.kv.snapshot();
   }
 
-  captureSnapshot(): { step(maxKeys: number): readonly Uint8Array[] | undefined } {
-    return this.kv.captureSnapshot();
+  captureSnapshot(prefixBytes: number): { step(maxKeys: number): Uint8Array | undefined } {
+    return this.kv.captureSnapshot(prefixBytes);
   }
 
   restore(data: Uint8Array): void {

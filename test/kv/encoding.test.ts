@@ -100,3 +100,23 @@ test('the catalog carries etcd\'s exact texts and gRPC codes', () => {
   }
   assert.equal(new KvError('CONCORD_E_KV_INVALID_ARGUMENT', 'limit is 0.5').message, 'concord: invalid argument: limit is 0.5');
 });
+
+test('an in-place ByteWriter never moves what it wrote: early views read the same bytes to the end, also past its reservation', () => {
+  fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 30 }), fc.integer({ min: 1, max: 20_000 }), (pieces, reservedBytes) => {
+    const writer = new ByteWriter({ growInPlaceBytes: reservedBytes });
+    const views: { view: Uint8Array; piece: Uint8Array }[] = [];
+    for (const piece of pieces) {
+      const start = writer.sizeBytes;
+      writer.raw(piece);
+      views.push({ view: writer.viewFrom(start), piece });
+    }
+    for (const { view, piece } of views) assert.deepEqual(view, piece);
+    const whole = Uint8Array.from(pieces.flatMap((piece) => [...piece]));
+    assert.deepEqual(writer.viewFrom(0), whole);
+    assert.deepEqual(writer.finish(), whole);
+  }));
+});
+
+test('a reused ByteWriter cannot grow in place: reset() of an in-place writer is a bug, refused', () => {
+  assert.throws(() => new ByteWriter({ growInPlaceBytes: 100 }).reset(), /not reused/);
+});

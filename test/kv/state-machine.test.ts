@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { KvStateMachine } from '../../src/kv/state-machine.ts';
 import type { ApplyResult } from '../../src/kv/state-machine.ts';
 import type { KvCommand } from '../../src/kv/types.ts';
-import { SNAPSHOT_PIECE_TARGET_BYTES, decodeSnapshot, encodeSnapshot } from '../../src/kv/kv-snapshot.ts';
+import { decodeSnapshot, encodeSnapshot } from '../../src/kv/kv-snapshot.ts';
 import { crc32c } from '../../src/kv/crc32c.ts';
 import { commandArbitrary } from './arbitraries.ts';
 import { assertKvError, b, text } from './helpers.ts';
@@ -176,20 +176,16 @@ test('a snapshot with a valid checksum but broken invariants is refused', () => 
   assert.equal(KvStateMachine.restore(encodeSnapshot(state)).lease(4n)!.keys.length, 1);
 });
 
-test('a captured snapshot of large values comes in pieces of about SNAPSHOT_PIECE_TARGET_BYTES, whatever the keys per slice', () => {
+test('a captured snapshot is one buffer grown in place, after a prefix left for the caller, and equals snapshot()', () => {
   const machine = new KvStateMachine();
-  const valueBytes = 100 * 1024;
-  for (let i = 0; i < 40; i++) run(machine, { type: 'put', request: { key: b(`key-${i}`), value: new Uint8Array(valueBytes).fill(i) } });
-  const encoder = machine.captureSnapshot();
-  let pieces: readonly Uint8Array[] | undefined;
-  let steps = 0;
-  while (!(pieces = encoder.step(1000))) steps++;
-  const largest = Math.max(...pieces.map((piece) => piece.byteLength));
-  assert.ok(steps >= 3, `${steps + 1} steps for 4 MB of values`);
-  assert.ok(largest <= SNAPSHOT_PIECE_TARGET_BYTES + valueBytes + 64, `largest piece ${largest} bytes`);
-  const whole = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.byteLength, 0));
-  pieces.reduce((offset, piece) => (whole.set(piece, offset), offset + piece.byteLength), 0);
-  assert.deepEqual(whole, machine.snapshot());
+  for (let i = 0; i < 40; i++) run(machine, { type: 'put', request: { key: b(`key-${i}`), value: new Uint8Array(100 * 1024).fill(i) } });
+  run(machine, { type: 'deleteRange', request: { key: b('key-3') } });
+  const encoder = machine.captureSnapshot(7);
+  let bytes: Uint8Array | undefined;
+  while (!(bytes = encoder.step(2)));
+  assert.ok(bytes.buffer instanceof ArrayBuffer && bytes.buffer.resizable, 'grown in place, within the reservation');
+  assert.deepEqual([...bytes.subarray(0, 7)], [0, 0, 0, 0, 0, 0, 0], 'the prefix is left for the caller');
+  assert.deepEqual(bytes.subarray(7), machine.snapshot());
 });
 
 test('a captured snapshot encodes, slice by slice, exactly the state at the capture, whatever is applied meanwhile', () => {
@@ -202,14 +198,14 @@ test('a captured snapshot encodes, slice by slice, exactly the state at the capt
       for (const command of before) run(machine, command);
       const expected = machine.snapshot();
       const encoder = machine.captureSnapshot();
-      let pieces: readonly Uint8Array[] | undefined;
+      let bytes: Uint8Array | undefined;
       // Interleave: a slice, then more commands (compactions among them), until the encoder is done.
-      for (let i = 0; !(pieces = encoder.step(keysPerSlice)); i += 3) {
+      for (let i = 0; !(bytes = encoder.step(keysPerSlice)); i += 3) {
         for (const command of after.slice(i, i + 3)) run(machine, command);
       }
       for (const command of after) run(machine, command);
       run(machine, { type: 'compact', request: { revision: machine.currentRevision, physical: false } });
-      assert.deepEqual(pieces.flatMap((piece) => [...piece]), [...expected]);
+      assert.deepEqual([...bytes], [...expected]);
     },
   ), { numRuns: 200 });
 });

@@ -96,7 +96,7 @@ class Counter implements StateMachine<number> {
   }
 }
 
-/** A counter whose snapshot is captured at once and handed out after `slices` steps, in one-byte pieces. */
+/** A counter whose snapshot is captured at once and handed out after `slices` steps, after the member's prefix. */
 class SlicedCounter extends Counter {
   /** The counter's total at each capture and at each step of its encoding. */
   readonly totalsSeen: number[] = [];
@@ -105,8 +105,10 @@ class SlicedCounter extends Counter {
     super();
     this.slices = slices;
   }
-  captureSnapshot(): { step(maxKeys: number): readonly Uint8Array[] | undefined } {
-    const captured = [...this.snapshot()].map((byte) => Uint8Array.of(byte));
+  captureSnapshot(prefixBytes: number): { step(maxKeys: number): Uint8Array | undefined } {
+    const state = this.snapshot();
+    const captured = new Uint8Array(prefixBytes + state.byteLength).fill(0xee, 0, prefixBytes);
+    captured.set(state, prefixBytes);
     this.totalsSeen.push(this.total);
     let steps = 0;
     return {
