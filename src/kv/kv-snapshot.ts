@@ -101,8 +101,8 @@ export class SnapshotEncoder {
   }
 
   /**
-   * Writes up to maxKeys more keys; once everything is written, returns the snapshot (after the
-   * prefix, if one was asked for) as a view of the encoder's buffer.
+   * Writes up to maxKeys more keys; once everything is written, returns the prefix (if one was asked
+   * for) followed by the snapshot, as a view of the encoder's buffer.
    */
   step(maxKeys: number): Uint8Array | undefined {
     if (this.bytes) return this.bytes;
