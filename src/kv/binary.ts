@@ -28,15 +28,27 @@ export interface ByteWriterOptions {
   growInPlaceBytes?: number;
 }
 
+/**
+ * A resizable buffer of `byteLength` bytes reserving `maxByteLength`, or undefined where the
+ * platform refuses the reservation (a limit on address space): the writer then grows by copying.
+ */
+function reserveInPlace(byteLength: number, maxByteLength: number): Uint8Array<ArrayBuffer> | undefined {
+  try {
+    return new Uint8Array(new ArrayBuffer(byteLength, { maxByteLength }));
+  } catch (error) {
+    if (error instanceof RangeError) return undefined;
+    throw error;
+  }
+}
+
 export class ByteWriter {
   private buffer: Uint8Array<ArrayBuffer>;
   private view: DataView;
   private length = 0;
 
   constructor(options: ByteWriterOptions = {}) {
-    this.buffer = options.growInPlaceBytes === undefined
-      ? new Uint8Array(INITIAL_CAPACITY_BYTES)
-      : new Uint8Array(new ArrayBuffer(0, { maxByteLength: Math.max(INITIAL_CAPACITY_BYTES, options.growInPlaceBytes) }));
+    const reservation = options.growInPlaceBytes === undefined ? undefined : Math.max(INITIAL_CAPACITY_BYTES, options.growInPlaceBytes);
+    this.buffer = (reservation !== undefined && reserveInPlace(0, reservation)) || new Uint8Array(INITIAL_CAPACITY_BYTES);
     this.view = new DataView(this.buffer.buffer);
   }
 
@@ -46,8 +58,8 @@ export class ByteWriter {
    * returned before stays valid.
    */
   reset(): this {
-    this.length = 0;
     if (this.buffer.buffer.resizable) throw new KvBugError('an in-place writer is not reused: views of its bytes must stay valid');
+    this.length = 0;
     if (this.buffer.length > REUSED_CAPACITY_MAX_BYTES) {
       this.buffer = new Uint8Array(INITIAL_CAPACITY_BYTES);
       this.view = new DataView(this.buffer.buffer);
@@ -66,7 +78,7 @@ export class ByteWriter {
     }
     let capacity = Math.max(1, buffer.resizable ? buffer.maxByteLength : this.buffer.length) * 2;
     while (capacity < needed) capacity *= 2;
-    const grown = buffer.resizable ? new Uint8Array(new ArrayBuffer(needed, { maxByteLength: capacity })) : new Uint8Array(capacity);
+    const grown = (buffer.resizable && reserveInPlace(needed, capacity)) || new Uint8Array(capacity);
     grown.set(this.buffer.subarray(0, this.length));
     this.buffer = grown;
     this.view = new DataView(grown.buffer);

@@ -63,7 +63,7 @@ export type ApplyResult =
   /** The entry was applied before (its index is at or below the applied index): nothing happened. */
   | { status: 'skipped'; index: number };
 
-/** Added to a snapshot's reservation for what the size estimate leaves out (auth state, tombstones). */
+/** Added to a snapshot's reservation for what the size estimate leaves out (auth state, alarms, the header). */
 const SNAPSHOT_RESERVATION_MARGIN_BYTES = 1024 * 1024;
 
 export class KvStateMachine {
@@ -197,7 +197,7 @@ export class KvStateMachine {
       leases: this.leases.exportState(),
       alarms: this.alarmList.list(),
       auth: this.authStore.exportState(),
-    }, { prefixBytes, growInPlaceBytes: reservedBytes + (reservedBytes >> 3) });
+    }, { prefixBytes, growInPlaceBytes: reservedBytes + Math.floor(reservedBytes / 8) });
   }
 
   /** Rebuilds a state machine from snapshot(); the options must match the cluster's. */

@@ -708,7 +708,7 @@ export class RaftMember<Result> {
     const encoder = this.options.stateMachine.captureSnapshot?.(envelope.byteLength);
     const wholeState = encoder ? undefined : joinMemberSnapshot(envelope, this.options.stateMachine.snapshot());
     const encodeSlice = () => wholeState ?? encoder!.step(SNAPSHOT_KEYS_PER_SLICE);
-    this.snapshotInProgress = this.writeSnapshot(index, confState, envelope, encodeSlice)
+    this.snapshotInProgress = this.writeSnapshot(index, confState, envelope, encodeSlice, wholeState)
       .catch((error: unknown) => this.onLoopFailure(error as Error))
       .finally(() => {
         this.snapshotInProgress = undefined;
@@ -716,7 +716,7 @@ export class RaftMember<Result> {
   }
 
   private async writeSnapshot(
-    index: number, confState: ConfState, envelope: Uint8Array, encodeSlice: () => Uint8Array | undefined,
+    index: number, confState: ConfState, envelope: Uint8Array, encodeSlice: () => Uint8Array | undefined, wholeState: Uint8Array | undefined,
   ): Promise<void> {
     const timers = this.options.timers;
     const capturedAtMs = timers.nowMs();
@@ -727,6 +727,9 @@ export class RaftMember<Result> {
     }
     // The state machine left room for the envelope at the front: the snapshot is one buffer, never
     // copied (a copy of a large state stopped the member for a second and more on a virtual machine).
+    if (data !== wholeState && !prefixLeftEmpty(data, envelope.byteLength)) {
+      throw new Error(`the state machine's snapshot does not begin with the ${envelope.byteLength} empty bytes asked for the member's envelope`);
+    }
     data.set(envelope, 0);
     const storage = this.options.storage;
     // A snapshot from the leader may have replaced the state meanwhile: this one is out of date.
@@ -798,4 +801,10 @@ export class RaftMember<Result> {
   pendingProposalCount(): number {
     return this.pendingProposals.size;
   }
+}
+
+function prefixLeftEmpty(data: Uint8Array, prefixBytes: number): boolean {
+  if (data.byteLength < prefixBytes) return false;
+  for (let i = 0; i < prefixBytes; i++) if (data[i] !== 0) return false;
+  return true;
 }

@@ -117,6 +117,43 @@ test('an in-place ByteWriter never moves what it wrote: early views read the sam
   }));
 });
 
+test('ByteWriter.viewFrom on an ordinary writer: the bytes written since an offset, checksummed piecewise like the whole', () => {
+  fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 }), (pieces) => {
+    const writer = new ByteWriter();
+    let crc = 0;
+    let checksummed = 0;
+    for (const piece of pieces) {
+      writer.raw(piece);
+      const view = writer.viewFrom(checksummed);
+      assert.deepEqual([...view], [...piece], 'exactly what was written since the offset');
+      crc = crc32cUpdate(crc, view);
+      checksummed = writer.sizeBytes;
+    }
+    assert.equal(crc, crc32cUpdate(0, writer.finish()), 'piecewise checksum equals the whole');
+  }));
+});
+
+test('an in-place ByteWriter grows a megabyte at a time within its reservation, then moves once, and every view stays right', () => {
+  const writer = new ByteWriter({ growInPlaceBytes: 2 * 1024 * 1024 });
+  const views: { view: Uint8Array; first: number }[] = [];
+  for (let i = 0; i < 48; i++) {
+    const start = writer.sizeBytes;
+    writer.u32(i);
+    writer.uvarint(i * 1000);
+    writer.raw(new Uint8Array(64 * 1024).fill(i));
+    views.push({ view: writer.viewFrom(start), first: i });
+  }
+  const whole = writer.viewFrom(0);
+  assert.ok(whole.buffer instanceof ArrayBuffer && whole.buffer.resizable && whole.buffer.maxByteLength === 4 * 1024 * 1024, 'moved once, to twice the reservation');
+  const reader = new ByteReader(whole, (detail) => new Error(detail));
+  for (const { view, first } of views) {
+    assert.equal(new DataView(view.buffer, view.byteOffset).getUint32(0), first, 'a view taken before the growth still reads its bytes');
+    assert.equal(reader.u32('n'), first);
+    assert.equal(reader.uvarint('n'), first * 1000);
+    assert.ok(reader.raw(64 * 1024, 'fill').every((byte) => byte === first));
+  }
+});
+
 test('a reused ByteWriter cannot grow in place: reset() of an in-place writer is a bug, refused', () => {
   assert.throws(() => new ByteWriter({ growInPlaceBytes: 100 }).reset(), /not reused/);
 });

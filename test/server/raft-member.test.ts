@@ -101,14 +101,18 @@ class SlicedCounter extends Counter {
   /** The counter's total at each capture and at each step of its encoding. */
   readonly totalsSeen: number[] = [];
   private readonly slices: number;
-  constructor(slices: number) {
+  private readonly ignorePrefix: boolean;
+  /** ignorePrefix breaks the contract: no room is left for the member's envelope. */
+  constructor(slices: number, ignorePrefix = false) {
     super();
     this.slices = slices;
+    this.ignorePrefix = ignorePrefix;
   }
   captureSnapshot(prefixBytes: number): { step(maxKeys: number): Uint8Array | undefined } {
     const state = this.snapshot();
-    const captured = new Uint8Array(prefixBytes + state.byteLength).fill(0xee, 0, prefixBytes);
-    captured.set(state, prefixBytes);
+    const roomBytes = this.ignorePrefix ? 0 : prefixBytes;
+    const captured = new Uint8Array(roomBytes + state.byteLength);
+    captured.set(state, roomBytes);
     this.totalsSeen.push(this.total);
     let steps = 0;
     return {
@@ -122,7 +126,7 @@ class SlicedCounter extends Counter {
 
 function singleMember(overrides: {
   snapshotEveryEntries?: number; storage?: MemoryStorage; log?: RecordingLog; startMs?: number; maxPendingProposals?: number;
-  machine?: Counter; onSnapshotSaved?: RaftMemberOptions<number>['onSnapshotSaved'];
+  machine?: Counter; onSnapshotSaved?: RaftMemberOptions<number>['onSnapshotSaved']; onFatal?: (error: Error) => void;
 } = {}) {
   const timers = new ManualTimers(overrides.startMs);
   const log = overrides.log ?? new RecordingLog();
@@ -144,9 +148,9 @@ function singleMember(overrides: {
     maxPendingProposals: overrides.maxPendingProposals ?? 4,
     appliedRequestsWindow: 100,
     onSnapshotSaved: overrides.onSnapshotSaved,
-    onFatal: (error) => {
+    onFatal: overrides.onFatal ?? ((error) => {
       throw error;
-    },
+    }),
   });
   return { timers, log, machine, member };
 }
@@ -257,6 +261,17 @@ test('a snapshot is encoded over several turns while the member goes on applying
   assert.equal(new TextDecoder().decode(decodeMemberSnapshot(saved.data).stateMachine), String(capturedTotal), 'the state at the capture, not after');
   assert.deepEqual(reports.map((report) => [report.index, report.dataBytes]), [[saved.metadata.index, saved.data.byteLength]]);
   member.stop();
+});
+
+test('a state machine whose snapshot leaves no room for the envelope stops the member with an error, and nothing is saved', async () => {
+  const fatal: Error[] = [];
+  const { timers, member, log } = singleMember({ snapshotEveryEntries: 3, machine: new SlicedCounter(2, true), onFatal: (error) => fatal.push(error) });
+  member.start();
+  await timers.advance(5);
+  for (const n of [1, 2, 3]) await member.propose(Uint8Array.of(n)).catch(() => {});
+  await member.snapshotSettled();
+  assert.match(fatal[0]?.message ?? '', /does not begin with the \d+ empty bytes asked for the member's envelope/);
+  assert.equal(log.snapshots.length, 0);
 });
 
 test('a request proposed twice (re-forwarded after a leader change) takes effect once', async () => {

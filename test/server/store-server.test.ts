@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -81,6 +81,34 @@ test('acknowledged writes survive a restart from the data dir', async () => {
     const status = JSON.parse(await etcdctl(second, 'get', 'k0', '-w', 'json'));
     assert.equal(status.header.revision, 21, 'the revision continues where it was');
   } finally {
+    await second.stop();
+  }
+});
+
+test('with --snapshot-count, snapshots are taken as the store grows and a restart from the newest one loses nothing', async () => {
+  const config = configFor('m2s', { snapshotCount: '40' });
+  const logged: string[] = [];
+  const first = await StoreServer.start(config, { logger: { ...quiet, info: (message: string) => logged.push(message) } });
+  const client = new Etcd3({ hosts: first.clientAddresses[0]! });
+  try {
+    for (let i = 0; i < 150; i++) await client.put(`snap/${String(i).padStart(3, '0')}`).value(`v${i}-${'x'.repeat(2000)}`);
+    await client.delete().key('snap/007');
+  } finally {
+    client.close();
+    await first.stop();
+  }
+  const saved = logged.filter((line) => /^saved snapshot at index \d+: [\d.]+ MB, encoded in \d+ ms, written in \d+ ms$/.test(line));
+  assert.ok(saved.length >= 2, `snapshots logged: ${saved.join(' | ')}`);
+  assert.ok(readdirSync(join(config.dataDir, 'member', 'snap')).some((name) => name.endsWith('.snap')), 'a snapshot file on disk');
+  const second = await StoreServer.start(config, { logger: quiet });
+  const reader = new Etcd3({ hosts: second.clientAddresses[0]! });
+  try {
+    const values = await reader.getAll().prefix('snap/').strings();
+    assert.equal(Object.keys(values).length, 149);
+    assert.equal(values['snap/149'], `v149-${'x'.repeat(2000)}`);
+    assert.equal(values['snap/007'], undefined, 'the delete after the last snapshot replays too');
+  } finally {
+    reader.close();
     await second.stop();
   }
 });
