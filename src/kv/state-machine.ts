@@ -65,6 +65,8 @@ export type ApplyResult =
 
 /** Added to a snapshot's reservation for what the size estimate leaves out (auth state, alarms, the header). */
 const SNAPSHOT_RESERVATION_MARGIN_BYTES = 1024 * 1024;
+/** A snapshot reserves this fraction more than estimated: address space costs little, a move past the reservation copies everything. */
+const SNAPSHOT_RESERVATION_SLACK = 1 / 8;
 
 export class KvStateMachine {
   private store: MvccStore;
@@ -197,7 +199,7 @@ export class KvStateMachine {
       leases: this.leases.exportState(),
       alarms: this.alarmList.list(),
       auth: this.authStore.exportState(),
-    }, { prefixBytes, growInPlaceBytes: reservedBytes + Math.floor(reservedBytes / 8) });
+    }, { prefixBytes, growInPlaceBytes: Math.floor(reservedBytes * (1 + SNAPSHOT_RESERVATION_SLACK)) });
   }
 
   /** Rebuilds a state machine from snapshot(); the options must match the cluster's. */

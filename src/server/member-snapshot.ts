@@ -26,7 +26,11 @@ export interface MemberSnapshot {
 }
 
 export function encodeMemberSnapshot(snapshot: MemberSnapshot): Uint8Array {
-  return joinMemberSnapshot(encodeMemberSnapshotEnvelope(snapshot), snapshot.stateMachine);
+  const envelope = encodeMemberSnapshotEnvelope(snapshot);
+  const bytes = new Uint8Array(envelope.byteLength + snapshot.stateMachine.byteLength);
+  bytes.set(envelope);
+  bytes.set(snapshot.stateMachine, envelope.byteLength);
+  return bytes;
 }
 
 /**
@@ -40,14 +44,6 @@ export function encodeMemberSnapshotEnvelope(envelope: Omit<MemberSnapshot, 'sta
   view.setUint8(0, FORMAT_VERSION);
   view.setUint32(1, json.byteLength);
   bytes.set(json, HEADER_BYTES);
-  return bytes;
-}
-
-/** The envelope followed by the state machine's bytes (a copy: for states small enough to copy). */
-export function joinMemberSnapshot(envelope: Uint8Array, stateMachine: Uint8Array): Uint8Array {
-  const bytes = new Uint8Array(envelope.byteLength + stateMachine.byteLength);
-  bytes.set(envelope);
-  bytes.set(stateMachine, envelope.byteLength);
   return bytes;
 }
 

@@ -12,7 +12,7 @@ import { decodeConfChange } from '../consensus/conf-change-codec.ts';
 import type { Random } from '../random/seeded-random.ts';
 import { AppliedRequests, decodeEnvelope, encodeEnvelope } from './proposal-envelope.ts';
 import type { ProposalKind } from './proposal-envelope.ts';
-import { decodeMemberSnapshot, encodeMemberSnapshotEnvelope, joinMemberSnapshot } from './member-snapshot.ts';
+import { decodeMemberSnapshot, encodeMemberSnapshotEnvelope } from './member-snapshot.ts';
 import { MemberRegistry, decodeConfChangeContext, encodeConfChangeContext } from './member-registry.ts';
 import type { MemberAttributesUpdate, MemberInfo } from './member-registry.ts';
 
@@ -37,8 +37,20 @@ export interface StateMachine<Result> {
    * snapshot() would have returned at the capture: the member's snapshot is then one buffer that
    * was never copied.
    */
-  captureSnapshot?(prefixBytes: number): { step(maxKeys: number): Uint8Array | undefined };
+  captureSnapshot?(prefixBytes: number): SnapshotEncoder;
   restore(data: Uint8Array): void;
+}
+
+/** Encodes a captured snapshot a slice at a time; the last step returns it (see captureSnapshot). */
+export interface SnapshotEncoder {
+  step(maxKeys: number): Uint8Array | undefined;
+}
+
+/** For a state machine without captureSnapshot: its whole snapshot at once, after the room asked for. */
+function wholeSnapshotEncoder(state: Uint8Array, prefixBytes: number): SnapshotEncoder {
+  const bytes = new Uint8Array(prefixBytes + state.byteLength);
+  bytes.set(state, prefixBytes);
+  return { step: () => bytes };
 }
 
 export interface PeerSender {
@@ -169,6 +181,8 @@ export class RaftMember<Result> {
    * (resolve, result) pairs: at most maxPendingProposals of them, since each left pendingProposals.
    */
   private appliedAnswers: unknown[] = [];
+  /** How far into appliedAnswers the callers are answered (the array is emptied once all are). */
+  private appliedAnswersDone = 0;
   /** Membership changes proposed here, waiting to be applied, by request id. */
   private readonly pendingConfChanges = new Map<number, PendingProposal>();
   private members = new MemberRegistry();
@@ -656,10 +670,16 @@ export class RaftMember<Result> {
 
   private answerSome(): void {
     const answers = this.appliedAnswers;
-    const count = Math.min(answers.length, 2 * ANSWERS_PER_TURN);
-    this.appliedAnswers = answers.length > count ? answers.slice(count) : [];
-    for (let i = 0; i < count; i += 2) (answers[i] as (value: unknown) => void)(answers[i + 1]);
-    if (this.appliedAnswers.length > 0) this.options.timers.nextTurn(() => this.answerSome());
+    const end = Math.min(answers.length, this.appliedAnswersDone + 2 * ANSWERS_PER_TURN);
+    for (let i = this.appliedAnswersDone; i < end; i += 2) (answers[i] as (value: unknown) => void)(answers[i + 1]);
+    if (end < answers.length) {
+      this.appliedAnswersDone = end;
+      this.options.timers.nextTurn(() => this.answerSome());
+      return;
+    }
+    // Not sliced per turn: a burst of thousands of answers would be copied once per turn.
+    this.appliedAnswers = [];
+    this.appliedAnswersDone = 0;
   }
 
   private settle(pending: Map<number, PendingProposal>, requestId: number, result: unknown): void {
@@ -704,11 +724,11 @@ export class RaftMember<Result> {
     if (sinceSnapshot < this.options.snapshotEveryEntries && !(this.snapshotWanted && sinceSnapshot > 0)) return;
     this.snapshotWanted = false;
     const confState: ConfState = { voters: [...this.confState.voters], learners: [...this.confState.learners] };
+    const capturedAtMs = this.options.timers.nowMs();
     const envelope = encodeMemberSnapshotEnvelope({ appliedRequests: this.appliedRequests, members: this.members });
-    const encoder = this.options.stateMachine.captureSnapshot?.(envelope.byteLength);
-    const wholeState = encoder ? undefined : joinMemberSnapshot(envelope, this.options.stateMachine.snapshot());
-    const encodeSlice = () => wholeState ?? encoder!.step(SNAPSHOT_KEYS_PER_SLICE);
-    this.snapshotInProgress = this.writeSnapshot(index, confState, envelope, encodeSlice, wholeState)
+    const machine = this.options.stateMachine;
+    const encoder = machine.captureSnapshot?.(envelope.byteLength) ?? wholeSnapshotEncoder(machine.snapshot(), envelope.byteLength);
+    this.snapshotInProgress = this.writeSnapshot(index, confState, envelope, encoder, capturedAtMs)
       .catch((error: unknown) => this.onLoopFailure(error as Error))
       .finally(() => {
         this.snapshotInProgress = undefined;
@@ -716,18 +736,17 @@ export class RaftMember<Result> {
   }
 
   private async writeSnapshot(
-    index: number, confState: ConfState, envelope: Uint8Array, encodeSlice: () => Uint8Array | undefined, wholeState: Uint8Array | undefined,
+    index: number, confState: ConfState, envelope: Uint8Array, encoder: SnapshotEncoder, capturedAtMs: number,
   ): Promise<void> {
     const timers = this.options.timers;
-    const capturedAtMs = timers.nowMs();
     let data: Uint8Array | undefined;
-    while (!(data = encodeSlice())) {
+    while (!(data = encoder.step(SNAPSHOT_KEYS_PER_SLICE))) {
       await new Promise<void>((resolve) => timers.nextTurn(resolve));
       if (this.stopped) return;
     }
     // The state machine left room for the envelope at the front: the snapshot is one buffer, never
     // copied (a copy of a large state stopped the member for a second and more on a virtual machine).
-    if (data !== wholeState && !prefixLeftEmpty(data, envelope.byteLength)) {
+    if (!prefixLeftEmpty(data, envelope.byteLength)) {
       throw new Error(`the state machine's snapshot does not begin with the ${envelope.byteLength} empty bytes asked for the member's envelope`);
     }
     data.set(envelope, 0);
@@ -804,7 +823,5 @@ export class RaftMember<Result> {
 }
 
 function prefixLeftEmpty(data: Uint8Array, prefixBytes: number): boolean {
-  if (data.byteLength < prefixBytes) return false;
-  for (let i = 0; i < prefixBytes; i++) if (data[i] !== 0) return false;
-  return true;
+  return data.byteLength >= prefixBytes && data.subarray(0, prefixBytes).every((byte) => byte === 0);
 }

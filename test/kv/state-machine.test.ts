@@ -183,7 +183,7 @@ test('a captured snapshot is one buffer grown in place, after a prefix left for 
   const encoder = machine.captureSnapshot(7);
   let bytes: Uint8Array | undefined;
   while (!(bytes = encoder.step(2)));
-  assert.ok(bytes.buffer instanceof ArrayBuffer && bytes.buffer.resizable, 'grown in place, within the reservation');
+  assert.ok(bytes.buffer instanceof ArrayBuffer && bytes.buffer.resizable, 'encoded into a buffer that grows in place');
   assert.deepEqual([...bytes.subarray(0, 7)], [0, 0, 0, 0, 0, 0, 0], 'the prefix is left for the caller');
   assert.deepEqual(bytes.subarray(7), machine.snapshot());
 });
