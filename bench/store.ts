@@ -10,6 +10,9 @@
 // member, heartbeat 100 ms and election timeout 1 s (both defaults). Each repetition runs every
 // measurement against both systems, etcd first in even repetitions and Concord first in odd ones,
 // so drift on this shared machine falls on both; the summary reports medians over repetitions.
+// With --members 3, the leader is put on member 1 before every measurement, for both systems
+// (leader-placement.ts): at 1 and 64 clients the load has one connection, to member 1, and a
+// write through a follower costs a forward, so a random first election must not decide the ratio.
 //
 // Loads:
 // * `etcdctl check perf --load=s|m|l`: etcd's own pass/fail check (fixed 60 s each, see check-perf.ts).
@@ -30,6 +33,7 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CHECK_PERF_LOADS, isCheckPerfLoad, runCheckPerf, type CheckPerfLoad, type CheckPerfResult, type Verdict } from './check-perf.ts';
+import { placeLeaderOnFirstMember } from './leader-placement.ts';
 import { runLoadInChildProcess, type LoadOp, type LoadResult } from './grpc-load.ts';
 import { LatencyHistogram } from './latency-histogram.ts';
 import { ETCD_BINARY, MEMBER_COUNTS, SYSTEM_NAMES, startSystem, type MemberCount, type RunningSystem, type SystemName } from './store-systems.ts';
@@ -74,11 +78,15 @@ interface LoadRun {
   /** CPU cores the server and the generator used while the generator ran (1.0 = one core busy). */
   serverCpuCores?: number;
   generatorCpuCores?: number;
+  /** 3 members: the member (1-based) that led before the leader was put on member 1 (see leader-placement.ts). */
+  leaderBefore?: number;
   /** Set when the run produced no figures: the member did not start, the generator failed. */
   error?: string;
 }
 
 interface CheckPerfRun extends CheckPerfResult {
+  /** 3 members: the member (1-based) that led before the leader was put on member 1 (see leader-placement.ts). */
+  leaderBefore?: number;
   repeat: number;
 }
 
@@ -145,7 +153,7 @@ function buildProgram(): Command {
     .option('--out-dir <dir>', 'where logs, profiles and summary.json go', join(tmpdir(), `concord-bench-store-${stamp}`))
     .option('--data-root <dir>', 'parent of the fresh data dirs (same disk for both systems)', tmpdir())
     .option('--cpu-prof', 'write a V8 CPU profile of every Concord server process into <out-dir>/profiles')
-    .addOption(new Option('--members <n>', 'members per system: 1, or a 3-member cluster of each (the load spreads its connections over the members)').choices(MEMBER_COUNTS.map(String)).default('1'))
+    .addOption(new Option('--members <n>', 'members per system: 1, or a 3-member cluster of each (the load spreads its connections over the members; the leader is put on member 1 before every run)').choices(MEMBER_COUNTS.map(String)).default('1'))
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
 }
@@ -244,10 +252,20 @@ async function runMeasurement(options: BenchOptions, measurement: Measurement, s
     return `did not start: ${message}`;
   }
   try {
+    let leaderBefore: number | undefined;
+    try {
+      if (options.members > 1) leaderBefore = (await placeLeaderOnFirstMember(running.endpoint.split(','))).leaderBefore;
+    } catch (error) {
+      const message = (error as Error).message;
+      if (measurement.kind === 'grpc') results.addLoad(measurement.op, measurement.clients, system, { repeat, error: message });
+      else results.addCheckPerf(measurement.load, system, { load: measurement.load, verdict: 'ERROR', elapsedSeconds: 0, error: message, repeat });
+      return `not measured: ${message}`;
+    }
+    const placement = leaderBefore === undefined ? '' : ` [leader was member ${leaderBefore}]`;
     if (measurement.kind === 'check-perf') {
       const result = await runCheckPerf(measurement.load, running.endpoint, join(options.outDir, `etcdctl-${system}-${label}.log`));
-      results.addCheckPerf(measurement.load, system, { ...result, repeat });
-      return describeCheckPerf(result);
+      results.addCheckPerf(measurement.load, system, { ...result, repeat, leaderBefore });
+      return describeCheckPerf(result) + placement;
     }
     const spec = {
       endpoint: running.endpoint, op: measurement.op, clients: measurement.clients, clientsPerChannel: options.clientsPerChannel,
@@ -259,11 +277,11 @@ async function runMeasurement(options: BenchOptions, measurement: Measurement, s
       const wallBefore = performance.now();
       const result = await runLoadInChildProcess(spec, join(options.outDir, `load-${system}-${label}.log`));
       const serverCpuCores = (running.cpuSeconds() - cpuBefore) / ((performance.now() - wallBefore) / 1000);
-      const run = loadRunFrom(result, repeat, serverCpuCores);
+      const run = { ...loadRunFrom(result, repeat, serverCpuCores), leaderBefore };
       results.addLoad(measurement.op, measurement.clients, system, run);
       const errors = run.errors ? `, ${run.errors} errors (${run.errorSamples?.[0] ?? ''})` : '';
       const cpu = `cpu: server ${formatCores(run.serverCpuCores)}, generator ${formatCores(run.generatorCpuCores)}`;
-      return `${formatRate(run.opsPerSecond)} ${unitOf(measurement.op)}, p50 ${formatMs(run.p50Ms)}, p99 ${formatMs(run.p99Ms)}${errors}; ${cpu}`;
+      return `${formatRate(run.opsPerSecond)} ${unitOf(measurement.op)}, p50 ${formatMs(run.p50Ms)}, p99 ${formatMs(run.p99Ms)}${errors}; ${cpu}${placement}`;
     } catch (error) {
       results.addLoad(measurement.op, measurement.clients, system, { repeat, error: (error as Error).message });
       return `failed: ${(error as Error).message}`;

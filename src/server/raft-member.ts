@@ -203,6 +203,9 @@ export class RaftMember<Result> {
   private ticker: unknown;
   private processing = false;
   private earlySendScheduled = false;
+  /** Commit notices of the Ready being applied, sent on the next turn (see sendEarlyMessagesHoldingCommitNotices). */
+  private commitNotices: Message[] = [];
+  private commitNoticesScheduled = false;
   /** Proposals waiting for the end of this turn of the event loop, to go to Raft together. */
   private proposalBatch: Uint8Array[] = [];
   private proposalBatchBytes = 0;
@@ -549,11 +552,41 @@ export class RaftMember<Result> {
     }
   }
 
-  /** Takes the next Ready: starts its write, and applies its committed entries unless it carries a snapshot. */
+  /**
+   * Takes the next Ready: starts its write, and applies its committed entries unless it carries a
+   * snapshot. Commit notices held back by startReady go out a turn later, after the first answers.
+   */
   private takeReady(): { ready: Ready; persisted: Promise<void> } | undefined {
     const inFlight = this.startReady();
     if (inFlight && !inFlight.ready.snapshot) this.applyReady(inFlight.ready);
+    if (this.commitNotices.length > 0 && !this.commitNoticesScheduled) {
+      this.commitNoticesScheduled = true;
+      this.options.timers.nextTurn(() => this.sendCommitNotices());
+    }
     return inFlight;
+  }
+
+  /**
+   * Sends the early messages of a Ready, except commit notices (appends without entries, which a
+   * leader sends when its commit index moves): those wait until this member has applied the commit
+   * and answered its first clients (see takeReady). A notice only lets followers learn the commit
+   * sooner. Writes to peers cost 30-230 µs each on a loaded 2-core machine, and ahead of the apply
+   * they were the largest step between a majority's acknowledgement and the client's answer; a
+   * follower's client now waits one more turn of the leader's loop instead.
+   */
+  private sendEarlyMessagesHoldingCommitNotices(): void {
+    const messages = this.node.takeEarlyMessages();
+    if (messages.length === 0) return;
+    const now: Message[] = [];
+    for (const message of messages) (isCommitNotice(message) ? this.commitNotices : now).push(message);
+    if (now.length > 0) this.options.transport.send(now);
+  }
+
+  private sendCommitNotices(): void {
+    this.commitNoticesScheduled = false;
+    const notices = this.commitNotices;
+    this.commitNotices = [];
+    if (!this.stopped && notices.length > 0) this.options.transport.send(notices);
   }
 
   /** Takes the next Ready, if any, and starts making it durable (step 1 of the Ready contract). */
@@ -562,7 +595,7 @@ export class RaftMember<Result> {
     // Messages that promise nothing durable go first (a leader's appends, Raft thesis §10.2.1, and
     // forwarded proposals, see RaftNode.takeEarlyMessages); the rest (votes, append
     // acknowledgements) only once this Ready is persisted.
-    this.sendEarlyMessages();
+    this.sendEarlyMessagesHoldingCommitNotices();
     if (!this.node.hasReady()) return undefined;
     const ready = this.node.ready();
     if (ready.softState && ready.softState.leader !== this.leader) {
@@ -824,4 +857,9 @@ export class RaftMember<Result> {
 
 function prefixLeftEmpty(data: Uint8Array, prefixBytes: number): boolean {
   return data.byteLength >= prefixBytes && data.subarray(0, prefixBytes).every((byte) => byte === 0);
+}
+
+/** An append that carries no entries: it tells a follower of a new commit index (or probes it). */
+function isCommitNotice(message: Message): boolean {
+  return message.type === 'MsgApp' && message.entries.length === 0;
 }

@@ -383,8 +383,8 @@ test('a member waiting for an fsync forwards a proposal to the leader at once; i
   void timers;
 });
 
-test('a leader waiting for an fsync sends the appends of new proposals at once, and commits only with a majority on disk', async () => {
-  const { timers, log, sent, member } = followerOfThree();
+/** Makes member 2 of followerOfThree() the leader, its no-op acknowledged by both followers and every write completed. */
+async function electLeaderOfThree({ timers, log, sent, member }: ReturnType<typeof followerOfThree>): Promise<void> {
   member.start();
   // Win an election: wait for the PreVote, grant it, then grant the vote.
   const answer = async (request: 'MsgPreVote' | 'MsgVote', response: 'MsgPreVoteResp' | 'MsgVoteResp') => {
@@ -409,6 +409,16 @@ test('a leader waiting for an fsync sends the appends of new proposals at once, 
     member.step(message({ type: 'MsgAppResp', from: append.to, to: 2n, term: member.term(), index: append.index + append.entries.length }));
   }
   await settle();
+  while (log.pendingSaves > 0) {
+    log.completeOne();
+    await settle();
+  }
+}
+
+test('a leader waiting for an fsync sends the appends of new proposals at once, and commits only with a majority on disk', async () => {
+  const cluster = followerOfThree();
+  const { log, sent, member } = cluster;
+  await electLeaderOfThree(cluster);
   const first = member.propose(Uint8Array.of(1));
   await settle();
   assert.equal(log.pendingSaves, 1, "the leader is writing the first proposal's entry");
@@ -450,4 +460,35 @@ test('proposals made in one turn of the event loop reach the leader as one batch
   assert.deepEqual(forwarded[0]!.entries.map((e) => decodeEnvelope(e.data).payload[0]), [1, 2, 3], 'carrying the three commands in order');
   member.stop();
   await Promise.allSettled(proposals);
+});
+
+test("a leader answers its client before it tells the followers of the commit, and then tells both", async () => {
+  const cluster = followerOfThree();
+  const { log, sent, member } = cluster;
+  await electLeaderOfThree(cluster);
+  const events: string[] = [];
+  const proposal = member.propose(Uint8Array.of(7)).then((total) => events.push(`answered ${total}`));
+  await settle();
+  const append = sent.filter((m) => m.type === 'MsgApp').at(-1)!;
+  const index = append.index + append.entries.length;
+  while (log.pendingSaves > 0) log.completeOne();
+  await settle();
+  assert.equal(member.committedIndex() < index, true, 'one disk of three is not a majority');
+  const before = sent.length;
+  member.step(message({ type: 'MsgAppResp', from: 1n, to: 2n, term: member.term(), index }));
+  // Record the order in which the answer and the messages to peers happen from here on.
+  const send = (sent as Message[]).push.bind(sent);
+  sent.push = (...messages: Message[]) => {
+    for (const m of messages) events.push(`${m.type} ->${m.to} ${m.entries.length} entries, commit ${m.commit}`);
+    return send(...messages);
+  };
+  await settle();
+  await proposal;
+  assert.ok(sent.length > before, 'the followers were told');
+  assert.deepEqual(events, [
+    'answered 7',
+    `MsgApp ->1 0 entries, commit ${index}`,
+    `MsgApp ->3 0 entries, commit ${index}`,
+  ]);
+  member.stop();
 });

@@ -1,0 +1,74 @@
+// Puts a cluster's leader on its first member before a measurement, the same way for etcd and Concord.
+//
+// Why: the load generator gives its first connection to the first endpoint, and at 1 and 64 clients
+// that is the only connection. A write through a follower costs a forward to the leader and a wait
+// for the commit to come back, so whichever member won the (random) first election decided half of
+// a run's latency. Placing the leader removes that coin toss from the comparison: both systems are
+// measured with their first member leading, and the run records where the leader was before.
+//
+// It uses the etcd v3 API both systems serve: Maintenance.Status on every member (member ID and the
+// leader it sees) and Maintenance.MoveLeader sent to the leader.
+
+import { credentials, type CallOptions, type Client, type ServiceError } from '@grpc/grpc-js';
+import { loadEtcdProtos } from '../src/api/etcd/proto-loader.ts';
+import { delay } from '../test/support/child-processes.ts';
+
+const REQUEST_TIMEOUT_MS = 2_000;
+/** A move waits for the target to catch up and win; etcd's own bound for a transfer is an election timeout. */
+const PLACEMENT_TIMEOUT_MS = 15_000;
+const POLL_INTERVAL_MS = 100;
+
+export interface LeaderPlacement {
+  /** 1-based member index the leader was on before the placement (1: nothing had to move). */
+  leaderBefore: number;
+}
+
+interface StatusAnswer {
+  header: { member_id: string };
+  leader: string;
+}
+
+interface MaintenanceClient extends Client {
+  Status(request: object, options: CallOptions, callback: (error: ServiceError | null, answer?: StatusAnswer) => void): void;
+  MoveLeader(request: { targetID: string }, options: CallOptions, callback: (error: ServiceError | null) => void): void;
+}
+
+/** endpoints: the members' host:port, in member order. Throws when the leader cannot be placed in time. */
+export async function placeLeaderOnFirstMember(endpoints: readonly string[]): Promise<LeaderPlacement> {
+  const constructor = loadEtcdProtos().clients.Maintenance;
+  const clients = endpoints.map((endpoint) => new constructor(endpoint, credentials.createInsecure()) as unknown as MaintenanceClient);
+  try {
+    const deadline = Date.now() + PLACEMENT_TIMEOUT_MS;
+    let leaderBefore: number | undefined;
+    let lastProblem = 'no answer yet';
+    while (Date.now() < deadline) {
+      const statuses = await Promise.all(clients.map((client) => status(client).catch((error: Error) => error)));
+      const first = statuses[0]!;
+      const leaderIndex = first instanceof Error ? -1 : statuses.findIndex((answer) => !(answer instanceof Error) && answer.header.member_id === first.leader);
+      if (first instanceof Error || leaderIndex < 0) {
+        lastProblem = first instanceof Error ? `member 1: ${first.message}` : 'no member is the leader member 1 sees';
+      } else {
+        leaderBefore ??= leaderIndex + 1;
+        if (leaderIndex === 0) return { leaderBefore };
+        const moved = await moveLeader(clients[leaderIndex]!, first.header.member_id).catch((error: Error) => error);
+        if (moved instanceof Error) lastProblem = `MoveLeader: ${moved.message}`;
+      }
+      await delay(POLL_INTERVAL_MS);
+    }
+    throw new Error(`could not put the leader on member 1 within ${PLACEMENT_TIMEOUT_MS} ms (${lastProblem})`);
+  } finally {
+    for (const client of clients) client.close();
+  }
+}
+
+function status(client: MaintenanceClient): Promise<StatusAnswer> {
+  return new Promise((resolve, reject) => {
+    client.Status({}, { deadline: Date.now() + REQUEST_TIMEOUT_MS }, (error, answer) => (error || !answer ? reject(error ?? new Error('empty answer')) : resolve(answer)));
+  });
+}
+
+function moveLeader(client: MaintenanceClient, targetId: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.MoveLeader({ targetID: targetId }, { deadline: Date.now() + PLACEMENT_TIMEOUT_MS }, (error) => (error ? reject(error) : resolve()));
+  });
+}
