@@ -27,7 +27,11 @@ import { crc32c } from '@node-rs/crc32';
 import type { Entry, EntryType, HardState } from '../consensus/types.ts';
 import { ByteReader, ByteWriter, DecodeError } from './binary-codec.ts';
 
-export const WAL_FORMAT_VERSION = 1;
+/**
+ * 2: segments may end in preallocated zeros (see wal.ts). A build that reads only version 1 would
+ * call those zeros corruption; the version makes it refuse the data dir as newer instead.
+ */
+export const WAL_FORMAT_VERSION = 2;
 export const RECORD_HEADER_BYTES = 9;
 /** The largest payload any Concord version writes; a larger length is treated as a bad record. */
 export const RECORD_PAYLOAD_BYTES_LIMIT = 256 * 1024 * 1024;
@@ -155,6 +159,15 @@ export function findValidFrame(bytes: Uint8Array, from: number): number {
     if (decodeFrame(bytes, at).kind === 'valid') return at;
   }
   return -1;
+}
+
+/**
+ * True when every byte from `offset` to the end is zero: the preallocated part of a segment, after
+ * its last record (a record header is never all zero: type 0 does not exist).
+ */
+export function isZeroTail(bytes: Uint8Array, offset: number): boolean {
+  for (let at = offset; at < bytes.byteLength; at++) if (bytes[at] !== 0) return false;
+  return true;
 }
 
 function hex32(value: number): string {

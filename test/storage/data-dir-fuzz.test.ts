@@ -18,13 +18,13 @@ import { StorageError } from '../../src/storage/errors.ts';
 import { NodeFileSystem } from '../../src/storage/file-system.ts';
 import { SnapshotStore } from '../../src/storage/snapshot-store.ts';
 import { Wal, parseSegmentName } from '../../src/storage/wal.ts';
-import { decodeFrame, decodeRecordPayload } from '../../src/storage/wal-record.ts';
+import { decodeFrame, decodeRecordPayload, isZeroTail } from '../../src/storage/wal-record.ts';
 import { fuzzRuns } from '../support/fuzz-runs.ts';
-import { IDENTITY, entries } from './fixtures.ts';
+import { IDENTITY, TEST_PREALLOCATE_BYTES, entries } from './fixtures.ts';
 
 const fs = new NodeFileSystem();
 const RECOVER_OPTIONS: RecoverOptions = {
-  wal: { segmentSizeBytes: 700, onWarning: () => {} },
+  wal: { segmentSizeBytes: 700, preallocateBytes: TEST_PREALLOCATE_BYTES, onWarning: () => {} },
   lock: { isProcessAlive: () => false, unreadableLockGraceMs: 0 },
 };
 const LAST_INDEX = 60;
@@ -58,7 +58,7 @@ let base: BaseDataDir;
 async function buildBase(dir: string): Promise<BaseDataDir> {
   await writeBootstrappedDataDir(fs, dir, IDENTITY, [{ id: IDENTITY.memberId, name: 'fuzz', peerUrls: ['http://127.0.0.1:2380'] }], emptyKvSnapshot());
   const layout = dataDirLayout(dir);
-  const { wal } = await Wal.open(fs, layout.walDir, { segmentSizeBytes: 700, onWarning: () => {} });
+  const { wal } = await Wal.open(fs, layout.walDir, RECOVER_OPTIONS.wal);
   const snapshots = new SnapshotStore(fs, layout.snapDir);
   const acknowledged = new Map<number, Entry>();
   for (let from = 2; from <= LAST_INDEX; from += 4) {
@@ -79,7 +79,7 @@ async function buildBase(dir: string): Promise<BaseDataDir> {
   for (const file of walFiles) {
     const bytes = new Uint8Array(readFileSync(join(dir, file)));
     const list: Frame[] = [];
-    for (let offset = 0; offset < bytes.byteLength;) {
+    for (let offset = 0; offset < bytes.byteLength && !isZeroTail(bytes, offset);) {
       const frame = decodeFrame(bytes, offset);
       assert.equal(frame.kind, 'valid');
       if (frame.kind !== 'valid') break;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { posix } from 'node:path';
 import { Wal, parseSegmentName } from '../../src/storage/wal.ts';
 import { StorageBugError } from '../../src/storage/errors.ts';
-import { decodeFrame, encodeFrame, metadataPayload } from '../../src/storage/wal-record.ts';
+import { WAL_FORMAT_VERSION, decodeFrame, encodeFrame, isZeroTail, metadataPayload } from '../../src/storage/wal-record.ts';
 import type { PowerLossFileSystem } from './power-loss-file-system.ts';
 import { IDENTITY, WAL_DIR, newFileSystem, entries, entry, hardState, indexTerms, quietOptions, storageError } from './fixtures.ts';
 import type { WalOptions } from '../../src/storage/wal.ts';
@@ -22,11 +22,11 @@ async function reopen(fs: PowerLossFileSystem, options: WalOptions = {}) {
   return Wal.open(fs, WAL_DIR, quietOptions({ ...options, expected: IDENTITY }));
 }
 
-/** The offsets of the records of a segment file. */
+/** The offsets of the records of a segment file (up to its preallocated zeros). */
 function frameOffsets(bytes: Uint8Array): number[] {
   const offsets: number[] = [];
   let at = 0;
-  while (at < bytes.byteLength) {
+  while (at < bytes.byteLength && !isZeroTail(bytes, at)) {
     const frame = decodeFrame(bytes, at);
     assert.equal(frame.kind, 'valid', `frame at ${at}`);
     if (frame.kind !== 'valid') break;
@@ -34,6 +34,14 @@ function frameOffsets(bytes: Uint8Array): number[] {
     at = frame.nextOffset;
   }
   return offsets;
+}
+
+/** Where the records of a segment file end: its preallocated zeros, if any, follow. */
+function recordsEndBytes(bytes: Uint8Array): number {
+  const offsets = frameOffsets(bytes);
+  const last = decodeFrame(bytes, offsets[offsets.length - 1]!);
+  assert.equal(last.kind, 'valid');
+  return last.kind === 'valid' ? last.nextOffset : 0;
 }
 
 describe('Wal', () => {
@@ -215,6 +223,99 @@ describe('Wal', () => {
   });
 });
 
+describe('Wal preallocation', () => {
+  test('a new segment is its header and preallocated zeros; appends overwrite them without growing the file', async () => {
+    const { fs, wal } = await newWal({ preallocateBytes: 300 });
+    const path = wal.segmentPaths()[0]!;
+    const headerEnd = recordsEndBytes(fs.fileBytes(path));
+    assert.equal(fs.fileBytes(path).byteLength, headerEnd + 300);
+    assert.ok(isZeroTail(fs.fileBytes(path), headerEnd));
+    await wal.save(hardState(1, 0), [entry(1, 1, 20)]);
+    const bytes = fs.fileBytes(path);
+    assert.equal(bytes.byteLength, headerEnd + 300, 'the append landed in the zeros: the file kept its size');
+    assert.ok(recordsEndBytes(bytes) > headerEnd);
+    assert.ok(isZeroTail(bytes, recordsEndBytes(bytes)));
+    assert.equal(wal.stats.bytesPreallocated, 300);
+    await wal.close();
+  });
+
+  test('once the records pass the zeros, the same batch writes more before its fsync, so a power failure keeps them', async () => {
+    const { fs, wal } = await newWal({ preallocateBytes: 300 });
+    const path = wal.segmentPaths()[0]!;
+    for (let index = 1; index <= 6; index++) await wal.save(hardState(1, index - 1), [entry(index, 1, 60)]);
+    fs.crash();
+    const bytes = fs.fileBytes(path);
+    const end = recordsEndBytes(bytes);
+    assert.ok(end > 300, 'the records went past the first zeros');
+    assert.ok(bytes.byteLength > end && isZeroTail(bytes, end), `zeros follow the records durably (records end at ${end}, file of ${bytes.byteLength})`);
+    assert.ok(wal.stats.bytesPreallocated >= 600, 'preallocated at least twice');
+    const { state } = await reopen(fs, { preallocateBytes: 300 });
+    assert.deepEqual(state.entries, Array.from({ length: 6 }, (_, i) => entry(i + 1, 1, 60)));
+  });
+
+  test('a WAL reopened over its zeros finds no torn tail, cuts nothing, and appends after its last record', async () => {
+    const { fs, wal } = await newWal({ preallocateBytes: 4096 });
+    await wal.save(hardState(1, 0), entries(1, 3, 1, 10));
+    await wal.close();
+    const path = wal.segmentPaths()[0]!;
+    const sizeBefore = fs.fileBytes(path).byteLength;
+    const warnings: string[] = [];
+    const { wal: reopened, state } = await Wal.open(fs, WAL_DIR, quietOptions({ preallocateBytes: 4096 }, warnings));
+    assert.equal(state.tornTail, undefined);
+    assert.deepEqual(warnings, []);
+    assert.equal(fs.fileBytes(path).byteLength, sizeBefore, 'the zeros stay');
+    await reopened.save(hardState(1, 3), entries(4, 5, 1, 10));
+    await reopened.close();
+    assert.equal(fs.fileBytes(path).byteLength, sizeBefore, 'the new records went into the zeros');
+    const { state: again } = await reopen(fs);
+    assert.deepEqual(again.entries, entries(1, 5, 1, 10));
+  });
+
+  test('segments closed with zeros after their records read back whole', async () => {
+    const { fs, wal } = await newWal({ segmentSizeBytes: 700, preallocateBytes: 500 });
+    for (let index = 1; index <= 30; index++) await wal.save(hardState(1, index - 1), [entry(index, 1, 40)]);
+    await wal.close();
+    const paths = wal.segmentPaths();
+    assert.ok(paths.length >= 3);
+    for (const path of paths.slice(0, -1)) {
+      const bytes = fs.fileBytes(path);
+      assert.ok(bytes.byteLength > recordsEndBytes(bytes), `${path} ends in zeros`);
+    }
+    const { state } = await reopen(fs);
+    assert.deepEqual(state.entries, Array.from({ length: 30 }, (_, i) => entry(i + 1, 1, 40)));
+  });
+
+  test('the default is 1 MiB; 0 turns preallocation off; a negative size is refused', async () => {
+    const fs = newFileSystem();
+    const wal = await Wal.create(fs, WAL_DIR, IDENTITY, { onWarning: () => {} });
+    const path = wal.segmentPaths()[0]!;
+    assert.equal(fs.fileBytes(path).byteLength, recordsEndBytes(fs.fileBytes(path)) + 1024 * 1024);
+    await wal.close();
+    const off = await newWal({ preallocateBytes: 0 });
+    await off.wal.save(hardState(1, 0), entries(1, 2, 1));
+    const offPath = off.wal.segmentPaths()[0]!;
+    assert.equal(off.fs.fileBytes(offPath).byteLength, recordsEndBytes(off.fs.fileBytes(offPath)), 'no zeros: the file ends at its last record');
+    assert.equal(off.wal.stats.bytesPreallocated, 0);
+    await off.wal.close();
+    await assert.rejects(Wal.create(newFileSystem(), WAL_DIR, IDENTITY, quietOptions({ preallocateBytes: -1 })), storageError('CONCORD_E_STORAGE_CONFIG_INVALID', /preallocateBytes/));
+  });
+
+  test('a byte that is not zero among the zeros of an earlier segment is corruption', async () => {
+    const { fs, wal } = await newWal({ segmentSizeBytes: 700, preallocateBytes: 500 });
+    for (let index = 1; index <= 30; index++) await wal.save(hardState(1, index - 1), [entry(index, 1, 40)]);
+    await wal.close();
+    const first = wal.segmentPaths()[0]!;
+    const bytes = fs.fileBytes(first);
+    const end = recordsEndBytes(bytes);
+    fs.corruptByte(first, bytes.byteLength - 1, 0x01);
+    await assert.rejects(reopen(fs), (error: unknown) => {
+      assert.ok(storageError('CONCORD_E_WAL_CORRUPT')(error));
+      assert.equal((error as { offsetBytes: number }).offsetBytes, end);
+      return true;
+    });
+  });
+});
+
 describe('Wal group commit', () => {
   test('concurrent saves share fsyncs, and each resolves only once an fsync covers it', async () => {
     const { fs, wal } = await newWal();
@@ -269,17 +370,20 @@ describe('Wal recovery', () => {
     const { fs, wal } = await newWal();
     await wal.save(hardState(1, 1), entries(1, 4, 1, 10));
     const path = wal.segmentPaths()[0]!;
-    const goodBytes = fs.fileBytes(path).byteLength;
+    const goodBytes = recordsEndBytes(fs.fileBytes(path));
     // The next batch is written but the power fails before its fsync, and only half of it reached
-    // the disk.
+    // the disk; the preallocated zeros after it are still there.
     fs.crashAfterOperations(1);
     await assert.rejects(wal.save(hardState(1, 4), entries(5, 8, 1, 10)));
     await wal.close();
     const image = fs.clone();
-    const batchBytes = image.fileBytes(path).byteLength - goodBytes;
+    const written = image.fileBytes(path);
+    const batchBytes = recordsEndBytes(written) - goodBytes;
     assert.ok(batchBytes > 0);
+    const torn = written.slice();
+    torn.fill(0, goodBytes + Math.floor(batchBytes / 2), goodBytes + batchBytes);
     const handle = await image.open(path);
-    await handle.truncate(goodBytes + Math.floor(batchBytes / 2));
+    await handle.write(torn, 0);
     await handle.sync();
     await handle.close();
     const warnings: string[] = [];
@@ -301,13 +405,13 @@ describe('Wal recovery', () => {
   test('garbage after the last good record of the last segment is a torn tail', async () => {
     const { fs, paths } = await walWithSegments();
     const last = paths[paths.length - 1]!;
-    const size = fs.fileBytes(last).byteLength;
+    const size = recordsEndBytes(fs.fileBytes(last));
     const handle = await fs.open(last);
     await handle.write(new Uint8Array([0x13, 0, 0, 0, 0x40, 0, 0, 0, 3, 1, 2, 3]), size);
     await handle.close();
     const { state } = await reopen(fs);
     assert.equal(state.tornTail?.offsetBytes, size);
-    assert.equal(fs.fileBytes(last).byteLength, size);
+    assert.equal(fs.fileBytes(last).byteLength, size, 'cut back to the last good record, preallocated zeros included');
     assert.equal(state.entries.length, 30);
   });
 
@@ -334,7 +438,8 @@ describe('Wal recovery', () => {
     const last = paths[paths.length - 1]!;
     const victim = frameOffsets(fs.fileBytes(last))[1]!;
     fs.corruptByte(last, victim + 6, 0x10); // makes the record claim far more bytes than the file has
-    await assert.rejects(reopen(fs), storageError('CONCORD_E_WAL_CORRUPT', /runs .* past the end of the file, yet a valid record follows/));
+    // With preallocated zeros after it, the longer record may fit in the file and fail its checksum instead.
+    await assert.rejects(reopen(fs), storageError('CONCORD_E_WAL_CORRUPT', /(runs .* past the end of the file|checksum mismatch .*), yet a valid record follows/));
   });
 
   test('a missing segment in the middle is corruption', async () => {
@@ -373,12 +478,12 @@ describe('Wal recovery', () => {
     const fs = newFileSystem();
     await fs.mkdirp(WAL_DIR);
     const handle = await fs.createExclusive(`${WAL_DIR}/0000000000000000-0000000000000001.wal`);
-    const metadata = { formatVersion: 2, ...IDENTITY, sequence: 0, firstIndex: 1 };
+    const metadata = { formatVersion: WAL_FORMAT_VERSION + 1, ...IDENTITY, sequence: 0, firstIndex: 1 };
     await handle.write(encodeFrame(metadataPayload(metadata), 0), 0);
     await handle.close();
     await assert.rejects(
       reopen(fs),
-      storageError('CONCORD_E_DATA_DIR_NEWER_FORMAT', /format version 2.*written by a newer Concord; upgrade or point --data-dir elsewhere/),
+      storageError('CONCORD_E_DATA_DIR_NEWER_FORMAT', new RegExp(`format version ${WAL_FORMAT_VERSION + 1}.*written by a newer Concord; upgrade or point --data-dir elsewhere`)),
     );
   });
 });
