@@ -15,6 +15,7 @@ import type { ProposalKind } from './proposal-envelope.ts';
 import { decodeMemberSnapshot, encodeMemberSnapshotEnvelope } from './member-snapshot.ts';
 import { MemberRegistry, decodeConfChangeContext, encodeConfChangeContext } from './member-registry.ts';
 import type { MemberAttributesUpdate, MemberInfo } from './member-registry.ts';
+import { nextSnapshotIndex, snapshotPhase } from '../consensus/snapshot-schedule.ts';
 
 /** Where a Ready's entries and hard state become durable (the WAL in production). */
 export interface DurableLog {
@@ -80,7 +81,10 @@ export interface RaftMemberOptions<Result> {
   tickIntervalMs: number;
   electionTicks: number;
   heartbeatTicks: number;
-  /** Snapshot the state machine after this many applied entries (etcd's --snapshot-count). */
+  /**
+   * Snapshot the state machine about every this many applied entries (etcd's --snapshot-count),
+   * at this member's own phase of the interval (see consensus/snapshot-schedule.ts).
+   */
   snapshotEveryEntries: number;
   /** Entries kept behind a snapshot so that slightly lagging followers need no snapshot. */
   keptEntriesAfterSnapshot: number;
@@ -753,8 +757,10 @@ export class RaftMember<Result> {
     if (this.snapshotInProgress || this.stopped) return;
     const storage = this.options.storage;
     const index = this.stateMachineApplied;
-    const sinceSnapshot = index - storage.snapshot().metadata.index;
-    if (sinceSnapshot < this.options.snapshotEveryEntries && !(this.snapshotWanted && sinceSnapshot > 0)) return;
+    const lastSnapshotIndex = storage.snapshot().metadata.index;
+    const every = this.options.snapshotEveryEntries;
+    const due = nextSnapshotIndex(lastSnapshotIndex, every, snapshotPhase(this.id, this.confState.voters, every));
+    if (index < due && !(this.snapshotWanted && index > lastSnapshotIndex)) return;
     this.snapshotWanted = false;
     const confState: ConfState = { voters: [...this.confState.voters], learners: [...this.confState.learners] };
     const capturedAtMs = this.options.timers.nowMs();

@@ -11,6 +11,7 @@ import { RaftError } from '../consensus/types.ts';
 import type { KvOutput } from './kv-model.ts';
 import { SimStateMachine, encodeCommand } from './sim-state-machine.ts';
 import type { AppliedCommand, SimCommand } from './sim-state-machine.ts';
+import { nextSnapshotIndex, snapshotPhase } from '../consensus/snapshot-schedule.ts';
 
 /** What the cluster wants to observe or deliver when a member does something. */
 export interface MemberHooks {
@@ -23,6 +24,7 @@ export interface MemberHooks {
 
 export interface MemberSettings {
   /** Snapshot the state machine after this many applied entries since the last snapshot. */
+  /** About every this many applied entries, at the member's own phase (see consensus/snapshot-schedule.ts). */
   snapshotEveryEntries: number;
   /** Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot. */
   keptEntriesAfterSnapshot: number;
@@ -200,7 +202,9 @@ export class SimMember {
   private maybeSnapshot(): void {
     const applied = this.node.raft.log.applied;
     const snapshotIndex = this.disk.snapshot().metadata.index;
-    if (applied - snapshotIndex < this.settings.snapshotEveryEntries || applied > this.disk.lastIndex()) return;
+    const every = this.settings.snapshotEveryEntries;
+    const due = nextSnapshotIndex(snapshotIndex, every, snapshotPhase(this.id, this.node.raft.confState().voters, every));
+    if (applied < due || applied > this.disk.lastIndex()) return;
     this.disk.createSnapshot(applied, this.node.raft.confState(), this.machine.snapshot());
     const compactIndex = applied - this.settings.keptEntriesAfterSnapshot;
     if (compactIndex >= this.disk.firstIndex()) this.disk.compact(compactIndex);

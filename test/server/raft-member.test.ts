@@ -334,7 +334,7 @@ class HeldLog implements DurableLog {
 }
 
 /** Member 2 of a 3-member cluster, its messages recorded instead of sent. */
-function followerOfThree() {
+function followerOfThree(overrides: { snapshotEveryEntries?: number; onSnapshotSaved?: RaftMemberOptions<number>['onSnapshotSaved'] } = {}) {
   const timers = new ManualTimers();
   const log = new HeldLog();
   const sent: Message[] = [];
@@ -349,7 +349,8 @@ function followerOfThree() {
     tickIntervalMs: 10,
     electionTicks: 10,
     heartbeatTicks: 1,
-    snapshotEveryEntries: 1000,
+    snapshotEveryEntries: overrides.snapshotEveryEntries ?? 1000,
+    onSnapshotSaved: overrides.onSnapshotSaved,
     keptEntriesAfterSnapshot: 2,
     proposalTimeoutMs: 5_000,
     maxPendingProposals: 100,
@@ -490,5 +491,28 @@ test("a leader answers its client before it tells the followers of the commit, a
     `MsgApp ->1 0 entries, commit ${index}`,
     `MsgApp ->3 0 entries, commit ${index}`,
   ]);
+  member.stop();
+});
+
+test('a member of three snapshots at its own phase of the interval, not where the others do', async () => {
+  // Member 2 is second of voters 1, 2, 3: with an interval of 30 its phase is 10, so it snapshots at
+  // 40 and 70 (more than half an interval after the last one, on the phase), where a lone member
+  // would at 30 and 60.
+  const saved: number[] = [];
+  const { log, member } = followerOfThree({ snapshotEveryEntries: 30, onSnapshotSaved: (report) => saved.push(report.index) });
+  member.start();
+  for (let index = 1; index <= 80; index++) {
+    member.step(message({
+      type: 'MsgApp', from: 1n, to: 2n, term: 1, index: index - 1, logTerm: index === 1 ? 0 : 1, commit: index - 1,
+      entries: [{ term: 1, index, type: 'normal', data: new Uint8Array(0) }],
+    }));
+    await settle();
+    while (log.pendingSaves > 0) {
+      log.completeOne();
+      await settle();
+    }
+    await member.snapshotSettled();
+  }
+  assert.deepEqual(saved, [40, 70]);
   member.stop();
 });

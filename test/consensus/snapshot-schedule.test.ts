@@ -1,0 +1,74 @@
+// The snapshot schedule: a single member snapshots at the multiples of N; the members of a cluster
+// snapshot at their own phases, so their snapshots never come together, and each still snapshots
+// about every N entries.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { nextSnapshotIndex, snapshotPhase } from '../../src/consensus/snapshot-schedule.ts';
+
+/** The indexes at which a member that applies entries in the given batch sizes takes its snapshots. */
+function snapshotsTaken(phase: number, every: number, batches: readonly number[]): number[] {
+  const taken: number[] = [];
+  let applied = 0;
+  let last = 0;
+  for (const batch of batches) {
+    applied += batch;
+    if (applied >= nextSnapshotIndex(last, every, phase)) {
+      taken.push(applied);
+      last = applied;
+    }
+  }
+  return taken;
+}
+
+test('a single member snapshots at the multiples of the interval', () => {
+  assert.equal(snapshotPhase(7n, [7n], 1000), 0);
+  assert.deepEqual(snapshotsTaken(0, 1000, Array.from({ length: 5000 }, () => 1)), [1000, 2000, 3000, 4000, 5000]);
+  assert.equal(nextSnapshotIndex(0, 1, 0), 1, 'an interval of 1 snapshots at every entry');
+  assert.equal(nextSnapshotIndex(5, 1, 0), 6);
+});
+
+test('the members of a cluster get phases spread over the interval, in ID order, whatever order they are listed in', () => {
+  const voters = [30n, 10n, 20n];
+  assert.deepEqual([10n, 20n, 30n].map((id) => snapshotPhase(id, voters, 900)), [0, 300, 600]);
+  assert.deepEqual([1n, 2n, 3n, 4n, 5n].map((id) => snapshotPhase(id, [5n, 4n, 3n, 2n, 1n], 1000)), [0, 200, 400, 600, 800]);
+  assert.equal(snapshotPhase(99n, [], 1000), 0, 'a member that knows no voters yet');
+  assert.ok(snapshotPhase(99n, [1n, 2n], 1000) < 1000, 'a learner (not among the voters) stays inside the interval');
+});
+
+test('every member snapshots about every N entries, and members of one cluster never snapshot together', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 30, max: 5000 }),
+      fc.constantFrom(3, 5),
+      fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 200, maxLength: 3000 }),
+      (every, members, batchSizes) => {
+        const voters = Array.from({ length: members }, (_, i) => BigInt(100 + i * 7));
+        const batches = batchSizes.map((size) => Math.max(1, Math.round((size * every) / 400)));
+        const largestBatch = Math.max(...batches);
+        const total = batches.reduce((sum, size) => sum + size, 0);
+        const perMember = voters.map((id) => snapshotsTaken(snapshotPhase(id, voters, every), every, batches));
+        for (const taken of perMember) {
+          taken.forEach((index, i) => {
+            const gap = index - (taken[i - 1] ?? 0);
+            if (i > 0) assert.ok(gap > every / 2, `a gap of ${gap} entries is not under half of ${every}`);
+            assert.ok(gap <= 1.5 * every + largestBatch, `a gap of ${gap} entries is at most 1.5 intervals of ${every} (plus a batch)`);
+          });
+          if (total >= 4 * every) {
+            const mean = (taken[taken.length - 1]! - taken[0]!) / (taken.length - 1);
+            assert.ok(Math.abs(mean - every) <= every / 2 + largestBatch, `mean interval ${mean} is about ${every}`);
+          }
+        }
+        // Snapshots of different members are at least a share of the interval apart (less a batch).
+        const all = perMember.flatMap((taken, member) => taken.map((index) => ({ index, member }))).sort((a, b) => a.index - b.index);
+        for (let i = 1; i < all.length; i++) {
+          if (all[i]!.member === all[i - 1]!.member) continue;
+          const apart = all[i]!.index - all[i - 1]!.index;
+          assert.ok(apart >= every / members / 2 - largestBatch, `members ${all[i - 1]!.member} and ${all[i]!.member} snapshot ${apart} entries apart`);
+        }
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
