@@ -27,11 +27,7 @@ import { crc32c } from '@node-rs/crc32';
 import type { Entry, EntryType, HardState } from '../consensus/types.ts';
 import { ByteReader, ByteWriter, DecodeError } from './binary-codec.ts';
 
-/**
- * 2: segments may end in preallocated zeros (see wal.ts). A build that reads only version 1 would
- * call those zeros corruption; the version makes it refuse the data dir as newer instead.
- */
-export const WAL_FORMAT_VERSION = 2;
+export const WAL_FORMAT_VERSION = 1;
 export const RECORD_HEADER_BYTES = 9;
 /** The largest payload any Concord version writes; a larger length is treated as a bad record. */
 export const RECORD_PAYLOAD_BYTES_LIMIT = 256 * 1024 * 1024;
@@ -162,8 +158,8 @@ export function findValidFrame(bytes: Uint8Array, from: number): number {
 }
 
 /**
- * True when every byte from `offset` to the end is zero: the preallocated part of a segment, after
- * its last record (a record header is never all zero: type 0 does not exist).
+ * True when every byte from `offset` to the end is zero: the preallocated part of the last segment,
+ * after its last record (a record header is never all zero: type 0 does not exist).
  */
 export function isZeroTail(bytes: Uint8Array, offset: number): boolean {
   for (let at = offset; at < bytes.byteLength; at++) if (bytes[at] !== 0) return false;

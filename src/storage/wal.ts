@@ -21,14 +21,19 @@
 // an fsync covered was acknowledged; the partial tail that the failed write may have left is cut
 // off by recovery on the next start.
 //
-// Preallocation: a segment is kept ahead of its records with zeros (preallocateBytes, 1 MiB by
-// default), written and fsynced with the segment's header and then again each time the records
-// reach the end of them. An append then overwrites blocks the file already has, within its size,
-// so its fsync flushes data alone: appending to a growing file makes every fsync also commit the
-// new size and block allocation to the file system's journal, which measured 20-35 % slower per
-// fsync on ext4 here (etcd preallocates its segments for the same reason). A segment's records
-// therefore end at the first record header of nine zero bytes when everything after it in the file
-// is zero too; anything else there is a bad record, handled as below.
+// Preallocation: the segment being written is kept ahead of its records with zeros
+// (preallocateBytes, 1 MiB by default). They are written and fsynced with the segment's header,
+// and written again by the batch whose records run past them, before that batch's fsync. An append
+// then overwrites blocks the file already has, within its size, so its fsync flushes data alone:
+// appending to a growing file makes every fsync also commit the new size and block allocation to
+// the file system's journal, which measured 20-35 % slower per fsync on ext4 here (etcd
+// preallocates its segments for the same reason). So the last segment's records end where every
+// remaining byte of the file is zero. A rollover cuts the old segment back to its last record and
+// fsyncs it before the next segment exists, so in any other segment zeros are a bad record, as
+// before (a disk that zero-fills blocks is not mistaken for a clean end), and a build that knows
+// nothing of preallocation reads the zeros at the end of the last segment as a torn write and cuts
+// them off, losing nothing. The zeros cost disk space: a full disk refuses writes up to 1 MiB
+// sooner.
 //
 // Recovery (Wal.open): segments are read in sequence order and their records replayed (see
 // wal-replay.ts). A bad record at the tail of the last segment with nothing valid after it is a
@@ -87,6 +92,9 @@ export interface WalOptions {
   clockMs?: () => number;
 }
 
+/** The most zeros kept ahead of the records: one buffer of this size is held per WAL. */
+const PREALLOCATE_BYTES_LIMIT = 64 * MiB;
+
 export const WAL_DEFAULTS = {
   segmentSizeBytes: 64 * MiB,
   maxRecordBytes: 16 * MiB,
@@ -99,6 +107,8 @@ interface ResolvedWalOptions {
   maxRecordBytes: number;
   maxBatchBytes: number;
   preallocateBytes: number;
+  /** preallocateBytes of zeros, written whenever the WAL preallocates; never modified. */
+  zeros: Uint8Array;
   unsafeNoFsync: boolean;
   onWarning: (message: string) => void;
   clockMs: () => number;
@@ -110,6 +120,7 @@ function resolveOptions(options: WalOptions): ResolvedWalOptions {
     maxRecordBytes: options.maxRecordBytes ?? WAL_DEFAULTS.maxRecordBytes,
     maxBatchBytes: options.maxBatchBytes ?? WAL_DEFAULTS.maxBatchBytes,
     preallocateBytes: options.preallocateBytes ?? WAL_DEFAULTS.preallocateBytes,
+    zeros: new Uint8Array(0),
     unsafeNoFsync: options.unsafeNoFsync ?? false,
     onWarning: options.onWarning ?? ((message) => process.emitWarning(message, { code: 'CONCORD_W_STORAGE' })),
     clockMs: options.clockMs ?? (() => performance.now()),
@@ -117,13 +128,18 @@ function resolveOptions(options: WalOptions): ResolvedWalOptions {
   checkPositiveLimit(resolved.segmentSizeBytes, 'segmentSizeBytes');
   checkPositiveLimit(resolved.maxRecordBytes, 'maxRecordBytes', RECORD_HEADER_BYTES + RECORD_PAYLOAD_BYTES_LIMIT);
   checkPositiveLimit(resolved.maxBatchBytes, 'maxBatchBytes');
-  if (!Number.isSafeInteger(resolved.preallocateBytes) || resolved.preallocateBytes < 0) {
-    throw new StorageError('CONCORD_E_STORAGE_CONFIG_INVALID', `preallocateBytes must be a whole number of bytes, 0 or more, got ${resolved.preallocateBytes}`);
+  const preallocate = resolved.preallocateBytes;
+  if (!Number.isSafeInteger(preallocate) || preallocate < 0 || preallocate > PREALLOCATE_BYTES_LIMIT) {
+    throw new StorageError(
+      'CONCORD_E_STORAGE_CONFIG_INVALID',
+      `preallocateBytes must be a whole number of bytes from 0 to ${PREALLOCATE_BYTES_LIMIT}, got ${preallocate}`,
+    );
   }
   const smallestEntriesRecord = RECORD_HEADER_BYTES + ENTRIES_PAYLOAD_HEADER_BYTES + ENTRY_OVERHEAD_BYTES;
   if (resolved.maxRecordBytes < smallestEntriesRecord) {
     throw new StorageError('CONCORD_E_STORAGE_CONFIG_INVALID', `maxRecordBytes must be at least ${smallestEntriesRecord}, got ${resolved.maxRecordBytes}`);
   }
+  resolved.zeros = new Uint8Array(preallocate);
   if (resolved.unsafeNoFsync) {
     resolved.onWarning(
       'UNSAFE: the WAL runs with unsafeNoFsync: it never fsyncs, so a power failure or OS crash loses acknowledged ' +
@@ -634,21 +650,30 @@ export class Wal {
     this.current.sizeBytes += sizeBytes;
     this.stats.bytesWritten += sizeBytes;
     // This append grew the file, so its fsync commits metadata anyway: zeros written now make the
-    // next appends' fsyncs cheap, and the same fsync covers them.
-    if (this.current.sizeBytes > this.current.preallocatedEndBytes) await this.preallocate(this.current);
+    // next appends' fsyncs cheap, and the same fsync covers them (unless the segment is full: the
+    // next batch goes to a new one).
+    const current = this.current;
+    if (current.sizeBytes > current.preallocatedEndBytes && current.sizeBytes < this.options.segmentSizeBytes) await this.preallocate(current);
     this.writtenView = lastView;
     if (batch.some((job) => job.sync)) await syncFile(this.current.handle, this.options, this.stats);
     this.stats.batches++;
   }
 
   private async preallocate(segment: OpenSegment): Promise<void> {
-    const zeros = zeroBytes(this.options.preallocateBytes);
+    const zeros = this.options.zeros;
     if (zeros.byteLength > 0) await segment.handle.write(zeros, segment.sizeBytes);
     segment.preallocatedEndBytes = segment.sizeBytes + zeros.byteLength;
     this.stats.bytesPreallocated += zeros.byteLength;
   }
 
   private async rollover(): Promise<void> {
+    // The old segment ends at its last record, durably, before the next one exists: only the last
+    // segment may end in zeros (see Preallocation above).
+    if (this.current.preallocatedEndBytes > this.current.sizeBytes) {
+      await this.current.handle.truncate(this.current.sizeBytes);
+      await syncFile(this.current.handle, this.options, this.stats);
+      this.current.preallocatedEndBytes = this.current.sizeBytes;
+    }
     const sequence = this.current.sequence + 1;
     const next = await createSegment(this.fs, this.dir, this.identity, sequence, this.writtenView, this.options, this.stats);
     const previous = this.current;
@@ -728,7 +753,7 @@ async function createSegment(
     writeFrame(record, header, at, at);
     at += frameSizeBytes(record.payload.byteLength);
   }
-  const zeros = zeroBytes(options.preallocateBytes);
+  const zeros = options.zeros;
   const temp = await fs.createExclusive(tempPath);
   try {
     await temp.write(header, 0);
@@ -820,8 +845,8 @@ async function replaySegment(
   while (offset < bytes.byteLength) {
     const frame = decodeFrame(bytes, offset);
     if (frame.kind !== 'valid') {
-      // The preallocated zeros after the last record: the end of the segment, in any segment.
-      if (metadata !== undefined && isZeroTail(bytes, offset)) return { metadata, sizeBytes: offset, fileBytes: bytes.byteLength, tornTail: undefined };
+      // The preallocated zeros after the last record of the last segment: where it ends.
+      if (isLast && metadata !== undefined && isZeroTail(bytes, offset)) return { metadata, sizeBytes: offset, fileBytes: bytes.byteLength, tornTail: undefined };
       if (!isLast || metadata === undefined) throw corrupt(segment.path, offset, frame.reason);
       const next = findValidFrame(bytes, offset + 1);
       if (next !== -1) throw corrupt(segment.path, offset, `${frame.reason}, yet a valid record follows at byte ${next}`);
@@ -851,12 +876,6 @@ async function replaySegment(
   return { metadata, sizeBytes: offset, fileBytes: bytes.byteLength, tornTail: undefined };
 }
 
-/** One zero-filled buffer per size, shared: it is only ever read. */
-let zeros: Uint8Array = new Uint8Array(0);
-function zeroBytes(sizeBytes: number): Uint8Array {
-  if (zeros.byteLength !== sizeBytes) zeros = new Uint8Array(sizeBytes);
-  return zeros;
-}
 
 function applyRecord(replay: WalReplay, record: WalRecord): string | undefined {
   switch (record.type) {

@@ -90,8 +90,13 @@ after(() => rmSync(root, { recursive: true, force: true }));
 describe('concord server on a damaged data dir', () => {
   test('a torn write at the end of the WAL is cut off, and every acknowledged key is served', async () => {
     const { dataDir, segment } = copyOfBase('torn');
-    // Half a record header, as a crash in the middle of a write leaves it.
-    writeFileSync(segment, Uint8Array.of(0x12, 0x34, 0x56, 0x78, 0x20), { flag: 'a' });
+    // Half a record header after the last record, in the segment's preallocated zeros, as a crash
+    // in the middle of a write leaves it.
+    const bytes = readFileSync(segment);
+    const lastRecord = decodeFrame(new Uint8Array(bytes), recordOffsets(segment).pop()!);
+    assert.equal(lastRecord.kind, 'valid');
+    if (lastRecord.kind === 'valid') bytes.set([0x12, 0x34, 0x56, 0x78, 0x20], lastRecord.nextOffset);
+    writeFileSync(segment, bytes);
     const server = await startInProcess(dataDir);
     const client = new Etcd3({ hosts: server.clientAddresses[0]! });
     try {

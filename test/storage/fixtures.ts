@@ -16,13 +16,13 @@ export function newFileSystem(): PowerLossFileSystem {
   return new PowerLossFileSystem(['/data/member']);
 }
 
-/** WAL options for tests: warnings collected instead of printed. */
 /**
  * Preallocation in the storage tests: small, so that segments run past their zeros and preallocate
  * again many times, and a crash lands in every phase of it (the default 1 MiB is tested on its own).
  */
 export const TEST_PREALLOCATE_BYTES = 256;
 
+/** WAL options for tests: warnings collected instead of printed, and a small preallocation. */
 export function quietOptions(extra: WalOpenOptions = {}, warnings: string[] = []): WalOpenOptions {
   return { onWarning: (message) => warnings.push(message), preallocateBytes: TEST_PREALLOCATE_BYTES, ...extra };
 }

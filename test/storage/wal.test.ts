@@ -242,15 +242,39 @@ describe('Wal preallocation', () => {
   test('once the records pass the zeros, the same batch writes more before its fsync, so a power failure keeps them', async () => {
     const { fs, wal } = await newWal({ preallocateBytes: 300 });
     const path = wal.segmentPaths()[0]!;
-    for (let index = 1; index <= 6; index++) await wal.save(hardState(1, index - 1), [entry(index, 1, 60)]);
+    let index = 0;
+    while (wal.stats.bytesPreallocated === 300) {
+      index++;
+      await wal.save(hardState(1, index - 1), [entry(index, 1, 60)]);
+    }
+    assert.equal(wal.stats.bytesPreallocated, 600, 'the save that ran past the zeros wrote 300 more');
     fs.crash();
     const bytes = fs.fileBytes(path);
     const end = recordsEndBytes(bytes);
     assert.ok(end > 300, 'the records went past the first zeros');
     assert.ok(bytes.byteLength > end && isZeroTail(bytes, end), `zeros follow the records durably (records end at ${end}, file of ${bytes.byteLength})`);
-    assert.ok(wal.stats.bytesPreallocated >= 600, 'preallocated at least twice');
     const { state } = await reopen(fs, { preallocateBytes: 300 });
-    assert.deepEqual(state.entries, Array.from({ length: 6 }, (_, i) => entry(i + 1, 1, 60)));
+    assert.deepEqual(state.entries, Array.from({ length: index }, (_, i) => entry(i + 1, 1, 60)));
+  });
+
+  test('after a torn tail is cut off, the next append preallocates again', async () => {
+    const { fs, wal } = await newWal({ preallocateBytes: 300 });
+    await wal.save(hardState(1, 0), entries(1, 2, 1, 10));
+    await wal.close();
+    const path = wal.segmentPaths()[0]!;
+    const end = recordsEndBytes(fs.fileBytes(path));
+    const handle = await fs.open(path);
+    await handle.write(Uint8Array.of(0x12, 0x34, 0x56), end);
+    await handle.close();
+    const { wal: reopened, state } = await reopen(fs, { preallocateBytes: 300 });
+    assert.equal(state.tornTail?.offsetBytes, end);
+    assert.equal(fs.fileBytes(path).byteLength, end, 'cut back to the last record, zeros and all');
+    await reopened.save(hardState(1, 2), entries(3, 3, 1, 10));
+    const bytes = fs.fileBytes(path);
+    assert.equal(bytes.byteLength, recordsEndBytes(bytes) + 300, 'zeros follow the new record');
+    await reopened.close();
+    const { state: again } = await reopen(fs);
+    assert.deepEqual(again.entries, entries(1, 3, 1, 10));
   });
 
   test('a WAL reopened over its zeros finds no torn tail, cuts nothing, and appends after its last record', async () => {
@@ -271,21 +295,23 @@ describe('Wal preallocation', () => {
     assert.deepEqual(again.entries, entries(1, 5, 1, 10));
   });
 
-  test('segments closed with zeros after their records read back whole', async () => {
+  test('a rollover cuts the old segment back to its last record, durably; only the last segment ends in zeros', async () => {
     const { fs, wal } = await newWal({ segmentSizeBytes: 700, preallocateBytes: 500 });
     for (let index = 1; index <= 30; index++) await wal.save(hardState(1, index - 1), [entry(index, 1, 40)]);
-    await wal.close();
     const paths = wal.segmentPaths();
     assert.ok(paths.length >= 3);
+    fs.crash();
     for (const path of paths.slice(0, -1)) {
       const bytes = fs.fileBytes(path);
-      assert.ok(bytes.byteLength > recordsEndBytes(bytes), `${path} ends in zeros`);
+      assert.equal(bytes.byteLength, recordsEndBytes(bytes), `${path} ends at its last record`);
     }
+    const last = fs.fileBytes(paths[paths.length - 1]!);
+    assert.ok(last.byteLength > recordsEndBytes(last), 'the last segment ends in zeros');
     const { state } = await reopen(fs);
     assert.deepEqual(state.entries, Array.from({ length: 30 }, (_, i) => entry(i + 1, 1, 40)));
   });
 
-  test('the default is 1 MiB; 0 turns preallocation off; a negative size is refused', async () => {
+  test('the default is 1 MiB; 0 turns preallocation off; a negative, fractional or huge size is refused', async () => {
     const fs = newFileSystem();
     const wal = await Wal.create(fs, WAL_DIR, IDENTITY, { onWarning: () => {} });
     const path = wal.segmentPaths()[0]!;
@@ -297,22 +323,41 @@ describe('Wal preallocation', () => {
     assert.equal(off.fs.fileBytes(offPath).byteLength, recordsEndBytes(off.fs.fileBytes(offPath)), 'no zeros: the file ends at its last record');
     assert.equal(off.wal.stats.bytesPreallocated, 0);
     await off.wal.close();
-    await assert.rejects(Wal.create(newFileSystem(), WAL_DIR, IDENTITY, quietOptions({ preallocateBytes: -1 })), storageError('CONCORD_E_STORAGE_CONFIG_INVALID', /preallocateBytes/));
+    for (const preallocateBytes of [-1, 0.5, 65 * 1024 * 1024]) {
+      await assert.rejects(Wal.create(newFileSystem(), WAL_DIR, IDENTITY, quietOptions({ preallocateBytes })), storageError('CONCORD_E_STORAGE_CONFIG_INVALID', /preallocateBytes must be a whole number of bytes from 0 to/));
+    }
   });
 
-  test('a byte that is not zero among the zeros of an earlier segment is corruption', async () => {
+  test('zeros after the records of an earlier segment are corruption, not its end (a disk that zero-filled its last blocks)', async () => {
     const { fs, wal } = await newWal({ segmentSizeBytes: 700, preallocateBytes: 500 });
     for (let index = 1; index <= 30; index++) await wal.save(hardState(1, index - 1), [entry(index, 1, 40)]);
     await wal.close();
     const first = wal.segmentPaths()[0]!;
-    const bytes = fs.fileBytes(first);
-    const end = recordsEndBytes(bytes);
-    fs.corruptByte(first, bytes.byteLength - 1, 0x01);
+    const offsets = frameOffsets(fs.fileBytes(first));
+    const lastRecord = offsets[offsets.length - 1]!;
+    const zeroed = fs.fileBytes(first).slice();
+    zeroed.fill(0, lastRecord);
+    const handle = await fs.open(first);
+    await handle.write(zeroed, 0);
+    await handle.close();
     await assert.rejects(reopen(fs), (error: unknown) => {
       assert.ok(storageError('CONCORD_E_WAL_CORRUPT')(error));
-      assert.equal((error as { offsetBytes: number }).offsetBytes, end);
+      assert.equal((error as { offsetBytes: number }).offsetBytes, lastRecord);
       return true;
     });
+  });
+
+  test('a byte that is not zero among the zeros of the last segment is a torn write there, cut off', async () => {
+    const { fs, wal } = await newWal({ preallocateBytes: 500 });
+    await wal.save(hardState(1, 0), entries(1, 3, 1, 10));
+    await wal.close();
+    const path = wal.segmentPaths()[0]!;
+    const bytes = fs.fileBytes(path);
+    const end = recordsEndBytes(bytes);
+    fs.corruptByte(path, bytes.byteLength - 1, 0x01);
+    const { state } = await reopen(fs);
+    assert.equal(state.tornTail?.offsetBytes, end);
+    assert.deepEqual(state.entries, entries(1, 3, 1, 10));
   });
 });
 
