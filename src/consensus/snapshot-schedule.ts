@@ -5,19 +5,23 @@
 // state encoded into each snapshot (130 MB under etcdctl's check perf l), that is a second or more
 // of CPU on every member at once: on a 2-core machine running a 3-member cluster the members then
 // compete for the cores exactly when a quorum is needed, and the slowest requests of the run were
-// those seconds. So each member has a phase: member k of n voters (in ID order) snapshots near the
-// indexes k·N/n modulo N. The cluster's snapshots are spread over the interval, one member at a
-// time, and a quorum always has members that are not encoding. Intervals stay between N/2 and
+// those seconds. So each member has a phase: the member of rank k of n (voters and learners, by
+// ID) snapshots near the indexes k·N/n modulo N. The cluster's snapshots are spread over the
+// interval, one member at a time, and a quorum always has members that are not encoding. Intervals stay between N/2 and
 // 1.5·N entries, N on average, as `--snapshot-count` promises; a single member snapshots at the
 // multiples of N, as before.
 //
 // Pure: no clock, no I/O; the simulator's members use it too.
 
-/** The member's phase in [0, every): its rank among the voters (sorted by ID) times every / voters. */
-export function snapshotPhase(memberId: bigint, voters: readonly bigint[], every: number): number {
-  if (voters.length === 0) return 0;
-  const rank = voters.filter((voter) => voter < memberId).length;
-  return Math.floor((Math.min(rank, voters.length - 1) * every) / voters.length);
+/**
+ * The member's phase in [0, every): its rank among the voters and learners (sorted by ID) times
+ * every / their number. Learners count: a learner shares the machines' cores too.
+ */
+export function snapshotPhase(memberId: bigint, members: { voters: readonly bigint[]; learners: readonly bigint[] }, every: number): number {
+  const ids = [...members.voters, ...members.learners];
+  if (ids.length === 0) return 0;
+  const rank = ids.filter((id) => id < memberId).length;
+  return Math.floor((Math.min(rank, ids.length - 1) * every) / ids.length);
 }
 
 /**

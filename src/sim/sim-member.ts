@@ -23,7 +23,6 @@ export interface MemberHooks {
 }
 
 export interface MemberSettings {
-  /** Snapshot the state machine after this many applied entries since the last snapshot. */
   /** About every this many applied entries, at the member's own phase (see consensus/snapshot-schedule.ts). */
   snapshotEveryEntries: number;
   /** Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot. */
@@ -203,7 +202,7 @@ export class SimMember {
     const applied = this.node.raft.log.applied;
     const snapshotIndex = this.disk.snapshot().metadata.index;
     const every = this.settings.snapshotEveryEntries;
-    const due = nextSnapshotIndex(snapshotIndex, every, snapshotPhase(this.id, this.node.raft.confState().voters, every));
+    const due = nextSnapshotIndex(snapshotIndex, every, snapshotPhase(this.id, this.node.raft.confState(), every));
     if (applied < due || applied > this.disk.lastIndex()) return;
     this.disk.createSnapshot(applied, this.node.raft.confState(), this.machine.snapshot());
     const compactIndex = applied - this.settings.keptEntriesAfterSnapshot;

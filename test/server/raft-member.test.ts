@@ -494,6 +494,27 @@ test("a leader answers its client before it tells the followers of the commit, a
   member.stop();
 });
 
+test('a leader stopped after its apply sends no held commit notice', async () => {
+  const cluster = followerOfThree();
+  const { log, sent, member } = cluster;
+  await electLeaderOfThree(cluster);
+  const proposal = member.propose(Uint8Array.of(7));
+  await settle();
+  const append = sent.filter((m) => m.type === 'MsgApp').at(-1)!;
+  const index = append.index + append.entries.length;
+  while (log.pendingSaves > 0) log.completeOne();
+  await settle();
+  member.step(message({ type: 'MsgAppResp', from: 1n, to: 2n, term: member.term(), index }));
+  // The apply runs in a microtask; the held notices would go out on the next turn.
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.equal(await proposal, 7, 'applied and answered');
+  const before = sent.length;
+  member.stop();
+  await settle();
+  assert.deepEqual(sent.slice(before).filter((m) => m.type === 'MsgApp' && m.entries.length === 0), [], 'nothing after stop');
+});
+
 test('a member of three snapshots at its own phase of the interval, not where the others do', async () => {
   // Member 2 is second of voters 1, 2, 3: with an interval of 30 its phase is 10, so it snapshots at
   // 40 and 70 (more than half an interval after the last one, on the phase), where a lone member
