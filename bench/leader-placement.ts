@@ -19,7 +19,7 @@ const PLACEMENT_TIMEOUT_MS = 15_000;
 const POLL_INTERVAL_MS = 100;
 
 export interface LeaderPlacement {
-  /** 1-based member index the leader was on before the placement (1: nothing had to move). */
+  /** 1-based member index the leader was on before the placement (the target: nothing had to move). */
   leaderBefore: number;
 }
 
@@ -34,7 +34,12 @@ interface MaintenanceClient extends Client {
 }
 
 /** endpoints: the members' host:port, in member order. Throws when the leader cannot be placed in time. */
-export async function placeLeaderOnFirstMember(endpoints: readonly string[]): Promise<LeaderPlacement> {
+export function placeLeaderOnFirstMember(endpoints: readonly string[]): Promise<LeaderPlacement> {
+  return placeLeaderOn(endpoints, 0);
+}
+
+/** Moves the leadership to the member at `target` (0-based) of `endpoints`, and waits until it leads. */
+export async function placeLeaderOn(endpoints: readonly string[], target: number): Promise<LeaderPlacement> {
   const constructor = loadEtcdProtos().clients.Maintenance;
   const clients = endpoints.map((endpoint) => new constructor(endpoint, credentials.createInsecure()) as unknown as MaintenanceClient);
   try {
@@ -43,19 +48,19 @@ export async function placeLeaderOnFirstMember(endpoints: readonly string[]): Pr
     let lastProblem = 'no answer yet';
     while (Date.now() < deadline) {
       const statuses = await Promise.all(clients.map((client) => status(client).catch((error: Error) => error)));
-      const first = statuses[0]!;
-      const leaderIndex = first instanceof Error ? -1 : statuses.findIndex((answer) => !(answer instanceof Error) && answer.header.member_id === first.leader);
-      if (first instanceof Error || leaderIndex < 0) {
-        lastProblem = first instanceof Error ? `member 1: ${first.message}` : 'no member is the leader member 1 sees';
+      const wanted = statuses[target]!;
+      const leaderIndex = wanted instanceof Error ? -1 : statuses.findIndex((answer) => !(answer instanceof Error) && answer.header.member_id === wanted.leader);
+      if (wanted instanceof Error || leaderIndex < 0) {
+        lastProblem = wanted instanceof Error ? `member ${target + 1}: ${wanted.message}` : `no member is the leader member ${target + 1} sees`;
       } else {
         leaderBefore ??= leaderIndex + 1;
-        if (leaderIndex === 0) return { leaderBefore };
-        const moved = await moveLeader(clients[leaderIndex]!, first.header.member_id).catch((error: Error) => error);
+        if (leaderIndex === target) return { leaderBefore };
+        const moved = await moveLeader(clients[leaderIndex]!, wanted.header.member_id).catch((error: Error) => error);
         if (moved instanceof Error) lastProblem = `MoveLeader: ${moved.message}`;
       }
       await delay(POLL_INTERVAL_MS);
     }
-    throw new Error(`could not put the leader on member 1 within ${PLACEMENT_TIMEOUT_MS} ms (${lastProblem})`);
+    throw new Error(`could not put the leader on member ${target + 1} within ${PLACEMENT_TIMEOUT_MS} ms (${lastProblem})`);
   } finally {
     for (const client of clients) client.close();
   }

@@ -86,6 +86,12 @@ async function runPrimary(config: ConcordConfig): Promise<number> {
   const fork = () => {
     const worker = cluster.fork();
     workers.add(worker);
+    // A send to a worker whose channel is closing (it is exiting: SIGTERM, a crash) fails with
+    // EPIPE. Without a listener that error would be thrown and stop the primary; its 'exit' comes
+    // next and is handled there (a replacement, unless stopping).
+    worker.on('error', (error: Error) => {
+      if (!stopping) primary.log.notice('message to a worker failed; it is exiting', { pid: worker.process.pid, error: error.message });
+    });
     worker.on('message', (message: ToPrimary) => {
       if (message.type === 'event') primary.recordForeignEvent(message.event);
       else if (message.type === 'report') {
