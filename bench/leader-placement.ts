@@ -55,7 +55,7 @@ export async function placeLeaderOn(endpoints: readonly string[], target: number
       } else {
         leaderBefore ??= leaderIndex + 1;
         if (leaderIndex === target) return { leaderBefore };
-        const moved = await moveLeader(clients[leaderIndex]!, wanted.header.member_id).catch((error: Error) => error);
+        const moved = await moveLeader(clients[leaderIndex]!, wanted.header.member_id, deadline).catch((error: Error) => error);
         if (moved instanceof Error) lastProblem = `MoveLeader: ${moved.message}`;
       }
       await delay(POLL_INTERVAL_MS);
@@ -72,8 +72,9 @@ function status(client: MaintenanceClient): Promise<StatusAnswer> {
   });
 }
 
-function moveLeader(client: MaintenanceClient, targetId: string): Promise<void> {
+/** deadlineMs: the placement's own, so a slow move cannot outlast it. */
+function moveLeader(client: MaintenanceClient, targetId: string, deadlineMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    client.MoveLeader({ targetID: targetId }, { deadline: Date.now() + PLACEMENT_TIMEOUT_MS }, (error) => (error ? reject(error) : resolve()));
+    client.MoveLeader({ targetID: targetId }, { deadline: deadlineMs }, (error) => (error ? reject(error) : resolve()));
   });
 }

@@ -246,20 +246,14 @@ async function runMeasurement(options: BenchOptions, measurement: Measurement, s
   try {
     running = await startSystem(system, { dataRoot: options.dataRoot, logPath: join(options.outDir, `${system}-${label}.log`), cpuProfileDir, members: options.members });
   } catch (error) {
-    const message = (error as Error).message;
-    if (measurement.kind === 'grpc') results.addLoad(measurement.op, measurement.clients, system, { repeat, error: message });
-    else results.addCheckPerf(measurement.load, system, { load: measurement.load, verdict: 'ERROR', elapsedSeconds: 0, error: message, repeat });
-    return `did not start: ${message}`;
+    return `did not start: ${recordUnmeasured(results, measurement, system, repeat, error as Error)}`;
   }
   try {
     let leaderBefore: number | undefined;
     try {
       if (options.members > 1) leaderBefore = (await placeLeaderOnFirstMember(running.endpoint.split(','))).leaderBefore;
     } catch (error) {
-      const message = (error as Error).message;
-      if (measurement.kind === 'grpc') results.addLoad(measurement.op, measurement.clients, system, { repeat, error: message });
-      else results.addCheckPerf(measurement.load, system, { load: measurement.load, verdict: 'ERROR', elapsedSeconds: 0, error: message, repeat });
-      return `not measured: ${message}`;
+      return `not measured: ${recordUnmeasured(results, measurement, system, repeat, error as Error)}`;
     }
     const placement = leaderBefore === undefined ? '' : ` [leader was member ${leaderBefore}]`;
     if (measurement.kind === 'check-perf') {
@@ -289,6 +283,14 @@ async function runMeasurement(options: BenchOptions, measurement: Measurement, s
   } finally {
     await running.stop();
   }
+}
+
+/** Records a measurement that produced no figures (the system did not start, the leader could not be placed); returns why. */
+function recordUnmeasured(results: Results, measurement: Measurement, system: SystemName, repeat: number, error: Error): string {
+  const message = error.message;
+  if (measurement.kind === 'grpc') results.addLoad(measurement.op, measurement.clients, system, { repeat, error: message });
+  else results.addCheckPerf(measurement.load, system, { load: measurement.load, verdict: 'ERROR', elapsedSeconds: 0, error: message, repeat });
+  return message;
 }
 
 function describeCheckPerf(result: Pick<CheckPerfResult, 'verdict' | 'throughputWritesPerSecond' | 'slowestSeconds' | 'stddevSeconds' | 'error'>): string {

@@ -7,9 +7,9 @@
 // compete for the cores exactly when a quorum is needed, and the slowest requests of the run were
 // those seconds. So each member has a phase: the member of rank k of n (voters and learners, by
 // ID) snapshots near the indexes k·N/n modulo N. The cluster's snapshots are spread over the
-// interval, one member at a time, and a quorum always has members that are not encoding. Intervals stay between N/2 and
-// 1.5·N entries, N on average, as `--snapshot-count` promises; a single member snapshots at the
-// multiples of N, as before.
+// interval, one member at a time, and a quorum always has members that are not encoding.
+// Intervals stay between N/2 and 1.5·N entries, N on average, as `--snapshot-count` promises; a
+// single member snapshots at the multiples of N, as before.
 //
 // Pure: no clock, no I/O; the simulator's members use it too.
 
@@ -18,10 +18,17 @@
  * every / their number. Learners count: a learner shares the machines' cores too.
  */
 export function snapshotPhase(memberId: bigint, members: { voters: readonly bigint[]; learners: readonly bigint[] }, every: number): number {
-  const ids = [...members.voters, ...members.learners];
-  if (ids.length === 0) return 0;
-  const rank = ids.filter((id) => id < memberId).length;
-  return Math.floor((Math.min(rank, ids.length - 1) * every) / ids.length);
+  // Counted in place: a member asks after every Ready it applies.
+  let count = 0;
+  let rank = 0;
+  for (const ids of [members.voters, members.learners]) {
+    for (const id of ids) {
+      count++;
+      if (id < memberId) rank++;
+    }
+  }
+  if (count === 0) return 0;
+  return Math.floor((Math.min(rank, count - 1) * every) / count);
 }
 
 /**

@@ -112,9 +112,10 @@ export class SnapshotEncoder {
       const { key, revisions, count } = keys[this.nextKey]!;
       writeKeyHistory(this.writer, key, revisions, count);
     }
-    if (this.nextKey === keys.length) this.writeTail();
+    const done = this.nextKey === keys.length;
+    if (done) this.writeTail();
     this.checksumWritten();
-    if (this.nextKey === keys.length) {
+    if (done) {
       this.writer.u32(this.crc);
       // A view, not a copy: the writer is not written again.
       this.bytes = this.writer.viewFrom(0);

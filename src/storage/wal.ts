@@ -106,7 +106,6 @@ interface ResolvedWalOptions {
   segmentSizeBytes: number;
   maxRecordBytes: number;
   maxBatchBytes: number;
-  preallocateBytes: number;
   /** preallocateBytes of zeros, written whenever the WAL preallocates; never modified. */
   zeros: Uint8Array;
   unsafeNoFsync: boolean;
@@ -115,12 +114,18 @@ interface ResolvedWalOptions {
 }
 
 function resolveOptions(options: WalOptions): ResolvedWalOptions {
+  const preallocateBytes = options.preallocateBytes ?? WAL_DEFAULTS.preallocateBytes;
+  if (!Number.isSafeInteger(preallocateBytes) || preallocateBytes < 0 || preallocateBytes > PREALLOCATE_BYTES_LIMIT) {
+    throw new StorageError(
+      'CONCORD_E_STORAGE_CONFIG_INVALID',
+      `preallocateBytes must be a whole number of bytes from 0 to ${PREALLOCATE_BYTES_LIMIT}, got ${preallocateBytes}`,
+    );
+  }
   const resolved: ResolvedWalOptions = {
     segmentSizeBytes: options.segmentSizeBytes ?? WAL_DEFAULTS.segmentSizeBytes,
     maxRecordBytes: options.maxRecordBytes ?? WAL_DEFAULTS.maxRecordBytes,
     maxBatchBytes: options.maxBatchBytes ?? WAL_DEFAULTS.maxBatchBytes,
-    preallocateBytes: options.preallocateBytes ?? WAL_DEFAULTS.preallocateBytes,
-    zeros: new Uint8Array(0),
+    zeros: new Uint8Array(preallocateBytes),
     unsafeNoFsync: options.unsafeNoFsync ?? false,
     onWarning: options.onWarning ?? ((message) => process.emitWarning(message, { code: 'CONCORD_W_STORAGE' })),
     clockMs: options.clockMs ?? (() => performance.now()),
@@ -128,18 +133,10 @@ function resolveOptions(options: WalOptions): ResolvedWalOptions {
   checkPositiveLimit(resolved.segmentSizeBytes, 'segmentSizeBytes');
   checkPositiveLimit(resolved.maxRecordBytes, 'maxRecordBytes', RECORD_HEADER_BYTES + RECORD_PAYLOAD_BYTES_LIMIT);
   checkPositiveLimit(resolved.maxBatchBytes, 'maxBatchBytes');
-  const preallocate = resolved.preallocateBytes;
-  if (!Number.isSafeInteger(preallocate) || preallocate < 0 || preallocate > PREALLOCATE_BYTES_LIMIT) {
-    throw new StorageError(
-      'CONCORD_E_STORAGE_CONFIG_INVALID',
-      `preallocateBytes must be a whole number of bytes from 0 to ${PREALLOCATE_BYTES_LIMIT}, got ${preallocate}`,
-    );
-  }
   const smallestEntriesRecord = RECORD_HEADER_BYTES + ENTRIES_PAYLOAD_HEADER_BYTES + ENTRY_OVERHEAD_BYTES;
   if (resolved.maxRecordBytes < smallestEntriesRecord) {
     throw new StorageError('CONCORD_E_STORAGE_CONFIG_INVALID', `maxRecordBytes must be at least ${smallestEntriesRecord}, got ${resolved.maxRecordBytes}`);
   }
-  resolved.zeros = new Uint8Array(preallocate);
   if (resolved.unsafeNoFsync) {
     resolved.onWarning(
       'UNSAFE: the WAL runs with unsafeNoFsync: it never fsyncs, so a power failure or OS crash loses acknowledged ' +
@@ -875,7 +872,6 @@ async function replaySegment(
   if (metadata === undefined) throw corrupt(segment.path, 0, 'the segment is empty (no metadata record)');
   return { metadata, sizeBytes: offset, fileBytes: bytes.byteLength, tornTail: undefined };
 }
-
 
 function applyRecord(replay: WalReplay, record: WalRecord): string | undefined {
   switch (record.type) {
