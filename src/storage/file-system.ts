@@ -6,7 +6,7 @@
 // Every implementation reports failures as StorageErrors: ENOSPC and EDQUOT become
 // CONCORD_E_NO_SPACE, EIO (and anything unexpected) CONCORD_E_IO, so callers never parse OS codes.
 
-import { writeSync } from 'node:fs';
+import { fdatasyncSync, writeSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { FileHandle as NodeFileHandle } from 'node:fs/promises';
 import { StorageError } from './errors.ts';
@@ -20,6 +20,11 @@ export interface FileHandle {
   read(positionBytes: number, lengthBytes: number): Promise<Uint8Array>;
   /** Makes the file's content and size durable (fdatasync). Does not make its name durable. */
   sync(): Promise<void>;
+  /**
+   * sync(), waiting on the calling thread instead of a helper thread: nothing else runs until the
+   * disk answers (see fsync-placement.ts for when that is worth it). Throws what sync() rejects with.
+   */
+  syncOnThisThread(): void;
   truncate(sizeBytes: number): Promise<void>;
   sizeBytes(): Promise<number>;
   close(): Promise<void>;
@@ -87,8 +92,8 @@ async function osCall<T>(operation: string, path: string, call: () => Promise<T>
  * Writes up to this size are made with a synchronous write(2) on the calling thread; larger ones
  * go to libuv's thread pool. A small write only copies into the page cache (microseconds), while a
  * trip through the thread pool costs a completion callback that waits for the event loop's turn:
- * under load that put about 1 ms between a WAL batch's write and its fsync. The fsync itself, which
- * waits for the disk, always runs in the thread pool.
+ * under load that put about 1 ms between a WAL batch's write and its fsync. The fsync itself waits
+ * for the disk, in the thread pool unless the WAL asks otherwise (syncOnThisThread).
  */
 export const SYNC_WRITE_MAX_BYTES = 256 * 1024;
 
@@ -145,6 +150,14 @@ class NodeFileHandleAdapter implements FileHandle {
     // fdatasync flushes the data and the metadata needed to read it back, which includes the file
     // size; the timestamps it skips do not matter to us.
     return osCall('fsync', this.path, () => this.handle.datasync());
+  }
+
+  syncOnThisThread(): void {
+    try {
+      fdatasyncSync(this.handle.fd);
+    } catch (error) {
+      throw storageErrorFromOs(error, 'fsync', this.path);
+    }
   }
 
   truncate(sizeBytes: number): Promise<void> {

@@ -47,6 +47,7 @@ import type { Entry, HardState } from '../consensus/types.ts';
 import { StorageBugError, StorageError, checkPositiveLimit, isStorageError } from './errors.ts';
 import type { FileHandle, FileSystem } from './file-system.ts';
 import { DecodeError } from './binary-codec.ts';
+import { FsyncPlacement } from './fsync-placement.ts';
 import {
   ENTRIES_PAYLOAD_HEADER_BYTES,
   ENTRY_OVERHEAD_BYTES,
@@ -84,6 +85,13 @@ export interface WalOptions {
    * covers data only. Default 1 MiB; 0 turns preallocation off (every append grows the file).
    */
   preallocateBytes?: number;
+  /**
+   * A batch of at most this many records, after a run of fast fsyncs, waits for its fsync on the
+   * event loop's thread instead of the thread pool (see fsync-placement.ts). Default 8; 0 never does.
+   */
+  onThreadFsyncMaxRecords?: number;
+  /** An fsync slower than this many milliseconds sends the next ones to the thread pool. Default 2. */
+  onThreadFsyncMaxMs?: number;
   /** Skips every fsync. For benchmarks and for the test that proves fsync matters; never in production. */
   unsafeNoFsync?: boolean;
   /** Where warnings go (unsafeNoFsync, a truncated torn tail). Default: process.emitWarning. */
@@ -100,6 +108,8 @@ export const WAL_DEFAULTS = {
   maxRecordBytes: 16 * MiB,
   maxBatchBytes: 64 * MiB,
   preallocateBytes: 1 * MiB,
+  onThreadFsyncMaxRecords: 8,
+  onThreadFsyncMaxMs: 2,
 } as const;
 
 interface ResolvedWalOptions {
@@ -108,6 +118,8 @@ interface ResolvedWalOptions {
   maxBatchBytes: number;
   /** preallocateBytes of zeros, written whenever the WAL preallocates; never modified. */
   zeros: Uint8Array;
+  onThreadFsyncMaxRecords: number;
+  onThreadFsyncMaxMs: number;
   unsafeNoFsync: boolean;
   onWarning: (message: string) => void;
   clockMs: () => number;
@@ -126,6 +138,8 @@ function resolveOptions(options: WalOptions): ResolvedWalOptions {
     maxRecordBytes: options.maxRecordBytes ?? WAL_DEFAULTS.maxRecordBytes,
     maxBatchBytes: options.maxBatchBytes ?? WAL_DEFAULTS.maxBatchBytes,
     zeros: new Uint8Array(preallocateBytes),
+    onThreadFsyncMaxRecords: options.onThreadFsyncMaxRecords ?? WAL_DEFAULTS.onThreadFsyncMaxRecords,
+    onThreadFsyncMaxMs: options.onThreadFsyncMaxMs ?? WAL_DEFAULTS.onThreadFsyncMaxMs,
     unsafeNoFsync: options.unsafeNoFsync ?? false,
     onWarning: options.onWarning ?? ((message) => process.emitWarning(message, { code: 'CONCORD_W_STORAGE' })),
     clockMs: options.clockMs ?? (() => performance.now()),
@@ -133,6 +147,12 @@ function resolveOptions(options: WalOptions): ResolvedWalOptions {
   checkPositiveLimit(resolved.segmentSizeBytes, 'segmentSizeBytes');
   checkPositiveLimit(resolved.maxRecordBytes, 'maxRecordBytes', RECORD_HEADER_BYTES + RECORD_PAYLOAD_BYTES_LIMIT);
   checkPositiveLimit(resolved.maxBatchBytes, 'maxBatchBytes');
+  if (!Number.isSafeInteger(resolved.onThreadFsyncMaxRecords) || resolved.onThreadFsyncMaxRecords < 0) {
+    throw new StorageError('CONCORD_E_STORAGE_CONFIG_INVALID', `onThreadFsyncMaxRecords must be a whole number of records, 0 or more, got ${resolved.onThreadFsyncMaxRecords}`);
+  }
+  if (!(resolved.onThreadFsyncMaxMs > 0) || !Number.isFinite(resolved.onThreadFsyncMaxMs)) {
+    throw new StorageError('CONCORD_E_STORAGE_CONFIG_INVALID', `onThreadFsyncMaxMs must be a positive number of milliseconds, got ${resolved.onThreadFsyncMaxMs}`);
+  }
   const smallestEntriesRecord = RECORD_HEADER_BYTES + ENTRIES_PAYLOAD_HEADER_BYTES + ENTRY_OVERHEAD_BYTES;
   if (resolved.maxRecordBytes < smallestEntriesRecord) {
     throw new StorageError('CONCORD_E_STORAGE_CONFIG_INVALID', `maxRecordBytes must be at least ${smallestEntriesRecord}, got ${resolved.maxRecordBytes}`);
@@ -221,6 +241,8 @@ export interface WalStats {
   batches: number;
   /** File fsyncs: one per batch, one per new segment header, one per tail truncation. */
   fsyncs: number;
+  /** Of the batches' fsyncs, those that waited on the event loop's thread (see fsync-placement.ts). */
+  fsyncsOnThisThread: number;
   dirFsyncs: number;
   bytesWritten: number;
   /** Zeros written ahead of the records (preallocateBytes), not counted in bytesWritten. */
@@ -235,6 +257,7 @@ function newStats(): WalStats {
     saves: 0,
     batches: 0,
     fsyncs: 0,
+    fsyncsOnThisThread: 0,
     dirFsyncs: 0,
     bytesWritten: 0,
     bytesPreallocated: 0,
@@ -352,6 +375,7 @@ export class Wal {
   private drained: Promise<void> = Promise.resolve();
   private failure: StorageError | undefined;
   private closed = false;
+  private readonly fsyncPlacement: FsyncPlacement;
 
   private constructor(
     fs: FileSystem,
@@ -372,6 +396,7 @@ export class Wal {
     this.current = current;
     this.queuedView = view;
     this.writtenView = view;
+    this.fsyncPlacement = new FsyncPlacement({ onThreadMaxRecords: options.onThreadFsyncMaxRecords, onThreadMaxMs: options.onThreadFsyncMaxMs });
   }
 
   /** True if `dir` holds at least one WAL segment. */
@@ -652,8 +677,27 @@ export class Wal {
     const current = this.current;
     if (current.sizeBytes > current.preallocatedEndBytes && current.sizeBytes < this.options.segmentSizeBytes) await this.preallocate(current);
     this.writtenView = lastView;
-    if (batch.some((job) => job.sync)) await syncFile(this.current.handle, this.options, this.stats);
+    if (batch.some((job) => job.sync)) await this.syncBatch(batch);
     this.stats.batches++;
+  }
+
+  /** The batch's fsync, on this thread or in the pool (see fsync-placement.ts). */
+  private async syncBatch(batch: SaveJob[]): Promise<void> {
+    const { options, stats } = this;
+    if (options.unsafeNoFsync) return;
+    let records = 0;
+    for (const job of batch) records += job.records.length;
+    const startedMs = options.clockMs();
+    if (this.fsyncPlacement.onThisThread(records)) {
+      stats.fsyncsOnThisThread++;
+      this.current.handle.syncOnThisThread();
+    } else {
+      await this.current.handle.sync();
+    }
+    const durationMs = options.clockMs() - startedMs;
+    this.fsyncPlacement.observe(durationMs);
+    stats.fsyncs++;
+    stats.fsyncDurationsMs.observe(durationMs);
   }
 
   private async preallocate(segment: OpenSegment): Promise<void> {

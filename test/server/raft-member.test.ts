@@ -484,20 +484,30 @@ async function leaderWithUncommittedProposal() {
 test("a leader answers its client before it tells the followers of the commit, and then tells both", async () => {
   const { sent, member, proposal, index } = await leaderWithUncommittedProposal();
   const events: string[] = [];
-  const answered = proposal.then((total) => events.push(`answered ${total}`));
+  // Turns of the event loop since the answer: the notices must wait until node:http2 could send
+  // the answer's message and then its trailers (see COMMIT_NOTICE_DELAY_TURNS).
+  let turnsSinceAnswer = 0;
+  const countTurns = () => {
+    turnsSinceAnswer++;
+    if (turnsSinceAnswer < 10) setImmediate(countTurns);
+  };
+  const answered = proposal.then((total) => {
+    events.push(`answered ${total}`);
+    setImmediate(countTurns);
+  });
   member.step(message({ type: 'MsgAppResp', from: 1n, to: 2n, term: member.term(), index }));
   // Record the order in which the answer and the messages to peers happen from here on.
   const send = (sent as Message[]).push.bind(sent);
   sent.push = (...messages: Message[]) => {
-    for (const m of messages) events.push(`${m.type} ->${m.to} ${m.entries.length} entries, commit ${m.commit}`);
+    for (const m of messages) events.push(`${m.type} ->${m.to} ${m.entries.length} entries, commit ${m.commit}, ${turnsSinceAnswer} turn(s) after the answer`);
     return send(...messages);
   };
   await settle();
   await answered;
   assert.deepEqual(events, [
     'answered 7',
-    `MsgApp ->1 0 entries, commit ${index}`,
-    `MsgApp ->3 0 entries, commit ${index}`,
+    `MsgApp ->1 0 entries, commit ${index}, 1 turn(s) after the answer`,
+    `MsgApp ->3 0 entries, commit ${index}, 1 turn(s) after the answer`,
   ]);
   member.stop();
 });
@@ -505,7 +515,7 @@ test("a leader answers its client before it tells the followers of the commit, a
 test('a leader stopped after its apply sends no held commit notice', async () => {
   const { sent, member, proposal, index } = await leaderWithUncommittedProposal();
   member.step(message({ type: 'MsgAppResp', from: 1n, to: 2n, term: member.term(), index }));
-  // The answer comes a turn after the apply, and the held notices on the turn after it: stop in between.
+  // The answer comes a turn after the apply, and the held notices turns after it: stop in between.
   assert.equal(await proposal, 7, 'applied and answered');
   const before = sent.length;
   member.stop();

@@ -20,6 +20,13 @@ describe('NodeFileSystem', () => {
   after(() => rmSync(root, { recursive: true, force: true }));
   const fs = new NodeFileSystem();
 
+  test('an fsync on the calling thread of a closed file is a coded error naming the file', async () => {
+    const path = join(root, 'closed-sync');
+    const handle = await fs.createExclusive(path);
+    await handle.close();
+    assert.throws(() => handle.syncOnThisThread(), storageError('CONCORD_E_IO', /fsync .*closed-sync/));
+  });
+
   test('supports every operation the WAL and snapshot store use', async () => {
     const dir = join(root, 'a', 'b');
     await fs.mkdirp(dir);
@@ -29,6 +36,7 @@ describe('NodeFileSystem', () => {
     await handle.write(bytes(1, 2, 3, 4), 0);
     await handle.write(bytes(9, 9), 6); // beyond the end: the gap reads as zeros
     await handle.sync();
+    handle.syncOnThisThread();
     assert.equal(await handle.sizeBytes(), 8);
     assert.deepEqual(await handle.read(2, 4), bytes(3, 4, 0, 0));
     assert.deepEqual(await handle.read(6, 100), bytes(9, 9));

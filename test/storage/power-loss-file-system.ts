@@ -552,6 +552,10 @@ class MemoryFileHandle implements FileHandle {
   }
 
   async sync(): Promise<void> {
+    this.syncOnThisThread();
+  }
+
+  syncOnThisThread(): void {
     const fault = this.begin('sync');
     if (fault) throw osError(fault, 'fsync', this.path);
     for (const op of this.file.pending) applyFileOp(this.file.durable, op);
