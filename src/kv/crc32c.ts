@@ -13,6 +13,13 @@ const TABLE: Uint32Array = (() => {
   return table;
 })();
 
+/**
+ * Continues a running CRC-32C over more bytes (start from 0). A state machine may be given another
+ * implementation of the same function (the server passes a native one, about 15 times faster on a
+ * 130 MB snapshot here): the bytes are the same either way.
+ */
+export type Crc32cUpdate = (crc: number, bytes: Uint8Array) => number;
+
 /** Continues a running CRC-32C over more bytes; start from 0. */
 export function crc32cUpdate(crc: number, bytes: Uint8Array): number {
   let c = ~crc >>> 0;

@@ -14,7 +14,8 @@ import type { AlarmMember, AlarmType } from './types.ts';
 import type { MvccState } from './mvcc.ts';
 import type { KeyRevision } from './key-index.ts';
 import { ByteReader, ByteWriter } from './binary.ts';
-import { crc32c, crc32cUpdate } from './crc32c.ts';
+import { crc32cUpdate } from './crc32c.ts';
+import type { Crc32cUpdate } from './crc32c.ts';
 import { KvError } from './errors.ts';
 import { readKeyHistory, writeKeyHistory } from './history-codec.ts';
 import type { AuthState } from './auth/auth-types.ts';
@@ -71,6 +72,8 @@ export interface SnapshotEncoderOptions {
    * about this many bytes: for a large state, which a growing buffer would copy again and again.
    */
   growInPlaceBytes?: number;
+  /** The CRC-32C implementation for the checksum (see Crc32cUpdate). Default: crc32cUpdate. */
+  checksum?: Crc32cUpdate;
 }
 
 /**
@@ -81,6 +84,7 @@ export class SnapshotEncoder {
   private readonly capture: KvSnapshotCapture;
   private readonly writer: ByteWriter;
   private readonly prefixBytes: number;
+  private readonly checksum: Crc32cUpdate;
   private nextKey = 0;
   private checksummedBytes: number;
   private crc = 0;
@@ -89,6 +93,7 @@ export class SnapshotEncoder {
   constructor(capture: KvSnapshotCapture, options: SnapshotEncoderOptions = {}) {
     this.capture = capture;
     this.prefixBytes = options.prefixBytes ?? 0;
+    this.checksum = options.checksum ?? crc32cUpdate;
     this.checksummedBytes = this.prefixBytes;
     const writer = this.writer = new ByteWriter({ growInPlaceBytes: options.growInPlaceBytes });
     writer.raw(new Uint8Array(this.prefixBytes));
@@ -147,12 +152,12 @@ export class SnapshotEncoder {
 
   /** Checksums only what this step wrote: checksumming everything so far made each step O(snapshot size). */
   private checksumWritten(): void {
-    this.crc = crc32cUpdate(this.crc, this.writer.viewFrom(this.checksummedBytes));
+    this.crc = this.checksum(this.crc, this.writer.viewFrom(this.checksummedBytes));
     this.checksummedBytes = this.writer.sizeBytes;
   }
 }
 
-export function encodeSnapshot(state: KvSnapshotState): Uint8Array {
+export function encodeSnapshot(state: KvSnapshotState, checksum: Crc32cUpdate = crc32cUpdate): Uint8Array {
   return new SnapshotEncoder({
     appliedIndex: state.appliedIndex,
     revision: state.mvcc.revision,
@@ -161,11 +166,11 @@ export function encodeSnapshot(state: KvSnapshotState): Uint8Array {
     leases: state.leases,
     alarms: state.alarms,
     auth: state.auth,
-  }).finish();
+  }, { checksum }).finish();
 }
 
-export function decodeSnapshot(bytes: Uint8Array): KvSnapshotState {
-  const version = checkEnvelope(bytes);
+export function decodeSnapshot(bytes: Uint8Array, checksum: Crc32cUpdate = crc32cUpdate): KvSnapshotState {
+  const version = checkEnvelope(bytes, checksum);
   const body = bytes.subarray(0, bytes.length - CHECKSUM_BYTES);
   const reader = new ByteReader(body, invalid);
   reader.raw(HEADER_BYTES, 'header');
@@ -181,7 +186,7 @@ export function decodeSnapshot(bytes: Uint8Array): KvSnapshotState {
 }
 
 /** Checks magic, version and checksum; returns the format version. */
-function checkEnvelope(bytes: Uint8Array): number {
+function checkEnvelope(bytes: Uint8Array, checksum: Crc32cUpdate): number {
   if (bytes.length < HEADER_BYTES + CHECKSUM_BYTES) throw invalid(`${bytes.length} bytes is too short for a snapshot`);
   if (!SNAPSHOT_MAGIC.every((byte, i) => bytes[i] === byte)) throw invalid('not a Concord key-value snapshot (bad magic)');
   const version = bytes[SNAPSHOT_MAGIC.length]!;
@@ -193,7 +198,7 @@ function checkEnvelope(bytes: Uint8Array): number {
   }
   if (version < 1) throw invalid(`unknown format version ${version}`);
   const stored = new DataView(bytes.buffer, bytes.byteOffset + bytes.length - CHECKSUM_BYTES, CHECKSUM_BYTES).getUint32(0);
-  const computed = crc32c(bytes.subarray(0, bytes.length - CHECKSUM_BYTES));
+  const computed = checksum(0, bytes.subarray(0, bytes.length - CHECKSUM_BYTES));
   if (stored !== computed) throw invalid(`checksum mismatch (stored ${hex(stored)}, computed ${hex(computed)})`);
   return version;
 }

@@ -34,6 +34,8 @@ import { KvBugError, KvError } from './errors.ts';
 import { DEFAULT_MAX_TXN_OPS } from './request-check.ts';
 import { DEFAULT_QUOTA_BACKEND_BYTES, LEASE_OVERHEAD_BYTES, costPut, costTxn, fitsQuota } from './quota.ts';
 import { SnapshotEncoder, decodeSnapshot, encodeSnapshot } from './kv-snapshot.ts';
+import { crc32cUpdate } from './crc32c.ts';
+import type { Crc32cUpdate } from './crc32c.ts';
 import { AuthStore } from './auth/auth-store.ts';
 import type { AuthCommand, AuthLimits, Requester } from './auth/auth-types.ts';
 import { MEMBER_REQUESTER } from './auth/auth-types.ts';
@@ -48,6 +50,8 @@ export interface KvStateMachineOptions {
   maxTxnOps?: number;
   /** Bounds on users, roles and permissions. Must be the same on every member. Default DEFAULT_AUTH_LIMITS. */
   authLimits?: Partial<AuthLimits>;
+  /** The CRC-32C implementation for snapshots (see Crc32cUpdate). Default: the plain TypeScript one. */
+  checksum?: Crc32cUpdate;
 }
 
 /**
@@ -79,11 +83,13 @@ export class KvStateMachine {
   readonly quotaBackendBytes: number;
   readonly minLeaseTtlSeconds: number;
   readonly maxTxnOps: number;
+  private readonly checksum: Crc32cUpdate;
 
   constructor(options: KvStateMachineOptions = {}) {
     this.quotaBackendBytes = options.quotaBackendBytes ?? DEFAULT_QUOTA_BACKEND_BYTES;
     this.minLeaseTtlSeconds = options.minLeaseTtlSeconds ?? DEFAULT_MIN_LEASE_TTL_SECONDS;
     this.maxTxnOps = options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
+    this.checksum = options.checksum ?? crc32cUpdate;
     this.leases = new LeaseStore({ minTtlSeconds: this.minLeaseTtlSeconds });
     this.authStore = new AuthStore(options.authLimits);
     this.store = this.newStore();
@@ -181,7 +187,7 @@ export class KvStateMachine {
       leases: this.leases.exportState(),
       alarms: this.alarmList.list(),
       auth: this.authStore.exportState(),
-    });
+    }, this.checksum);
   }
 
   /**
@@ -199,12 +205,12 @@ export class KvStateMachine {
       leases: this.leases.exportState(),
       alarms: this.alarmList.list(),
       auth: this.authStore.exportState(),
-    }, { prefixBytes, growInPlaceBytes: Math.floor(reservedBytes * (1 + SNAPSHOT_RESERVATION_SLACK)) });
+    }, { prefixBytes, growInPlaceBytes: Math.floor(reservedBytes * (1 + SNAPSHOT_RESERVATION_SLACK)), checksum: this.checksum });
   }
 
   /** Rebuilds a state machine from snapshot(); the options must match the cluster's. */
   static restore(bytes: Uint8Array, options: KvStateMachineOptions = {}): KvStateMachine {
-    const state = decodeSnapshot(bytes);
+    const state = decodeSnapshot(bytes, options.checksum);
     const machine = new KvStateMachine(options);
     machine.leases = LeaseStore.fromState(state.leases, { minTtlSeconds: machine.minLeaseTtlSeconds });
     machine.store = MvccStore.fromState(state.mvcc, { maxTxnOps: machine.maxTxnOps, leaseExists: (id) => machine.leases.has(id) });

@@ -33,6 +33,7 @@ import { RaftMember } from './raft-member.ts';
 import type { DurableLog, MemberTimers } from './raft-member.ts';
 import type { ServerConfig } from './server-config.ts';
 import { ConfigError } from './server-config.ts';
+import { nativeCrc32cUpdate } from './native-crc32c.ts';
 import { KvReplicatedStateMachine, StoreBackend } from './store-member.ts';
 import { startAutoCompaction } from './auto-compaction-loop.ts';
 import { loadTls } from './tls-config.ts';
@@ -194,6 +195,7 @@ export class StoreServer {
       maxTxnOps: config.maxTxnOps,
       // etcd's minimum lease TTL: a lease must outlive a leader election (1.5 election timeouts).
       minLeaseTtlSeconds: minLeaseTtlSeconds(electionTicks, config.heartbeatIntervalMs),
+      checksum: nativeCrc32cUpdate,
     });
     const random = new SeededRandom(Number(memberId % BigInt(Number.MAX_SAFE_INTEGER)) ^ Date.now());
     const cleanups: (() => void | Promise<void>)[] = [];
