@@ -195,6 +195,8 @@ export class RaftMember<Result> {
   private appliedAnswers: unknown[] = [];
   /** How far into appliedAnswers the callers are answered (the array is emptied once all are). */
   private appliedAnswersDone = 0;
+  /** The rest of appliedAnswers is answered on the next turn (see answerSome). */
+  private answersScheduled = false;
   /** Membership changes proposed here, waiting to be applied, by request id. */
   private readonly pendingConfChanges = new Map<number, PendingProposal>();
   private members = new MemberRegistry();
@@ -681,6 +683,7 @@ export class RaftMember<Result> {
       this.applyEntry(entry);
       this.stateMachineApplied = entry.index;
     }
+    if (this.appliedAnswers.length > 0 && !this.answersScheduled) this.answerSome();
     this.serveReads();
   }
 
@@ -717,7 +720,8 @@ export class RaftMember<Result> {
   }
 
   /**
-   * Answers a proposal of this member once applied, ANSWERS_PER_TURN per turn of the event loop.
+   * Answers a proposal of this member once applied, ANSWERS_PER_TURN per turn of the event loop:
+   * the first ones right after the apply (see applyReady), the rest on the following turns.
    * Answering a whole batch at once sends every client its answer in one burst, and their next
    * requests come back in one burst: the member and its clients then take turns, each idle while
    * the other works, and the disk idle while both do. Answering a few per turn lets the first
@@ -731,7 +735,6 @@ export class RaftMember<Result> {
     this.pendingProposals.delete(requestId);
     this.options.timers.clearTimeout(waiting.timer);
     this.appliedAnswers.push(waiting.resolve, result);
-    if (this.appliedAnswers.length === 2) this.options.timers.nextTurn(() => this.answerSome());
   }
 
   private answerSome(): void {
@@ -740,7 +743,11 @@ export class RaftMember<Result> {
     for (let i = this.appliedAnswersDone; i < end; i += 2) (answers[i] as (value: unknown) => void)(answers[i + 1]);
     if (end < answers.length) {
       this.appliedAnswersDone = end;
-      this.options.timers.nextTurn(() => this.answerSome());
+      this.answersScheduled = true;
+      this.options.timers.nextTurn(() => {
+        this.answersScheduled = false;
+        this.answerSome();
+      });
       return;
     }
     // Not sliced per turn: a burst of thousands of answers would be copied once per turn.
