@@ -160,9 +160,11 @@ const SNAPSHOT_KEYS_PER_SLICE = 500;
 /**
  * Applied proposals answered per turn of the event loop (see answerApplied). Measured at 64 clients
  * on one member: 16 gave 5-11 % more writes/s than answering a whole batch at once; 8 was slower
- * than 16 (more, smaller fsyncs), 32 within noise of 16.
+ * than 16 (more, smaller fsyncs), 32 within noise of 16. Measured again once fsyncs were shorter
+ * (on-thread fsync, a faster disk; 2026-12-03, two runs each): 32 gave 2-5 % more than 16 at 64
+ * clients on one member and 6-10 % more on three, the same at 1000; a whole batch (64) 13-18 % less.
  */
-const ANSWERS_PER_TURN = 16;
+export const ANSWERS_PER_TURN = 32;
 /**
  * Turns of the event loop between a leader's apply and its commit notices (see takeReady). An
  * answer leaves in two steps: node:http2 writes the response message on the turn after the call

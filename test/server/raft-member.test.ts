@@ -7,7 +7,7 @@ import { MemoryStorage } from '../../src/consensus/storage.ts';
 import type { Entry, HardState, Message, Snapshot } from '../../src/consensus/types.ts';
 import { message } from '../../src/consensus/types.ts';
 import { SeededRandom } from '../../src/random/seeded-random.ts';
-import { MemberError, RaftMember } from '../../src/server/raft-member.ts';
+import { ANSWERS_PER_TURN, MemberError, RaftMember } from '../../src/server/raft-member.ts';
 import type { DurableLog, MemberTimers, RaftMemberOptions, SnapshotSavedReport, StateMachine } from '../../src/server/raft-member.ts';
 import { decodeMemberSnapshot } from '../../src/server/member-snapshot.ts';
 import { decodeEnvelope } from '../../src/server/proposal-envelope.ts';
@@ -167,7 +167,7 @@ test('a single member elects itself, applies proposals in order, and answers eac
   member.stop();
 });
 
-test('a batch of applied proposals is answered a few per turn of the event loop, in order, every one', async () => {
+test('a batch of applied proposals is answered ANSWERS_PER_TURN per turn of the event loop, in order, every one', async () => {
   const { timers, member } = singleMember({ maxPendingProposals: 100 });
   member.start();
   await timers.advance(5);
@@ -179,14 +179,15 @@ test('a batch of applied proposals is answered a few per turn of the event loop,
   };
   setImmediate(countTurns);
   const answered: { result: number; turn: number }[] = [];
-  const proposals = Array.from({ length: 40 }, () => member.propose(Uint8Array.of(1)).then((result) => answered.push({ result, turn })));
+  const count = 2 * ANSWERS_PER_TURN + 8;
+  const proposals = Array.from({ length: count }, () => member.propose(Uint8Array.of(1)).then((result) => answered.push({ result, turn })));
   await Promise.all(proposals);
   counting = false;
-  assert.deepEqual(answered.map((a) => a.result), Array.from({ length: 40 }, (_, i) => i + 1), 'answered in the order applied');
+  assert.deepEqual(answered.map((a) => a.result), Array.from({ length: count }, (_, i) => i + 1), 'answered in the order applied');
   const perTurn = new Map<number, number>();
   for (const { turn: at } of answered) perTurn.set(at, (perTurn.get(at) ?? 0) + 1);
-  assert.ok(Math.max(...perTurn.values()) <= 16, `at most 16 answers per turn, got ${JSON.stringify([...perTurn])}`);
-  assert.ok(perTurn.size >= 3, 'the 40 answers took at least three turns');
+  assert.ok(Math.max(...perTurn.values()) <= ANSWERS_PER_TURN, `at most ${ANSWERS_PER_TURN} answers per turn, got ${JSON.stringify([...perTurn])}`);
+  assert.ok(perTurn.size >= 3, `the ${count} answers took at least three turns`);
   member.stop();
 });
 
