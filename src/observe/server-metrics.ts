@@ -19,6 +19,11 @@ export class ServerMetrics {
   readonly walFsyncSeconds = new Histogram({
     name: 'concord_disk_wal_fsync_duration_seconds', help: 'latency of WAL fsyncs', buckets: FSYNC_BUCKETS_SECONDS, registers: [this.registry],
   });
+  readonly walFsyncsOnThread = new Counter({
+    name: 'concord_disk_wal_fsyncs_on_thread_total',
+    help: 'WAL fsyncs that waited on the member\'s event-loop thread (small batches on a fast disk), a part of those timed in concord_disk_wal_fsync_duration_seconds',
+    registers: [this.registry],
+  });
   readonly dbSizeBytes = new Gauge({ name: 'concord_mvcc_db_total_size_bytes', help: 'estimated size of the key-value history', registers: [this.registry] });
   readonly watchers = new Gauge({ name: 'concord_mvcc_watchers', help: 'active watchers', registers: [this.registry] });
   readonly leases = new Gauge({ name: 'concord_server_leases', help: 'granted leases', registers: [this.registry] });

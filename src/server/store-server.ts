@@ -451,10 +451,13 @@ function namingSnapshotFile(error: unknown, path: string | undefined): unknown {
 /** The WAL behind the member's Ready loop, timing its fsyncs (and, as a deliberate defect, not waiting for them). */
 function createDurableLog(recovered: RecoveredDataDir, metrics: ServerMetrics, ackBeforeFsync: boolean, logger: StoreServerLogger): DurableLog {
   const save = async (hardState: Parameters<DurableLog['save']>[0], entries: readonly Parameters<DurableLog['save']>[1][number][], mustSync: boolean) => {
-    const fsyncsBefore = recovered.wal.stats.fsyncs;
+    const { stats } = recovered.wal;
+    const fsyncsBefore = stats.fsyncs;
+    const onThreadBefore = stats.fsyncsOnThisThread;
     const started = performance.now();
     await recovered.wal.save(hardState, entries, { sync: mustSync });
-    if (recovered.wal.stats.fsyncs > fsyncsBefore) metrics.walFsyncSeconds.observe((performance.now() - started) / 1000);
+    if (stats.fsyncs > fsyncsBefore) metrics.walFsyncSeconds.observe((performance.now() - started) / 1000);
+    if (stats.fsyncsOnThisThread > onThreadBefore) metrics.walFsyncsOnThread.inc(stats.fsyncsOnThisThread - onThreadBefore);
   };
   let lagging = Promise.resolve();
   return {

@@ -163,6 +163,10 @@ test('/metrics and /health are served on their own port, with the store\'s metri
       assert.ok(text.includes(name), `metrics include ${name}`);
     }
     assert.match(text, /concord_server_proposals_committed_total [1-9]/);
+    // Fsyncs on the loop's thread are a part of the fsyncs timed (when they happen depends on the disk).
+    const onThread = Number(/^concord_disk_wal_fsyncs_on_thread_total (\d+)$/m.exec(text)?.[1]);
+    const timed = Number(/^concord_disk_wal_fsync_duration_seconds_count (\d+)$/m.exec(text)?.[1]);
+    assert.ok(Number.isInteger(onThread) && onThread <= timed && timed > 0, `${onThread} on-thread fsyncs of ${timed}`);
     assert.equal((await fetch(`${base}/nope`)).status, 404);
   } finally {
     await server.stop();
