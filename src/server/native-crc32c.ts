@@ -6,5 +6,4 @@
 import { crc32c } from '@node-rs/crc32';
 import type { Crc32cUpdate } from '../kv/crc32c.ts';
 
-export const nativeCrc32cUpdate: Crc32cUpdate = (crc, bytes) =>
-  crc32c(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), crc);
+export const nativeCrc32cUpdate: Crc32cUpdate = (crc, bytes) => crc32c(bytes, crc);

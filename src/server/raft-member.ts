@@ -195,10 +195,11 @@ export class RaftMember<Result> {
    * (resolve, result) pairs: at most maxPendingProposals of them, since each left pendingProposals.
    */
   private appliedAnswers: unknown[] = [];
-  /** How far into appliedAnswers the callers are answered (the array is emptied once all are). */
+  /**
+   * How far into appliedAnswers the callers are answered (the array is emptied once all are). Above
+   * 0 only while the rest waits for the next turn (see answerSome).
+   */
   private appliedAnswersDone = 0;
-  /** The rest of appliedAnswers is answered on the next turn (see answerSome). */
-  private answersScheduled = false;
   /** Membership changes proposed here, waiting to be applied, by request id. */
   private readonly pendingConfChanges = new Map<number, PendingProposal>();
   private members = new MemberRegistry();
@@ -220,7 +221,7 @@ export class RaftMember<Result> {
   private processing = false;
   private earlySendScheduled = false;
   /**
-   * Commit notices of the Ready being applied, sent on the next turn (see
+   * Commit notices of the Ready being applied, sent COMMIT_NOTICE_DELAY_TURNS turns later (see
    * sendEarlyMessagesHoldingCommitNotices). Bounded by the peers: one per peer, the latest.
    */
   private readonly commitNotices = new Map<NodeId, Message>();
@@ -685,7 +686,7 @@ export class RaftMember<Result> {
       this.applyEntry(entry);
       this.stateMachineApplied = entry.index;
     }
-    if (this.appliedAnswers.length > 0 && !this.answersScheduled) this.answerSome();
+    if (this.appliedAnswers.length > 0 && this.appliedAnswersDone === 0) this.answerSome();
     this.serveReads();
   }
 
@@ -745,11 +746,7 @@ export class RaftMember<Result> {
     for (let i = this.appliedAnswersDone; i < end; i += 2) (answers[i] as (value: unknown) => void)(answers[i + 1]);
     if (end < answers.length) {
       this.appliedAnswersDone = end;
-      this.answersScheduled = true;
-      this.options.timers.nextTurn(() => {
-        this.answersScheduled = false;
-        this.answerSome();
-      });
+      this.options.timers.nextTurn(() => this.answerSome());
       return;
     }
     // Not sliced per turn: a burst of thousands of answers would be copied once per turn.

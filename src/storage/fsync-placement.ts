@@ -7,21 +7,22 @@
 // meanwhile (no request is read, no peer message handled, no timer fires).
 //
 // So a batch waits on this thread only when both hold:
-// - it is small (at most onThreadMaxRecords records): few writers at once, so little arrives that
+// - it is small (at most onThreadFsyncMaxRecords records): few writers at once, so little arrives that
 //   the wait could delay. A large batch means many clients, whose next requests the loop reads and
 //   proposes while the pool waits for the disk;
 // - the disk has been fast: each of the last FAST_FSYNCS_BEFORE_ON_THREAD fsyncs took at most
-//   onThreadMaxMs. One slower fsync sends the next FAST_FSYNCS_BEFORE_ON_THREAD to the pool, so a
+//   onThreadFsyncMaxMs. One slower fsync sends the next FAST_FSYNCS_BEFORE_ON_THREAD to the pool, so a
 //   slow or stalling disk blocks the loop at most once (the fsync that showed it), not again and again.
 
 /** Consecutive fast fsyncs needed before a batch may wait on the loop's thread again. */
 export const FAST_FSYNCS_BEFORE_ON_THREAD = 32;
 
+/** The WAL's options of the same names (WalOptions). */
 export interface FsyncPlacementOptions {
   /** The largest batch (in records) that may be fsynced on the loop's thread; 0 never does. */
-  onThreadMaxRecords: number;
+  onThreadFsyncMaxRecords: number;
   /** An fsync slower than this (milliseconds) keeps the next ones in the thread pool. */
-  onThreadMaxMs: number;
+  onThreadFsyncMaxMs: number;
 }
 
 export class FsyncPlacement {
@@ -35,11 +36,11 @@ export class FsyncPlacement {
 
   /** Whether a batch of this many records waits for its fsync on the loop's own thread. */
   onThisThread(records: number): boolean {
-    return records <= this.options.onThreadMaxRecords && this.fastInARow >= FAST_FSYNCS_BEFORE_ON_THREAD;
+    return records <= this.options.onThreadFsyncMaxRecords && this.fastInARow >= FAST_FSYNCS_BEFORE_ON_THREAD;
   }
 
   /** Records how long an fsync took, wherever it ran. */
   observe(durationMs: number): void {
-    this.fastInARow = durationMs > this.options.onThreadMaxMs ? 0 : Math.min(this.fastInARow + 1, FAST_FSYNCS_BEFORE_ON_THREAD);
+    this.fastInARow = durationMs > this.options.onThreadFsyncMaxMs ? 0 : Math.min(this.fastInARow + 1, FAST_FSYNCS_BEFORE_ON_THREAD);
   }
 }

@@ -396,7 +396,7 @@ export class Wal {
     this.current = current;
     this.queuedView = view;
     this.writtenView = view;
-    this.fsyncPlacement = new FsyncPlacement({ onThreadMaxRecords: options.onThreadFsyncMaxRecords, onThreadMaxMs: options.onThreadFsyncMaxMs });
+    this.fsyncPlacement = new FsyncPlacement(options);
   }
 
   /** True if `dir` holds at least one WAL segment. */
@@ -683,21 +683,10 @@ export class Wal {
 
   /** The batch's fsync, on this thread or in the pool (see fsync-placement.ts). */
   private async syncBatch(batch: SaveJob[]): Promise<void> {
-    const { options, stats } = this;
-    if (options.unsafeNoFsync) return;
     let records = 0;
     for (const job of batch) records += job.records.length;
-    const startedMs = options.clockMs();
-    if (this.fsyncPlacement.onThisThread(records)) {
-      stats.fsyncsOnThisThread++;
-      this.current.handle.syncOnThisThread();
-    } else {
-      await this.current.handle.sync();
-    }
-    const durationMs = options.clockMs() - startedMs;
-    this.fsyncPlacement.observe(durationMs);
-    stats.fsyncs++;
-    stats.fsyncDurationsMs.observe(durationMs);
+    const durationMs = await syncFile(this.current.handle, this.options, this.stats, this.fsyncPlacement.onThisThread(records));
+    if (durationMs !== undefined) this.fsyncPlacement.observe(durationMs);
   }
 
   private async preallocate(segment: OpenSegment): Promise<void> {
@@ -756,12 +745,20 @@ function readOnly(failure: StorageError): StorageError {
   );
 }
 
-async function syncFile(handle: FileHandle, options: ResolvedWalOptions, stats: WalStats): Promise<void> {
-  if (options.unsafeNoFsync) return;
+/** fsyncs and times the file (in the thread pool unless onThisThread); the milliseconds it took, or undefined with fsync off. */
+async function syncFile(handle: FileHandle, options: ResolvedWalOptions, stats: WalStats, onThisThread = false): Promise<number | undefined> {
+  if (options.unsafeNoFsync) return undefined;
   const startedMs = options.clockMs();
-  await handle.sync();
+  if (onThisThread) {
+    stats.fsyncsOnThisThread++;
+    handle.syncOnThisThread();
+  } else {
+    await handle.sync();
+  }
+  const durationMs = options.clockMs() - startedMs;
   stats.fsyncs++;
-  stats.fsyncDurationsMs.observe(options.clockMs() - startedMs);
+  stats.fsyncDurationsMs.observe(durationMs);
+  return durationMs;
 }
 
 async function syncDir(fs: FileSystem, dir: string, options: ResolvedWalOptions, stats: WalStats): Promise<void> {

@@ -10,20 +10,20 @@ import { IDENTITY, WAL_DIR, entry, hardState, newFileSystem, quietOptions, stora
 
 describe('FsyncPlacement', () => {
   test('a small batch waits on the loop thread only after a run of fast fsyncs', () => {
-    const placement = new FsyncPlacement({ onThreadMaxRecords: 4, onThreadMaxMs: 2 });
+    const placement = new FsyncPlacement({ onThreadFsyncMaxRecords: 4, onThreadFsyncMaxMs: 2 });
     for (let i = 0; i < FAST_FSYNCS_BEFORE_ON_THREAD; i++) {
       assert.equal(placement.onThisThread(1), false, `after ${i} fast fsyncs`);
       placement.observe(0.3);
     }
     assert.equal(placement.onThisThread(1), true);
-    assert.equal(placement.onThisThread(4), true, 'up to onThreadMaxRecords');
+    assert.equal(placement.onThisThread(4), true, 'up to onThreadFsyncMaxRecords');
     assert.equal(placement.onThisThread(5), false, 'a larger batch stays in the pool');
   });
 
   test('one slow fsync sends the next run of fsyncs to the pool', () => {
-    const placement = new FsyncPlacement({ onThreadMaxRecords: 4, onThreadMaxMs: 2 });
+    const placement = new FsyncPlacement({ onThreadFsyncMaxRecords: 4, onThreadFsyncMaxMs: 2 });
     for (let i = 0; i < FAST_FSYNCS_BEFORE_ON_THREAD; i++) placement.observe(2);
-    assert.equal(placement.onThisThread(1), true, 'exactly onThreadMaxMs is fast');
+    assert.equal(placement.onThisThread(1), true, 'exactly onThreadFsyncMaxMs is fast');
     placement.observe(2.5);
     for (let i = 0; i < FAST_FSYNCS_BEFORE_ON_THREAD; i++) {
       assert.equal(placement.onThisThread(1), false, `${i} fast fsyncs after the slow one`);
@@ -32,8 +32,8 @@ describe('FsyncPlacement', () => {
     assert.equal(placement.onThisThread(1), true);
   });
 
-  test('onThreadMaxRecords 0 never waits on the loop thread', () => {
-    const placement = new FsyncPlacement({ onThreadMaxRecords: 0, onThreadMaxMs: 2 });
+  test('onThreadFsyncMaxRecords 0 never waits on the loop thread', () => {
+    const placement = new FsyncPlacement({ onThreadFsyncMaxRecords: 0, onThreadFsyncMaxMs: 2 });
     for (let i = 0; i < 2 * FAST_FSYNCS_BEFORE_ON_THREAD; i++) placement.observe(0.1);
     assert.equal(placement.onThisThread(1), false);
   });
