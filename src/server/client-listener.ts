@@ -9,8 +9,9 @@
 // CONCORD_E_CLIENT_CONNECTION_LIMIT goes to the log (at most once a second) and the refusal to
 // concord_store_refused_total{limit="max-client-connections"}.
 //
-// With a fast path given, its methods' simple calls are served on the HTTP/2 stream before grpc-js
-// sees them (grpc-stream-seam.ts); everything else is grpc-js's as before.
+// With a fast path given, its methods' simple calls are served before grpc-js sees them: on a
+// plaintext listener by the member's own HTTP/2 server (client-front.ts), which relays every other
+// stream to grpc-js; on a TLS listener on node:http2's stream (grpc-stream-seam.ts).
 
 import { createServer } from 'node:net';
 import type { Server as NetServer, Socket } from 'node:net';
@@ -18,6 +19,8 @@ import type { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
 import type { ServerMetrics } from '../observe/server-metrics.ts';
 import type { UnaryFastPath } from '../api/etcd/unary-fast-path.ts';
 import { createDivertedConnectionInjector } from './grpc-stream-seam.ts';
+import { GrpcJsBridge } from './grpc-js-bridge.ts';
+import { serveClientConnection } from './client-front.ts';
 import { ConfigError } from './server-config.ts';
 
 /** Refusals are logged at most this often; the metric counts every one. */
@@ -33,6 +36,13 @@ export interface ClientListenerOptions {
   warn: (message: string) => void;
   /** Unary calls served before grpc-js; without one, grpc-js serves every call. */
   fastPath?: UnaryFastPath;
+  /**
+   * With a fast path on a plaintext listener: serve the connections with the member's own HTTP/2
+   * server (true, the default) or with node:http2 (false).
+   */
+  ownHttp2?: boolean;
+  /** The listener is TLS (https:): its connections always go to node:http2 and grpc-js. */
+  tls: boolean;
 }
 
 export class ClientListener {
@@ -41,17 +51,24 @@ export class ClientListener {
   private readonly server: NetServer;
   private readonly sockets = new Set<Socket>();
   private readonly destroyInjector: () => void;
+  private readonly bridge: GrpcJsBridge | undefined;
 
-  private constructor(address: string, server: NetServer, sockets: Set<Socket>, destroyInjector: () => void) {
+  private constructor(address: string, server: NetServer, sockets: Set<Socket>, destroyInjector: () => void, bridge: GrpcJsBridge | undefined) {
     this.address = address;
     this.server = server;
     this.sockets = sockets;
     this.destroyInjector = destroyInjector;
+    this.bridge = bridge;
   }
 
   static async listen(options: ClientListenerOptions): Promise<ClientListener> {
     const { grpc, credentials, host, port, maxClientConnections, metrics, warn, fastPath } = options;
-    const injector = fastPath === undefined ? grpc.createConnectionInjector(credentials) : fastInjector(grpc, credentials, fastPath, warn);
+    const ownHttp2 = fastPath !== undefined && !options.tls && options.ownHttp2 !== false;
+    const bridge = ownHttp2 ? await GrpcJsBridge.start(grpc) : undefined;
+    const injector = fastPath === undefined || ownHttp2 ? grpc.createConnectionInjector(credentials) : fastInjector(grpc, credentials, fastPath, warn);
+    const serve = bridge !== undefined && fastPath !== undefined
+      ? (socket: Socket) => serveClientConnection(socket, { fastPath, bridge, warn })
+      : (socket: Socket) => injector.injectConnection(socket);
     const sockets = new Set<Socket>();
     const server = createServer({ noDelay: true }, (socket) => {
       sockets.add(socket);
@@ -60,7 +77,7 @@ export class ClientListener {
         sockets.delete(socket);
         metrics.clientConnections.dec();
       });
-      injector.injectConnection(socket);
+      serve(socket);
     });
     server.maxConnections = maxClientConnections;
     let refusedSinceLog = 0;
@@ -75,13 +92,19 @@ export class ClientListener {
       refusedSinceLog = 0;
       lastLogMs = nowMs;
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (error) => reject(new ConfigError(`cannot listen for clients on ${host}:${port}: ${error.message}`)));
-      server.listen(port, host, () => resolve());
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (error) => reject(new ConfigError(`cannot listen for clients on ${host}:${port}: ${error.message}`)));
+        server.listen(port, host, () => resolve());
+      });
+    } catch (error) {
+      injector.destroy();
+      await bridge?.close();
+      throw error;
+    }
     const bound = server.address();
     const boundPort = typeof bound === 'object' && bound !== null ? bound.port : port;
-    return new ClientListener(`${host}:${boundPort}`, server, sockets, () => injector.destroy());
+    return new ClientListener(`${host}:${boundPort}`, server, sockets, () => injector.destroy(), bridge);
   }
 
   /** Stops accepting, ends gRPC's sessions on this listener, and closes what is left. */
@@ -89,6 +112,7 @@ export class ClientListener {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.destroyInjector();
     for (const socket of this.sockets) socket.destroy();
+    await this.bridge?.close();
     await closed;
   }
 }

@@ -78,6 +78,11 @@ export interface StoreServerOptions {
    * false lets grpc-js serve every call (tests compare the two).
    */
   unaryFastPath?: boolean;
+  /**
+   * With the fast path, serve plaintext client connections with the member's own HTTP/2 server
+   * (client-front.ts). Default true; false keeps them on node:http2 (tests compare the two).
+   */
+  ownHttp2?: boolean;
 }
 
 const realTimers: MemberTimers = {
@@ -380,6 +385,8 @@ export class StoreServer {
         metrics,
         warn: (message) => logger.warn(message),
         fastPath,
+        tls: url.protocol === 'https:',
+        ownHttp2: options.ownHttp2,
       });
       clientListeners.push(listener);
       clientAddresses.push(`${url.hostname}:${listener.address.slice(listener.address.lastIndexOf(':') + 1)}`);

@@ -35,7 +35,10 @@ function kvCall(client: KvClient, method: string, request: object): Promise<unkn
   return new Promise((resolve) => {
     client[method]!.call(client, request, new Metadata(), { deadline: Date.now() + CALL_DEADLINE_MS }, (error, response) => {
       if (error) {
-        resolve({ code: error.code, details: error.details, metadata: error.metadata.toJSON() });
+        // node:http2 adds a date header to every answer; the member's own HTTP/2 server, like
+        // etcd's grpc-go, sends none.
+        const { date: _date, ...metadata } = error.metadata.toJSON();
+        resolve({ code: error.code, details: error.details, metadata });
         return;
       }
       const { header, ...rest } = response;

@@ -1,7 +1,9 @@
-// The unary fast path against grpc-js itself, on the wire: one test service is served twice, by a
-// grpc-js Server alone and by a grpc-js Server with the fast path in front (the member's seam,
-// grpc-stream-seam.ts), and every case sends the same raw HTTP/2 request to both and compares what
-// comes back: response headers, body bytes and trailers. The cases are the edges of gRPC's unary
+// The unary fast path against grpc-js itself, on the wire: one test service is served three times,
+// by a grpc-js Server alone, by a grpc-js Server with the fast path in front on node:http2 (the
+// member's seam, grpc-stream-seam.ts), and by the member's own HTTP/2 server (client-front.ts: the
+// fast path on its streams, every other stream relayed to grpc-js), and every case sends the same
+// raw HTTP/2 request to all three and compares what comes back: response headers, body bytes and
+// trailers. The cases are the edges of gRPC's unary
 // contract (errors with metadata, a handler that throws, malformed and oversized messages, zero or
 // two messages, deadlines, cancellation) and the streams the fast path must leave to grpc-js.
 
@@ -17,6 +19,8 @@ import type { sendUnaryData, ServerUnaryCall, ServiceDefinition } from '@grpc/gr
 import { UnaryFastPath } from '../../src/api/etcd/unary-fast-path.ts';
 import type { UnaryMethod } from '../../src/api/etcd/unary-fast-path.ts';
 import { createDivertedConnectionInjector } from '../../src/server/grpc-stream-seam.ts';
+import { GrpcJsBridge } from '../../src/server/grpc-js-bridge.ts';
+import { serveClientConnection } from '../../src/server/client-front.ts';
 
 const PATH = '/test.Echo/Echo';
 const MAX_RECEIVE_BYTES = 1024;
@@ -95,28 +99,38 @@ interface Served {
   grpc: Server;
   net: NetServer;
   fastPath?: UnaryFastPath;
+  bridge?: GrpcJsBridge;
 }
 
-async function serve(withFastPath: boolean): Promise<Served> {
+/** grpc-js alone; grpc-js with the fast path in front through the seam; the member's own HTTP/2 server. */
+type ServerKind = 'grpc-js' | 'seam' | 'own';
+
+async function serve(kind: ServerKind): Promise<Served> {
   const grpc = new Server({ 'grpc.max_receive_message_length': MAX_RECEIVE_BYTES });
   grpc.addService(definition, { Echo: handler });
   const credentials = ServerCredentials.createInsecure();
-  let fastPath: UnaryFastPath | undefined;
-  let injector;
-  if (withFastPath) {
-    const method: UnaryMethod = { path: PATH, requestDeserialize: deserialize, responseSerialize: serialize, handler: handler as UnaryMethod['handler'] };
-    const path = new UnaryFastPath([method], { maxReceiveMessageBytes: MAX_RECEIVE_BYTES });
-    fastPath = path;
-    const diverted = createDivertedConnectionInjector(grpc, credentials, (stream, headers) => path.serve(stream, headers));
+  const method: UnaryMethod = { path: PATH, requestDeserialize: deserialize, responseSerialize: serialize, handler: handler as UnaryMethod['handler'] };
+  const fastPath = new UnaryFastPath([method], { maxReceiveMessageBytes: MAX_RECEIVE_BYTES });
+  let net: NetServer;
+  let bridge: GrpcJsBridge | undefined;
+  if (kind === 'own') {
+    const started = await GrpcJsBridge.start(grpc);
+    bridge = started;
+    net = createServer((socket) => serveClientConnection(socket, { fastPath, bridge: started, warn: () => {} }));
+  } else if (kind === 'seam') {
+    const diverted = createDivertedConnectionInjector(grpc, credentials, (stream, headers) => fastPath.serve(stream, headers));
     assert.equal(diverted.notDiverted, undefined, 'the seam into grpc-js (grpc-stream-seam.ts) no longer fits this grpc-js');
-    injector = diverted.injector;
+    net = createServer((socket) => diverted.injector.injectConnection(socket));
   } else {
-    injector = grpc.createConnectionInjector(credentials);
+    const injector = grpc.createConnectionInjector(credentials);
+    net = createServer((socket) => injector.injectConnection(socket));
   }
-  const net = createServer((socket) => injector.injectConnection(socket));
   await new Promise<void>((resolve) => net.listen(0, '127.0.0.1', resolve));
   const address = net.address();
-  return { port: typeof address === 'object' && address !== null ? address.port : 0, grpc, net, ...(fastPath ? { fastPath } : {}) };
+  return {
+    port: typeof address === 'object' && address !== null ? address.port : 0, grpc, net,
+    ...(kind === 'grpc-js' ? {} : { fastPath }), ...(bridge ? { bridge } : {}),
+  };
 }
 
 /** A gRPC message: the 5-byte prefix (flag, big-endian length) and the bytes. */
@@ -165,31 +179,45 @@ function rawCall(session: ClientHttp2Session, chunks: Buffer[], extraHeaders: Ou
 describe('the unary fast path answers on the wire exactly as grpc-js does', () => {
   let plain: Served;
   let fast: Served;
+  let own: Served;
   let plainSession: ClientHttp2Session;
   let fastSession: ClientHttp2Session;
+  let ownSession: ClientHttp2Session;
 
   before(async () => {
-    plain = await serve(false);
-    fast = await serve(true);
+    plain = await serve('grpc-js');
+    fast = await serve('seam');
+    own = await serve('own');
     plainSession = connect(`http://127.0.0.1:${plain.port}`);
     fastSession = connect(`http://127.0.0.1:${fast.port}`);
+    ownSession = connect(`http://127.0.0.1:${own.port}`);
   });
 
   after(async () => {
     plainSession.close();
     fastSession.close();
-    for (const served of [plain, fast]) {
+    ownSession.close();
+    for (const served of [plain, fast, own]) {
+      await served.bridge?.close();
       served.grpc.forceShutdown();
       await new Promise((resolve) => served.net.close(resolve));
     }
   });
 
-  /** Sends the same request to both servers; returns the fast path's answer after checking they agree. */
+  /**
+   * Sends the same request to the three servers; returns the fast path's answer after checking
+   * that all three agree and that the fast path served it (or left it to grpc-js) on both.
+   */
   async function same(chunks: Buffer[], extraHeaders: OutgoingHttpHeaders = {}, expectFastPath = true): Promise<WireAnswer> {
-    const servedBefore = fast.fastPath!.callsServed;
-    const [expected, actual] = await Promise.all([rawCall(plainSession, chunks, extraHeaders), rawCall(fastSession, chunks, extraHeaders)]);
-    assert.deepEqual(actual, expected);
-    assert.equal(fast.fastPath!.callsServed - servedBefore, expectFastPath ? 1 : 0, expectFastPath ? 'served by the fast path' : 'left to grpc-js');
+    const servedBefore = [fast.fastPath!.callsServed, own.fastPath!.callsServed];
+    const [expected, actual, ownActual] = await Promise.all([
+      rawCall(plainSession, chunks, extraHeaders), rawCall(fastSession, chunks, extraHeaders), rawCall(ownSession, chunks, extraHeaders),
+    ]);
+    assert.deepEqual(actual, expected, 'the fast path on node:http2');
+    assert.deepEqual(ownActual, expected, 'the member\'s own HTTP/2 server');
+    const served = expectFastPath ? 1 : 0;
+    assert.equal(fast.fastPath!.callsServed - servedBefore[0]!, served, expectFastPath ? 'served by the fast path' : 'left to grpc-js');
+    assert.equal(own.fastPath!.callsServed - servedBefore[1]!, served, expectFastPath ? 'served by the own server\'s fast path' : 'relayed to grpc-js');
     return actual;
   }
 
@@ -249,7 +277,7 @@ describe('the unary fast path answers on the wire exactly as grpc-js does', () =
   });
 
   test('a client that cancels: the late answer is dropped, and the server keeps serving', async () => {
-    for (const session of [plainSession, fastSession]) {
+    for (const session of [plainSession, fastSession, ownSession]) {
       const stream = session.request({ ':method': 'POST', ':path': PATH, 'content-type': 'application/grpc', te: 'trailers' });
       stream.on('error', () => {});
       stream.end(frame('hold'));

@@ -40,15 +40,6 @@ const TIMEOUT_PATTERN = /(\d{1,8})\s*([HMSmun])/;
 const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000_001 };
 /** Request headers grpc-js removes before handing the metadata to a handler. */
 const TRANSPORT_HEADERS = ['grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'te', 'content-type'];
-/** grpc-js's response headers (it announces compression it can read, and sends none). */
-const RESPONSE_HEADERS = {
-  ':status': 200,
-  'content-type': 'application/grpc+proto',
-  'grpc-accept-encoding': 'identity,deflate,gzip',
-  'grpc-encoding': 'identity',
-};
-/** grpc-js's trailers-only response carries these beside the status. */
-const TRAILERS_ONLY_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto' };
 /** grpc-js sends an exception's text only when this is set in its environment. */
 const SEND_ERROR_DETAILS = Boolean(process.env.GRPC_NODE_DEBUG_SEND_ERROR_DETAILS);
 
@@ -69,8 +60,16 @@ export class UnaryFastPath {
     this.maxReceiveMessageBytes = options.maxReceiveMessageBytes;
   }
 
-  /** Serves the stream if it is a simple call to one of the methods; false leaves it untouched. */
+  /** Serves the node:http2 stream if it is a simple call to one of the methods; false leaves it untouched. */
   serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean {
+    return this.serveCall(headers, () => new NodeHttp2CallStream(stream));
+  }
+
+  /**
+   * Serves a call whose request headers are `headers` if it is a simple call to one of the methods
+   * (then `open` gives its stream); false leaves it untouched.
+   */
+  serveCall(headers: IncomingHttpHeaders, open: () => UnaryCallStream): boolean {
     const method = this.methods.get(headers[':path'] ?? '');
     if (method === undefined) return false;
     const contentType = headers['content-type'];
@@ -83,7 +82,7 @@ export class UnaryFastPath {
     const timeoutMs = timeout === undefined ? undefined : parseTimeoutMs(timeout);
     if (timeoutMs === null) return false;
     this.callsServed++;
-    new FastPathCall(stream, headers, method, this.maxReceiveMessageBytes, timeoutMs).start();
+    new FastPathCall(open(), headers, method, this.maxReceiveMessageBytes, timeoutMs).start();
     return true;
   }
 }
@@ -95,21 +94,105 @@ function parseTimeoutMs(header: string): number | null {
   return (Number(match[1]) * TIMEOUT_UNIT_MS[match[2]!]!) | 0;
 }
 
+/** What a call needs of its stream: node:http2's, or the member's own HTTP/2 connection's (client-front.ts). */
+export interface UnaryCallStream {
+  /** Starts delivering the request: data, then the end, or that the stream is gone. */
+  listen(listener: UnaryStreamListener): void;
+  /** The answer: response headers, one framed message, trailers with status OK and `trailer`. */
+  sendMessage(framedMessage: Buffer, trailer: Metadata | undefined): void;
+  /** A status and no message (gRPC's trailers-only response); the rest of the request is dropped. */
+  sendStatus(code: number, details: string, metadata: Metadata | null): void;
+  /** The client cancelled, or the connection closed. */
+  isGone(): boolean;
+  /** The TLS peer, shaped as grpc-js's getAuthContext returns it. */
+  authContext(): CallAuthContext;
+}
+
+export interface UnaryStreamListener {
+  onData(chunk: Buffer): void;
+  onEnd(): void;
+  onGone(): void;
+}
+
+export interface CallAuthContext {
+  transportSecurityType?: string;
+  sslPeerCertificate?: PeerCertificate;
+}
+
+/** grpc-js's response headers (it announces compression it can read, and sends none). */
+export const RESPONSE_HEADERS = {
+  ':status': 200,
+  'content-type': 'application/grpc+proto',
+  'grpc-accept-encoding': 'identity,deflate,gzip',
+  'grpc-encoding': 'identity',
+};
+/** grpc-js's trailers-only response carries these beside the status. */
+export const TRAILERS_ONLY_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto' };
+
+/** A call on a node:http2 stream (the seam's, grpc-stream-seam.ts). */
+class NodeHttp2CallStream implements UnaryCallStream {
+  private readonly stream: ServerHttp2Stream;
+
+  constructor(stream: ServerHttp2Stream) {
+    this.stream = stream;
+  }
+
+  listen(listener: UnaryStreamListener): void {
+    const stream = this.stream;
+    // A stream error always comes with 'close', which drops the call; the listener keeps it from being thrown.
+    stream.on('error', () => {});
+    stream.once('close', () => listener.onGone());
+    stream.on('data', (chunk: Buffer) => listener.onData(chunk));
+    stream.once('end', () => listener.onEnd());
+  }
+
+  sendMessage(framedMessage: Buffer, trailer: Metadata | undefined): void {
+    const stream = this.stream;
+    stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+    stream.once('wantTrailers', () => {
+      stream.sendTrailers({ 'grpc-status': status.OK, 'grpc-message': 'OK', ...trailer?.toHttp2Headers() });
+    });
+    stream.end(framedMessage);
+  }
+
+  sendStatus(code: number, details: string, metadata: Metadata | null): void {
+    this.stream.respond({
+      'grpc-status': code,
+      'grpc-message': encodeURI(details),
+      ...TRAILERS_ONLY_HEADERS,
+      ...metadata?.toHttp2Headers(),
+    }, { endStream: true });
+    // Whatever the client still sends is read and thrown away, so its flow-control window moves.
+    this.stream.resume();
+  }
+
+  isGone(): boolean {
+    return this.stream.destroyed || this.stream.closed;
+  }
+
+  authContext(): CallAuthContext {
+    const socket = this.stream.session?.socket;
+    if (!(socket instanceof TLSSocket) || !socket.authorized) return {};
+    const certificate = socket.getPeerCertificate();
+    return { transportSecurityType: 'ssl', sslPeerCertificate: certificate.raw ? certificate : undefined };
+  }
+}
+
 /**
  * One call: reads the request message (at most one, at most the receive limit), runs the handler,
  * and answers once. Anything after the answer, or after the client went away, is dropped.
  */
-class FastPathCall {
+class FastPathCall implements UnaryStreamListener {
   readonly metadata: Metadata;
   request: unknown = undefined;
-  private readonly stream: ServerHttp2Stream;
+  private readonly stream: UnaryCallStream;
   private readonly method: UnaryMethod;
   private readonly reader: MessageReader;
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** Answered, or abandoned by the client: nothing more goes out. */
   private settled = false;
 
-  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: UnaryMethod, maxReceiveMessageBytes: number, timeoutMs: number | undefined) {
+  constructor(stream: UnaryCallStream, headers: IncomingHttpHeaders, method: UnaryMethod, maxReceiveMessageBytes: number, timeoutMs: number | undefined) {
     this.stream = stream;
     this.method = method;
     this.reader = new MessageReader(maxReceiveMessageBytes);
@@ -122,23 +205,15 @@ class FastPathCall {
   }
 
   start(): void {
-    const stream = this.stream;
-    // A stream error always comes with 'close', which drops the call; the listener keeps it from being thrown.
-    stream.on('error', () => {});
-    stream.once('close', () => this.drop());
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.once('end', () => this.onEnd());
+    this.stream.listen(this);
   }
 
   /** The TLS peer, shaped as grpc-js's getAuthContext returns it (nothing without a verified certificate). */
-  getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: PeerCertificate } {
-    const socket = this.stream.session?.socket;
-    if (!(socket instanceof TLSSocket) || !socket.authorized) return {};
-    const certificate = socket.getPeerCertificate();
-    return { transportSecurityType: 'ssl', sslPeerCertificate: certificate.raw ? certificate : undefined };
+  getAuthContext(): CallAuthContext {
+    return this.stream.authContext();
   }
 
-  private onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     if (this.settled) return;
     let messages: Buffer[];
     try {
@@ -166,7 +241,7 @@ class FastPathCall {
     }
   }
 
-  private onEnd(): void {
+  onEnd(): void {
     if (this.settled) return;
     if (!this.hasRequest()) {
       this.finish({ code: status.UNIMPLEMENTED, details: `Received no request message for server streaming method ${this.method.path}`, metadata: null });
@@ -179,6 +254,12 @@ class FastPathCall {
       const details = SEND_ERROR_DETAILS ? `Server method handler threw error ${(error as Error).message}` : 'Unknown error';
       this.finish({ code: status.UNKNOWN, details, metadata: null });
     }
+  }
+
+  /** The client cancelled, or the connection closed: a late answer goes nowhere. */
+  onGone(): void {
+    this.settled = true;
+    this.clearDeadline();
   }
 
   /**
@@ -206,16 +287,11 @@ class FastPathCall {
     }
     this.settled = true;
     this.clearDeadline();
-    const stream = this.stream;
     const framed = Buffer.allocUnsafe(MESSAGE_PREFIX_BYTES + message.byteLength);
     framed.writeUInt8(0, 0);
     framed.writeUInt32BE(message.byteLength, 1);
     message.copy(framed, MESSAGE_PREFIX_BYTES);
-    stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-    stream.once('wantTrailers', () => {
-      stream.sendTrailers({ 'grpc-status': status.OK, 'grpc-message': 'OK', ...trailer?.toHttp2Headers() });
-    });
-    stream.end(framed);
+    this.stream.sendMessage(framed, trailer);
   }
 
   /** Answers with a status and no message (gRPC's trailers-only response), unless already answered. */
@@ -223,25 +299,12 @@ class FastPathCall {
     if (this.settled || this.isGone()) return;
     this.settled = true;
     this.clearDeadline();
-    this.stream.respond({
-      'grpc-status': callStatus.code,
-      'grpc-message': encodeURI(callStatus.details),
-      ...TRAILERS_ONLY_HEADERS,
-      ...callStatus.metadata?.toHttp2Headers(),
-    }, { endStream: true });
-    // Whatever the client still sends is read and thrown away, so its flow-control window moves.
-    this.stream.resume();
+    this.stream.sendStatus(callStatus.code, callStatus.details, callStatus.metadata);
   }
 
-  /** The client cancelled, or the connection closed: a late answer goes nowhere. */
   private isGone(): boolean {
-    if (this.stream.destroyed || this.stream.closed) this.drop();
+    if (this.stream.isGone()) this.onGone();
     return this.settled;
-  }
-
-  private drop(): void {
-    this.settled = true;
-    this.clearDeadline();
   }
 
   private clearDeadline(): void {

@@ -1,0 +1,75 @@
+// HPACK's static table (RFC 7541 Appendix A): the 61 fields both ends know without sending them.
+
+export interface HeaderEntry {
+  readonly name: string;
+  readonly value: string;
+}
+
+function entry(name: string, value = ''): HeaderEntry {
+  return { name, value };
+}
+
+/** The static table; index i (1-based, as on the wire) is STATIC_TABLE[i - 1]. */
+export const STATIC_TABLE: readonly HeaderEntry[] = [
+  entry(':authority'),
+  entry(':method', 'GET'),
+  entry(':method', 'POST'),
+  entry(':path', '/'),
+  entry(':path', '/index.html'),
+  entry(':scheme', 'http'),
+  entry(':scheme', 'https'),
+  entry(':status', '200'),
+  entry(':status', '204'),
+  entry(':status', '206'),
+  entry(':status', '304'),
+  entry(':status', '400'),
+  entry(':status', '404'),
+  entry(':status', '500'),
+  entry('accept-charset'),
+  entry('accept-encoding', 'gzip, deflate'),
+  entry('accept-language'),
+  entry('accept-ranges'),
+  entry('accept'),
+  entry('access-control-allow-origin'),
+  entry('age'),
+  entry('allow'),
+  entry('authorization'),
+  entry('cache-control'),
+  entry('content-disposition'),
+  entry('content-encoding'),
+  entry('content-language'),
+  entry('content-length'),
+  entry('content-location'),
+  entry('content-range'),
+  entry('content-type'),
+  entry('cookie'),
+  entry('date'),
+  entry('etag'),
+  entry('expect'),
+  entry('expires'),
+  entry('from'),
+  entry('host'),
+  entry('if-match'),
+  entry('if-modified-since'),
+  entry('if-none-match'),
+  entry('if-range'),
+  entry('if-unmodified-since'),
+  entry('last-modified'),
+  entry('link'),
+  entry('location'),
+  entry('max-forwards'),
+  entry('proxy-authenticate'),
+  entry('proxy-authorization'),
+  entry('range'),
+  entry('referer'),
+  entry('refresh'),
+  entry('retry-after'),
+  entry('server'),
+  entry('set-cookie'),
+  entry('strict-transport-security'),
+  entry('transfer-encoding'),
+  entry('user-agent'),
+  entry('vary'),
+  entry('via'),
+  entry('www-authenticate'),
+];
