@@ -18,7 +18,11 @@ import { encodeHeaderBlock } from '../api/http2/hpack-encoder.ts';
 import type { CallAuthContext, UnaryCallStream, UnaryFastPath, UnaryStreamListener } from '../api/etcd/unary-fast-path.ts';
 import type { BridgeSession, GrpcJsBridge } from './grpc-js-bridge.ts';
 
-/** Per connection: streams open at once; more are refused (REFUSED_STREAM) and clients retry. */
+/**
+ * Per connection: streams open at once, at most (--max-concurrent-streams, etcd's default 2^32-1,
+ * is taken when lower). Clients keep their streams within it; one over it is refused
+ * (REFUSED_STREAM, which clients retry).
+ */
 export const MAX_CONCURRENT_STREAMS = 4_096;
 /** Per stream: request bytes in flight before the consumer takes them (SETTINGS_INITIAL_WINDOW_SIZE). */
 const STREAM_WINDOW_BYTES = 1_048_576;
@@ -26,8 +30,13 @@ const STREAM_WINDOW_BYTES = 1_048_576;
 const CONNECTION_WINDOW_BYTES = 16_777_216;
 /** Per connection: the largest request header list answered (grpc-go's and grpc-js's default is 16 KiB). */
 const MAX_HEADER_LIST_BYTES = 16_384;
-/** Per connection: answers written and not yet taken by the client's socket; past it the client is cut off. */
+/**
+ * Per connection: answers written and not yet taken by the client's socket, and answers waiting
+ * for the client's flow-control windows (each bounded by this); past it the client is cut off.
+ */
 export const MAX_UNSENT_BYTES = 64 * 1_048_576;
+/** After a GOAWAY, how long the client has to close its side before its socket is destroyed. */
+const CLOSE_GRACE_MS = 5_000;
 
 const RESPONSE_HEADER_BLOCK = encodeHeaderBlock([
   ':status', '200',
@@ -41,13 +50,15 @@ const OK_TRAILER_BLOCK = encodeHeaderBlock(OK_TRAILER_FIELDS);
 export interface ClientFrontOptions {
   fastPath: UnaryFastPath;
   bridge: GrpcJsBridge;
+  /** --max-concurrent-streams. */
+  maxConcurrentStreams: number;
   /** A connection's protocol error or cut-off, for the log. */
   warn: (message: string) => void;
 }
 
 /** Serves one accepted plaintext client connection until it closes. */
 export function serveClientConnection(socket: Socket, options: ClientFrontOptions): void {
-  const { fastPath, bridge, warn } = options;
+  const { fastPath, bridge, warn, maxConcurrentStreams } = options;
   let bridgeSession: BridgeSession | undefined;
   const peer = `${socket.remoteAddress}:${socket.remotePort}`;
   const handler: ConnectionHandler = {
@@ -73,13 +84,18 @@ export function serveClientConnection(socket: Socket, options: ClientFrontOption
         socket.destroy();
       }
     },
-    end: () => socket.end(),
+    end() {
+      socket.end();
+      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+    },
     defer: queueMicrotask,
   }, handler, {
-    maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
+    maxConcurrentStreams: Math.min(maxConcurrentStreams, MAX_CONCURRENT_STREAMS),
     streamWindowBytes: STREAM_WINDOW_BYTES,
     connectionWindowBytes: CONNECTION_WINDOW_BYTES,
     maxHeaderListBytes: MAX_HEADER_LIST_BYTES,
+    maxWaitingBytes: MAX_UNSENT_BYTES,
+    nowMs: Date.now,
   });
   socket.on('data', (chunk: Buffer) => connection.receive(chunk));
   socket.on('error', () => {}); // 'close' follows

@@ -43,6 +43,8 @@ export interface ClientListenerOptions {
   ownHttp2?: boolean;
   /** The listener is TLS (https:): its connections always go to node:http2 and grpc-js. */
   tls: boolean;
+  /** --max-concurrent-streams, for the member's own HTTP/2 server (grpc-js has it in its options). */
+  maxConcurrentStreams: number;
 }
 
 export class ClientListener {
@@ -64,10 +66,11 @@ export class ClientListener {
   static async listen(options: ClientListenerOptions): Promise<ClientListener> {
     const { grpc, credentials, host, port, maxClientConnections, metrics, warn, fastPath } = options;
     const ownHttp2 = fastPath !== undefined && !options.tls && options.ownHttp2 !== false;
+    const clientWarning = atMostOncePer(REFUSAL_LOG_INTERVAL_MS, warn);
     const bridge = ownHttp2 ? await GrpcJsBridge.start(grpc) : undefined;
     const injector = fastPath === undefined || ownHttp2 ? grpc.createConnectionInjector(credentials) : fastInjector(grpc, credentials, fastPath, warn);
     const serve = bridge !== undefined && fastPath !== undefined
-      ? (socket: Socket) => serveClientConnection(socket, { fastPath, bridge, warn })
+      ? (socket: Socket) => serveClientConnection(socket, { fastPath, bridge, warn: clientWarning, maxConcurrentStreams: options.maxConcurrentStreams })
       : (socket: Socket) => injector.injectConnection(socket);
     const sockets = new Set<Socket>();
     const server = createServer({ noDelay: true }, (socket) => {
@@ -124,4 +127,23 @@ function fastInjector(grpc: GrpcServer, credentials: ServerCredentials, fastPath
     warn(`CONCORD_W_NO_UNARY_FAST_PATH: every KV call goes through grpc-js (slower, same answers): ${notDiverted}`);
   }
   return injector;
+}
+
+/**
+ * `warn`, at most once per interval (clients' protocol errors and cut-offs: a hostile client must
+ * not flood the log); the next message that goes out says how many were left out.
+ */
+function atMostOncePer(intervalMs: number, warn: (message: string) => void): (message: string) => void {
+  let lastMs = 0;
+  let leftOut = 0;
+  return (message) => {
+    const nowMs = Date.now();
+    if (nowMs - lastMs < intervalMs) {
+      leftOut++;
+      return;
+    }
+    warn(leftOut > 0 ? `${message} (and ${leftOut} more like it since the last)` : message);
+    leftOut = 0;
+    lastMs = nowMs;
+  };
 }

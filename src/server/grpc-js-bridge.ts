@@ -19,7 +19,7 @@ import { connect as connectHttp2, constants as http2Constants } from 'node:http2
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders } from 'node:http2';
 import { connect as connectTcp, createServer } from 'node:net';
 import type { Server as NetServer, Socket } from 'node:net';
-import { ServerCredentials } from '@grpc/grpc-js';
+import { ServerCredentials, status } from '@grpc/grpc-js';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { encodeHeaderBlock } from '../api/http2/hpack-encoder.ts';
 import { ErrorCode } from '../api/http2/frame.ts';
@@ -31,6 +31,11 @@ const BRIDGE_MATCH_TIMEOUT_MS = 5_000;
 const MAX_UNMATCHED_CONNECTIONS = 1_024;
 const INTERNAL_HOST = '127.0.0.1';
 const EMPTY = Buffer.alloc(0);
+/** The answer to a stream the internal connection could not take: a trailers-only UNAVAILABLE. */
+const UNAVAILABLE_BLOCK = encodeHeaderBlock([
+  ':status', '200', 'content-type', 'application/grpc', 'grpc-status', String(status.UNAVAILABLE),
+  'grpc-message', encodeURI('concord: the member could not relay the call to its gRPC server; retry'),
+]);
 
 type ConnectionInjector = ReturnType<GrpcServer['createConnectionInjector']>;
 
@@ -44,10 +49,16 @@ export class GrpcJsBridge {
   /** Accepted connections whose connect has not been seen yet, by peer port. */
   private readonly unmatched = new Map<number, { socket: Socket; timer: NodeJS.Timeout }>();
   private readonly sessions = new Set<BridgeSession>();
+  /** Every internal connection, both ends, until it closes: close() destroys what is left. */
+  private readonly sockets = new Set<Socket>();
+  private closed = false;
 
   private constructor(injector: ConnectionInjector) {
     this.injector = injector;
-    this.server = createServer({ noDelay: true }, (socket) => this.onAccepted(socket));
+    this.server = createServer({ noDelay: true }, (socket) => {
+      this.track(socket);
+      this.onAccepted(socket);
+    });
   }
 
   static async start(grpc: GrpcServer): Promise<GrpcJsBridge> {
@@ -63,15 +74,25 @@ export class GrpcJsBridge {
     return session;
   }
 
+  /**
+   * Closes every internal connection, both ends, whatever state grpc-js has them in (the
+   * listener's close waits for its accepted connections, so none may be left).
+   */
   async close(): Promise<void> {
+    this.closed = true;
+    const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const session of [...this.sessions]) session.close();
-    for (const { socket, timer } of this.unmatched.values()) {
-      clearTimeout(timer);
-      socket.destroy();
-    }
+    for (const { timer } of this.unmatched.values()) clearTimeout(timer);
     this.unmatched.clear();
+    this.expectedPorts.clear();
     this.injector.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await serverClosed;
+  }
+
+  private track(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
   }
 
   private async listen(): Promise<void> {
@@ -85,13 +106,15 @@ export class GrpcJsBridge {
   }
 
   private connect(): ClientHttp2Session {
+    if (this.closed) throw new Error('the grpc-js bridge is closed');
     const socket = connectTcp({ host: INTERNAL_HOST, port: this.port, noDelay: true });
+    this.track(socket);
     socket.once('connect', () => this.onConnected(socket.localPort));
     return connectHttp2(`http://${INTERNAL_HOST}:${this.port}`, { createConnection: () => socket });
   }
 
   private onConnected(localPort: number | undefined): void {
-    if (localPort === undefined) return;
+    if (localPort === undefined || this.closed) return;
     const accepted = this.unmatched.get(localPort);
     if (accepted === undefined) {
       this.expectedPorts.add(localPort);
@@ -104,7 +127,7 @@ export class GrpcJsBridge {
 
   private onAccepted(socket: Socket): void {
     const peerPort = socket.remotePort;
-    if (peerPort === undefined || socket.remoteAddress !== INTERNAL_HOST) return void socket.destroy();
+    if (this.closed || peerPort === undefined || socket.remoteAddress !== INTERNAL_HOST) return void socket.destroy();
     if (this.expectedPorts.delete(peerPort)) return this.injector.injectConnection(socket);
     if (this.unmatched.size >= MAX_UNMATCHED_CONNECTIONS || this.unmatched.has(peerPort)) return void socket.destroy();
     const timer = setTimeout(() => {
@@ -121,7 +144,10 @@ export class GrpcJsBridge {
 export class BridgeSession {
   private readonly connect: () => ClientHttp2Session;
   private readonly onClosed: () => void;
+  /** The internal connection new streams go to. */
   private internal: ClientHttp2Session | undefined;
+  /** Every internal connection still open (an older one may still carry long streams). */
+  private readonly open = new Set<ClientHttp2Session>();
   private closed = false;
 
   constructor(connect: () => ClientHttp2Session, onClosed: () => void) {
@@ -135,7 +161,7 @@ export class BridgeSession {
     try {
       internal = this.session().request(headers, { endStream: false });
     } catch {
-      stream.reset(ErrorCode.INTERNAL_ERROR);
+      stream.sendHeaders(UNAVAILABLE_BLOCK, true);
       return;
     }
     relay(stream, internal);
@@ -144,7 +170,8 @@ export class BridgeSession {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.internal?.destroy();
+    for (const internal of this.open) internal.destroy();
+    this.open.clear();
     this.internal = undefined;
     this.onClosed();
   }
@@ -156,8 +183,10 @@ export class BridgeSession {
       // Its streams fail with it ('close' on each); the next stream opens a new one.
       internal.on('error', () => {});
       internal.once('close', () => {
+        this.open.delete(internal);
         if (this.internal === internal) this.internal = undefined;
       });
+      this.open.add(internal);
       this.internal = internal;
     }
     return this.internal;
@@ -172,8 +201,11 @@ function relay(stream: ServerStream, internal: ClientHttp2Stream): void {
       internal.write(asBuffer(chunk), () => stream.acknowledge(bytes));
     },
     onEnd: () => internal.end(),
-    onClose: () => {
-      if (!internal.destroyed) internal.close(http2Constants.NGHTTP2_CANCEL);
+    // Whatever closed the client's stream (its reset, this side's, both sides done, the
+    // connection), the internal stream goes too, so the handler stops and grpc-js forgets it.
+    onClose: (reason) => {
+      if (internal.destroyed || internal.closed) return;
+      internal.close(reason.errorCode === ErrorCode.NO_ERROR ? http2Constants.NGHTTP2_NO_ERROR : http2Constants.NGHTTP2_CANCEL);
     },
   };
   stream.onWritable = () => internal.resume();
@@ -198,8 +230,12 @@ function relay(stream: ServerStream, internal: ClientHttp2Stream): void {
     else if (responded) stream.sendData(EMPTY, true);
   });
   internal.on('error', () => {}); // 'close' follows, and resets the client's stream
+  // Closed without an answer: the internal connection failed (the member is stopping, or grpc-js
+  // refused it); UNAVAILABLE, which etcd clients retry elsewhere, as grpc-js's own clients get it.
   internal.on('close', () => {
-    if (!stream.localEnded) stream.reset(internal.rstCode > 0 ? internal.rstCode : ErrorCode.INTERNAL_ERROR);
+    if (stream.localEnded) return;
+    if (!responded) stream.sendHeaders(UNAVAILABLE_BLOCK, true);
+    else stream.reset(internal.rstCode > 0 ? internal.rstCode : ErrorCode.INTERNAL_ERROR);
   });
 }
 

@@ -386,6 +386,7 @@ export class StoreServer {
         warn: (message) => logger.warn(message),
         fastPath,
         tls: url.protocol === 'https:',
+        maxConcurrentStreams: config.maxConcurrentStreams,
         ownHttp2: options.ownHttp2,
       });
       clientListeners.push(listener);

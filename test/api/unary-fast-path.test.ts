@@ -116,7 +116,7 @@ async function serve(kind: ServerKind): Promise<Served> {
   if (kind === 'own') {
     const started = await GrpcJsBridge.start(grpc);
     bridge = started;
-    net = createServer((socket) => serveClientConnection(socket, { fastPath, bridge: started, warn: () => {} }));
+    net = createServer((socket) => serveClientConnection(socket, { fastPath, bridge: started, warn: () => {}, maxConcurrentStreams: 100 }));
   } else if (kind === 'seam') {
     const diverted = createDivertedConnectionInjector(grpc, credentials, (stream, headers) => fastPath.serve(stream, headers));
     assert.equal(diverted.notDiverted, undefined, 'the seam into grpc-js (grpc-stream-seam.ts) no longer fits this grpc-js');

@@ -72,7 +72,7 @@ describe('streams relayed to grpc-js', () => {
     grpc = new Server();
     grpc.addService(definition, { Download: download, Chat: chat });
     bridge = await GrpcJsBridge.start(grpc);
-    net = createServer((socket) => serveClientConnection(socket, { fastPath: new UnaryFastPath([], { maxReceiveMessageBytes: 1024 }), bridge, warn: () => {} }));
+    net = createServer((socket) => serveClientConnection(socket, { fastPath: new UnaryFastPath([], { maxReceiveMessageBytes: 1024 }), bridge, warn: () => {}, maxConcurrentStreams: 100 }));
     await new Promise<void>((resolve) => net.listen(0, '127.0.0.1', resolve));
     const address = net.address();
     url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;

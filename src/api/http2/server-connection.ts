@@ -17,10 +17,14 @@
 // (PRIORITY frames are read and ignored, as RFC 9113 allows).
 //
 // Named limits: maxConcurrentStreams (more are refused with REFUSED_STREAM), the header list and
-// header block sizes, the frame size, and the receive windows, which bound what a client may have
-// sent that no consumer has taken yet.
+// header block sizes (and CONTINUATION frames per block), the frame size, SETTINGS entries per
+// frame, the receive windows (which bound what a client may have sent that no consumer has taken
+// yet), the response bytes waiting for the client's windows, and budgets for what a client may
+// make this side do cheaply and often: stream resets (rapid reset) and SETTINGS frames. Past a
+// limit that only a hostile or broken client reaches, the connection ends with GOAWAY
+// ENHANCE_YOUR_CALM.
 //
-// Pure: no node: module, no clock; the transport is passed in.
+// Pure: no node: module; the transport and the clock are passed in.
 
 import { HpackDecoder, HpackError } from './hpack-decoder.ts';
 import {
@@ -30,6 +34,7 @@ import {
 } from './frame.ts';
 import { ServerStream } from './server-stream.ts';
 import type { StreamHost } from './server-stream.ts';
+import { RateBudget } from './rate-budget.ts';
 
 export interface ConnectionTransport {
   /** Writes frames to the client: `chunks` in order, `totalBytes` in all. */
@@ -45,7 +50,7 @@ export interface ConnectionHandler {
   onStream(stream: ServerStream): void;
   /** A request whose header list is over maxHeaderListBytes: answer or reset it now. */
   onHeaderListTooLarge(stream: ServerStream, sizeLimitBytes: number): void;
-  /** The connection failed (a protocol error, by either side): for the log. */
+  /** The connection failed (a protocol error, by either side, or a bug here): for the log. */
   onConnectionError(errorCode: number, message: string, byPeer: boolean): void;
 }
 
@@ -58,12 +63,26 @@ export interface ServerConnectionOptions {
   connectionWindowBytes: number;
   /** SETTINGS_MAX_HEADER_LIST_SIZE: the largest request header list (RFC size) answered. */
   maxHeaderListBytes: number;
+  /** Response bytes waiting for the client's windows, on all streams together. */
+  maxWaitingBytes: number;
+  /** The clock of the rate budgets. */
+  nowMs: () => number;
 }
 
 /** HPACK's default dynamic table size; advertised as is. */
 const HEADER_TABLE_BYTES = 4_096;
 /** Compressed header block bytes (HEADERS + CONTINUATION) held before the block is complete, as a multiple of the list limit. */
 const HEADER_BLOCK_LIMIT_FACTOR = 2;
+/** CONTINUATION frames in one header block (a client needs them only past the 16 KiB frame size). */
+const MAX_CONTINUATION_FRAMES = 64;
+/** Entries in one SETTINGS frame (nghttp2's limit; HTTP/2 defines six settings). */
+const MAX_SETTINGS_ENTRIES = 32;
+/** Streams a client may reset, or make this side reset, before they complete: nghttp2's burst and rate. */
+const STREAM_RESETS_BURST = 1_000;
+const STREAM_RESETS_PER_SECOND = 33;
+/** SETTINGS frames a client may send (each one is acknowledged and may touch every stream). */
+const SETTINGS_BURST = 100;
+const SETTINGS_PER_SECOND = 10;
 /** Headers that HTTP/2 forbids in a request (RFC 9113 §8.2.2). */
 const CONNECTION_SPECIFIC_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 const REQUEST_PSEUDO_HEADERS = new Set([':method', ':scheme', ':path', ':authority']);
@@ -86,16 +105,24 @@ export class ServerConnection implements StreamHost {
   private readonly streams = new Map<number, ServerStream>();
   /** Streams with data waiting for the connection's window. */
   private readonly blocked = new Set<ServerStream>();
+  private readonly resetBudget: RateBudget;
+  private readonly settingsBudget: RateBudget;
   private out: Uint8Array[] = [];
   private outBytes = 0;
   private flushScheduled = false;
   private readonly flushNow = () => this.flush();
-  /** Bytes of an incomplete frame (or preface) from the last read. */
-  private leftover: Uint8Array | undefined;
+  /** The reads that hold an incomplete frame (or preface), kept until it is whole. */
+  private partial: Uint8Array[] = [];
+  private partialBytes = 0;
+  /** Bytes the incomplete frame needs in all (its header first, then its whole length). */
+  private partialNeeds = 0;
+  private waitingBytes = 0;
   private prefaceSeen = false;
   private firstSettingsSeen = false;
+  /** The client's first SETTINGS is free of the SETTINGS budget. */
+  private firstSettingsDone = false;
   /** A header block that continues in CONTINUATION frames. */
-  private continuation: { streamId: number; endStream: boolean; parts: Uint8Array[]; bytes: number } | undefined;
+  private continuation: { streamId: number; endStream: boolean; parts: Uint8Array[]; bytes: number; frames: number } | undefined;
   private lastStreamId = 0;
   private peerInitialWindow = DEFAULT_WINDOW_BYTES;
   private peerMaxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
@@ -111,6 +138,8 @@ export class ServerConnection implements StreamHost {
     this.options = options;
     this.decoder = new HpackDecoder({ maxTableBytes: HEADER_TABLE_BYTES, maxHeaderListBytes: options.maxHeaderListBytes });
     this.receiveWindow = options.connectionWindowBytes;
+    this.resetBudget = new RateBudget({ burst: STREAM_RESETS_BURST, perSecond: STREAM_RESETS_PER_SECOND, nowMs: options.nowMs });
+    this.settingsBudget = new RateBudget({ burst: SETTINGS_BURST, perSecond: SETTINGS_PER_SECOND, nowMs: options.nowMs });
     this.push(settingsFrame([
       [Setting.MAX_CONCURRENT_STREAMS, options.maxConcurrentStreams],
       [Setting.INITIAL_WINDOW_SIZE, options.streamWindowBytes],
@@ -133,20 +162,28 @@ export class ServerConnection implements StreamHost {
   receive(chunk: Uint8Array): void {
     if (this.ended) return;
     let bytes = chunk;
-    if (this.leftover !== undefined) {
-      bytes = concat([this.leftover, chunk], this.leftover.byteLength + chunk.byteLength);
-      this.leftover = undefined;
+    if (this.partialBytes > 0) {
+      // An incomplete frame waits for the reads that complete it, joined once, not at every read.
+      this.partial.push(chunk);
+      this.partialBytes += chunk.byteLength;
+      if (this.partialBytes < this.partialNeeds) return;
+      bytes = concat(this.partial, this.partialBytes);
+      this.partial = [];
+      this.partialBytes = 0;
     }
     try {
       const offset = this.readFrames(bytes);
-      if (offset < bytes.byteLength && !this.ended) this.leftover = bytes.slice(offset);
+      if (offset < bytes.byteLength && !this.ended) {
+        const rest = bytes.subarray(offset);
+        this.partial = [rest];
+        this.partialBytes = rest.byteLength;
+        this.partialNeeds = bytesNeeded(rest, this.prefaceSeen);
+      }
     } catch (error) {
       if (error instanceof ConnectionError) this.fail(error.errorCode, error.message, false);
       else if (error instanceof HpackError) this.fail(ErrorCode.COMPRESSION_ERROR, error.message, false);
-      else {
-        this.fail(ErrorCode.INTERNAL_ERROR, 'internal error', false);
-        throw error;
-      }
+      // A bug here (or in a consumer) ends this connection, not the member.
+      else this.fail(ErrorCode.INTERNAL_ERROR, `internal error: ${error instanceof Error ? error.stack ?? error.message : String(error)}`, false);
     }
   }
 
@@ -237,20 +274,21 @@ export class ServerConnection implements StreamHost {
     }
     if (stream.remoteEnded) {
       this.acknowledgeConnection(length);
-      stream.reset(ErrorCode.STREAM_CLOSED);
+      this.resetForClientError(stream, ErrorCode.STREAM_CLOSED);
       return;
     }
     if (length > stream.receiveWindow) {
       this.acknowledgeConnection(length);
-      stream.reset(ErrorCode.FLOW_CONTROL_ERROR);
+      this.resetForClientError(stream, ErrorCode.FLOW_CONTROL_ERROR);
       return;
     }
     stream.receiveWindow -= length;
     const padding = length - data.byteLength;
     if (padding > 0) this.acknowledgeData(stream, padding);
     if (data.byteLength > 0) {
+      stream.deliveredBytes += data.byteLength;
       stream.consumer?.onData(data);
-      if (!stream.manualFlowControl) this.acknowledgeData(stream, data.byteLength);
+      if (!stream.manualFlowControl) stream.acknowledge(data.byteLength);
     }
     if ((flags & FrameFlag.END_STREAM) !== 0 && !stream.closed) stream.remoteEnd();
   }
@@ -267,25 +305,29 @@ export class ServerConnection implements StreamHost {
       this.onHeaderBlock(streamId, endStream, block);
       return;
     }
-    this.continuation = { streamId, endStream, parts: [block.slice()], bytes: block.byteLength };
-    this.checkHeaderBlockSize(this.continuation.bytes);
+    this.continuation = { streamId, endStream, parts: [block.slice()], bytes: block.byteLength, frames: 1 };
+    this.checkHeaderBlockSize(this.continuation);
   }
 
   private onContinuation(flags: number, streamId: number, payload: Uint8Array): void {
     const continuation = this.continuation;
     if (continuation === undefined) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `CONTINUATION on stream ${streamId} without a HEADERS before it`);
-    continuation.parts.push(payload.slice());
+    if (payload.byteLength > 0) continuation.parts.push(payload.slice());
     continuation.bytes += payload.byteLength;
-    this.checkHeaderBlockSize(continuation.bytes);
+    continuation.frames++;
+    this.checkHeaderBlockSize(continuation);
     if ((flags & FrameFlag.END_HEADERS) === 0) return;
     this.continuation = undefined;
     this.onHeaderBlock(streamId, continuation.endStream, concat(continuation.parts, continuation.bytes));
   }
 
-  private checkHeaderBlockSize(bytes: number): void {
+  private checkHeaderBlockSize(block: { bytes: number; frames: number }): void {
     const limit = this.options.maxHeaderListBytes * HEADER_BLOCK_LIMIT_FACTOR;
-    if (bytes > limit) {
+    if (block.bytes > limit) {
       throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `a header block of more than ${limit} bytes (SETTINGS_MAX_HEADER_LIST_SIZE ${this.options.maxHeaderListBytes})`);
+    }
+    if (block.frames > MAX_CONTINUATION_FRAMES) {
+      throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `a header block in more than ${MAX_CONTINUATION_FRAMES} frames`);
     }
   }
 
@@ -304,7 +346,7 @@ export class ServerConnection implements StreamHost {
     if (fields === undefined) {
       this.handler.onHeaderListTooLarge(stream, this.options.maxHeaderListBytes);
     } else if (!isValidRequest(fields)) {
-      stream.reset(ErrorCode.PROTOCOL_ERROR);
+      this.resetForClientError(stream, ErrorCode.PROTOCOL_ERROR);
       return undefined;
     } else {
       this.handler.onStream(stream);
@@ -315,9 +357,22 @@ export class ServerConnection implements StreamHost {
 
   /** A second header block on an open stream: trailers, which must end it; gRPC reads none. */
   private onTrailers(stream: ServerStream, endStream: boolean): void {
-    if (stream.remoteEnded) return stream.reset(ErrorCode.STREAM_CLOSED);
-    if (!endStream) return stream.reset(ErrorCode.PROTOCOL_ERROR);
+    if (stream.remoteEnded) return this.resetForClientError(stream, ErrorCode.STREAM_CLOSED);
+    if (!endStream) return this.resetForClientError(stream, ErrorCode.PROTOCOL_ERROR);
     return stream.remoteEnd();
+  }
+
+  /** A stream error of the client's making: the stream is reset, and it counts as a reset the client caused. */
+  private resetForClientError(stream: ServerStream, errorCode: number): void {
+    stream.reset(errorCode);
+    this.spendReset();
+  }
+
+  /** Rapid reset (CVE-2023-44487): a client that keeps opening streams and resetting them is cut off. */
+  private spendReset(): void {
+    if (!this.resetBudget.take()) {
+      throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `more than ${STREAM_RESETS_BURST} streams reset before they completed, at over ${STREAM_RESETS_PER_SECOND} a second`);
+    }
   }
 
   private onPriority(streamId: number, payload: Uint8Array): void {
@@ -330,7 +385,10 @@ export class ServerConnection implements StreamHost {
     if (payload.byteLength !== 4) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, `RST_STREAM of ${payload.byteLength} bytes (4 expected)`);
     if (streamId > this.lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `RST_STREAM on stream ${streamId}, which was never opened`);
     const errorCode = readUint32(payload, 0);
-    this.streams.get(streamId)?.closeFromPeer({ errorCode, message: `reset by the client (code ${errorCode})` });
+    const stream = this.streams.get(streamId);
+    if (stream === undefined) return;
+    stream.closeFromPeer({ errorCode, message: `reset by the client (code ${errorCode})` });
+    this.spendReset();
   }
 
   private onSettings(flags: number, streamId: number, payload: Uint8Array): void {
@@ -340,42 +398,54 @@ export class ServerConnection implements StreamHost {
       return;
     }
     if (payload.byteLength % 6 !== 0) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, `SETTINGS of ${payload.byteLength} bytes (a multiple of 6 expected)`);
-    let windowGrew = false;
+    if (payload.byteLength / 6 > MAX_SETTINGS_ENTRIES) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `SETTINGS with ${payload.byteLength / 6} entries (at most ${MAX_SETTINGS_ENTRIES})`);
+    if (this.firstSettingsDone && !this.settingsBudget.take()) {
+      throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `more than ${SETTINGS_BURST} SETTINGS frames, at over ${SETTINGS_PER_SECOND} a second`);
+    }
+    this.firstSettingsDone = true;
+    let initialWindow: number | undefined;
     for (let offset = 0; offset < payload.byteLength; offset += 6) {
       const id = (payload[offset]! << 8) | payload[offset + 1]!;
       const value = readUint32(payload, offset + 2);
-      windowGrew = this.applySetting(id, value) || windowGrew;
+      if (id === Setting.INITIAL_WINDOW_SIZE) {
+        if (value > MAX_WINDOW_BYTES) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, `SETTINGS_INITIAL_WINDOW_SIZE ${value} is over 2^31-1`);
+        initialWindow = value; // the last one counts, and the streams are walked once
+      } else {
+        this.applySetting(id, value);
+      }
     }
     this.push(frame(FrameType.SETTINGS, FrameFlag.ACK, 0));
-    if (windowGrew) for (const stream of [...this.streams.values()]) if (stream.hasWaitingData) stream.sendWaiting();
+    if (initialWindow !== undefined) this.applyInitialWindow(initialWindow);
   }
 
-  /** Applies one of the client's settings; true if the streams' send windows grew. */
-  private applySetting(id: number, value: number): boolean {
+  /** The client's SETTINGS_INITIAL_WINDOW_SIZE: every open stream's send window moves by the change. */
+  private applyInitialWindow(value: number): void {
+    const delta = value - this.peerInitialWindow;
+    if (delta === 0) return;
+    this.peerInitialWindow = value;
+    for (const stream of this.streams.values()) {
+      stream.sendWindow += delta;
+      if (stream.sendWindow > MAX_WINDOW_BYTES) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, `stream ${stream.id}'s window passes 2^31-1`);
+    }
+    if (delta > 0) for (const stream of [...this.streams.values()]) if (stream.hasWaitingData) stream.sendWaiting();
+  }
+
+  /** Applies one of the client's settings other than INITIAL_WINDOW_SIZE. */
+  private applySetting(id: number, value: number): void {
     switch (id) {
       case Setting.ENABLE_PUSH:
         if (value > 1) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `SETTINGS_ENABLE_PUSH ${value} (0 or 1 expected)`);
-        return false;
-      case Setting.INITIAL_WINDOW_SIZE: {
-        if (value > MAX_WINDOW_BYTES) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, `SETTINGS_INITIAL_WINDOW_SIZE ${value} is over 2^31-1`);
-        const delta = value - this.peerInitialWindow;
-        this.peerInitialWindow = value;
-        for (const stream of this.streams.values()) {
-          stream.sendWindow += delta;
-          if (stream.sendWindow > MAX_WINDOW_BYTES) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, `stream ${stream.id}'s window passes 2^31-1`);
-        }
-        return delta > 0;
-      }
+        return;
       case Setting.MAX_FRAME_SIZE:
         if (value < DEFAULT_MAX_FRAME_BYTES || value > MAX_ALLOWED_FRAME_BYTES) {
           throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `SETTINGS_MAX_FRAME_SIZE ${value} (${DEFAULT_MAX_FRAME_BYTES} to ${MAX_ALLOWED_FRAME_BYTES} expected)`);
         }
         this.peerMaxFrameBytes = value;
-        return false;
+        return;
       default:
         // HEADER_TABLE_SIZE (this side's encoder keeps no table), MAX_CONCURRENT_STREAMS (no push),
         // MAX_HEADER_LIST_SIZE (advisory; the responses here are small) and unknown ones.
-        return false;
+        return;
     }
   }
 
@@ -405,9 +475,9 @@ export class ServerConnection implements StreamHost {
     if (streamId > this.lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `WINDOW_UPDATE on stream ${streamId}, which was never opened`);
     const stream = this.streams.get(streamId);
     if (stream === undefined) return undefined;
-    if (increment === 0) return stream.reset(ErrorCode.PROTOCOL_ERROR);
+    if (increment === 0) return this.resetForClientError(stream, ErrorCode.PROTOCOL_ERROR);
     stream.sendWindow += increment;
-    if (stream.sendWindow > MAX_WINDOW_BYTES) return stream.reset(ErrorCode.FLOW_CONTROL_ERROR);
+    if (stream.sendWindow > MAX_WINDOW_BYTES) return this.resetForClientError(stream, ErrorCode.FLOW_CONTROL_ERROR);
     if (stream.hasWaitingData) stream.sendWaiting();
     return undefined;
   }
@@ -480,6 +550,17 @@ export class ServerConnection implements StreamHost {
     stream.unacknowledgedBytes = 0;
   }
 
+  releaseConnectionCredit(bytes: number): void {
+    this.acknowledgeConnection(bytes);
+  }
+
+  noteWaitingBytes(bytes: number): void {
+    this.waitingBytes += bytes;
+    if (this.waitingBytes <= this.options.maxWaitingBytes || this.ended) return;
+    // Called from a consumer's send, outside the reading loop: fail here, not by a throw.
+    this.fail(ErrorCode.ENHANCE_YOUR_CALM, `more than ${this.options.maxWaitingBytes} bytes of answers wait for the client to open its flow-control windows`, false);
+  }
+
   forget(stream: ServerStream): void {
     this.streams.delete(stream.id);
     this.blocked.delete(stream);
@@ -543,6 +624,15 @@ export class ServerConnection implements StreamHost {
     this.streams.clear();
     this.blocked.clear();
   }
+}
+
+/** The bytes an incomplete frame (or preface) starting with `bytes` needs: its header, or all of it once the header is there. */
+function bytesNeeded(bytes: Uint8Array, prefaceSeen: boolean): number {
+  if (!prefaceSeen) return CLIENT_PREFACE.byteLength;
+  if (bytes.byteLength < FRAME_HEADER_BYTES) return FRAME_HEADER_BYTES;
+  const length = (bytes[0]! << 16) | (bytes[1]! << 8) | bytes[2]!;
+  // A frame over the size limit is refused as soon as its header is read, not once it has come.
+  return length > DEFAULT_MAX_FRAME_BYTES ? FRAME_HEADER_BYTES : FRAME_HEADER_BYTES + length;
 }
 
 /** A DATA or HEADERS payload without its padding (RFC 9113 §6.1). */

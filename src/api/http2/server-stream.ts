@@ -11,16 +11,22 @@ import { ErrorCode } from './frame.ts';
 
 /** What a stream's consumer is told. Each is called on the connection's turn, never reentrantly. */
 export interface StreamConsumer {
-  /** Request body bytes, in order (a view that is valid only during the call: copy to keep). */
+  /**
+   * Request body bytes, in order. The connection never reuses them, but a view keeps the whole
+   * read it came in alive: copy small parts to keep them long.
+   */
   onData(chunk: Uint8Array): void;
   /** The client sent its last byte (END_STREAM). */
   onEnd(): void;
-  /** The stream is gone before this side ended it: reset by the client, or the connection closed. */
+  /**
+   * The stream is closed, once: both sides done (NO_ERROR), reset by either side, or the
+   * connection gone. Nothing more is sent or received on it.
+   */
   onClose(reason: StreamCloseReason): void;
 }
 
 export interface StreamCloseReason {
-  /** The RST_STREAM code, or the GOAWAY's when the whole connection went. */
+  /** NO_ERROR when both sides ended it; else the RST_STREAM code, or the GOAWAY's. */
   errorCode: number;
   /** Why, for logs: 'reset by the client', 'connection closed', ... */
   message: string;
@@ -34,7 +40,11 @@ export interface StreamHost {
   sendReset(stream: ServerStream, errorCode: number): void;
   /** The consumer has taken `bytes` of request data: the client may send that much more. */
   acknowledgeData(stream: ServerStream, bytes: number): void;
-  /** Both sides are done, or the stream was reset: the connection forgets it. */
+  /** Request bytes delivered to a stream that closed before they were acknowledged: the connection's window gets them back. */
+  releaseConnectionCredit(bytes: number): void;
+  /** Response bytes waiting for the client's windows grew (or shrank, negative) by `bytes`. */
+  noteWaitingBytes(bytes: number): void;
+  /** The stream is closed: the connection forgets it. */
   forget(stream: ServerStream): void;
 }
 
@@ -51,8 +61,10 @@ export class ServerStream {
   sendWindow: number;
   /** Bytes the client may still send before this side opens the stream's window again. */
   receiveWindow: number;
-  /** Request bytes taken by the consumer and not yet given back to the client in a WINDOW_UPDATE. */
+  /** Request bytes acknowledged by the consumer and not yet given back to the client in a WINDOW_UPDATE. */
   unacknowledgedBytes = 0;
+  /** Request bytes delivered to the consumer and not yet acknowledged by it. */
+  deliveredBytes = 0;
   remoteEnded = false;
   localEnded = false;
   closed = false;
@@ -88,16 +100,13 @@ export class ServerStream {
   sendData(data: Uint8Array, endStream = false): boolean {
     if (this.localEnded || this.closed) return true;
     if (endStream) this.localEnded = true;
-    if (this.waiting.length === 0) {
-      const sent = this.host.sendDataFrames(this, data, 0, endStream);
-      if (sent === data.byteLength) {
-        if (endStream) this.afterLocalEnd();
-        return true;
-      }
-      this.waiting.push({ data, offset: sent, endStream });
-      return false;
+    const sent = this.waiting.length === 0 ? this.host.sendDataFrames(this, data, 0, endStream) : 0;
+    if (sent === data.byteLength && this.waiting.length === 0) {
+      if (endStream) this.afterLocalEnd();
+      return true;
     }
-    this.waiting.push({ data, offset: 0, endStream });
+    this.waiting.push({ data, offset: sent, endStream });
+    this.host.noteWaitingBytes(data.byteLength - sent);
     return false;
   }
 
@@ -117,12 +126,15 @@ export class ServerStream {
   reset(errorCode: number = ErrorCode.CANCEL): void {
     if (this.closed) return;
     this.host.sendReset(this, errorCode);
-    this.close();
+    this.close({ errorCode, message: `reset by the server (code ${errorCode})` });
   }
 
-  /** With manualFlowControl: the consumer is done with `bytes` of request data. */
+  /** The consumer is done with `bytes` of request data (with manualFlowControl, it says so itself). */
   acknowledge(bytes: number): void {
-    if (!this.closed) this.host.acknowledgeData(this, bytes);
+    if (this.closed) return; // closing gave the connection its credit back
+    const taken = Math.min(bytes, this.deliveredBytes);
+    this.deliveredBytes -= taken;
+    this.host.acknowledgeData(this, taken);
   }
 
   get hasWaitingData(): boolean {
@@ -135,6 +147,7 @@ export class ServerStream {
       const next = this.waiting[0]!;
       const sent = this.host.sendDataFrames(this, next.data, next.offset, next.endStream);
       next.offset += sent;
+      this.host.noteWaitingBytes(-sent);
       if (next.offset < next.data.byteLength) return;
       this.waiting.shift();
     }
@@ -151,14 +164,12 @@ export class ServerStream {
   remoteEnd(): void {
     this.remoteEnded = true;
     this.consumer?.onEnd();
-    if (this.localEnded && !this.hasWaitingData) this.close();
+    if (this.localEnded && !this.hasWaitingData) this.close({ errorCode: ErrorCode.NO_ERROR, message: 'completed' });
   }
 
-  /** The stream is gone from outside (RST_STREAM from the client, or the connection): tell the consumer. */
+  /** The stream is gone from outside (RST_STREAM from the client, or the connection). */
   closeFromPeer(reason: StreamCloseReason): void {
-    if (this.closed) return;
-    this.close();
-    this.consumer?.onClose(reason);
+    this.close(reason);
   }
 
   /**
@@ -168,14 +179,20 @@ export class ServerStream {
   private afterLocalEnd(): void {
     if (this.hasWaitingData || this.closed) return;
     if (!this.remoteEnded) this.host.sendReset(this, ErrorCode.NO_ERROR);
-    this.close();
+    this.close({ errorCode: ErrorCode.NO_ERROR, message: 'completed' });
   }
 
-  private close(): void {
+  private close(reason: StreamCloseReason): void {
     if (this.closed) return;
     this.closed = true;
+    let waitingBytes = 0;
+    for (const entry of this.waiting) waitingBytes += entry.data.byteLength - entry.offset;
+    if (waitingBytes > 0) this.host.noteWaitingBytes(-waitingBytes);
     this.waiting.length = 0;
     this.waitingTrailers = undefined;
+    if (this.deliveredBytes > 0) this.host.releaseConnectionCredit(this.deliveredBytes);
+    this.deliveredBytes = 0;
     this.host.forget(this);
+    this.consumer?.onClose(reason);
   }
 }

@@ -18,7 +18,11 @@ const OPTIONS: ServerConnectionOptions = {
   streamWindowBytes: 1_000,
   connectionWindowBytes: 100_000,
   maxHeaderListBytes: 1_000,
+  maxWaitingBytes: 100_000,
+  nowMs: () => clockMs,
 };
+/** The connections' clock (the rate budgets read it); tests move it. */
+let clockMs = 0;
 
 interface ParsedFrame {
   type: number;
@@ -252,7 +256,7 @@ describe('a unary call', () => {
     // The client's data in flight is dropped, not an error.
     harness.send(data(1, 'late', FrameFlag.END_STREAM));
     assert.equal(harness.goAway(), undefined);
-    assert.deepEqual(harness.events, ['data 1 part']);
+    assert.deepEqual(harness.events, ['data 1 part', `close 1 ${ErrorCode.NO_ERROR}`]);
   });
 
   test('a client reset reaches the consumer, and a late answer goes nowhere', () => {
@@ -325,7 +329,107 @@ describe('request headers', () => {
   });
 });
 
+describe('limits on what a client may make the server do', () => {
+  test('rapid reset: past the burst of client resets, GOAWAY ENHANCE_YOUR_CALM; with time, the budget comes back', () => {
+    const harness = new Harness({ ...OPTIONS, maxConcurrentStreams: 10 });
+    harness.open();
+    let id = 1;
+    const openAndReset = () => {
+      harness.send(headers(id), rstStreamFrame(id, ErrorCode.CANCEL));
+      id += 2;
+    };
+    for (let i = 0; i < 1_000; i++) openAndReset();
+    assert.equal(harness.goAway(), undefined, 'the burst (nghttp2\'s, 1,000) is allowed');
+    clockMs += 1_000; // 33 more
+    for (let i = 0; i < 33; i++) openAndReset();
+    assert.equal(harness.goAway(), undefined);
+    openAndReset();
+    const goAway = harness.goAway();
+    assert.equal(goAway?.errorCode, ErrorCode.ENHANCE_YOUR_CALM);
+    assert.match(goAway!.debug, /reset/);
+  });
+
+  test('streams this side resets for the client\'s errors count as resets too, and their consumers are told', () => {
+    const harness = new Harness({ ...OPTIONS, maxConcurrentStreams: 10 });
+    harness.open();
+    let id = 1;
+    for (let i = 0; i < 1_001 && harness.goAway() === undefined; i++) {
+      harness.send(headers(id), windowUpdateFrame(id, 0)); // a stream error: this side resets it
+      id += 2;
+    }
+    assert.ok(harness.events.includes(`close 1 ${ErrorCode.PROTOCOL_ERROR}`), 'the consumer of a stream reset here is told');
+    assert.equal(harness.connection.isEnded, true, 'cut off past the budget');
+  });
+
+  test('more than 64 CONTINUATION frames in a header block, even empty ones: ENHANCE_YOUR_CALM', () => {
+    const harness = new Harness();
+    harness.open();
+    harness.send(frame(FrameType.HEADERS, 0, 1, encodeHeaderBlock(REQUEST).subarray(0, 4)));
+    for (let i = 0; i < 63; i++) harness.send(frame(FrameType.CONTINUATION, 0, 1));
+    assert.equal(harness.goAway(), undefined);
+    harness.send(frame(FrameType.CONTINUATION, 0, 1));
+    assert.equal(harness.goAway()?.errorCode, ErrorCode.ENHANCE_YOUR_CALM);
+  });
+
+  test('SETTINGS: more than 32 entries in a frame, or frames past their budget: ENHANCE_YOUR_CALM', () => {
+    const many = new Harness();
+    many.open();
+    many.send(settingsFrame(Array.from({ length: 33 }, () => [Setting.HEADER_TABLE_SIZE, 4096] as [number, number])));
+    assert.equal(many.goAway()?.errorCode, ErrorCode.ENHANCE_YOUR_CALM);
+    const flood = new Harness();
+    flood.open();
+    for (let i = 0; i < 100; i++) flood.send(settingsFrame([[Setting.INITIAL_WINDOW_SIZE, i]]));
+    assert.equal(flood.goAway(), undefined);
+    flood.send(settingsFrame([]));
+    assert.equal(flood.goAway()?.errorCode, ErrorCode.ENHANCE_YOUR_CALM);
+  });
+
+  test('answers waiting for windows the client never opens: past maxWaitingBytes, ENHANCE_YOUR_CALM', () => {
+    const harness = new Harness();
+    harness.open([[Setting.INITIAL_WINDOW_SIZE, 0]]);
+    harness.send(headers(1, REQUEST, FrameFlag.END_HEADERS | FrameFlag.END_STREAM), headers(3, REQUEST, FrameFlag.END_HEADERS | FrameFlag.END_STREAM));
+    harness.streams[0]!.sendData(new Uint8Array(OPTIONS.maxWaitingBytes / 2));
+    assert.equal(harness.goAway(), undefined);
+    harness.streams[1]!.sendData(new Uint8Array(OPTIONS.maxWaitingBytes / 2 + 1));
+    assert.equal(harness.goAway()?.errorCode, ErrorCode.ENHANCE_YOUR_CALM);
+    assert.ok(harness.events.includes(`close 1 ${ErrorCode.ENHANCE_YOUR_CALM}`));
+  });
+
+  test('a frame header announcing more than 16,384 bytes is refused before its body arrives', () => {
+    const harness = new Harness();
+    harness.open();
+    const header = frame(FrameType.DATA, 0, 1, Buffer.alloc(0));
+    header[0] = 0x10; // 1 MiB
+    harness.send(header.subarray(0, 5));
+    harness.send(header.subarray(5));
+    assert.equal(harness.goAway()?.errorCode, ErrorCode.FRAME_SIZE_ERROR);
+  });
+
+  test('a consumer that throws ends its connection (INTERNAL_ERROR), not the process', () => {
+    const harness = new Harness(OPTIONS, (stream) => {
+      stream.consumer = { onData: () => { throw new Error('consumer bug'); }, onEnd: () => {}, onClose: () => {} };
+    });
+    harness.open();
+    assert.doesNotThrow(() => harness.send(headers(1), data(1, 'x')));
+    assert.equal(harness.goAway()?.errorCode, ErrorCode.INTERNAL_ERROR);
+    assert.match(harness.errors[0]!.message, /consumer bug/);
+  });
+});
+
 describe('flow control', () => {
+  test('a stream closed with request data its consumer never acknowledged gives the connection its window back', () => {
+    const harness = new Harness({ ...OPTIONS, connectionWindowBytes: 2_000, streamWindowBytes: 1_500 }, (stream) => { stream.manualFlowControl = true; });
+    harness.open();
+    harness.send(headers(1), frame(FrameType.DATA, 0, 1, Buffer.alloc(1_400)));
+    harness.frames();
+    harness.send(rstStreamFrame(1, ErrorCode.CANCEL));
+    const updates = harness.frames().filter((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId === 0);
+    assert.deepEqual(updates.map((f) => readUint32(f.payload, 0)), [1_400]);
+    // The whole window again: 1,900 bytes on a new stream do not break it.
+    harness.send(headers(3), frame(FrameType.DATA, 0, 3, Buffer.alloc(1_400)));
+    assert.equal(harness.goAway(), undefined);
+  });
+
   test('data waits for the client\'s stream window, then goes with the trailers behind it', () => {
     const harness = new Harness();
     harness.open([[Setting.INITIAL_WINDOW_SIZE, 10]]);
