@@ -7,7 +7,7 @@
 // meanwhile (no request is read, no peer message handled, no timer fires).
 //
 // So a batch waits on this thread only when both hold:
-// - it is small (at most onThreadFsyncMaxRecords records): few writers at once, so little arrives that
+// - it is small (at most onThreadFsyncMaxEntries log entries): few writers at once, so little arrives that
 //   the wait could delay. A large batch means many clients, whose next requests the loop reads and
 //   proposes while the pool waits for the disk;
 // - the disk has been fast: each of the last FAST_FSYNCS_BEFORE_ON_THREAD fsyncs took at most
@@ -19,8 +19,8 @@ export const FAST_FSYNCS_BEFORE_ON_THREAD = 32;
 
 /** The WAL's options of the same names (WalOptions). */
 export interface FsyncPlacementOptions {
-  /** The largest batch (in records) that may be fsynced on the loop's thread; 0 never does. */
-  onThreadFsyncMaxRecords: number;
+  /** The largest batch (in log entries) that may be fsynced on the loop's thread; 0 never does. */
+  onThreadFsyncMaxEntries: number;
   /** An fsync slower than this (milliseconds) keeps the next ones in the thread pool. */
   onThreadFsyncMaxMs: number;
 }
@@ -34,9 +34,9 @@ export class FsyncPlacement {
     this.options = options;
   }
 
-  /** Whether a batch of this many records waits for its fsync on the loop's own thread. */
-  onThisThread(records: number): boolean {
-    return records <= this.options.onThreadFsyncMaxRecords && this.fastInARow >= FAST_FSYNCS_BEFORE_ON_THREAD;
+  /** Whether a batch of this many log entries waits for its fsync on the loop's own thread. */
+  onThisThread(entries: number): boolean {
+    return entries <= this.options.onThreadFsyncMaxEntries && this.fastInARow >= FAST_FSYNCS_BEFORE_ON_THREAD;
   }
 
   /** Records how long an fsync took, wherever it ran. */

@@ -86,10 +86,12 @@ export interface WalOptions {
    */
   preallocateBytes?: number;
   /**
-   * A batch of at most this many records, after a run of fast fsyncs, waits for its fsync on the
-   * event loop's thread instead of the thread pool (see fsync-placement.ts). Default 8; 0 never does.
+   * A batch of at most this many log entries, after a run of fast fsyncs, waits for its fsync on
+   * the event loop's thread instead of the thread pool (see fsync-placement.ts). Default 8; 0 never
+   * does. Entries, not records: one record holds up to maxRecordBytes of entries, so a batch of
+   * hundreds of writes can be one record.
    */
-  onThreadFsyncMaxRecords?: number;
+  onThreadFsyncMaxEntries?: number;
   /** An fsync slower than this many milliseconds sends the next ones to the thread pool. Default 2. */
   onThreadFsyncMaxMs?: number;
   /** Skips every fsync. For benchmarks and for the test that proves fsync matters; never in production. */
@@ -108,7 +110,7 @@ export const WAL_DEFAULTS = {
   maxRecordBytes: 16 * MiB,
   maxBatchBytes: 64 * MiB,
   preallocateBytes: 1 * MiB,
-  onThreadFsyncMaxRecords: 8,
+  onThreadFsyncMaxEntries: 8,
   onThreadFsyncMaxMs: 2,
 } as const;
 
@@ -118,7 +120,7 @@ interface ResolvedWalOptions {
   maxBatchBytes: number;
   /** preallocateBytes of zeros, written whenever the WAL preallocates; never modified. */
   zeros: Uint8Array;
-  onThreadFsyncMaxRecords: number;
+  onThreadFsyncMaxEntries: number;
   onThreadFsyncMaxMs: number;
   unsafeNoFsync: boolean;
   onWarning: (message: string) => void;
@@ -138,7 +140,7 @@ function resolveOptions(options: WalOptions): ResolvedWalOptions {
     maxRecordBytes: options.maxRecordBytes ?? WAL_DEFAULTS.maxRecordBytes,
     maxBatchBytes: options.maxBatchBytes ?? WAL_DEFAULTS.maxBatchBytes,
     zeros: new Uint8Array(preallocateBytes),
-    onThreadFsyncMaxRecords: options.onThreadFsyncMaxRecords ?? WAL_DEFAULTS.onThreadFsyncMaxRecords,
+    onThreadFsyncMaxEntries: options.onThreadFsyncMaxEntries ?? WAL_DEFAULTS.onThreadFsyncMaxEntries,
     onThreadFsyncMaxMs: options.onThreadFsyncMaxMs ?? WAL_DEFAULTS.onThreadFsyncMaxMs,
     unsafeNoFsync: options.unsafeNoFsync ?? false,
     onWarning: options.onWarning ?? ((message) => process.emitWarning(message, { code: 'CONCORD_W_STORAGE' })),
@@ -147,8 +149,8 @@ function resolveOptions(options: WalOptions): ResolvedWalOptions {
   checkPositiveLimit(resolved.segmentSizeBytes, 'segmentSizeBytes');
   checkPositiveLimit(resolved.maxRecordBytes, 'maxRecordBytes', RECORD_HEADER_BYTES + RECORD_PAYLOAD_BYTES_LIMIT);
   checkPositiveLimit(resolved.maxBatchBytes, 'maxBatchBytes');
-  if (!Number.isSafeInteger(resolved.onThreadFsyncMaxRecords) || resolved.onThreadFsyncMaxRecords < 0) {
-    throw new StorageError('CONCORD_E_STORAGE_CONFIG_INVALID', `onThreadFsyncMaxRecords must be a whole number of records, 0 or more, got ${resolved.onThreadFsyncMaxRecords}`);
+  if (!Number.isSafeInteger(resolved.onThreadFsyncMaxEntries) || resolved.onThreadFsyncMaxEntries < 0) {
+    throw new StorageError('CONCORD_E_STORAGE_CONFIG_INVALID', `onThreadFsyncMaxEntries must be a whole number of entries, 0 or more, got ${resolved.onThreadFsyncMaxEntries}`);
   }
   if (!(resolved.onThreadFsyncMaxMs > 0) || !Number.isFinite(resolved.onThreadFsyncMaxMs)) {
     throw new StorageError('CONCORD_E_STORAGE_CONFIG_INVALID', `onThreadFsyncMaxMs must be a positive number of milliseconds, got ${resolved.onThreadFsyncMaxMs}`);
@@ -320,6 +322,8 @@ interface OpenSegment extends SegmentInfo {
 interface SaveJob {
   kind: 'records';
   records: RecordPayload[];
+  /** Log entries in the records (a record holds up to maxRecordBytes of them). */
+  entries: number;
   sizeBytes: number;
   view: WriterView;
   /** Whether the save must be on disk before it resolves (false: a later fsync will cover it). */
@@ -530,7 +534,7 @@ export class Wal {
       return Promise.reject(error);
     }
     this.stats.saves++;
-    return this.enqueueRecords(records, view, options.sync ?? true);
+    return this.enqueueRecords(records, entries.length, view, options.sync ?? true);
   }
 
   /** Persists a marker saying a snapshot at (index, term) is durable elsewhere. Save the snapshot first. */
@@ -543,7 +547,7 @@ export class Wal {
     }
     const marker = { index, term };
     const view = { ...this.queuedView, marker, lastIndex: Math.max(this.queuedView.lastIndex, index) };
-    return this.enqueueRecords([snapshotMarkerPayload(marker)], view, true);
+    return this.enqueueRecords([snapshotMarkerPayload(marker)], 0, view, true);
   }
 
   /**
@@ -586,12 +590,12 @@ export class Wal {
     return undefined;
   }
 
-  private enqueueRecords(records: RecordPayload[], view: WriterView, sync: boolean): Promise<void> {
+  private enqueueRecords(records: RecordPayload[], entries: number, view: WriterView, sync: boolean): Promise<void> {
     this.queuedView = view;
     let sizeBytes = 0;
     for (const record of records) sizeBytes += frameSizeBytes(record.payload.byteLength);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ kind: 'records', records, sizeBytes, view, sync, resolve, reject });
+      this.queue.push({ kind: 'records', records, entries, sizeBytes, view, sync, resolve, reject });
       this.kick();
     });
   }
@@ -683,9 +687,9 @@ export class Wal {
 
   /** The batch's fsync, on this thread or in the pool (see fsync-placement.ts). */
   private async syncBatch(batch: SaveJob[]): Promise<void> {
-    let records = 0;
-    for (const job of batch) records += job.records.length;
-    const durationMs = await syncFile(this.current.handle, this.options, this.stats, this.fsyncPlacement.onThisThread(records));
+    let entries = 0;
+    for (const job of batch) entries += job.entries;
+    const durationMs = await syncFile(this.current.handle, this.options, this.stats, this.fsyncPlacement.onThisThread(entries));
     if (durationMs !== undefined) this.fsyncPlacement.observe(durationMs);
   }
 

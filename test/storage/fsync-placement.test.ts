@@ -10,18 +10,18 @@ import { IDENTITY, WAL_DIR, entry, hardState, newFileSystem, quietOptions, stora
 
 describe('FsyncPlacement', () => {
   test('a small batch waits on the loop thread only after a run of fast fsyncs', () => {
-    const placement = new FsyncPlacement({ onThreadFsyncMaxRecords: 4, onThreadFsyncMaxMs: 2 });
+    const placement = new FsyncPlacement({ onThreadFsyncMaxEntries: 4, onThreadFsyncMaxMs: 2 });
     for (let i = 0; i < FAST_FSYNCS_BEFORE_ON_THREAD; i++) {
       assert.equal(placement.onThisThread(1), false, `after ${i} fast fsyncs`);
       placement.observe(0.3);
     }
     assert.equal(placement.onThisThread(1), true);
-    assert.equal(placement.onThisThread(4), true, 'up to onThreadFsyncMaxRecords');
+    assert.equal(placement.onThisThread(4), true, 'up to onThreadFsyncMaxEntries');
     assert.equal(placement.onThisThread(5), false, 'a larger batch stays in the pool');
   });
 
   test('one slow fsync sends the next run of fsyncs to the pool', () => {
-    const placement = new FsyncPlacement({ onThreadFsyncMaxRecords: 4, onThreadFsyncMaxMs: 2 });
+    const placement = new FsyncPlacement({ onThreadFsyncMaxEntries: 4, onThreadFsyncMaxMs: 2 });
     for (let i = 0; i < FAST_FSYNCS_BEFORE_ON_THREAD; i++) placement.observe(2);
     assert.equal(placement.onThisThread(1), true, 'exactly onThreadFsyncMaxMs is fast');
     placement.observe(2.5);
@@ -32,8 +32,8 @@ describe('FsyncPlacement', () => {
     assert.equal(placement.onThisThread(1), true);
   });
 
-  test('onThreadFsyncMaxRecords 0 never waits on the loop thread', () => {
-    const placement = new FsyncPlacement({ onThreadFsyncMaxRecords: 0, onThreadFsyncMaxMs: 2 });
+  test('onThreadFsyncMaxEntries 0 never waits on the loop thread', () => {
+    const placement = new FsyncPlacement({ onThreadFsyncMaxEntries: 0, onThreadFsyncMaxMs: 2 });
     for (let i = 0; i < 2 * FAST_FSYNCS_BEFORE_ON_THREAD; i++) placement.observe(0.1);
     assert.equal(placement.onThisThread(1), false);
   });
@@ -75,15 +75,25 @@ describe('Wal fsync placement', () => {
     await wal.close();
   });
 
-  test('a batch of more than onThreadFsyncMaxRecords records goes to the pool', async () => {
-    const { wal } = await walWithClock({ onThreadFsyncMaxRecords: 2 });
+  test('a batch of more than onThreadFsyncMaxEntries entries goes to the pool', async () => {
+    const { wal } = await walWithClock({ onThreadFsyncMaxEntries: 2 });
     for (let i = 1; i <= FAST_FSYNCS_BEFORE_ON_THREAD; i++) await wal.save(undefined, [entry(i, 1)]);
-    // Three saves in one turn form one batch of three records.
+    // Three saves in one turn form one batch of three entries.
     const next = FAST_FSYNCS_BEFORE_ON_THREAD + 1;
     await Promise.all([0, 1, 2].map((k) => wal.save(undefined, [entry(next + k, 1)])));
     assert.equal(wal.stats.fsyncsOnThisThread, 0);
     await wal.save(undefined, [entry(next + 3, 1)]);
-    assert.equal(wal.stats.fsyncsOnThisThread, 1, 'a batch of one record does');
+    assert.equal(wal.stats.fsyncsOnThisThread, 1, 'a batch of one entry does');
+    await wal.close();
+  });
+
+  test('entries are counted, not records: many entries in one record go to the pool', async () => {
+    const { wal } = await walWithClock({ onThreadFsyncMaxEntries: 2 });
+    for (let i = 1; i <= FAST_FSYNCS_BEFORE_ON_THREAD; i++) await wal.save(undefined, [entry(i, 1)]);
+    // One save of three small entries: one WAL record (a record holds up to maxRecordBytes), three writes.
+    const next = FAST_FSYNCS_BEFORE_ON_THREAD + 1;
+    await wal.save(undefined, [entry(next, 1), entry(next + 1, 1), entry(next + 2, 1)]);
+    assert.equal(wal.stats.fsyncsOnThisThread, 0);
     await wal.close();
   });
 
@@ -105,8 +115,8 @@ describe('Wal fsync placement', () => {
     await wal.close();
   });
 
-  test('onThreadFsyncMaxRecords and onThreadFsyncMaxMs are checked', async () => {
-    for (const options of [{ onThreadFsyncMaxRecords: -1 }, { onThreadFsyncMaxRecords: 1.5 }, { onThreadFsyncMaxMs: 0 }, { onThreadFsyncMaxMs: Number.NaN }]) {
+  test('onThreadFsyncMaxEntries and onThreadFsyncMaxMs are checked', async () => {
+    for (const options of [{ onThreadFsyncMaxEntries: -1 }, { onThreadFsyncMaxEntries: 1.5 }, { onThreadFsyncMaxMs: 0 }, { onThreadFsyncMaxMs: Number.NaN }]) {
       await assert.rejects(Wal.create(newFileSystem(), WAL_DIR, IDENTITY, quietOptions(options)), storageError('CONCORD_E_STORAGE_CONFIG_INVALID', /onThreadFsync/), JSON.stringify(options));
     }
   });
