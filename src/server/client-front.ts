@@ -4,10 +4,9 @@
 // node:http2 and grpc-js (client-listener.ts), where the fast path is in front as well.
 //
 // What the client sees is what grpc-js would send (the same status codes, texts and metadata;
-// test/server/client-front.test.ts compares them), minus the `date` response header, which
-// grpc-go (etcd) does not send either.
+// test/api/unary-fast-path.test.ts compares them byte for byte), minus the `date` response header,
+// which grpc-go (etcd) does not send either.
 
-import type { IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Metadata } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
@@ -15,6 +14,8 @@ import { ServerConnection } from '../api/http2/server-connection.ts';
 import type { ConnectionHandler } from '../api/http2/server-connection.ts';
 import type { ServerStream } from '../api/http2/server-stream.ts';
 import { encodeHeaderBlock } from '../api/http2/hpack-encoder.ts';
+import { headerFields, headerObject } from '../api/http2/header-fields.ts';
+import { RESPONSE_HEADERS, okTrailers, trailersOnlyHeaders } from '../api/etcd/unary-fast-path.ts';
 import type { CallAuthContext, UnaryCallStream, UnaryFastPath, UnaryStreamListener } from '../api/etcd/unary-fast-path.ts';
 import type { BridgeSession, GrpcJsBridge } from './grpc-js-bridge.ts';
 
@@ -38,14 +39,9 @@ export const MAX_UNSENT_BYTES = 64 * 1_048_576;
 /** After a GOAWAY, how long the client has to close its side before its socket is destroyed. */
 const CLOSE_GRACE_MS = 5_000;
 
-const RESPONSE_HEADER_BLOCK = encodeHeaderBlock([
-  ':status', '200',
-  'content-type', 'application/grpc+proto',
-  'grpc-accept-encoding', 'identity,deflate,gzip',
-  'grpc-encoding', 'identity',
-]);
-const OK_TRAILER_FIELDS = ['grpc-status', String(status.OK), 'grpc-message', 'OK'];
-const OK_TRAILER_BLOCK = encodeHeaderBlock(OK_TRAILER_FIELDS);
+/** grpc-js's response headers and its trailers after a message without metadata: encoded once. */
+const RESPONSE_HEADER_BLOCK = encodeHeaderBlock(headerFields(RESPONSE_HEADERS));
+const OK_TRAILER_BLOCK = encodeHeaderBlock(headerFields(okTrailers(undefined)));
 
 export interface ClientFrontOptions {
   fastPath: UnaryFastPath;
@@ -63,14 +59,14 @@ export function serveClientConnection(socket: Socket, options: ClientFrontOption
   const peer = `${socket.remoteAddress}:${socket.remotePort}`;
   const handler: ConnectionHandler = {
     onStream(stream) {
-      const headers = headersObject(stream.headers);
+      const headers = headerObject(stream.headers);
       if (fastPath.serveCall(headers, () => new FrontCallStream(stream))) return;
       bridgeSession ??= bridge.openSession();
       bridgeSession.forward(stream, headers);
     },
     onHeaderListTooLarge(stream, limitBytes) {
-      stream.sendHeaders(encodeHeaderBlock(trailersOnlyFields(status.RESOURCE_EXHAUSTED,
-        `CONCORD_E_HEADER_LIST_TOO_LARGE: the request's headers are over ${limitBytes} bytes; send less metadata`, null)), true);
+      stream.sendHeaders(encodeHeaderBlock(headerFields(trailersOnlyHeaders(status.RESOURCE_EXHAUSTED,
+        `CONCORD_E_HEADER_LIST_TOO_LARGE: the request's headers are over ${limitBytes} bytes; send less metadata`, null))), true);
     },
     onConnectionError(errorCode, message, byPeer) {
       warn(`CONCORD_W_CLIENT_HTTP2_ERROR: client ${peer}: ${byPeer ? '' : 'closed for '}HTTP/2 error ${errorCode}: ${message}`);
@@ -125,11 +121,11 @@ class FrontCallStream implements UnaryCallStream {
     const stream = this.stream;
     stream.sendHeaders(RESPONSE_HEADER_BLOCK, false);
     stream.sendData(framedMessage);
-    stream.sendTrailers(trailer === undefined ? OK_TRAILER_BLOCK : encodeHeaderBlock(OK_TRAILER_FIELDS.concat(metadataFields(trailer))));
+    stream.sendTrailers(trailer === undefined ? OK_TRAILER_BLOCK : encodeHeaderBlock(headerFields(okTrailers(trailer))));
   }
 
   sendStatus(code: number, details: string, metadata: Metadata | null): void {
-    this.stream.sendHeaders(encodeHeaderBlock(trailersOnlyFields(code, details, metadata)), true);
+    this.stream.sendHeaders(encodeHeaderBlock(headerFields(trailersOnlyHeaders(code, details, metadata))), true);
   }
 
   isGone(): boolean {
@@ -141,40 +137,7 @@ class FrontCallStream implements UnaryCallStream {
   }
 }
 
-/** grpc-js's trailers-only response: the status beside the response headers. */
-function trailersOnlyFields(code: number, details: string, metadata: Metadata | null): string[] {
-  const fields = [':status', '200', 'content-type', 'application/grpc+proto', 'grpc-status', String(code), 'grpc-message', encodeURI(details)];
-  return metadata === null ? fields : fields.concat(metadataFields(metadata));
-}
-
-function metadataFields(metadata: Metadata): string[] {
-  const fields: string[] = [];
-  const headers = metadata.toHttp2Headers();
-  for (const name of Object.keys(headers)) {
-    const value = headers[name];
-    if (Array.isArray(value)) for (const item of value) fields.push(name, item);
-    else if (value !== undefined) fields.push(name, String(value));
-  }
-  return fields;
-}
-
-/**
- * The request's fields as node:http2 presents them (what grpc-js and the fast path read): a
- * repeated header's values joined with ', ', set-cookie's kept as a list.
- */
-function headersObject(fields: readonly string[]): IncomingHttpHeaders {
-  const headers: Record<string, string | string[]> = Object.create(null);
-  for (let i = 0; i < fields.length; i += 2) {
-    const name = fields[i]!;
-    const value = fields[i + 1]!;
-    const existing = headers[name];
-    if (existing === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
-    else if (Array.isArray(existing)) existing.push(value);
-    else headers[name] = `${existing}, ${value}`;
-  }
-  return headers as IncomingHttpHeaders;
-}
-
-function asBuffer(bytes: Uint8Array): Buffer {
+/** A Buffer over the same bytes (the fast path's reader and the relay take Buffers). */
+export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

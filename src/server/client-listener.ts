@@ -66,7 +66,8 @@ export class ClientListener {
   static async listen(options: ClientListenerOptions): Promise<ClientListener> {
     const { grpc, credentials, host, port, maxClientConnections, metrics, warn, fastPath } = options;
     const ownHttp2 = fastPath !== undefined && !options.tls && options.ownHttp2 !== false;
-    const clientWarning = atMostOncePer(REFUSAL_LOG_INTERVAL_MS, warn);
+    const clientWarning = atMostOncePer(REFUSAL_LOG_INTERVAL_MS, (message: string, leftOut) =>
+      warn(leftOut > 0 ? `${message} (and ${leftOut} more like it since the last)` : message));
     const bridge = ownHttp2 ? await GrpcJsBridge.start(grpc) : undefined;
     const injector = fastPath === undefined || ownHttp2 ? grpc.createConnectionInjector(credentials) : fastInjector(grpc, credentials, fastPath, warn);
     const serve = bridge !== undefined && fastPath !== undefined
@@ -83,17 +84,12 @@ export class ClientListener {
       serve(socket);
     });
     server.maxConnections = maxClientConnections;
-    let refusedSinceLog = 0;
-    let lastLogMs = 0;
+    const refusalWarning = atMostOncePer(REFUSAL_LOG_INTERVAL_MS, (_: undefined, leftOut) => warn(
+      `CONCORD_E_CLIENT_CONNECTION_LIMIT: closed ${leftOut + 1} client connection(s) to ${host}:${port}: ` +
+      `${maxClientConnections} are open (--max-client-connections); close idle clients or raise the limit`));
     server.on('drop', () => {
       metrics.refused.inc({ limit: 'max-client-connections' });
-      refusedSinceLog++;
-      const nowMs = Date.now();
-      if (nowMs - lastLogMs < REFUSAL_LOG_INTERVAL_MS) return;
-      warn(`CONCORD_E_CLIENT_CONNECTION_LIMIT: closed ${refusedSinceLog} client connection(s) to ${host}:${port}: ` +
-        `${maxClientConnections} are open (--max-client-connections); close idle clients or raise the limit`);
-      refusedSinceLog = 0;
-      lastLogMs = nowMs;
+      refusalWarning(undefined);
     });
     try {
       await new Promise<void>((resolve, reject) => {
@@ -130,19 +126,19 @@ function fastInjector(grpc: GrpcServer, credentials: ServerCredentials, fastPath
 }
 
 /**
- * `warn`, at most once per interval (clients' protocol errors and cut-offs: a hostile client must
- * not flood the log); the next message that goes out says how many were left out.
+ * `log`, at most once per interval (refusals, clients' protocol errors and cut-offs: a hostile
+ * client must not flood the log); each call that goes out is told how many were left out before it.
  */
-function atMostOncePer(intervalMs: number, warn: (message: string) => void): (message: string) => void {
+function atMostOncePer<T>(intervalMs: number, log: (what: T, leftOut: number) => void): (what: T) => void {
   let lastMs = 0;
   let leftOut = 0;
-  return (message) => {
+  return (what) => {
     const nowMs = Date.now();
     if (nowMs - lastMs < intervalMs) {
       leftOut++;
       return;
     }
-    warn(leftOut > 0 ? `${message} (and ${leftOut} more like it since the last)` : message);
+    log(what, leftOut);
     leftOut = 0;
     lastMs = nowMs;
   };

@@ -22,20 +22,21 @@ import type { Server as NetServer, Socket } from 'node:net';
 import { ServerCredentials, status } from '@grpc/grpc-js';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { encodeHeaderBlock } from '../api/http2/hpack-encoder.ts';
+import { headerFields } from '../api/http2/header-fields.ts';
+import { trailersOnlyHeaders } from '../api/etcd/unary-fast-path.ts';
+import { asBuffer } from './client-front.ts';
 import { ErrorCode } from '../api/http2/frame.ts';
 import type { ServerStream } from '../api/http2/server-stream.ts';
 
 /** How long an accepted internal connection may wait to be matched with one this bridge opened. */
-const BRIDGE_MATCH_TIMEOUT_MS = 5_000;
+export const BRIDGE_MATCH_TIMEOUT_MS = 5_000;
 /** Accepted internal connections waiting to be matched, at most (more are closed at once). */
 const MAX_UNMATCHED_CONNECTIONS = 1_024;
 const INTERNAL_HOST = '127.0.0.1';
 const EMPTY = Buffer.alloc(0);
 /** The answer to a stream the internal connection could not take: a trailers-only UNAVAILABLE. */
-const UNAVAILABLE_BLOCK = encodeHeaderBlock([
-  ':status', '200', 'content-type', 'application/grpc', 'grpc-status', String(status.UNAVAILABLE),
-  'grpc-message', encodeURI('concord: the member could not relay the call to its gRPC server; retry'),
-]);
+const UNAVAILABLE_BLOCK = encodeHeaderBlock(headerFields(trailersOnlyHeaders(status.UNAVAILABLE,
+  'concord: the member could not relay the call to its gRPC server; retry', null)));
 
 type ConnectionInjector = ReturnType<GrpcServer['createConnectionInjector']>;
 
@@ -237,22 +238,4 @@ function relay(stream: ServerStream, internal: ClientHttp2Stream): void {
     if (!responded) stream.sendHeaders(UNAVAILABLE_BLOCK, true);
     else stream.reset(internal.rstCode > 0 ? internal.rstCode : ErrorCode.INTERNAL_ERROR);
   });
-}
-
-/** node:http2's header object as HPACK fields, pseudo-headers first. */
-function headerFields(headers: IncomingHttpHeaders): string[] {
-  const pseudo: string[] = [];
-  const regular: string[] = [];
-  for (const name of Object.keys(headers)) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    const into = name.startsWith(':') ? pseudo : regular;
-    if (Array.isArray(value)) for (const item of value) into.push(name, item);
-    else into.push(name, String(value));
-  }
-  return pseudo.concat(regular);
-}
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

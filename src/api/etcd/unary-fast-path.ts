@@ -13,7 +13,7 @@
 // a method in the table, content-type application/grpc or application/grpc+proto, no
 // grpc-encoding other than identity, a well-formed grpc-timeout if any.
 
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { TLSSocket } from 'node:tls';
 import type { PeerCertificate } from 'node:tls';
 import { Metadata, status } from '@grpc/grpc-js';
@@ -127,7 +127,17 @@ export const RESPONSE_HEADERS = {
   'grpc-encoding': 'identity',
 };
 /** grpc-js's trailers-only response carries these beside the status. */
-export const TRAILERS_ONLY_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto' };
+const TRAILERS_ONLY_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto' };
+
+/** grpc-js's trailers after a message: status OK, and the handler's trailing metadata. */
+export function okTrailers(trailer: Metadata | undefined): OutgoingHttpHeaders {
+  return { 'grpc-status': status.OK, 'grpc-message': 'OK', ...trailer?.toHttp2Headers() };
+}
+
+/** grpc-js's trailers-only response: a status (its details percent-encoded) and metadata, no message. */
+export function trailersOnlyHeaders(code: number, details: string, metadata: Metadata | null): OutgoingHttpHeaders {
+  return { 'grpc-status': code, 'grpc-message': encodeURI(details), ...TRAILERS_ONLY_HEADERS, ...metadata?.toHttp2Headers() };
+}
 
 /** A call on a node:http2 stream (the seam's, grpc-stream-seam.ts). */
 class NodeHttp2CallStream implements UnaryCallStream {
@@ -149,19 +159,12 @@ class NodeHttp2CallStream implements UnaryCallStream {
   sendMessage(framedMessage: Buffer, trailer: Metadata | undefined): void {
     const stream = this.stream;
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-    stream.once('wantTrailers', () => {
-      stream.sendTrailers({ 'grpc-status': status.OK, 'grpc-message': 'OK', ...trailer?.toHttp2Headers() });
-    });
+    stream.once('wantTrailers', () => stream.sendTrailers(okTrailers(trailer)));
     stream.end(framedMessage);
   }
 
   sendStatus(code: number, details: string, metadata: Metadata | null): void {
-    this.stream.respond({
-      'grpc-status': code,
-      'grpc-message': encodeURI(details),
-      ...TRAILERS_ONLY_HEADERS,
-      ...metadata?.toHttp2Headers(),
-    }, { endStream: true });
+    this.stream.respond(trailersOnlyHeaders(code, details, metadata), { endStream: true });
     // Whatever the client still sends is read and thrown away, so its flow-control window moves.
     this.stream.resume();
   }

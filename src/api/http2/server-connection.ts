@@ -80,7 +80,7 @@ const MAX_SETTINGS_ENTRIES = 32;
 /** Streams a client may reset, or make this side reset, before they complete: nghttp2's burst and rate. */
 const STREAM_RESETS_BURST = 1_000;
 const STREAM_RESETS_PER_SECOND = 33;
-/** SETTINGS frames a client may send (each one is acknowledged and may touch every stream). */
+/** SETTINGS frames a client may send after the preface's (each one is acknowledged and may touch every stream). */
 const SETTINGS_BURST = 100;
 const SETTINGS_PER_SECOND = 10;
 /** Headers that HTTP/2 forbids in a request (RFC 9113 §8.2.2). */
@@ -119,8 +119,6 @@ export class ServerConnection implements StreamHost {
   private waitingBytes = 0;
   private prefaceSeen = false;
   private firstSettingsSeen = false;
-  /** The client's first SETTINGS is free of the SETTINGS budget. */
-  private firstSettingsDone = false;
   /** A header block that continues in CONTINUATION frames. */
   private continuation: { streamId: number; endStream: boolean; parts: Uint8Array[]; bytes: number; frames: number } | undefined;
   private lastStreamId = 0;
@@ -139,7 +137,8 @@ export class ServerConnection implements StreamHost {
     this.decoder = new HpackDecoder({ maxTableBytes: HEADER_TABLE_BYTES, maxHeaderListBytes: options.maxHeaderListBytes });
     this.receiveWindow = options.connectionWindowBytes;
     this.resetBudget = new RateBudget({ burst: STREAM_RESETS_BURST, perSecond: STREAM_RESETS_PER_SECOND, nowMs: options.nowMs });
-    this.settingsBudget = new RateBudget({ burst: SETTINGS_BURST, perSecond: SETTINGS_PER_SECOND, nowMs: options.nowMs });
+    // One more than the burst: the preface's SETTINGS comes out of it too.
+    this.settingsBudget = new RateBudget({ burst: SETTINGS_BURST + 1, perSecond: SETTINGS_PER_SECOND, nowMs: options.nowMs });
     this.push(settingsFrame([
       [Setting.MAX_CONCURRENT_STREAMS, options.maxConcurrentStreams],
       [Setting.INITIAL_WINDOW_SIZE, options.streamWindowBytes],
@@ -152,10 +151,6 @@ export class ServerConnection implements StreamHost {
 
   get openStreams(): number {
     return this.streams.size;
-  }
-
-  get isEnded(): boolean {
-    return this.ended;
   }
 
   /** Bytes from the client. */
@@ -387,7 +382,7 @@ export class ServerConnection implements StreamHost {
     const errorCode = readUint32(payload, 0);
     const stream = this.streams.get(streamId);
     if (stream === undefined) return;
-    stream.closeFromPeer({ errorCode, message: `reset by the client (code ${errorCode})` });
+    stream.close({ errorCode, message: `reset by the client (code ${errorCode})` });
     this.spendReset();
   }
 
@@ -399,10 +394,9 @@ export class ServerConnection implements StreamHost {
     }
     if (payload.byteLength % 6 !== 0) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, `SETTINGS of ${payload.byteLength} bytes (a multiple of 6 expected)`);
     if (payload.byteLength / 6 > MAX_SETTINGS_ENTRIES) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `SETTINGS with ${payload.byteLength / 6} entries (at most ${MAX_SETTINGS_ENTRIES})`);
-    if (this.firstSettingsDone && !this.settingsBudget.take()) {
+    if (!this.settingsBudget.take()) {
       throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `more than ${SETTINGS_BURST} SETTINGS frames, at over ${SETTINGS_PER_SECOND} a second`);
     }
-    this.firstSettingsDone = true;
     let initialWindow: number | undefined;
     for (let offset = 0; offset < payload.byteLength; offset += 6) {
       const id = (payload[offset]! << 8) | payload[offset + 1]!;
@@ -620,7 +614,7 @@ export class ServerConnection implements StreamHost {
   }
 
   private closeAllStreams(errorCode: number, message: string): void {
-    for (const stream of [...this.streams.values()]) stream.closeFromPeer({ errorCode, message });
+    for (const stream of [...this.streams.values()]) stream.close({ errorCode, message });
     this.streams.clear();
     this.blocked.clear();
   }

@@ -81,13 +81,6 @@ export class ServerStream {
     this.host = host;
   }
 
-  /** The first value of a header, or undefined. */
-  header(name: string): string | undefined {
-    const fields = this.headers;
-    for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-    return undefined;
-  }
-
   /** Response headers (an HPACK block); with endStream, a trailers-only response. */
   sendHeaders(block: Uint8Array, endStream: boolean): void {
     if (this.localEnded || this.closed) return;
@@ -167,11 +160,6 @@ export class ServerStream {
     if (this.localEnded && !this.hasWaitingData) this.close({ errorCode: ErrorCode.NO_ERROR, message: 'completed' });
   }
 
-  /** The stream is gone from outside (RST_STREAM from the client, or the connection). */
-  closeFromPeer(reason: StreamCloseReason): void {
-    this.close(reason);
-  }
-
   /**
    * This side has sent its end. If the client is still sending, it is asked to stop (RST_STREAM
    * NO_ERROR, RFC 9113 §8.1): a complete response needs no more of the request.
@@ -182,7 +170,8 @@ export class ServerStream {
     this.close({ errorCode: ErrorCode.NO_ERROR, message: 'completed' });
   }
 
-  private close(reason: StreamCloseReason): void {
+  /** Closes the stream (the connection calls it on the client's RST_STREAM, or when it goes) and tells the consumer. */
+  close(reason: StreamCloseReason): void {
     if (this.closed) return;
     this.closed = true;
     let waitingBytes = 0;
