@@ -24,6 +24,7 @@ import { createWriteStream } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { credentials, type CallOptions, type Client, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { loadEtcdProtos, type Encodable, type PutRequest, type RangeRequest, type RequestOp, type TxnRequest } from '../src/api/etcd/proto-loader.ts';
+import { buildGoLoad, type LoadGenerator } from './go-load.ts';
 import { LatencyHistogram, type HistogramJson } from './latency-histogram.ts';
 
 export type LoadOp = 'put' | 'range';
@@ -199,14 +200,18 @@ async function measure(
   };
 }
 
-/** Runs the load in a child process (same Node.js binary), logging its stderr to `logPath`. */
-export function runLoadInChildProcess(spec: LoadSpec, logPath: string): Promise<LoadResult> {
+/**
+ * Runs the load in a child process, logging its stderr to `logPath`: this file on the same Node.js
+ * binary, or the Go generator (go-load.ts), which takes the same spec and answers the same result.
+ */
+export function runLoadInChildProcess(spec: LoadSpec, logPath: string, generator: LoadGenerator = 'node'): Promise<LoadResult> {
   validateLoadSpec(spec);
   const timeoutMs = (spec.warmupSeconds + spec.seconds) * 1000 + spec.requestTimeoutMs + CHILD_OVERHEAD_MS;
+  const [command, args] = generator === 'go'
+    ? [buildGoLoad(), ['--spec', JSON.stringify(spec)]]
+    : [process.execPath, [fileURLToPath(import.meta.url), '--spec', JSON.stringify(spec)]];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--spec', JSON.stringify(spec)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = createWriteStream(logPath, { flags: 'a' });
     child.stderr.pipe(log);
     let stdout = '';

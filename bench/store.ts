@@ -17,7 +17,9 @@
 // Loads:
 // * `etcdctl check perf --load=s|m|l`: etcd's own pass/fail check (fixed 60 s each, see check-perf.ts).
 // * gRPC put and range (linearizable get) at 1, 64 and 1000 concurrent clients, by one generator in
-//   its own process (grpc-load.ts), the same for both systems. Defaults follow the setup of etcd's
+//   its own process, the same for both systems: by default the Go one, on etcd's own client
+//   (go-load.ts, built from Debian's packaged sources on first use), or the Node.js one on grpc-js
+//   (grpc-load.ts, `--generator node`), which saturates its core at 1000 clients (see go-load.ts). Defaults follow the setup of etcd's
 //   published benchmark (`benchmark put --key-size=8 --val-size=256`): 8-byte keys, 256-byte values,
 //   and a key space of 10,000 keys chosen uniformly at random (put overwrites them; range preloads
 //   them first, unmeasured). One HTTP/2 connection per 64 logical clients, as `benchmark --conns`.
@@ -34,6 +36,7 @@ import { join } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CHECK_PERF_LOADS, isCheckPerfLoad, runCheckPerf, type CheckPerfLoad, type CheckPerfResult, type Verdict } from './check-perf.ts';
 import { placeLeaderOnFirstMember } from './leader-placement.ts';
+import { buildGoLoad, LOAD_GENERATORS, type LoadGenerator } from './go-load.ts';
 import { runLoadInChildProcess, type LoadOp, type LoadResult } from './grpc-load.ts';
 import { LatencyHistogram } from './latency-histogram.ts';
 import { ETCD_BINARY, MEMBER_COUNTS, SYSTEM_NAMES, startSystem, type MemberCount, type RunningSystem, type SystemName } from './store-systems.ts';
@@ -55,6 +58,7 @@ interface BenchOptions {
   keySizeBytes: number;
   valueSizeBytes: number;
   clientsPerChannel: number;
+  generator: LoadGenerator;
   outDir: string;
   dataRoot: string;
   cpuProf: boolean;
@@ -150,6 +154,7 @@ function buildProgram(): Command {
     .option('--key-size <bytes>', 'key size (zero-padded decimal)', positiveInteger, 8)
     .option('--value-size <bytes>', 'value size', positiveInteger, 256)
     .option('--clients-per-channel <n>', 'logical clients sharing one HTTP/2 connection', positiveInteger, 64)
+    .addOption(new Option('--generator <name>', 'the gRPC load generator: go (etcd\'s Go client, built by scripts/build-go-load.sh) or node (@grpc/grpc-js; saturates its core at 1000 clients)').choices([...LOAD_GENERATORS]).default('go'))
     .option('--out-dir <dir>', 'where logs, profiles and summary.json go', join(tmpdir(), `concord-bench-store-${stamp}`))
     .option('--data-root <dir>', 'parent of the fresh data dirs (same disk for both systems)', tmpdir())
     .option('--cpu-prof', 'write a V8 CPU profile of every Concord server process into <out-dir>/profiles')
@@ -176,6 +181,7 @@ function resolveOptions(program: Command): BenchOptions {
     keySizeBytes: raw.keySize as number,
     valueSizeBytes: raw.valueSize as number,
     clientsPerChannel: raw.clientsPerChannel as number,
+    generator: raw.generator as LoadGenerator,
     outDir: raw.outDir as string,
     dataRoot: raw.dataRoot as string,
     cpuProf: raw.cpuProf === true,
@@ -269,7 +275,7 @@ async function runMeasurement(options: BenchOptions, measurement: Measurement, s
     try {
       const cpuBefore = running.cpuSeconds();
       const wallBefore = performance.now();
-      const result = await runLoadInChildProcess(spec, join(options.outDir, `load-${system}-${label}.log`));
+      const result = await runLoadInChildProcess(spec, join(options.outDir, `load-${system}-${label}.log`), options.generator);
       const serverCpuCores = (running.cpuSeconds() - cpuBefore) / ((performance.now() - wallBefore) / 1000);
       const run = { ...loadRunFrom(result, repeat, serverCpuCores), leaderBefore };
       results.addLoad(measurement.op, measurement.clients, system, run);
@@ -392,7 +398,7 @@ function summarize(options: BenchOptions, results: Results, startedAt: Date, loa
     settings: {
       seconds: options.seconds, warmupSeconds: options.warmupSeconds, repeats: options.repeats, checkPerfRepeats: options.checkPerfRepeats,
       keys: options.keys, keySizeBytes: options.keySizeBytes, valueSizeBytes: options.valueSizeBytes,
-      clientsPerChannel: options.clientsPerChannel, fsync: true, members: options.members, dataRoot: options.dataRoot,
+      clientsPerChannel: options.clientsPerChannel, generator: options.generator, fsync: true, members: options.members, dataRoot: options.dataRoot,
     },
     grpc,
     checkPerf,
@@ -454,6 +460,14 @@ async function main(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     process.stderr.write(`bench:store: ${(error as Error).message}\n`);
     return 2;
+  }
+  if (options.generator === 'go' && options.ops.length > 0) {
+    try {
+      buildGoLoad(); // before any run, so a missing compiler is said once, up front
+    } catch (error) {
+      process.stderr.write(`bench:store: ${(error as Error).message}\n(or run with --generator node)\n`);
+      return 1;
+    }
   }
   mkdirSync(options.outDir, { recursive: true });
   const startedAt = new Date();

@@ -3,11 +3,13 @@
 # etcdctl (the compatibility suite compares Concord with them), util-linux's setpriv (the
 # autoscaler's process provider makes its children die with it), iptables (the health-check
 # test drops SYNs on a loopback port) and chromium (the dashboard's browser test drives it headless
-# through playwright-core, which downloads no browser of its own). Run as root; .ci/run calls it.
+# through playwright-core, which downloads no browser of its own), and Go with etcd's packaged Go
+# sources (golang-go, golang-etcd-server-dev: the store benchmark's load generator is built from
+# them offline by scripts/build-go-load.sh, and a test builds it). Run as root; .ci/run calls it.
 # Tests never install packages themselves: they would collide on the package manager's lock.
 set -euo pipefail
 
-PACKAGES=(etcd-server etcd-client util-linux iptables chromium)
+PACKAGES=(etcd-server etcd-client util-linux iptables chromium golang-go golang-etcd-server-dev)
 
 missing=()
 for package in "${PACKAGES[@]}"; do
