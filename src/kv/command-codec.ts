@@ -65,6 +65,15 @@ export interface EncodeOptions {
 const commandWriter = new ByteWriter();
 
 export function encodeCommand(command: KvCommand, options: EncodeOptions = {}): Uint8Array {
+  return encodeCommandView(command, options).slice();
+}
+
+/**
+ * encodeCommand without the copy: a view of the one shared writer, valid only until the next
+ * command is encoded. For a caller that copies it at once (RaftMember.propose copies it into the
+ * proposal's envelope), which saves an allocation and a copy on every write.
+ */
+export function encodeCommandView(command: KvCommand, options: EncodeOptions = {}): Uint8Array {
   const writer = commandWriter.reset();
   writer.u8(COMMAND_FORMAT_VERSION);
   writer.u8(COMMAND_TYPES.indexOf(command.type));
@@ -74,7 +83,7 @@ export function encodeCommand(command: KvCommand, options: EncodeOptions = {}): 
   if (writer.sizeBytes > maxRequestBytes) {
     throw new KvError('CONCORD_E_KV_REQUEST_TOO_LARGE', `${writer.sizeBytes} bytes, at most ${maxRequestBytes}`);
   }
-  return writer.finish();
+  return writer.viewFrom(0);
 }
 
 export interface DecodeOptions {

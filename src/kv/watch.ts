@@ -163,6 +163,8 @@ export class WatchHub {
       return [];
     }
     this.syncedThrough = revision;
+    // Every write comes here: with no synced watcher, nothing is looked up or allocated.
+    if (this.syncedByKey.size === 0 && this.syncedRanges.size === 0) return [];
     const batches = new Map<Watcher, KvEvent[]>();
     for (const event of events) {
       for (const watcher of this.syncedWatchersOf(toByteString(event.kv.key))) {

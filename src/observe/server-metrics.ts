@@ -43,8 +43,12 @@ export class ServerMetrics {
   });
   readonly clientConnections = new Gauge({ name: 'concord_store_client_connections', help: 'open client connections, all listeners together', registers: [this.registry] });
   readonly watchStreams = new Gauge({ name: 'concord_store_watch_streams', help: 'open Watch streams', registers: [this.registry] });
-  readonly watchQueuedBytes = new Gauge({
+  /** What concord_store_watch_queued_bytes reads when it is collected (the watch service sets it). */
+  watchQueuedBytesSource: () => number = () => 0;
+  readonly watchQueuedBytes: Gauge = new Gauge({
     name: 'concord_store_watch_queued_bytes', help: 'watch responses (estimated bytes) waiting for slow streams', registers: [this.registry],
+    // Read at collection rather than set at every change: the backlog changes with every response sent and drained.
+    collect: () => this.watchQueuedBytes.set(this.watchQueuedBytesSource()),
   });
 
   constructor() {

@@ -405,7 +405,10 @@ export class RaftMember<Result> {
     this.scheduleReady();
   }
 
-  /** Proposes a command; resolves with the state machine's result once it is applied here. */
+  /**
+   * Proposes a command; resolves with the state machine's result once it is applied here. The
+   * payload is copied before this returns (into the proposal's envelope), so the caller may reuse it.
+   */
   propose(payload: Uint8Array): Promise<Result> {
     return this.proposeEnvelope('stateMachine', payload) as Promise<Result>;
   }

@@ -2,7 +2,7 @@
 // (KvStateMachine), with the WAL and snapshot files underneath. It implements the KvBackend the
 // etcd API services use.
 
-import { encodeCommand } from '../kv/command-codec.ts';
+import { encodeCommandView } from '../kv/command-codec.ts';
 import { KvStateMachine } from '../kv/state-machine.ts';
 import type { ApplyResult } from '../kv/state-machine.ts';
 import type { KvCommand, KvCommandResponse, RangeRequest, RangeResponse } from '../kv/types.ts';
@@ -72,7 +72,7 @@ export class StoreBackend implements KvBackend {
   async write(command: KvCommand, requester: Requester): Promise<KvCommandResponse> {
     let result: ApplyResult;
     try {
-      result = await this.member.propose(encodeCommand({ ...command, requester }, { maxRequestBytes: this.maxRequestBytes }));
+      result = await this.member.propose(encodeCommandView({ ...command, requester }, { maxRequestBytes: this.maxRequestBytes }));
     } catch (error) {
       this.metrics.proposalsFailed.inc();
       throw error;

@@ -16,7 +16,7 @@ import type { Server as NetServer } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { Metadata, Server, ServerCredentials, ServerInterceptingCall, status } from '@grpc/grpc-js';
 import type { sendUnaryData, ServerUnaryCall, ServiceDefinition } from '@grpc/grpc-js';
-import { UnaryFastPath } from '../../src/api/etcd/unary-fast-path.ts';
+import { callMetadata, UnaryFastPath } from '../../src/api/etcd/unary-fast-path.ts';
 import type { UnaryMethod } from '../../src/api/etcd/unary-fast-path.ts';
 import { createDivertedConnectionInjector } from '../../src/server/grpc-stream-seam.ts';
 import { GrpcJsBridge } from '../../src/server/grpc-js-bridge.ts';
@@ -314,4 +314,19 @@ test('the seam leaves every stream to grpc-js, and says why, when it cannot put 
     grpc.forceShutdown();
     await new Promise((resolve) => net.close(resolve));
   }
+});
+
+test("a call's metadata is grpc-js's parse of its headers without the pseudo-headers and the transport's own", () => {
+  const headers = {
+    ':method': 'POST', ':path': '/etcdserverpb.KV/Put', ':scheme': 'http', ':authority': '127.0.0.1:2379',
+    'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '30S', 'grpc-accept-encoding': 'identity,gzip',
+    'grpc-encoding': 'identity', 'accept-encoding': 'gzip', 'user-agent': 'grpc-go/1.41.0', token: 'abc.123',
+    'trace-bin': Buffer.from([1, 2, 255]).toString('base64'), 'x-multi': ['one', 'two'],
+  };
+  const expected = Metadata.fromHttp2Headers(headers);
+  for (const name of ['grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'te', 'content-type']) expected.remove(name);
+  const metadata = callMetadata(headers);
+  assert.deepEqual(metadata.toJSON(), expected.toJSON());
+  assert.deepEqual(Object.keys(metadata.toJSON()).sort(), ['token', 'trace-bin', 'user-agent', 'x-multi']);
+  assert.deepEqual(metadata.get('trace-bin'), [Buffer.from([1, 2, 255])]);
 });

@@ -167,6 +167,21 @@ test('a single member elects itself, applies proposals in order, and answers eac
   member.stop();
 });
 
+test('propose copies its payload before returning: one buffer reused for every proposal (as encodeCommandView is) applies each value', async () => {
+  const { timers, member } = singleMember();
+  member.start();
+  await timers.advance(5);
+  const shared = new Uint8Array(1);
+  const answers: Promise<number>[] = [];
+  for (const value of [1, 2, 4]) {
+    shared[0] = value;
+    answers.push(member.propose(shared));
+  }
+  shared[0] = 100;
+  assert.deepEqual(await Promise.all(answers), [1, 3, 7]);
+  member.stop();
+});
+
 test('a batch of applied proposals is answered ANSWERS_PER_TURN per turn of the event loop, in order, every one', async () => {
   const { timers, member } = singleMember({ maxPendingProposals: 100 });
   member.start();

@@ -227,13 +227,19 @@ test('--max-watch-queued-bytes bounds the backlog of all slow streams together, 
 
     // Each put is one response per watcher; 64 KiB values exhaust HTTP/2 flow control quickly.
     const value = 'v'.repeat(64 * 1024);
-    for (let i = 0; i < 20 && (await watchers()) > 11; i++) await kv.put(`s/${i}`).value(value);
+    const queuedGauge = async () => (await server.metrics.watchQueuedBytes.get()).values[0]?.value ?? 0;
+    let maxQueuedSeen = 0;
+    for (let i = 0; i < 20 && (await watchers()) > 11; i++) {
+      await kv.put(`s/${i}`).value(value);
+      maxQueuedSeen = Math.max(maxQueuedSeen, await queuedGauge());
+    }
     await waitFor('a stalled stream to be dropped', async () => (await watchers()) <= 11);
     assert.ok(await refusals(server, 'max-watch-queued-bytes') >= 1);
     assert.equal(await refusals(server, 'max-watch-stream-queued-bytes'), 0, 'no single stream reached its own bound');
-    const queued = (await server.metrics.watchQueuedBytes.get()).values[0]?.value ?? 0;
+    const queued = await queuedGauge();
     // The bound, plus at most one response per stream (a response always enters an empty queue).
     assert.ok(queued <= 512 * 1024 + 3 * 11 * (64 * 1024 + 1024), `backlog ${queued} bytes stays near the bound`);
+    assert.ok(maxQueuedSeen > 0, 'the gauge showed the backlog while the stalled streams filled it');
 
     for (const stream of stalled) stream.read();
     await waitFor('a stalled stream to end', () => stalled.some((stream) => stream.ended !== undefined));
@@ -241,6 +247,8 @@ test('--max-watch-queued-bytes bounds the backlog of all slow streams together, 
     assert.equal(cut.ended!.code, status.RESOURCE_EXHAUSTED);
     assert.match(cut.ended!.details, /^concord: watch stream ended because the client did not read its responses: \d+ responses waiting \(\d+ bytes waiting on all streams, --max-watch-queued-bytes 524288\)/);
     assert.equal(healthy.ended, undefined, 'a client that reads is unaffected');
+    // Every stream now reads or was cut: the gauge, read when collected, falls back to nothing waiting.
+    await waitFor('the watch backlog gauge to read 0', async () => (await queuedGauge()) === 0);
   } finally {
     kv.close();
     client.close();

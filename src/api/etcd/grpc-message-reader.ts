@@ -49,8 +49,11 @@ export class MessageReader {
       this.missing -= taken;
       at += taken;
       if (this.missing === 0) {
-        // A copy of its own, as grpc-js hands over: decoders may keep views into it (put-codec.ts).
-        complete.push(Buffer.concat(this.parts));
+        // A message within one chunk is handed over as a view of it, with no copy: neither server
+        // that feeds this reader (the member's own HTTP/2 server, node:http2) writes into a chunk
+        // once it is handed over. Decoders keep views into the message (put-codec.ts), which holds
+        // the chunk only while the call lasts: what outlives the call (the Raft entry) is a copy.
+        complete.push(this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts));
         this.parts = [];
         this.prefixFilled = 0;
       }

@@ -40,6 +40,22 @@ const TIMEOUT_PATTERN = /(\d{1,8})\s*([HMSmun])/;
 const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000_001 };
 /** Request headers grpc-js removes before handing the metadata to a handler. */
 const TRANSPORT_HEADERS = ['grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'te', 'content-type'];
+const TRANSPORT_HEADER_NAMES = new Set(TRANSPORT_HEADERS);
+
+/**
+ * The call's metadata as grpc-js gives it to a handler: every header but the pseudo-headers and
+ * the transport's own. Those are left out before grpc-js parses the rest, so a call pays only for
+ * what a handler may read (usually just user-agent, and the token).
+ */
+export function callMetadata(headers: IncomingHttpHeaders): Metadata {
+  const own: IncomingHttpHeaders = {};
+  for (const name in headers) {
+    if (name.charCodeAt(0) !== COLON && !TRANSPORT_HEADER_NAMES.has(name)) own[name] = headers[name];
+  }
+  return Metadata.fromHttp2Headers(own);
+}
+const COLON = 0x3a;
+
 /** grpc-js sends an exception's text only when this is set in its environment. */
 const SEND_ERROR_DETAILS = Boolean(process.env.GRPC_NODE_DEBUG_SEND_ERROR_DETAILS);
 
@@ -199,9 +215,7 @@ class FastPathCall implements UnaryStreamListener {
     this.stream = stream;
     this.method = method;
     this.reader = new MessageReader(maxReceiveMessageBytes);
-    const metadata = Metadata.fromHttp2Headers(headers);
-    for (const name of TRANSPORT_HEADERS) metadata.remove(name);
-    this.metadata = metadata;
+    this.metadata = callMetadata(headers);
     if (timeoutMs !== undefined) {
       this.deadlineTimer = setTimeout(() => this.finish({ code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded', metadata: null }), timeoutMs);
     }

@@ -198,6 +198,7 @@ class WatchServer {
     this.progressNotifyIntervalMs = positiveInteger(options.progressNotifyIntervalMs ?? WATCH_PROGRESS_NOTIFY_INTERVAL_MS, 'progressNotifyIntervalMs');
     this.maxQueuedBytesPerStream = positiveInteger(options.maxQueuedBytesPerStream ?? this.limits.maxWatchStreamQueuedBytes, 'maxQueuedBytesPerStream');
     this.backlog = { queuedBytes: 0, maxQueuedBytes: positiveInteger(options.maxQueuedBytes ?? this.limits.maxWatchQueuedBytes, 'maxQueuedBytes') };
+    context.metrics.watchQueuedBytesSource = () => this.backlog.queuedBytes;
   }
 
   start(): void {
@@ -361,12 +362,13 @@ class WatchServer {
   // --- output ----------------------------------------------------------------------------------
 
   private deliver(responses: readonly HubResponse[]): void {
+    // Called for every applied write: with nothing to send, the gauges have not changed either.
+    if (responses.length === 0) return;
     for (const response of responses) {
       const stream = this.streams.get(response.streamId);
       if (stream !== undefined) this.send(stream, watchResponseToWire(response, this.headers), estimatedSizeBytes(response));
     }
     this.context.metrics.watchers.set(this.hub.watcherCount);
-    this.context.metrics.watchQueuedBytes.set(this.backlog.queuedBytes);
   }
 
   private send(stream: WatchStream, message: object, sizeBytes: number): void {
