@@ -121,8 +121,9 @@ test('pools from the applied configuration, verdicts from the store, drains, reg
   t.after(() => proxy.stop(1000));
 
   assert.deepEqual([...await bodies(proxy.port, 6)], ['a'], 'the published verdict took b out of rotation');
-  const registered = await client.get(proxyKey('proxy-a'));
-  assert.ok(registered !== undefined, 'the proxy registered');
+  // The registration is written in the background once the proxy runs (a lease, then a put).
+  assert.ok(await eventually(async () => (await client.get(proxyKey('proxy-a'))) !== undefined, 3000), 'the proxy registered');
+  const registered = (await client.get(proxyKey('proxy-a')))!;
   const registration = JSON.parse(registered.value) as { admin: string; listen: string };
   assert.equal(registration.admin, `http://127.0.0.1:${proxy.proxy.adminAddress.port}`);
   assert.equal((await fetch(`${registration.admin}/ready`)).status, 200, 'the registered admin URL answers');
