@@ -15,15 +15,21 @@ export const LOAD_GENERATORS = ['go', 'node'] as const;
 export type LoadGenerator = (typeof LOAD_GENERATORS)[number];
 
 const BUILD_SCRIPT = fileURLToPath(new URL('../scripts/build-go-load.sh', import.meta.url));
-export const GO_LOAD_BINARY = fileURLToPath(new URL('../.build/go-load', import.meta.url));
+const GO_LOAD_BINARY = fileURLToPath(new URL('../.build/go-load', import.meta.url));
 const BUILD_TIMEOUT_MS = 300_000;
+let built = false;
 
-/** Builds the Go generator if its binary is missing or older than its source; returns the binary's path. */
+/**
+ * Builds the Go generator if its binary is missing or older than its source, once per process
+ * (every run asks for it); returns the binary's path. The build script's error names what to install.
+ */
 export function buildGoLoad(): string {
+  if (built) return GO_LOAD_BINARY;
   const build = spawnSync('bash', [BUILD_SCRIPT], { encoding: 'utf8', timeout: BUILD_TIMEOUT_MS });
   if (build.error !== undefined) throw new Error(`cannot build the Go load generator: ${build.error.message}`);
   if (build.status !== 0) {
     throw new Error(`cannot build the Go load generator (scripts/build-go-load.sh exited with ${build.status}):\n${build.stderr.trim()}`);
   }
+  built = true;
   return GO_LOAD_BINARY;
 }

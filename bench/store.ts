@@ -19,10 +19,11 @@
 // * gRPC put and range (linearizable get) at 1, 64 and 1000 concurrent clients, by one generator in
 //   its own process, the same for both systems: by default the Go one, on etcd's own client
 //   (go-load.ts, built from Debian's packaged sources on first use), or the Node.js one on grpc-js
-//   (grpc-load.ts, `--generator node`), which saturates its core at 1000 clients (see go-load.ts). Defaults follow the setup of etcd's
-//   published benchmark (`benchmark put --key-size=8 --val-size=256`): 8-byte keys, 256-byte values,
-//   and a key space of 10,000 keys chosen uniformly at random (put overwrites them; range preloads
-//   them first, unmeasured). One HTTP/2 connection per 64 logical clients, as `benchmark --conns`.
+//   (grpc-load.ts, `--generator node`), which saturates its core at 1000 clients (see go-load.ts).
+//   Defaults follow the setup of etcd's published benchmark (`benchmark put --key-size=8
+//   --val-size=256`): 8-byte keys, 256-byte values, and a key space of 10,000 keys chosen uniformly
+//   at random (put overwrites them; range preloads them first, unmeasured). One HTTP/2 connection
+//   per 64 logical clients, as `benchmark --conns`.
 //
 // Output: progress and a table on stderr; the last line on stdout is a JSON summary with, per load
 // and client count, each system's median ops/s, p50 and p99 (from a log-linear histogram), and the

@@ -79,8 +79,11 @@ func bucketIndexOf(valueUs int64) int {
 	return (shift+1)*subBuckets + int(mantissa-subBuckets)
 }
 
+// bucketCount is the size of a histogram's counts: the index of the bucket that holds latencyUsMax, plus one.
+var bucketCount = bucketIndexOf(latencyUsMax) + 1
+
 type histogram struct {
-	counts map[int]int64
+	counts []int64
 	total  int64
 	minUs  int64
 	maxUs  int64
@@ -116,15 +119,15 @@ func (h *histogram) merge(other *histogram) {
 
 func (h *histogram) toJSON() histogramJSON {
 	buckets := [][2]int64{}
-	for index := 0; index <= bucketIndexOf(latencyUsMax); index++ {
-		if count := h.counts[index]; count > 0 {
+	for index, count := range h.counts {
+		if count > 0 {
 			buckets = append(buckets, [2]int64{int64(index), count})
 		}
 	}
 	return histogramJSON{Buckets: buckets, TotalCount: h.total, MinUs: h.minUs, MaxUs: h.maxUs}
 }
 
-func newHistogram() *histogram { return &histogram{counts: map[int]int64{}} }
+func newHistogram() *histogram { return &histogram{counts: make([]int64, bucketCount)} }
 
 func validate(spec loadSpec) error {
 	if spec.Op != "put" && spec.Op != "range" {

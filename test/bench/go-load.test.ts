@@ -15,16 +15,6 @@ import { LatencyHistogram, LATENCY_US_MAX } from '../../bench/latency-histogram.
 import { startSystem } from '../../bench/store-systems.ts';
 import { loadEtcdProtos, type Encodable, type RangeRequest } from '../../src/api/etcd/proto-loader.ts';
 
-const MISSING_TOOLS_HINT = "install the test dependencies with 'sudo bash scripts/install-test-deps.sh' (golang-go, golang-etcd-server-dev)";
-
-function goLoadBinary(): string {
-  try {
-    return buildGoLoad();
-  } catch (error) {
-    assert.fail(`${(error as Error).message}\n${MISSING_TOOLS_HINT}`);
-  }
-}
-
 function tsBucketIndex(valueUs: number): number {
   const histogram = new LatencyHistogram();
   histogram.recordMs(valueUs / 1000);
@@ -43,7 +33,7 @@ test('go-load puts every value in the bucket latency-histogram.ts puts it in', (
     values.add(seed % 10_000_000);
   }
   const list = [...values];
-  const run = spawnSync(goLoadBinary(), ['--bucket-indexes', list.join(',')], { encoding: 'utf8' });
+  const run = spawnSync(buildGoLoad(), ['--bucket-indexes', list.join(',')], { encoding: 'utf8' });
   assert.equal(run.status, 0, run.stderr);
   const goIndexes = run.stdout.trim().split('\n').map(Number);
   assert.equal(goIndexes.length, list.length);
@@ -51,7 +41,7 @@ test('go-load puts every value in the bucket latency-histogram.ts puts it in', (
 });
 
 test('go-load refuses a bad spec with a message that names the problem', () => {
-  const binary = goLoadBinary();
+  const binary = buildGoLoad();
   const notJson = spawnSync(binary, ['--spec', '{not json'], { encoding: 'utf8' });
   assert.equal(notJson.status, 2);
   assert.match(notJson.stderr, /not valid JSON of a LoadSpec/);
@@ -81,7 +71,7 @@ interface KvClient extends Client {
 }
 
 test('go-load against a real member: every put it counts is one the member applied, and range preloads the key space', async () => {
-  goLoadBinary();
+  buildGoLoad();
   const root = mkdtempSync(join(tmpdir(), 'concord-go-load-'));
   const running = await startSystem('concord', { dataRoot: root, logPath: join(root, 'concord.log'), members: 1 });
   const client = new (loadEtcdProtos().clients.KV)(running.endpoint, credentials.createInsecure()) as unknown as KvClient;

@@ -41,6 +41,8 @@ const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_
 /** Request headers grpc-js removes before handing the metadata to a handler. */
 const TRANSPORT_HEADERS = ['grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'te', 'content-type'];
 const TRANSPORT_HEADER_NAMES = new Set(TRANSPORT_HEADERS);
+/** The first character of a pseudo-header's name. */
+const COLON = 0x3a;
 
 /**
  * The call's metadata as grpc-js gives it to a handler: every header but the pseudo-headers and
@@ -54,7 +56,6 @@ export function callMetadata(headers: IncomingHttpHeaders): Metadata {
   }
   return Metadata.fromHttp2Headers(own);
 }
-const COLON = 0x3a;
 
 /** grpc-js sends an exception's text only when this is set in its environment. */
 const SEND_ERROR_DETAILS = Boolean(process.env.GRPC_NODE_DEBUG_SEND_ERROR_DETAILS);
