@@ -32,6 +32,9 @@ export class KeyHistory {
 
   /** Position of the last change at or before `revision`, or -1. */
   positionAt(revision: number): number {
+    // Most reads and every write look at the newest change: no search for it.
+    const last = this.revisions.length - 1;
+    if (last >= 0 && this.revisions[last]!.main <= revision) return last;
     let low = 0;
     let high = this.revisions.length;
     while (low < high) {

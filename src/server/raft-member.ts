@@ -139,6 +139,14 @@ export class MemberError extends Error {
 interface PendingProposal {
   resolve(result: unknown): void;
   reject(error: Error): void;
+  /** When it times out (timers.nowMs); one timer serves all proposals (see armProposalTimeout). */
+  deadlineMs: number;
+  data: Uint8Array;
+}
+
+interface PendingConfChange {
+  resolve(result: unknown): void;
+  reject(error: Error): void;
   timer: unknown;
   data: Uint8Array;
 }
@@ -192,6 +200,8 @@ export class RaftMember<Result> {
    */
   private nextRequestId: number;
   private readonly pendingProposals = new Map<number, PendingProposal>();
+  /** The one timer for the proposals' timeouts (armProposalTimeout). */
+  private proposalTimeoutTimer: unknown = undefined;
   /**
    * Applied proposals of this member whose callers have not been answered yet, oldest first, as
    * (resolve, result) pairs: at most maxPendingProposals of them, since each left pendingProposals.
@@ -203,7 +213,7 @@ export class RaftMember<Result> {
    */
   private appliedAnswersDone = 0;
   /** Membership changes proposed here, waiting to be applied, by request id. */
-  private readonly pendingConfChanges = new Map<number, PendingProposal>();
+  private readonly pendingConfChanges = new Map<number, PendingConfChange>();
   private members = new MemberRegistry();
   private readonly leaderWaiters = new Set<(leader: NodeId) => void>();
   private removed = false;
@@ -276,6 +286,8 @@ export class RaftMember<Result> {
     this.stopped = true;
     this.commitNotices.clear();
     this.options.timers.clearInterval(this.ticker);
+    if (this.proposalTimeoutTimer !== undefined) this.options.timers.clearTimeout(this.proposalTimeoutTimer);
+    this.proposalTimeoutTimer = undefined;
     this.failAll(new MemberError('CONCORD_E_STOPPED', 'the member is shutting down; retry on another member'));
     for (const wake of [...this.leaderWaiters]) wake(NO_NODE);
   }
@@ -456,13 +468,35 @@ export class RaftMember<Result> {
     const requestId = this.nextRequestId++;
     const data = encodeEnvelope({ memberId: this.id, requestId, kind, payload });
     return new Promise<unknown>((resolve, reject) => {
-      const timer = this.options.timers.setTimeout(() => {
-        this.pendingProposals.delete(requestId);
-        reject(new MemberError('CONCORD_E_TIMEOUT', 'request timed out'));
-      }, this.options.proposalTimeoutMs);
-      this.pendingProposals.set(requestId, { resolve, reject, timer, data });
+      const deadlineMs = this.options.timers.nowMs() + this.options.proposalTimeoutMs;
+      this.pendingProposals.set(requestId, { resolve, reject, deadlineMs, data });
+      this.armProposalTimeout();
       this.submit(data);
     });
+  }
+
+  /**
+   * Proposals time out by one timer, set for the oldest one's deadline: a timer each cost every write
+   * a timer object and two timer-list updates. They all wait proposalTimeoutMs, so the map's order
+   * (insertion) is their deadlines' order.
+   */
+  private armProposalTimeout(): void {
+    if (this.proposalTimeoutTimer !== undefined || this.stopped) return;
+    const oldest = this.pendingProposals.values().next();
+    if (oldest.done === true) return;
+    const delayMs = Math.max(0, oldest.value.deadlineMs - this.options.timers.nowMs());
+    this.proposalTimeoutTimer = this.options.timers.setTimeout(() => this.expireProposals(), delayMs);
+  }
+
+  private expireProposals(): void {
+    this.proposalTimeoutTimer = undefined;
+    const nowMs = this.options.timers.nowMs();
+    for (const [requestId, pending] of this.pendingProposals) {
+      if (pending.deadlineMs > nowMs) break;
+      this.pendingProposals.delete(requestId);
+      pending.reject(new MemberError('CONCORD_E_TIMEOUT', 'request timed out'));
+    }
+    this.armProposalTimeout();
   }
 
   /**
@@ -741,7 +775,6 @@ export class RaftMember<Result> {
     const waiting = this.pendingProposals.get(requestId);
     if (!waiting) return;
     this.pendingProposals.delete(requestId);
-    this.options.timers.clearTimeout(waiting.timer);
     this.appliedAnswers.push(waiting.resolve, result);
   }
 
@@ -759,7 +792,7 @@ export class RaftMember<Result> {
     this.appliedAnswersDone = 0;
   }
 
-  private settle(pending: Map<number, PendingProposal>, requestId: number, result: unknown): void {
+  private settle(pending: Map<number, PendingConfChange>, requestId: number, result: unknown): void {
     const waiting = pending.get(requestId);
     if (!waiting) return;
     pending.delete(requestId);
@@ -871,12 +904,14 @@ export class RaftMember<Result> {
   }
 
   private failProposals(error: Error): void {
-    for (const pending of [this.pendingProposals, this.pendingConfChanges]) {
-      for (const [id, waiting] of pending) {
-        this.options.timers.clearTimeout(waiting.timer);
-        waiting.reject(error);
-        pending.delete(id);
-      }
+    for (const [id, waiting] of this.pendingProposals) {
+      waiting.reject(error);
+      this.pendingProposals.delete(id);
+    }
+    for (const [id, waiting] of this.pendingConfChanges) {
+      this.options.timers.clearTimeout(waiting.timer);
+      waiting.reject(error);
+      this.pendingConfChanges.delete(id);
     }
   }
 

@@ -69,14 +69,23 @@ export class StoreBackend implements KvBackend {
     this.skipReadIndex = skipReadIndex;
   }
 
-  async write(command: KvCommand, requester: Requester): Promise<KvCommandResponse> {
-    let result: ApplyResult;
+  // Written with then rather than async/await: one promise per write instead of three (writes are the
+  // member's hot path, and each promise is garbage to collect).
+  write(command: KvCommand, requester: Requester): Promise<KvCommandResponse> {
+    let proposal: Promise<ApplyResult>;
     try {
-      result = await this.member.propose(encodeCommandView({ ...command, requester }, { maxRequestBytes: this.maxRequestBytes }));
+      proposal = this.member.propose(encodeCommandView({ ...command, requester }, { maxRequestBytes: this.maxRequestBytes }));
     } catch (error) {
       this.metrics.proposalsFailed.inc();
-      throw error;
+      return Promise.reject(error);
     }
+    return proposal.then((result) => this.committed(result), (error: unknown) => {
+      this.metrics.proposalsFailed.inc();
+      throw error;
+    });
+  }
+
+  private committed(result: ApplyResult): KvCommandResponse {
     this.metrics.proposalsCommitted.inc();
     if (result.status === 'failed') throw result.error;
     if (result.status === 'skipped') throw new Error(`entry ${result.index} was applied twice`);

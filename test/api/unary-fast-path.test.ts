@@ -16,7 +16,7 @@ import type { Server as NetServer } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { Metadata, Server, ServerCredentials, ServerInterceptingCall, status } from '@grpc/grpc-js';
 import type { sendUnaryData, ServerUnaryCall, ServiceDefinition } from '@grpc/grpc-js';
-import { callMetadata, UnaryFastPath } from '../../src/api/etcd/unary-fast-path.ts';
+import { callMetadata, firstMetadataValue, UnaryFastPath } from '../../src/api/etcd/unary-fast-path.ts';
 import type { UnaryMethod } from '../../src/api/etcd/unary-fast-path.ts';
 import { createDivertedConnectionInjector } from '../../src/server/grpc-stream-seam.ts';
 import { GrpcJsBridge } from '../../src/server/grpc-js-bridge.ts';
@@ -329,4 +329,19 @@ test("a call's metadata is grpc-js's parse of its headers without the pseudo-hea
   assert.deepEqual(metadata.toJSON(), expected.toJSON());
   assert.deepEqual(Object.keys(metadata.toJSON()).sort(), ['token', 'trace-bin', 'user-agent', 'x-multi']);
   assert.deepEqual(metadata.get('trace-bin'), [Buffer.from([1, 2, 255])]);
+});
+
+test("one metadata value read from the headers is the first of what the call's metadata holds for its key", () => {
+  const headers = {
+    ':method': 'POST', ':path': '/etcdserverpb.KV/Put', 'content-type': 'application/grpc', 'grpc-timeout': '30S',
+    token: 'abc.123', authorization: 'Bearer \u00e9t\u00e9', empty: '', 'trace-bin': Buffer.from([1, 2, 255]).toString('base64'),
+    'x-multi': ['one', 'two'],
+  };
+  const metadata = callMetadata(headers);
+  for (const key of [':path', 'content-type', 'grpc-timeout', 'token', 'authorization', 'empty', 'trace-bin', 'x-multi', 'absent']) {
+    assert.deepEqual(firstMetadataValue(headers, key), metadata.get(key)[0], key);
+  }
+  // A value grpc-js refuses (here, not printable ASCII) is not in the metadata, so not read either.
+  assert.equal(firstMetadataValue(headers, 'authorization'), undefined);
+  assert.equal(firstMetadataValue(headers, 'token'), 'abc.123');
 });

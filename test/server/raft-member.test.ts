@@ -355,6 +355,23 @@ test('a proposal that cannot be applied in time fails with a timeout', async () 
   await outcome;
 });
 
+test('each proposal times out at its own deadline, though one timer serves them all', async () => {
+  const { timers, member } = singleMember();
+  // Never started: no leader, so no proposal can commit.
+  const outcomes = new Map<string, string>();
+  const track = (name: string, proposal: Promise<number>) => proposal.then(
+    () => outcomes.set(name, 'applied'), (error: MemberError) => outcomes.set(name, `${error.code} at ${timers.nowMs()}`));
+  const first = track('first', member.propose(Uint8Array.of(1)));
+  await timers.advance(300);
+  const second = track('second', member.propose(Uint8Array.of(2)));
+  await timers.advance(210);
+  await first;
+  assert.deepEqual([...outcomes], [['first', 'CONCORD_E_TIMEOUT at 1500']], 'the first at its deadline, the second still waiting');
+  await timers.advance(300);
+  await second;
+  assert.deepEqual(outcomes.get('second'), 'CONCORD_E_TIMEOUT at 1800');
+});
+
 /** A disk whose writes complete only when the test says so, to look at the member mid-fsync. */
 class HeldLog implements DurableLog {
   private readonly waiting: (() => void)[] = [];

@@ -42,6 +42,8 @@ export interface AuthGateOptions {
  */
 export interface CallIdentity {
   readonly metadata: Metadata;
+  /** `metadata.get(key)[0]`, from a call that can read it without building its metadata (the unary fast path's). */
+  firstMetadataValue?(key: string): string | Buffer | undefined;
   getAuthContext(): { sslPeerCertificate?: { subject?: { CN?: string | string[] } } };
 }
 
@@ -78,7 +80,7 @@ export class AuthGate {
    */
   requester(call: CallIdentity): Requester {
     const store = this.store;
-    const token = tokenOf(call.metadata);
+    const token = tokenOf(call);
     if (token === undefined) return this.certificateRequester(call);
     const holder = this.tokens.use(token);
     if (holder === undefined) throw new KvError('CONCORD_E_AUTH_INVALID_TOKEN');
@@ -129,8 +131,15 @@ export class AuthGate {
   }
 }
 
-function tokenOf(metadata: Metadata): string | undefined {
-  const [value] = metadata.get(TOKEN_METADATA_KEY).length > 0 ? metadata.get(TOKEN_METADATA_KEY) : metadata.get(GATEWAY_TOKEN_METADATA_KEY);
+function tokenOf(call: CallIdentity): string | undefined {
+  const value = call.firstMetadataValue !== undefined
+    ? call.firstMetadataValue(TOKEN_METADATA_KEY) ?? call.firstMetadataValue(GATEWAY_TOKEN_METADATA_KEY)
+    : tokenInMetadata(call.metadata);
   if (value === undefined) return undefined;
   return typeof value === 'string' ? value : value.toString('utf8');
+}
+
+function tokenInMetadata(metadata: Metadata): string | Buffer | undefined {
+  const [value] = metadata.get(TOKEN_METADATA_KEY).length > 0 ? metadata.get(TOKEN_METADATA_KEY) : metadata.get(GATEWAY_TOKEN_METADATA_KEY);
+  return value;
 }

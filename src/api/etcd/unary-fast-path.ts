@@ -4,7 +4,8 @@
 // call is one request message in, one response message out, and nothing else is built.
 //
 // The registered handlers run unchanged: they get a call with `request`, `metadata` and
-// `getAuthContext()`, which is all the KV handlers read (kv-service.ts's `unary`), and the same
+// `getAuthContext()`, which is all the KV handlers read (kv-service.ts's `unary`; the auth gate reads
+// the token with `firstMetadataValue` when a call has it, so `metadata` is built only if asked for), and the same
 // (error, value, trailer) callback grpc-js gives them. Everything the caller can see on the wire is
 // what grpc-js sends for the same call (headers, one message, trailers; the same status codes and
 // texts for a refused or failed call); test/api/unary-fast-path.test.ts compares both byte for byte.
@@ -55,6 +56,20 @@ export function callMetadata(headers: IncomingHttpHeaders): Metadata {
     if (name.charCodeAt(0) !== COLON && !TRANSPORT_HEADER_NAMES.has(name)) own[name] = headers[name];
   }
   return Metadata.fromHttp2Headers(own);
+}
+
+/** grpc-js's rule for a text metadata value: a value with any other character is left out of the metadata. */
+const LEGAL_TEXT_VALUE = /^[ -~]*$/;
+
+/**
+ * The first value of one text (non -bin) metadata key, as `callMetadata(headers).get(key)[0]` gives
+ * it, read without building the whole metadata: a call's token is looked up on every call.
+ */
+export function firstMetadataValue(headers: IncomingHttpHeaders, key: string): string | Buffer | undefined {
+  if (key.charCodeAt(0) === COLON || TRANSPORT_HEADER_NAMES.has(key)) return undefined;
+  const value = headers[key];
+  if (typeof value !== 'string' || key.endsWith('-bin')) return value === undefined ? undefined : callMetadata(headers).get(key)[0];
+  return LEGAL_TEXT_VALUE.test(value) ? value : undefined;
 }
 
 /** grpc-js sends an exception's text only when this is set in its environment. */
@@ -203,8 +218,10 @@ class NodeHttp2CallStream implements UnaryCallStream {
  * and answers once. Anything after the answer, or after the client went away, is dropped.
  */
 class FastPathCall implements UnaryStreamListener {
-  readonly metadata: Metadata;
   request: unknown = undefined;
+  private readonly headers: IncomingHttpHeaders;
+  /** Built when a handler first reads `metadata`: most calls only need their token (firstMetadataValue). */
+  private builtMetadata: Metadata | undefined;
   private readonly stream: UnaryCallStream;
   private readonly method: UnaryMethod;
   private readonly reader: MessageReader;
@@ -216,7 +233,7 @@ class FastPathCall implements UnaryStreamListener {
     this.stream = stream;
     this.method = method;
     this.reader = new MessageReader(maxReceiveMessageBytes);
-    this.metadata = callMetadata(headers);
+    this.headers = headers;
     if (timeoutMs !== undefined) {
       this.deadlineTimer = setTimeout(() => this.finish({ code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded', metadata: null }), timeoutMs);
     }
@@ -224,6 +241,15 @@ class FastPathCall implements UnaryStreamListener {
 
   start(): void {
     this.stream.listen(this);
+  }
+
+  get metadata(): Metadata {
+    this.builtMetadata ??= callMetadata(this.headers);
+    return this.builtMetadata;
+  }
+
+  firstMetadataValue(key: string): string | Buffer | undefined {
+    return this.builtMetadata === undefined ? firstMetadataValue(this.headers, key) : this.builtMetadata.get(key)[0];
   }
 
   /** The TLS peer, shaped as grpc-js's getAuthContext returns it (nothing without a verified certificate). */

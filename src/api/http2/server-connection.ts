@@ -85,7 +85,8 @@ const SETTINGS_BURST = 100;
 const SETTINGS_PER_SECOND = 10;
 /** Headers that HTTP/2 forbids in a request (RFC 9113 §8.2.2). */
 const CONNECTION_SPECIFIC_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
-const REQUEST_PSEUDO_HEADERS = new Set([':method', ':scheme', ':path', ':authority']);
+/** The request pseudo-headers, each with its bit in the mask of those seen (no set is built per request). */
+const REQUEST_PSEUDO_HEADER_BITS = new Map([[':method', 1], [':scheme', 2], [':path', 4], [':authority', 8]]);
 
 /** A protocol violation that ends the connection. */
 class ConnectionError extends Error {
@@ -652,14 +653,15 @@ function isValidRequest(fields: readonly string[]): boolean {
   let method: string | undefined;
   let scheme: string | undefined;
   let path: string | undefined;
-  const seen = new Set<string>();
+  let pseudoSeen = 0;
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i]!;
     const value = fields[i + 1]!;
-    if (name.length === 0 || name !== name.toLowerCase()) return false;
+    if (name.length === 0 || hasUpperCase(name)) return false;
     if (name.charCodeAt(0) === 0x3a) {
-      if (regularSeen || !REQUEST_PSEUDO_HEADERS.has(name) || seen.has(name)) return false;
-      seen.add(name);
+      const bit = REQUEST_PSEUDO_HEADER_BITS.get(name);
+      if (regularSeen || bit === undefined || (pseudoSeen & bit) !== 0) return false;
+      pseudoSeen |= bit;
       if (name === ':method') method = value;
       else if (name === ':scheme') scheme = value;
       else if (name === ':path') path = value;
@@ -670,6 +672,15 @@ function isValidRequest(fields: readonly string[]): boolean {
     if (name === 'te' && value !== 'trailers') return false;
   }
   return method !== undefined && method.length > 0 && scheme !== undefined && scheme.length > 0 && path !== undefined && path.length > 0;
+}
+
+/** Whether the name has a character that lower-casing would change (as `name !== name.toLowerCase()`, without a copy). */
+function hasUpperCase(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const code = name.charCodeAt(i);
+    if ((code >= 0x41 && code <= 0x5a) || (code >= 0x80 && name.toLowerCase() !== name)) return true;
+  }
+  return false;
 }
 
 function concat(parts: readonly Uint8Array[], totalBytes: number): Uint8Array {
