@@ -15,7 +15,7 @@ import type { ProposalKind } from './proposal-envelope.ts';
 import { decodeMemberSnapshot, encodeMemberSnapshotEnvelope } from './member-snapshot.ts';
 import { MemberRegistry, decodeConfChangeContext, encodeConfChangeContext } from './member-registry.ts';
 import type { MemberAttributesUpdate, MemberInfo } from './member-registry.ts';
-import { nextSnapshotIndex, snapshotPhase } from '../consensus/snapshot-schedule.ts';
+import { nextSnapshotIndex, snapshotInterval, snapshotPhase } from '../consensus/snapshot-schedule.ts';
 
 /** Where a Ready's entries and hard state become durable (the WAL in production). */
 export interface DurableLog {
@@ -200,6 +200,9 @@ export class RaftMember<Result> {
    */
   private nextRequestId: number;
   private readonly pendingProposals = new Map<number, PendingProposal>();
+  /** Entries applied since the member started, and their bytes: the snapshot interval follows their mean size. */
+  private appliedEntries = 0;
+  private appliedEntryBytes = 0;
   /** The one timer for the proposals' timeouts (armProposalTimeout). */
   private proposalTimeoutTimer: unknown = undefined;
   /**
@@ -730,6 +733,8 @@ export class RaftMember<Result> {
   }
 
   private applyEntry(entry: Entry): void {
+    this.appliedEntries++;
+    this.appliedEntryBytes += entry.data.byteLength;
     if (entry.type === 'confChange') {
       this.applyConfChangeEntry(entry);
       return;
@@ -831,7 +836,8 @@ export class RaftMember<Result> {
     const storage = this.options.storage;
     const index = this.stateMachineApplied;
     const lastSnapshotIndex = storage.snapshot().metadata.index;
-    const every = this.options.snapshotEveryEntries;
+    const meanEntryBytes = this.appliedEntries === 0 ? 0 : this.appliedEntryBytes / this.appliedEntries;
+    const every = snapshotInterval(this.options.snapshotEveryEntries, storage.snapshot().data.byteLength, meanEntryBytes);
     const due = nextSnapshotIndex(lastSnapshotIndex, every, snapshotPhase(this.id, this.confState, every));
     if (index < due && !(this.snapshotWanted && index > lastSnapshotIndex)) return;
     this.snapshotWanted = false;

@@ -27,7 +27,7 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
   { flag: 'initial-cluster-token', key: 'initialClusterToken', description: 'distinguishes clusters bootstrapped with the same members', parse: 'string' },
   { flag: 'heartbeat-interval', key: 'heartbeatIntervalMs', description: 'leader heartbeat interval in milliseconds', parse: 'integer' },
   { flag: 'election-timeout', key: 'electionTimeoutMs', description: 'election timeout in milliseconds', parse: 'integer' },
-  { flag: 'snapshot-count', key: 'snapshotCount', description: 'about this many applied entries between snapshots (each member at its own phase of the interval)', parse: 'integer' },
+  { flag: 'snapshot-count', key: 'snapshotCount', description: 'at least about this many applied entries between snapshots, more once the state is large (entries adding up to half the last snapshot); each member at its own phase of the interval', parse: 'integer' },
   { flag: 'auto-compaction-mode', key: 'autoCompactionMode', description: "'periodic' or 'revision'", parse: 'string' },
   { flag: 'auto-compaction-retention', key: 'autoCompactionRetention', description: "periodic: a duration ('1h', '30m') or hours; revision: revisions to keep", parse: 'string' },
   { flag: 'quota-backend-bytes', key: 'quotaBackendBytes', description: 'raise the NOSPACE alarm above this size', parse: 'bytes' },

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { nextSnapshotIndex, snapshotPhase } from '../../src/consensus/snapshot-schedule.ts';
+import { nextSnapshotIndex, SNAPSHOT_GROWTH_RATIO, snapshotInterval, snapshotPhase } from '../../src/consensus/snapshot-schedule.ts';
 
 /** The indexes at which a member that applies entries in the given batch sizes takes its snapshots. */
 function snapshotsTaken(phase: number, every: number, batches: readonly number[]): number[] {
@@ -82,4 +82,34 @@ test('every member snapshots about every N entries, and members of one cluster n
     ),
     { numRuns: 200 },
   );
+});
+
+test('the interval is --snapshot-count for a small state, and grows with a large one', () => {
+  assert.equal(snapshotInterval(1000, 0, 300), 1000, 'no snapshot yet');
+  assert.equal(snapshotInterval(1000, 50_000, 0), 1000, 'nothing applied yet');
+  assert.equal(snapshotInterval(1000, 300_000, 300), 1000, 'entries adding up to half the snapshot: 500 < 1000');
+  assert.equal(snapshotInterval(1000, 3_000_000, 300), 5000, 'half of 3 MB in 300-byte entries');
+});
+
+test('however long a store grows, encoding its snapshots costs each write a bounded share', () => {
+  // Every write adds its 300 bytes to the state (no compaction), and every snapshot encodes all of it.
+  const entryBytes = 300;
+  const every = 1000;
+  const encodedPerWrite = (writes: number, adaptive: boolean): number => {
+    let last = 0;
+    let encoded = 0;
+    for (let applied = 1; applied <= writes; applied++) {
+      const interval = adaptive ? snapshotInterval(every, last * entryBytes, entryBytes) : every;
+      if (applied < nextSnapshotIndex(last, interval, 0)) continue;
+      encoded += applied * entryBytes;
+      last = applied;
+    }
+    return encoded / writes;
+  };
+  // The bound: with the interval at least SNAPSHOT_GROWTH_RATIO of the state, a write pays for at
+  // most 1 / ratio (plus the one it is in) encodings of its own size, wherever the run stops.
+  const bound = entryBytes * (1 + 2 / SNAPSHOT_GROWTH_RATIO);
+  for (const writes of [10_000, 100_000, 1_000_000]) assert.ok(encodedPerWrite(writes, true) <= bound, `${writes} writes`);
+  // A fixed interval does not have one: the share grows with the store.
+  assert.ok(encodedPerWrite(1_000_000, false) > 100 * bound);
 });
