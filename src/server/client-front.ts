@@ -73,8 +73,8 @@ export function serveClientConnection(socket: Socket, options: ClientFrontOption
     },
   };
   const connection = new ServerConnection({
-    write(chunks, totalBytes) {
-      socket.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, totalBytes));
+    write(bytes) {
+      socket.write(bytes);
       if (socket.writableLength > MAX_UNSENT_BYTES) {
         warn(`CONCORD_W_CLIENT_NOT_READING: client ${peer} left ${socket.writableLength} bytes of answers unread (limit ${MAX_UNSENT_BYTES}); closed its connection`);
         socket.destroy();

@@ -30,15 +30,16 @@ import { HpackDecoder, HpackError } from './hpack-decoder.ts';
 import {
   CLIENT_PREFACE, DEFAULT_MAX_FRAME_BYTES, DEFAULT_WINDOW_BYTES, ErrorCode, FRAME_HEADER_BYTES, FrameFlag, FrameType,
   MAX_ALLOWED_FRAME_BYTES, MAX_WINDOW_BYTES, Setting, frame, goAwayFrame, readUint32, rstStreamFrame, settingsFrame,
-  windowUpdateFrame, writeFrameHeader,
+  windowUpdateFrame,
 } from './frame.ts';
+import { FrameOutput } from './frame-output.ts';
 import { ServerStream } from './server-stream.ts';
 import type { StreamHost } from './server-stream.ts';
 import { RateBudget } from './rate-budget.ts';
 
 export interface ConnectionTransport {
-  /** Writes frames to the client: `chunks` in order, `totalBytes` in all. */
-  write(chunks: Uint8Array[], totalBytes: number): void;
+  /** Writes frames to the client. The bytes are not written over afterwards: they may be queued as they are. */
+  write(bytes: Uint8Array): void;
   /** Closes the connection once what was written has gone. */
   end(): void;
   /** Runs `work` once the current synchronous work is done (queueMicrotask): one write per burst. */
@@ -108,8 +109,7 @@ export class ServerConnection implements StreamHost {
   private readonly blocked = new Set<ServerStream>();
   private readonly resetBudget: RateBudget;
   private readonly settingsBudget: RateBudget;
-  private out: Uint8Array[] = [];
-  private outBytes = 0;
+  private readonly output = new FrameOutput();
   private flushScheduled = false;
   private readonly flushNow = () => this.flush();
   /** The reads that hold an incomplete frame (or preface), kept until it is whole. */
@@ -523,7 +523,7 @@ export class ServerConnection implements StreamHost {
       }
       remaining -= allowed;
       this.pushFrameHeader(allowed, FrameType.DATA, remaining === 0 && endStream ? FrameFlag.END_STREAM : 0, stream.id);
-      this.push(data.subarray(offset + sent, offset + sent + allowed));
+      this.pushPart(data, offset + sent, offset + sent + allowed);
       stream.sendWindow -= allowed;
       this.sendWindow -= allowed;
       sent += allowed;
@@ -571,15 +571,22 @@ export class ServerConnection implements StreamHost {
   }
 
   private pushFrameHeader(length: number, type: number, flags: number, streamId: number): void {
-    const header = new Uint8Array(FRAME_HEADER_BYTES);
-    writeFrameHeader(header, 0, length, type, flags, streamId);
-    this.push(header);
+    if (this.ended) return;
+    this.output.frameHeader(length, type, flags, streamId);
+    this.scheduleFlush();
   }
 
   private push(bytes: Uint8Array): void {
+    this.pushPart(bytes, 0, bytes.byteLength);
+  }
+
+  private pushPart(bytes: Uint8Array, from: number, to: number): void {
     if (this.ended) return;
-    this.out.push(bytes);
-    this.outBytes += bytes.byteLength;
+    this.output.bytes(bytes, from, to);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     this.transport.defer(this.flushNow);
@@ -587,12 +594,9 @@ export class ServerConnection implements StreamHost {
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.out.length === 0) return;
-    const chunks = this.out;
-    const totalBytes = this.outBytes;
-    this.out = [];
-    this.outBytes = 0;
-    this.transport.write(chunks, totalBytes);
+    if (this.output.pendingBytes === 0) return;
+    this.transport.write(this.output.take());
+    if (this.streams.size === 0) this.output.release();
   }
 
   // ---- ending --------------------------------------------------------------------------------

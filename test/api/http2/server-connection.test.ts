@@ -62,7 +62,8 @@ class Harness {
       onConnectionError: (errorCode, message) => this.errors.push({ errorCode, message }),
     };
     this.connection = new ServerConnection({
-      write: (chunks) => this.writes.push(Buffer.concat(chunks)),
+      // A view, not a copy: bytes the connection wrote over after handing them out would show.
+      write: (bytes) => this.writes.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
       end: () => { this.ended = true; },
       defer: (work) => this.deferred.push(work),
     }, handler, options);
