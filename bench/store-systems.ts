@@ -70,7 +70,25 @@ process.on('exit', () => {
   for (const child of liveProcesses) child.kill('SIGKILL');
 });
 
+/**
+ * Starts on fresh ports up to this many times: the ports are found free, then let go for the members
+ * to listen on, and another process (a member of the run before, still closing) may take one between.
+ */
+const START_ATTEMPTS = 3;
+
 export async function startSystem(name: SystemName, options: SystemOptions): Promise<RunningSystem> {
+  const failures: string[] = [];
+  for (;;) {
+    try {
+      return await startSystemOnce(name, options);
+    } catch (error) {
+      failures.push((error as Error).message);
+      if (failures.length >= START_ATTEMPTS) throw new Error(failures.join('; then '));
+    }
+  }
+}
+
+async function startSystemOnce(name: SystemName, options: SystemOptions): Promise<RunningSystem> {
   const ports = await freeLoopbackPorts(2 * options.members);
   const plans: MemberPlan[] = [];
   for (let i = 0; i < options.members; i++) {

@@ -375,32 +375,41 @@ export class StoreServer {
       peerMessagesDropped: () => transport.stats.messagesDropped,
     });
     const clientAddresses: string[] = [];
-    for (const url of config.listenClientUrls) {
-      const listener = await ClientListener.listen({
-        grpc,
-        credentials: url.protocol === 'https:' ? tls.clientCredentials : insecure(),
-        host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-        port: Number(url.port),
-        maxClientConnections: config.limits.maxClientConnections,
-        metrics,
-        warn: (message) => logger.warn(message),
-        fastPath,
-        tls: url.protocol === 'https:',
-        maxConcurrentStreams: config.maxConcurrentStreams,
-        ownHttp2: options.ownHttp2,
-      });
-      clientListeners.push(listener);
-      clientAddresses.push(`${url.hostname}:${listener.address.slice(listener.address.lastIndexOf(':') + 1)}`);
+    const metricsServers: Awaited<ReturnType<typeof listenHttp>>[] = [];
+    try {
+      for (const url of config.listenClientUrls) {
+        const listener = await ClientListener.listen({
+          grpc,
+          credentials: url.protocol === 'https:' ? tls.clientCredentials : insecure(),
+          host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+          port: Number(url.port),
+          maxClientConnections: config.limits.maxClientConnections,
+          metrics,
+          warn: (message) => logger.warn(message),
+          fastPath,
+          tls: url.protocol === 'https:',
+          maxConcurrentStreams: config.maxConcurrentStreams,
+          ownHttp2: options.ownHttp2,
+        });
+        clientListeners.push(listener);
+        clientAddresses.push(`${url.hostname}:${listener.address.slice(listener.address.lastIndexOf(':') + 1)}`);
+      }
+      for (const url of config.listenMetricsUrls) {
+        metricsServers.push(await listenHttp(createMetricsHttpServer({
+          metrics,
+          health: () => {
+            if (member.writesDisabledReason) return { healthy: false, reason: member.writesDisabledReason };
+            if (member.leaderId() === 0n) return { healthy: false, reason: 'no leader' };
+            return { healthy: true, reason: '' };
+          },
+        }), url));
+      }
+    } catch (error) {
+      // What did start is stopped, so the process exits with the error: it stayed up, its peer
+      // port open and reconnecting, when a client port was taken.
+      await stopPartialStart({ member, cleanups, grpc, clientListeners, metricsServers });
+      throw error;
     }
-    const metricsServers = await Promise.all(config.listenMetricsUrls.map((url) => listenHttp(
-      createMetricsHttpServer({
-        metrics,
-        health: () => {
-          if (member.writesDisabledReason) return { healthy: false, reason: member.writesDisabledReason };
-          if (member.leaderId() === 0n) return { healthy: false, reason: 'no leader' };
-          return { healthy: true, reason: '' };
-        },
-      }), url)));
     member.start();
     const clientUrls = advertisedClientUrls(config, clientAddresses);
     // An advertised peer port 0 (tests) is published as the port the listener got.
@@ -442,6 +451,17 @@ export class StoreServer {
     await Promise.all(this.metricsServers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     await closeDataDir(this.recovered);
   }
+}
+
+/** Stops what a start that failed half-way had started (the data dir is closed by the caller). */
+async function stopPartialStart(started: {
+  member: { stop(): void }; cleanups: (() => void | Promise<void>)[]; grpc: Server; clientListeners: ClientListener[]; metricsServers: { close(done: () => void): void }[];
+}): Promise<void> {
+  started.member.stop();
+  for (const cleanup of started.cleanups) await Promise.resolve(cleanup()).catch(() => undefined);
+  started.grpc.forceShutdown();
+  await Promise.all(started.clientListeners.map((listener) => listener.close().catch(() => undefined)));
+  await Promise.all(started.metricsServers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
 }
 
 /** Codes of errors about a snapshot's content, found when the member restores it at start-up. */
