@@ -481,7 +481,8 @@ export class RaftMember<Result> {
   /**
    * Proposals time out by one timer, set for the oldest one's deadline: a timer each cost every write
    * a timer object and two timer-list updates. They all wait proposalTimeoutMs, so the map's order
-   * (insertion) is their deadlines' order.
+   * (insertion) is their deadlines' order (should the wall clock step back, a later proposal's
+   * timeout waits for the earlier ones': late by at most the step).
    */
   private armProposalTimeout(): void {
     if (this.proposalTimeoutTimer !== undefined || this.stopped) return;
@@ -835,9 +836,10 @@ export class RaftMember<Result> {
     if (this.snapshotInProgress || this.stopped) return;
     const storage = this.options.storage;
     const index = this.stateMachineApplied;
-    const lastSnapshotIndex = storage.snapshot().metadata.index;
+    const lastSnapshot = storage.snapshot();
+    const lastSnapshotIndex = lastSnapshot.metadata.index;
     const meanEntryBytes = this.appliedEntries === 0 ? 0 : this.appliedEntryBytes / this.appliedEntries;
-    const every = snapshotInterval(this.options.snapshotEveryEntries, storage.snapshot().data.byteLength, meanEntryBytes);
+    const every = snapshotInterval(this.options.snapshotEveryEntries, lastSnapshot.data.byteLength, meanEntryBytes);
     const due = nextSnapshotIndex(lastSnapshotIndex, every, snapshotPhase(this.id, this.confState, every));
     if (index < due && !(this.snapshotWanted && index > lastSnapshotIndex)) return;
     this.snapshotWanted = false;

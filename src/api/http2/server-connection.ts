@@ -682,7 +682,9 @@ function isValidRequest(fields: readonly string[]): boolean {
 function hasUpperCase(name: string): boolean {
   for (let i = 0; i < name.length; i++) {
     const code = name.charCodeAt(i);
-    if ((code >= 0x41 && code <= 0x5a) || (code >= 0x80 && name.toLowerCase() !== name)) return true;
+    if (code >= 0x41 && code <= 0x5a) return true;
+    // Past ASCII, lower-casing decides (a rare name; nghttp2 refuses such bytes anyway).
+    if (code >= 0x80) return name.toLowerCase() !== name;
   }
   return false;
 }
