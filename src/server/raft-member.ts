@@ -174,15 +174,23 @@ const SNAPSHOT_KEYS_PER_SLICE = 500;
  */
 export const ANSWERS_PER_TURN = 32;
 /**
- * Turns of the event loop between a leader's apply and its commit notices (see takeReady). Over
- * node:http2 (TLS client connections) an answer leaves in two steps: the response message on the
- * turn after the call ends, and its trailers (which complete the call for the client) on a later
- * turn. Notices sent on the first turn went out between the two and held the trailers back by about
- * 0.15 ms on one client (traced on a 3-member cluster here); from the second turn on, they follow
- * the trailers. The member's own HTTP/2 server (plaintext) writes a whole answer in the turn of the
- * apply, so there the delay is only the notices' wait; not measured again since.
+ * Turns of the event loop between a leader's apply and the commit notices a follower waits for (see
+ * holdCommitNotice). Over node:http2 (TLS client connections) an answer leaves in two steps: the
+ * response message on the turn after the call ends, and its trailers (which complete the call for
+ * the client) on a later turn. Notices sent on the first turn went out between the two and held the
+ * trailers back by about 0.15 ms on one client (traced on a 3-member cluster here); from the second
+ * turn on, they follow the trailers. The member's own HTTP/2 server (plaintext) writes a whole answer
+ * in the turn of the apply, so there the delay is only the notices' wait.
  */
 const COMMIT_NOTICE_DELAY_TURNS = 2;
+/**
+ * How long a leader may hold a commit notice to a follower that has no forwarded proposal waiting
+ * for it (see holdCommitNotice). Under a steady load the next append, which carries the commit,
+ * goes out well within it (about 0.5 ms apart at one client), so the follower reads one message per
+ * write instead of two. Without load it bounds how far such a follower's state (what its watchers
+ * and serializable reads see) trails the leader's.
+ */
+export const COMMIT_NOTICE_HOLD_MS = 5;
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
@@ -236,11 +244,17 @@ export class RaftMember<Result> {
   private processing = false;
   private earlySendScheduled = false;
   /**
-   * Commit notices of the Ready being applied, sent COMMIT_NOTICE_DELAY_TURNS turns later (see
-   * sendEarlyMessagesHoldingCommitNotices). Bounded by the peers: one per peer, the latest.
+   * Commit notices held back (see holdCommitNotice), with when the peer's first untold commit was
+   * held. Bounded by the peers: one per peer, the latest.
    */
-  private readonly commitNotices = new Map<NodeId, Message>();
-  private commitNoticesScheduled = false;
+  private readonly commitNotices = new Map<NodeId, { notice: Message; heldSinceMs: number }>();
+  private awaitedNoticesScheduled = false;
+  private noticeHoldTimer: unknown;
+  /**
+   * A leader's followers with a forwarded proposal whose commit they have not yet been told of: the
+   * log index that covers their proposals. Their clients wait for it, so their notices are not held.
+   */
+  private readonly forwardedUpTo = new Map<NodeId, number>();
   /** Proposals waiting for the end of this turn of the event loop, to go to Raft together. */
   private proposalBatch: Uint8Array[] = [];
   private proposalBatchBytes = 0;
@@ -287,7 +301,7 @@ export class RaftMember<Result> {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.commitNotices.clear();
+    this.forgetCommitNotices();
     this.options.timers.clearInterval(this.ticker);
     if (this.proposalTimeoutTimer !== undefined) this.options.timers.clearTimeout(this.proposalTimeoutTimer);
     this.proposalTimeoutTimer = undefined;
@@ -404,6 +418,10 @@ export class RaftMember<Result> {
   step(message: Message): void {
     if (this.stopped) return;
     this.node.step(message);
+    if (message.type === 'MsgProp' && message.from !== this.id && this.node.isLeader()) {
+      // Appended as it was stepped (or refused, and then this index covers less: harmless).
+      this.forwardedUpTo.set(message.from, this.node.raft.log.lastIndex());
+    }
     this.scheduleReady();
   }
 
@@ -590,10 +608,6 @@ export class RaftMember<Result> {
     });
   }
 
-  private sendEarlyMessages(): void {
-    const messages = this.node.takeEarlyMessages();
-    if (messages.length > 0) this.options.transport.send(messages);
-  }
 
   /**
    * The Ready loop. Each Ready's committed entries are applied as soon as it is taken, while its
@@ -618,43 +632,69 @@ export class RaftMember<Result> {
 
   /**
    * Takes the next Ready: starts its write, and applies its committed entries unless it carries a
-   * snapshot. Commit notices held back by startReady go out COMMIT_NOTICE_DELAY_TURNS turns later,
-   * after the first answers have left.
+   * snapshot.
    */
   private takeReady(): { ready: Ready; persisted: Promise<void> } | undefined {
     const inFlight = this.startReady();
     if (inFlight && !inFlight.ready.snapshot) this.applyReady(inFlight.ready);
-    if (this.commitNotices.size > 0 && !this.commitNoticesScheduled) {
-      this.commitNoticesScheduled = true;
-      this.afterTurns(COMMIT_NOTICE_DELAY_TURNS, () => this.sendCommitNotices());
-    }
     return inFlight;
   }
 
   /**
-   * Sends the early messages of a Ready, except commit notices (appends without entries, which a
-   * leader sends when its commit index moves): those wait until this member has applied the commit
-   * and answered its first clients (see takeReady). A notice only lets followers learn the commit
-   * sooner. Writes to peers cost 30-230 µs each on a loaded 2-core machine, and ahead of the apply
-   * they were the largest step between a majority's acknowledgement and the client's answer; a
-   * follower's client now waits a few more turns of the leader's loop instead. A later notice to a
-   * peer replaces the held one, and an append with entries that carries the same commit makes it
-   * unneeded. (Early messages sent outside the Ready loop, while a write is in flight, still carry
-   * their notices at once: the apply waits for that write anyway.)
+   * Sends the messages that may go out before this member's write completes (see startReady),
+   * except commit notices, which holdCommitNotice holds back.
    */
-  private sendEarlyMessagesHoldingCommitNotices(): void {
+  private sendEarlyMessages(): void {
     const messages = this.node.takeEarlyMessages();
     if (messages.length === 0) return;
     const now: Message[] = [];
     for (const message of messages) {
-      if (isCommitNotice(message)) this.commitNotices.set(message.to, message);
+      if (isCommitNotice(message)) this.holdCommitNotice(message);
       else now.push(message);
     }
-    for (const message of now) {
-      const held = this.commitNotices.get(message.to);
-      if (held && message.type === 'MsgApp' && message.commit >= held.commit) this.commitNotices.delete(message.to);
+    if (now.length === 0) return;
+    for (const message of now) this.noteCommitTold(message);
+    this.options.transport.send(now);
+  }
+
+  /**
+   * Commit notices are appends without entries, which a leader sends when its commit index moves.
+   * A notice only lets a follower learn the commit sooner, and it costs: a write to the peer here
+   * (30-230 µs on a loaded 2-core machine) and a wake-up and a read there, once per write at one
+   * client. So a leader holds them back:
+   * - from a follower with a forwarded proposal covered by the commit (its client waits): until
+   *   this member has applied the commit and answered its own first clients, COMMIT_NOTICE_DELAY_TURNS
+   *   turns (ahead of the apply they were the largest step between a majority's acknowledgement and
+   *   the client's answer);
+   * - from any other follower: until the next append to it, which carries the commit and makes the
+   *   notice unneeded, or at most COMMIT_NOTICE_HOLD_MS.
+   * A later notice to a peer replaces the held one. Reads through a follower need no notice: the
+   * leader's ReadIndex round is a heartbeat, which carries the commit.
+   */
+  private holdCommitNotice(notice: Message): void {
+    const heldSinceMs = this.commitNotices.get(notice.to)?.heldSinceMs ?? this.options.timers.nowMs();
+    this.commitNotices.set(notice.to, { notice, heldSinceMs });
+    if (this.isAwaited(notice)) {
+      if (this.awaitedNoticesScheduled) return;
+      this.awaitedNoticesScheduled = true;
+      this.afterTurns(COMMIT_NOTICE_DELAY_TURNS, () => this.sendAwaitedNotices());
+    } else if (this.noticeHoldTimer === undefined) {
+      this.armNoticeHoldTimer(COMMIT_NOTICE_HOLD_MS);
     }
-    if (now.length > 0) this.options.transport.send(now);
+  }
+
+  private isAwaited(notice: Message): boolean {
+    const forwarded = this.forwardedUpTo.get(notice.to);
+    return forwarded !== undefined && notice.commit >= forwarded;
+  }
+
+  /** A message that tells `message.to` of a commit makes a held notice up to that commit unneeded. */
+  private noteCommitTold(message: Message): void {
+    if (message.type !== 'MsgApp' && message.type !== 'MsgHeartbeat') return;
+    const held = this.commitNotices.get(message.to);
+    if (held && message.commit >= held.notice.commit) this.commitNotices.delete(message.to);
+    const forwarded = this.forwardedUpTo.get(message.to);
+    if (forwarded !== undefined && message.commit >= forwarded) this.forwardedUpTo.delete(message.to);
   }
 
   /** Runs `callback` after `turns` turns of the event loop (nextTurn, nested). */
@@ -663,11 +703,48 @@ export class RaftMember<Result> {
     else this.options.timers.nextTurn(() => this.afterTurns(turns - 1, callback));
   }
 
-  private sendCommitNotices(): void {
-    this.commitNoticesScheduled = false;
-    const notices = [...this.commitNotices.values()];
+  private sendAwaitedNotices(): void {
+    this.awaitedNoticesScheduled = false;
+    if (this.stopped) return;
+    const notices = [...this.commitNotices.values()].map((held) => held.notice).filter((notice) => this.isAwaited(notice));
+    this.sendNotices(notices);
+  }
+
+  private armNoticeHoldTimer(delayMs: number): void {
+    this.noticeHoldTimer = this.options.timers.setTimeout(() => this.sendOverdueNotices(), delayMs);
+  }
+
+  /**
+   * Sends the notices held for COMMIT_NOTICE_HOLD_MS, and waits for the next one to be due. Under a
+   * steady load an append carries each commit first, so none is sent.
+   */
+  private sendOverdueNotices(): void {
+    this.noticeHoldTimer = undefined;
+    if (this.stopped) return;
+    const now = this.options.timers.nowMs();
+    const overdue: Message[] = [];
+    let nextDueMs = Number.POSITIVE_INFINITY;
+    for (const { notice, heldSinceMs } of this.commitNotices.values()) {
+      const dueMs = heldSinceMs + COMMIT_NOTICE_HOLD_MS;
+      if (dueMs <= now) overdue.push(notice);
+      else nextDueMs = Math.min(nextDueMs, dueMs);
+    }
+    this.sendNotices(overdue);
+    if (nextDueMs !== Number.POSITIVE_INFINITY) this.armNoticeHoldTimer(nextDueMs - now);
+  }
+
+  private sendNotices(notices: Message[]): void {
+    if (notices.length === 0) return;
+    for (const notice of notices) this.noteCommitTold(notice);
+    this.options.transport.send(notices);
+  }
+
+  /** Held notices belong to a leadership: they are dropped when it ends (or the member stops). */
+  private forgetCommitNotices(): void {
     this.commitNotices.clear();
-    if (!this.stopped && notices.length > 0) this.options.transport.send(notices);
+    this.forwardedUpTo.clear();
+    if (this.noticeHoldTimer !== undefined) this.options.timers.clearTimeout(this.noticeHoldTimer);
+    this.noticeHoldTimer = undefined;
   }
 
   /** Takes the next Ready, if any, and starts making it durable (step 1 of the Ready contract). */
@@ -676,11 +753,12 @@ export class RaftMember<Result> {
     // Messages that promise nothing durable go first (a leader's appends, Raft thesis §10.2.1, and
     // forwarded proposals, see RaftNode.takeEarlyMessages); the rest (votes, append
     // acknowledgements) only once this Ready is persisted.
-    this.sendEarlyMessagesHoldingCommitNotices();
+    this.sendEarlyMessages();
     if (!this.node.hasReady()) return undefined;
     const ready = this.node.ready();
     if (ready.softState && ready.softState.leader !== this.leader) {
       this.leader = ready.softState.leader;
+      if (this.leader !== this.id) this.forgetCommitNotices();
       this.options.onLeaderChange?.(this.leader, this.node.raft.term);
       for (const wake of [...this.leaderWaiters]) wake(this.leader);
       if (this.leader !== NO_NODE) {
@@ -714,7 +792,10 @@ export class RaftMember<Result> {
     if (ready.snapshot) storage.applySnapshot(ready.snapshot);
     storage.append(ready.entries);
     if (ready.hardState) storage.setHardState(ready.hardState);
-    if (ready.messages.length > 0) this.options.transport.send(ready.messages);
+    if (ready.messages.length > 0) {
+      for (const message of ready.messages) this.noteCommitTold(message);
+      this.options.transport.send(ready.messages);
+    }
     this.node.advance();
   }
 

@@ -7,10 +7,10 @@ import { MemoryStorage } from '../../src/consensus/storage.ts';
 import type { Entry, HardState, Message, Snapshot } from '../../src/consensus/types.ts';
 import { message } from '../../src/consensus/types.ts';
 import { SeededRandom } from '../../src/random/seeded-random.ts';
-import { ANSWERS_PER_TURN, MemberError, RaftMember } from '../../src/server/raft-member.ts';
+import { ANSWERS_PER_TURN, COMMIT_NOTICE_HOLD_MS, MemberError, RaftMember } from '../../src/server/raft-member.ts';
 import type { DurableLog, MemberTimers, RaftMemberOptions, SnapshotSavedReport, StateMachine } from '../../src/server/raft-member.ts';
 import { decodeMemberSnapshot } from '../../src/server/member-snapshot.ts';
-import { decodeEnvelope } from '../../src/server/proposal-envelope.ts';
+import { decodeEnvelope, encodeEnvelope } from '../../src/server/proposal-envelope.ts';
 
 class ManualTimers implements MemberTimers {
   private clockMs: number;
@@ -394,7 +394,7 @@ class HeldLog implements DurableLog {
 }
 
 /** Member 2 of a 3-member cluster, its messages recorded instead of sent. */
-function followerOfThree(overrides: { snapshotEveryEntries?: number; onSnapshotSaved?: RaftMemberOptions<number>['onSnapshotSaved'] } = {}) {
+function followerOfThree(overrides: { snapshotEveryEntries?: number; onSnapshotSaved?: RaftMemberOptions<number>['onSnapshotSaved']; heartbeatTicks?: number } = {}) {
   const timers = new ManualTimers();
   const log = new HeldLog();
   const sent: Message[] = [];
@@ -408,7 +408,7 @@ function followerOfThree(overrides: { snapshotEveryEntries?: number; onSnapshotS
     random: new SeededRandom(2),
     tickIntervalMs: 10,
     electionTicks: 10,
-    heartbeatTicks: 1,
+    heartbeatTicks: overrides.heartbeatTicks ?? 1,
     snapshotEveryEntries: overrides.snapshotEveryEntries ?? 1000,
     onSnapshotSaved: overrides.onSnapshotSaved,
     keptEntriesAfterSnapshot: 2,
@@ -541,34 +541,92 @@ async function leaderWithUncommittedProposal() {
   return { ...cluster, proposal, index };
 }
 
-test("a leader answers its client before it tells the followers of the commit, and then tells both", async () => {
+/** Appends without entries, the commit notices among the messages. */
+function noticesIn(messages: readonly Message[]): string[] {
+  return messages.filter((m) => m.type === 'MsgApp' && m.entries.length === 0).map((m) => `->${m.to} commit ${m.commit}`);
+}
+
+test('a leader holds commit notices from followers with no forwarded proposal: the next append carries the commit', async () => {
   const { sent, member, proposal, index } = await leaderWithUncommittedProposal();
+  sent.length = 0;
+  member.step(message({ type: 'MsgAppResp', from: 1n, to: 2n, term: member.term(), index }));
+  assert.equal(await proposal, 7, 'committed, applied and answered');
+  await settle();
+  assert.deepEqual(noticesIn(sent), [], 'no notice on its own');
+  const next = member.propose(Uint8Array.of(1));
+  await settle();
+  const appends = sent.filter((m) => m.type === 'MsgApp');
+  assert.deepEqual(appends.map((m) => `->${m.to} ${m.entries.length} entry, commit ${m.commit}`).sort(),
+    [`->1 1 entry, commit ${index}`, `->3 1 entry, commit ${index}`], "the next write's appends tell both followers of the commit");
+  member.stop();
+  await assert.rejects(next, (error: MemberError) => error.code === 'CONCORD_E_STOPPED');
+});
+
+test('a held commit notice goes out COMMIT_NOTICE_HOLD_MS after the commit when no append carries it', async () => {
+  // Heartbeats (which carry the commit too) every 9 ticks of 10 ms: the test starts right after one.
+  const cluster = followerOfThree({ heartbeatTicks: 9 });
+  const { timers, log, sent, member } = cluster;
+  await electLeaderOfThree(cluster);
+  sent.length = 0;
+  while (!sent.some((m) => m.type === 'MsgHeartbeat')) await timers.advance(1);
+  const proposal = member.propose(Uint8Array.of(7));
+  await settle();
+  const append = sent.filter((m) => m.type === 'MsgApp').at(-1)!;
+  const index = append.index + append.entries.length;
+  while (log.pendingSaves > 0) log.completeOne();
+  await settle();
+  member.step(message({ type: 'MsgAppResp', from: 1n, to: 2n, term: member.term(), index }));
+  assert.equal(await proposal, 7);
+  sent.length = 0;
+  await timers.advance(COMMIT_NOTICE_HOLD_MS - 1);
+  assert.deepEqual(sent.filter((m) => m.commit >= index).map((m) => m.type), [], 'nothing tells a follower of the commit before the hold ends');
+  await timers.advance(1);
+  assert.deepEqual(noticesIn(sent).sort(), [`->1 commit ${index}`, `->3 commit ${index}`]);
+  sent.length = 0;
+  await timers.advance(COMMIT_NOTICE_HOLD_MS * 2);
+  assert.deepEqual(noticesIn(sent), [], 'each notice once');
+  member.stop();
+});
+
+test("a follower's forwarded proposal: the leader answers its own clients first, then tells that follower of the commit without holding it", async () => {
+  const cluster = followerOfThree();
+  const { log, sent, member } = cluster;
+  await electLeaderOfThree(cluster);
+  sent.length = 0;
+  // Follower 1 forwards a client's proposal; the leader's own client proposes in the same turn.
+  const forwarded = encodeEnvelope({ memberId: 1n, requestId: 1, kind: 'stateMachine', payload: Uint8Array.of(5) });
+  member.step(message({ type: 'MsgProp', from: 1n, to: 2n, entries: [{ term: 0, index: 0, type: 'normal', data: forwarded }] }));
+  const own = member.propose(Uint8Array.of(2));
+  await settle();
+  const append = sent.filter((m) => m.type === 'MsgApp' && m.to === 3n).at(-1)!;
+  const index = append.index + append.entries.length;
+  while (log.pendingSaves > 0) {
+    log.completeOne();
+    await settle();
+  }
   const events: string[] = [];
-  // Turns of the event loop since the answer: the notices must wait until node:http2 could send
-  // the answer's message and then its trailers (see COMMIT_NOTICE_DELAY_TURNS).
   let turnsSinceAnswer = 0;
   const countTurns = () => {
     turnsSinceAnswer++;
     if (turnsSinceAnswer < 10) setImmediate(countTurns);
   };
-  const answered = proposal.then((total) => {
+  const answered = own.then((total) => {
     events.push(`answered ${total}`);
     setImmediate(countTurns);
   });
-  member.step(message({ type: 'MsgAppResp', from: 1n, to: 2n, term: member.term(), index }));
-  // Record the order in which the answer and the messages to peers happen from here on.
   const send = (sent as Message[]).push.bind(sent);
   sent.push = (...messages: Message[]) => {
     for (const m of messages) events.push(`${m.type} ->${m.to} ${m.entries.length} entries, commit ${m.commit}, ${turnsSinceAnswer} turn(s) after the answer`);
     return send(...messages);
   };
+  // Follower 3 (which forwarded nothing) makes the majority.
+  member.step(message({ type: 'MsgAppResp', from: 3n, to: 2n, term: member.term(), index }));
   await settle();
   await answered;
   assert.deepEqual(events, [
     'answered 7',
     `MsgApp ->1 0 entries, commit ${index}, 1 turn(s) after the answer`,
-    `MsgApp ->3 0 entries, commit ${index}, 1 turn(s) after the answer`,
-  ]);
+  ], 'only the follower whose client waits is told at once');
   member.stop();
 });
 
