@@ -608,7 +608,6 @@ export class RaftMember<Result> {
     });
   }
 
-
   /**
    * The Ready loop. Each Ready's committed entries are applied as soon as it is taken, while its
    * own new entries are being written: a committed entry is already on disk on a majority (the core

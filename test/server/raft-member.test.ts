@@ -393,6 +393,14 @@ class HeldLog implements DurableLog {
   async releaseBefore(): Promise<void> {}
 }
 
+/** Completes every write, letting the member start the next one (if any) after each. */
+async function completeSaves(log: HeldLog): Promise<void> {
+  while (log.pendingSaves > 0) {
+    log.completeOne();
+    await settle();
+  }
+}
+
 /** Member 2 of a 3-member cluster, its messages recorded instead of sent. */
 function followerOfThree(overrides: { snapshotEveryEntries?: number; onSnapshotSaved?: RaftMemberOptions<number>['onSnapshotSaved']; heartbeatTicks?: number } = {}) {
   const timers = new ManualTimers();
@@ -451,8 +459,7 @@ async function electLeaderOfThree({ timers, log, sent, member }: ReturnType<type
   const answer = async (request: 'MsgPreVote' | 'MsgVote', response: 'MsgPreVoteResp' | 'MsgVoteResp') => {
     for (let i = 0; i < 100 && !sent.some((m) => m.type === request); i++) {
       await timers.advance(10);
-      while (log.pendingSaves > 0) log.completeOne();
-      await settle();
+      await completeSaves(log);
     }
     const asked = sent.find((m) => m.type === request && m.to === 1n)!;
     member.step(message({ type: response, from: 1n, to: 2n, term: asked.term }));
@@ -460,20 +467,14 @@ async function electLeaderOfThree({ timers, log, sent, member }: ReturnType<type
   };
   await answer('MsgPreVote', 'MsgPreVoteResp');
   await answer('MsgVote', 'MsgVoteResp');
-  while (log.pendingSaves > 0) {
-    log.completeOne();
-    await settle();
-  }
+  await completeSaves(log);
   assert.equal(member.isLeader(), true);
   // Both followers acknowledge the leader's no-op, so it replicates to them in a pipeline.
   for (const append of sent.filter((m) => m.type === 'MsgApp')) {
     member.step(message({ type: 'MsgAppResp', from: append.to, to: 2n, term: member.term(), index: append.index + append.entries.length }));
   }
   await settle();
-  while (log.pendingSaves > 0) {
-    log.completeOne();
-    await settle();
-  }
+  await completeSaves(log);
 }
 
 test('a leader waiting for an fsync sends the appends of new proposals at once, and commits only with a majority on disk', async () => {
@@ -494,10 +495,7 @@ test('a leader waiting for an fsync sends the appends of new proposals at once, 
   member.step(message({ type: 'MsgAppResp', from: 1n, to: 2n, term: member.term(), index: lastIndex }));
   await settle();
   assert.ok(member.committedIndex() < lastIndex, 'nothing the leader has not persisted is committed on one acknowledgement');
-  while (log.pendingSaves > 0) {
-    log.completeOne();
-    await settle();
-  }
+  await completeSaves(log);
   assert.equal(member.committedIndex(), lastIndex, 'committed once the leader persisted its copy');
   assert.deepEqual([await first, await second], [1, 3]);
   member.stop();
@@ -525,18 +523,22 @@ test('proposals made in one turn of the event loop reach the leader as one batch
 
 /**
  * An elected leader of three with one proposal (adding 7) on its own disk and not yet committed: one
- * disk of three is not a majority. `index` is the proposal's entry.
+ * disk of three is not a majority. `index` is the proposal's entry. With `afterHeartbeat`, the
+ * proposal is made right after the leader's heartbeat, so the next one is `heartbeatTicks` away.
  */
-async function leaderWithUncommittedProposal() {
-  const cluster = followerOfThree();
-  const { log, sent, member } = cluster;
+async function leaderWithUncommittedProposal(options: { heartbeatTicks?: number; afterHeartbeat?: boolean } = {}) {
+  const cluster = followerOfThree({ heartbeatTicks: options.heartbeatTicks });
+  const { timers, log, sent, member } = cluster;
   await electLeaderOfThree(cluster);
+  if (options.afterHeartbeat) {
+    sent.length = 0;
+    while (!sent.some((m) => m.type === 'MsgHeartbeat')) await timers.advance(1);
+  }
   const proposal = member.propose(Uint8Array.of(7));
   await settle();
   const append = sent.filter((m) => m.type === 'MsgApp').at(-1)!;
   const index = append.index + append.entries.length;
-  while (log.pendingSaves > 0) log.completeOne();
-  await settle();
+  await completeSaves(log);
   assert.equal(member.committedIndex() < index, true, 'one disk of three is not a majority');
   return { ...cluster, proposal, index };
 }
@@ -564,17 +566,7 @@ test('a leader holds commit notices from followers with no forwarded proposal: t
 
 test('a held commit notice goes out COMMIT_NOTICE_HOLD_MS after the commit when no append carries it', async () => {
   // Heartbeats (which carry the commit too) every 9 ticks of 10 ms: the test starts right after one.
-  const cluster = followerOfThree({ heartbeatTicks: 9 });
-  const { timers, log, sent, member } = cluster;
-  await electLeaderOfThree(cluster);
-  sent.length = 0;
-  while (!sent.some((m) => m.type === 'MsgHeartbeat')) await timers.advance(1);
-  const proposal = member.propose(Uint8Array.of(7));
-  await settle();
-  const append = sent.filter((m) => m.type === 'MsgApp').at(-1)!;
-  const index = append.index + append.entries.length;
-  while (log.pendingSaves > 0) log.completeOne();
-  await settle();
+  const { timers, sent, member, proposal, index } = await leaderWithUncommittedProposal({ heartbeatTicks: 9, afterHeartbeat: true });
   member.step(message({ type: 'MsgAppResp', from: 1n, to: 2n, term: member.term(), index }));
   assert.equal(await proposal, 7);
   sent.length = 0;
@@ -600,10 +592,7 @@ test("a follower's forwarded proposal: the leader answers its own clients first,
   await settle();
   const append = sent.filter((m) => m.type === 'MsgApp' && m.to === 3n).at(-1)!;
   const index = append.index + append.entries.length;
-  while (log.pendingSaves > 0) {
-    log.completeOne();
-    await settle();
-  }
+  await completeSaves(log);
   const events: string[] = [];
   let turnsSinceAnswer = 0;
   const countTurns = () => {
@@ -654,10 +643,7 @@ test('a member of three snapshots at its own phase of the interval, not where th
       entries: [{ term: 1, index, type: 'normal', data: new Uint8Array(0) }],
     }));
     await settle();
-    while (log.pendingSaves > 0) {
-      log.completeOne();
-      await settle();
-    }
+    await completeSaves(log);
     await member.snapshotSettled();
   }
   assert.deepEqual(saved, [40, 70]);
