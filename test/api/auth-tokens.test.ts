@@ -80,6 +80,16 @@ test('unknown tokens, forgotten tokens and a cleared table hold nobody', () => {
   assert.equal(table.use(other), undefined);
 });
 
+test('has() tells a live token from an unknown or expired one, and renews nothing', () => {
+  const { clock, table } = tableAt(1_000, { tokenTtlMs: 100 });
+  const token = issue(table, 'alice');
+  assert.equal(table.has(newToken()), false);
+  clock.nowMs += 99;
+  assert.equal(table.has(token), true);
+  clock.nowMs += 1;
+  assert.equal(table.has(token), false, 'has() did not renew it: it expired 100 ms after it was issued');
+});
+
 test('tokens are random and only their SHA-256 is kept', () => {
   const tokens = new Set(Array.from({ length: 100 }, newToken));
   assert.equal(tokens.size, 100);

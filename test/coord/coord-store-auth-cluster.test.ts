@@ -2,10 +2,15 @@
 // members as endpoints: the connection pool spreads calls over the members, so a token obtained
 // through one member is used on the others, and a member that restarts has forgotten every token
 // (they live in memory): the client renews and goes on. Users and auth are set up with etcdctl.
+// A token is good on a follower as soon as Authenticate answers through the leader, even before the
+// follower has applied it (the follower catches up first: AuthGate.catchUpFor).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { credentials, Metadata } from '@grpc/grpc-js';
+import type { ServiceError } from '@grpc/grpc-js';
+import { loadEtcdProtos } from '../../src/api/etcd/proto-loader.ts';
 import { EtcdCoordStore } from '../../src/coord/etcd-coord-store.ts';
 import { parseStoreLocation } from '../../src/coord/store-url.ts';
 import { resolveServerConfig, settingsFromFlags } from '../../src/server/server-config.ts';
@@ -58,6 +63,42 @@ before(async () => {
   await etcdctlOk(endpoint, ['user', 'grant-role', 'alice', 'app']);
   await etcdctlOk(endpoint, ['auth', 'enable']);
   client = new EtcdCoordStore(parseStoreLocation(members.map((member) => member.clientUrl).join(',')), { requestTimeoutMs: 3_000, credentials: { user: 'alice', password: 'alice-pw' } });
+});
+
+type RawClient = Record<string, (request: object, metadata: Metadata, callback: (error: ServiceError | null, response: Record<string, unknown>) => void) => void> & { close(): void };
+
+function rawClient(service: 'KV' | 'Auth', member: Member): RawClient {
+  return new (loadEtcdProtos().clients[service])(member.clientUrl.replace('http://', ''), credentials.createInsecure()) as unknown as RawClient;
+}
+
+function rawCall(client: RawClient, method: string, request: object, token?: string): Promise<Record<string, unknown>> {
+  const metadata = new Metadata();
+  if (token !== undefined) metadata.set('token', token);
+  return new Promise((resolve, reject) => client[method]!(request, metadata, (error, response) => (error ? reject(error) : resolve(response))));
+}
+
+/** Rounds of Authenticate through the leader, each token used on both followers at once. */
+const FRESH_TOKEN_ROUNDS = 20;
+
+test('a token from Authenticate through the leader works on a follower at once, before the follower has applied it', async () => {
+  const leader = members.find((member) => member.server?.member.isLeader() === true)!;
+  const followers = members.filter((member) => member !== leader);
+  const auth = rawClient('Auth', leader);
+  const kvs = followers.map((follower) => rawClient('KV', follower));
+  let callsToLaggingFollowers = 0;
+  try {
+    for (let round = 0; round < FRESH_TOKEN_ROUNDS; round++) {
+      const { token } = await rawCall(auth, 'Authenticate', { name: 'alice', password: 'alice-pw' });
+      const leaderApplied = leader.server!.member.appliedIndex();
+      callsToLaggingFollowers += followers.filter((follower) => follower.server!.member.appliedIndex() < leaderApplied).length;
+      await Promise.all(kvs.map((kv) => rawCall(kv, 'Range', { key: Buffer.from('/app/none'), serializable: true }, token as string)));
+    }
+  } finally {
+    auth.close();
+    for (const kv of kvs) kv.close();
+  }
+  // The case this test is about happened: some calls reached a follower that had not applied the Authenticate yet.
+  assert.ok(callsToLaggingFollowers > 0, `no call of ${FRESH_TOKEN_ROUNDS * followers.length} reached a follower behind the leader`);
 });
 
 test('a token is used on every member; after a member restarts (its tokens forgotten) calls renew and go on', async () => {

@@ -15,7 +15,11 @@
 //   here, never the token) and is checked when the command is applied, on every member alike.
 //
 // The table of tokens learns them from applied Authenticate commands, so every member knows every
-// token (auth-tokens.ts).
+// token (auth-tokens.ts). A member may get a token before it has applied the Authenticate that
+// issued it (the client authenticated through another member a moment ago): a call with a token the
+// member does not know first waits for the member to catch up (catchUpFor), so that a token is good
+// on every member as soon as Authenticate answers, and clients that spread calls over all members
+// are not sent to authenticate again in a loop.
 
 import type { Metadata } from '@grpc/grpc-js';
 import { KvError } from '../../kv/errors.ts';
@@ -31,6 +35,12 @@ import type { EtcdServiceContext } from './service-context.ts';
 const TOKEN_METADATA_KEY = 'token';
 /** ...or from this one, which its HTTP gateway sets (rpctypes.TokenFieldNameSwagger). */
 const GATEWAY_TOKEN_METADATA_KEY = 'authorization';
+/**
+ * Calls at most waiting at once for the member to catch up with a token it does not know; beyond
+ * this, a call with an unknown token is refused at once (a client sending made-up tokens costs at
+ * most this many read barriers in flight).
+ */
+export const MAX_TOKEN_CATCH_UPS = 1_000;
 
 export interface AuthGateOptions {
   tokens?: Partial<TokenTableLimits>;
@@ -52,9 +62,12 @@ export class AuthGate {
   private readonly stateMachine: () => KvStateMachine;
   /** --client-cert-auth: every client presented a certificate the member verified. */
   private readonly clientCertAuth: boolean;
+  private readonly readBarrier: () => Promise<void>;
+  private catchUpsInFlight = 0;
 
   constructor(context: EtcdServiceContext, options: AuthGateOptions = {}) {
     this.stateMachine = context.stateMachine;
+    this.readBarrier = () => context.backend.readBarrier();
     this.clientCertAuth = context.config.clientTls.clientCertAuth;
     this.tokens = new TokenTable(() => context.clock.nowMs(), options.tokens);
     const unsubscribes = [
@@ -91,6 +104,21 @@ export class AuthGate {
     // Tokens are forgotten when auth is disabled; one found here was issued after it was enabled again.
     if (!store.enabled) return ANONYMOUS_REQUESTER;
     return { kind: 'client', user: holder.user, authRevision: store.revision };
+  }
+
+  /**
+   * Undefined (go on at once) for a call without a token or with one this member knows; for a
+   * token it does not know, a promise that resolves once the member has applied every write
+   * committed before the call (a read barrier), so that a token issued through another member a
+   * moment ago is known. It never rejects: a call whose barrier fails goes on and is refused as
+   * usual. Expired and made-up tokens wait too, then are refused (at most MAX_TOKEN_CATCH_UPS wait
+   * at once).
+   */
+  catchUpFor(call: CallIdentity): Promise<void> | undefined {
+    const token = tokenOf(call);
+    if (token === undefined || this.tokens.has(token) || this.catchUpsInFlight >= MAX_TOKEN_CATCH_UPS) return undefined;
+    this.catchUpsInFlight++;
+    return this.readBarrier().catch(() => undefined).finally(() => this.catchUpsInFlight--);
   }
 
   /**

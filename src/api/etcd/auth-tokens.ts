@@ -85,6 +85,12 @@ export class TokenTable {
     return { user: entry.user, credentialRevision: entry.credentialRevision };
   }
 
+  /** Whether `token` is in the table and not expired; its TTL is left as it was. */
+  has(token: string): boolean {
+    const entry = this.entries.get(Buffer.from(tokenDigest(token)).toString('hex'));
+    return entry !== undefined && entry.expiresAtMs > this.nowMs();
+  }
+
   /** Forgets a token found to be void (its user changed), so it does not linger until its TTL. */
   forget(token: string): void {
     this.entries.delete(Buffer.from(tokenDigest(token)).toString('hex'));
