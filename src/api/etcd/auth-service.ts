@@ -10,7 +10,7 @@
 // are refused with "too many requests" rather than queued without bound. Passwords and tokens are
 // never logged and never put in an error message.
 
-import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { KvError } from '../../kv/errors.ts';
 import type { AuthCommand, Permission, PermissionType, Requester } from '../../kv/auth/auth-types.ts';
 import { ANONYMOUS_REQUESTER } from '../../kv/auth/auth-types.ts';
@@ -18,10 +18,10 @@ import type { KvCommandResponse } from '../../kv/types.ts';
 import { MemberError } from '../../server/raft-member.ts';
 import type { AuthGate, CallIdentity } from './auth-gate.ts';
 import { newToken, tokenDigest } from './auth-tokens.ts';
-import { toServiceError } from './grpc-errors.ts';
 import { MAX_PASSWORD_BYTES, hashPassword, verifyAgainstDecoy, verifyPassword } from './password-hash.ts';
 import type { EtcdServiceContext } from './service-context.ts';
 import { header, WireError } from './wire.ts';
+import { unary } from './unary-handler.ts';
 
 /** Password hashes or checks running at once (each takes tens of milliseconds on a worker thread). */
 export const MAX_PASSWORD_WORK_IN_FLIGHT = 8;
@@ -35,16 +35,6 @@ interface WirePermission {
   range_end?: Uint8Array;
 }
 
-type Handler<Request> = (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void;
-
-function unary<Request>(handle: (request: Request, caller: CallIdentity) => Promise<unknown>): Handler<Request> {
-  return (call, callback) => {
-    handle(call.request, call).then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(toServiceError(error)),
-    );
-  };
-}
 
 /** Bounds the expensive password work: a call beyond the bound is refused at once. */
 class PasswordWork {

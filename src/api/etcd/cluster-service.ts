@@ -6,13 +6,13 @@
 // arrives at, before it is forwarded (etcd's checkMembershipOperationPermission); MemberList needs
 // nothing, as in etcd.
 
-import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { AuthGate, CallIdentity } from './auth-gate.ts';
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { AuthGate } from './auth-gate.ts';
 import type { MemberInfo } from '../../server/member-registry.ts';
 import type { EtcdServiceContext } from './service-context.ts';
-import { toServiceError } from './grpc-errors.ts';
 import { bigintFromWire, header } from './wire.ts';
 import type { WireHeader, WireInt64 } from './wire.ts';
+import { unary } from './unary-handler.ts';
 
 interface WireMember {
   ID: string;
@@ -82,11 +82,3 @@ function clusterHeader(context: EtcdServiceContext): WireHeader {
   return header(context.headers, 0);
 }
 
-function unary<Request>(handle: (request: Request, caller: CallIdentity) => Promise<unknown>): (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void {
-  return (call, callback) => {
-    handle(call.request, call).then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(toServiceError(error)),
-    );
-  };
-}

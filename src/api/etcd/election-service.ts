@@ -21,12 +21,11 @@ import type { Requester } from '../../kv/auth/auth-types.ts';
 import type { AuthGate } from './auth-gate.ts';
 import type { ApplyResult } from '../../kv/state-machine.ts';
 import type { KeyValue } from '../../kv/types.ts';
-import { toServiceError } from './grpc-errors.ts';
+import { grpcError, toServiceError } from './grpc-errors.ts';
 import {
   PredecessorWaits,
   concat,
   firstCreatedRequest,
-  grpcError,
   onlyKv,
   sessionLeasesOf,
   txn,

@@ -12,8 +12,14 @@ import type { MemberErrorCode } from '../../server/raft-member.ts';
 import { ClusterError, isClusterErrorCode } from '../../server/cluster-errors.ts';
 import { WireError } from './wire.ts';
 
-function serviceError(code: status, details: string): ServiceError {
+/** An error that ends a call with this status and text, as it is. */
+export function grpcError(code: status, details: string): ServiceError {
   return Object.assign(new Error(details), { code, details, metadata: new Metadata() });
+}
+
+/** A status built on purpose (grpcError), which a call ends with unchanged. */
+export function isServiceError(error: unknown): error is ServiceError {
+  return error instanceof Error && typeof (error as Partial<ServiceError>).code === 'number' && 'metadata' in error;
 }
 
 /** etcd's texts for the member-level conditions (rpctypes), so clients retry the same way. */
@@ -30,16 +36,17 @@ const MEMBER_ERRORS: Record<MemberError['code'], { code: status; details: string
 };
 
 export function toServiceError(error: unknown): ServiceError {
-  if (error instanceof KvError) return serviceError(error.grpcCode, error.message);
-  if (error instanceof ClusterError) return serviceError(error.grpcCode, error.message);
-  if (error instanceof WireError) return serviceError(status.INVALID_ARGUMENT, `concord: ${error.message}`);
+  if (isServiceError(error)) return error;
+  if (error instanceof KvError) return grpcError(error.grpcCode, error.message);
+  if (error instanceof ClusterError) return grpcError(error.grpcCode, error.message);
+  if (error instanceof WireError) return grpcError(status.INVALID_ARGUMENT, `concord: ${error.message}`);
   if (error instanceof MemberError) {
     const known = MEMBER_ERRORS[error.code];
-    if (error.code === 'CONCORD_E_MEMBERSHIP_CHANGE_REFUSED') return serviceError(known.code, `concord: membership change refused: ${error.message}`);
+    if (error.code === 'CONCORD_E_MEMBERSHIP_CHANGE_REFUSED') return grpcError(known.code, `concord: membership change refused: ${error.message}`);
     // A disk that refused a write is Concord's own condition: say what happened and what to do.
-    return serviceError(known.code, known.details || `concord: ${error.message}; free disk space and restart the member`);
+    return grpcError(known.code, known.details || `concord: ${error.message}; free disk space and restart the member`);
   }
-  return serviceError(status.INTERNAL, `concord: internal error: ${(error as Error).message ?? String(error)}`);
+  return grpcError(status.INTERNAL, `concord: internal error: ${(error as Error).message ?? String(error)}`);
 }
 
 /**

@@ -6,12 +6,11 @@
 // passed (as etcd checks in its API layer); a write carries its requester into the log and is
 // checked when applied (auth/command-authorization.ts).
 
-import type { ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { checkRangeRequest } from '../../kv/request-check.ts';
 import { KvError } from '../../kv/errors.ts';
 import type { KvCommand, KvCommandResponse, PutRequest, RangeRequest, RangeResponse } from '../../kv/types.ts';
 import type { ServerMetrics } from '../../observe/server-metrics.ts';
-import { toServiceError } from './grpc-errors.ts';
 import type { HeaderSource, WireDeleteRangeRequest, WireRangeRequest, WireTxnRequest, WireInt64 } from './wire.ts';
 import {
   deleteRangeRequestFromWire,
@@ -26,26 +25,8 @@ import {
 import type { KvBackend } from './kv-backend.ts';
 import { PutResponseEncoder } from './put-codec.ts';
 import type { AuthGate, CallIdentity } from './auth-gate.ts';
+import { unary } from './unary-handler.ts';
 
-type Handler<Request> = (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void;
-
-/** Runs a request handler and turns its outcome (value or error) into the gRPC callback. */
-function unary<Request>(handle: (request: Request, caller: CallIdentity) => Promise<unknown>): Handler<Request> {
-  return (call, callback) => {
-    let answer: Promise<unknown>;
-    try {
-      answer = handle(call.request, call);
-    } catch (error) {
-      // A handler that is not an async function may throw before it has a promise.
-      callback(toServiceError(error));
-      return;
-    }
-    answer.then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(toServiceError(error)),
-    );
-  };
-}
 
 /** The response, checked to be of the command's type. */
 function responseOfType<T extends KvCommandResponse['type']>(response: KvCommandResponse, type: T): Extract<KvCommandResponse, { type: T }> {

@@ -11,7 +11,7 @@
 // permission on every attached key (etcd 3.4.26's fix for CVE-2023-32082; 3.4.23 let anyone list
 // them); the leader checks it against the keys it lists, for the user named in the forwarded call.
 
-import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { KvError, isKvError } from '../../kv/errors.ts';
 import { LeaseIdGenerator, MAX_LEASE_TTL_SECONDS, checkLeaseId, leaseTimeToLive } from '../../kv/lease.ts';
 import type { KvCommand, KvCommandResponse } from '../../kv/types.ts';
@@ -24,6 +24,7 @@ import { bigintFromWire, header } from './wire.ts';
 import type { AuthGate, CallIdentity } from './auth-gate.ts';
 import type { Requester } from '../../kv/auth/auth-types.ts';
 import { ANONYMOUS_REQUESTER } from '../../kv/auth/auth-types.ts';
+import { unary } from './unary-handler.ts';
 
 /** etcd's request timeout is 5 s plus two election timeouts (ServerConfig.ReqTimeout). */
 const REQUEST_TIMEOUT_BASE_MS = 5_000;
@@ -35,15 +36,6 @@ export interface LeaseServiceOptions {
 
 type KeepAliveCall = ServerDuplexStream<LeaseKeepAliveRequest, unknown>;
 
-/** Runs a request handler and turns its outcome (value or error) into the gRPC callback. */
-function unary<Request>(handle: (request: Request, caller: CallIdentity) => Promise<unknown>) {
-  return (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => {
-    handle(call.request, call).then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(toServiceError(error)),
-    );
-  };
-}
 
 /** A lease ID from the wire: any int64 (etcd allows negative IDs too; 0 means "pick one"). */
 function leaseIdFromWire(value: LeaseGrantRequest['ID'] | undefined): bigint {

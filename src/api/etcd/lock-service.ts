@@ -19,7 +19,7 @@
 // caller's context), so with auth on the user needs write permission on the lock's key and read
 // permission on the lock's prefix (the txn reads it), checked when the writes are applied.
 
-import { Metadata, status } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type { sendUnaryData, ServerUnaryCall, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { isKvError } from '../../kv/errors.ts';
 import { prefixRangeEnd, toByteString } from '../../kv/key-range.ts';
@@ -28,7 +28,7 @@ import type { ApplyResult } from '../../kv/state-machine.ts';
 import type { KeyValue, RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse } from '../../kv/types.ts';
 import type { Requester } from '../../kv/auth/auth-types.ts';
 import type { AuthGate, CallIdentity } from './auth-gate.ts';
-import { toServiceError } from './grpc-errors.ts';
+import { grpcError, toServiceError } from './grpc-errors.ts';
 import type { EtcdServiceContext } from './service-context.ts';
 import { bigintFromWire, header } from './wire.ts';
 import type { WireInt64 } from './wire.ts';
@@ -120,7 +120,7 @@ export class PredecessorWaits {
     return (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>): void => {
       this.withSignal(call, (signal) => handle(call.request, signal, call)).then(
         (response) => callback(null, response),
-        (error: unknown) => callback(isServiceError(error) ? error : toServiceError(error)),
+        (error: unknown) => callback(toServiceError(error)),
       );
     };
   }
@@ -292,14 +292,8 @@ export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return joined;
 }
 
-export function grpcError(code: status, details: string): ServiceError {
-  return Object.assign(new Error(details), { code, details, metadata: new Metadata() });
-}
-
+export 
 function serverStopped(): ServiceError {
   return grpcError(status.UNAVAILABLE, 'etcdserver: server stopped');
 }
 
-function isServiceError(error: unknown): error is ServiceError {
-  return error instanceof Error && typeof (error as Partial<ServiceError>).code === 'number' && 'metadata' in error;
-}

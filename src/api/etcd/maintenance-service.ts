@@ -30,8 +30,8 @@
 //   end     32    SHA-256 of the body: the stream's last message, as etcd sends it
 
 import { createHash } from 'node:crypto';
-import { Metadata, status } from '@grpc/grpc-js';
-import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
+import type { ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { KvError } from '../../kv/errors.ts';
 import type { KvErrorCode } from '../../kv/errors.ts';
 import type { AuthGate, CallIdentity } from './auth-gate.ts';
@@ -39,10 +39,11 @@ import { crc32c } from '@node-rs/crc32';
 import type { AlarmAction, AlarmMember, AlarmType } from '../../kv/types.ts';
 import type { Requester } from '../../kv/auth/auth-types.ts';
 import { ByteWriter } from '../../storage/binary-codec.ts';
-import { toServiceError } from './grpc-errors.ts';
+import { grpcError, toServiceError } from './grpc-errors.ts';
 import type { EtcdServiceContext } from './service-context.ts';
 import { bigintFromWire, header, numberFromWire, WireError } from './wire.ts';
 import type { WireInt64 } from './wire.ts';
+import { unary } from './unary-handler.ts';
 
 /** The etcd release whose behaviour Concord is compared with; Status reports it (see above). */
 export const ETCD_COMPATIBLE_VERSION = '3.4.23';
@@ -112,7 +113,7 @@ export function maintenanceService(context: EtcdServiceContext, auth: AuthGate):
       try {
         checkAdmin(stream);
       } catch (error) {
-        stream.emit('error', isServiceError(error) ? error : toServiceError(error));
+        stream.emit('error', toServiceError(error));
         return;
       }
       snapshotStreams.add(stream);
@@ -253,13 +254,7 @@ function drained(stream: ServerWritableStream<unknown, unknown>): Promise<void> 
 
 // ---- Plumbing ----
 
-function grpcError(code: status, details: string): ServiceError {
-  return Object.assign(new Error(details), { code, details, metadata: new Metadata() });
-}
 
-function isServiceError(error: unknown): error is ServiceError {
-  return error instanceof Error && typeof (error as Partial<ServiceError>).code === 'number' && 'metadata' in error;
-}
 
 /**
  * etcd's maintenance server returns the auth package's errors as they are, not mapped to its gRPC
@@ -277,11 +272,3 @@ function rawAuthError(error: unknown): unknown {
   return text === undefined ? error : grpcError(status.UNKNOWN, text);
 }
 
-function unary<Request>(handle: (request: Request, caller: CallIdentity) => Promise<unknown>): (call: ServerUnaryCall<Request, unknown>, callback: sendUnaryData<unknown>) => void {
-  return (call, callback) => {
-    handle(call.request, call).then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(isServiceError(error) ? error : toServiceError(error)),
-    );
-  };
-}

@@ -70,7 +70,11 @@ function awaitingTokenCatchUp(implementation: UntypedServiceImplementation, auth
         handler(call, callback);
         return;
       }
-      caughtUp.then(() => handler(call, callback)).catch((error: unknown) => failCall(call, callback, error));
+      caughtUp.then(() => {
+        // A stream cancelled while it waited has told its listeners already: the handler would keep it forever.
+        if ((call as Partial<{ cancelled: boolean }>).cancelled === true) return;
+        handler(call, callback);
+      }).catch((error: unknown) => failCall(call, callback, error));
     };
     wrapped[name] = awaiting as unknown as UntypedServiceImplementation[string];
   }

@@ -23,7 +23,7 @@
 // cancel_reason), and the stream stays open. Events are not re-checked against later revocations,
 // as in etcd.
 
-import { Metadata, status } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type { ServerDuplexStream, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { KvStateMachine, ApplyResult } from '../../kv/state-machine.ts';
 import { AUTO_WATCH_ID, WatchHub } from '../../kv/watch.ts';
@@ -31,7 +31,7 @@ import type { WatchCreateRequest as HubCreateRequest, WatchFilter, WatchHubLimit
 import { KvError } from '../../kv/errors.ts';
 import { MemberError } from '../../server/raft-member.ts';
 import type { StoreLimits } from '../../server/server-config.ts';
-import { toServiceError } from './grpc-errors.ts';
+import { grpcError, toServiceError } from './grpc-errors.ts';
 import type { WatchCreateRequest, WatchRequest } from './proto-loader.ts';
 import type { EtcdServiceContext } from './service-context.ts';
 import type { HeaderSource } from './wire.ts';
@@ -70,9 +70,6 @@ function positiveInteger(value: number, name: string): number {
   return value;
 }
 
-function grpcError(code: status, details: string): ServiceError {
-  return Object.assign(new Error(details), { code, details, metadata: new Metadata() });
-}
 
 export function watchService(context: EtcdServiceContext, auth: AuthGate, options: WatchServiceOptions = {}): UntypedServiceImplementation {
   const server = new WatchServer(context, auth, options);
