@@ -2,8 +2,7 @@
 // its AuthGate, which all of them share (who is calling, and may they); this is the one place that
 // lists them.
 
-import type { sendUnaryData, Server, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { EventEmitter } from 'node:events';
+import type { Server, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { loadEtcdProtos } from './proto-loader.ts';
 import type { EtcdServiceName } from './proto-loader.ts';
 import type { EtcdServiceContext } from './service-context.ts';
@@ -16,8 +15,7 @@ import { electionService } from './election-service.ts';
 import { lockService } from './lock-service.ts';
 import { authService } from './auth-service.ts';
 import { AuthGate } from './auth-gate.ts';
-import type { CallIdentity } from './auth-gate.ts';
-import { toServiceError } from './grpc-errors.ts';
+import { awaitingTokenCatchUp } from './token-catch-up.ts';
 import { withPutCodec } from './put-codec.ts';
 import type { UnaryMethod } from './unary-fast-path.ts';
 
@@ -53,39 +51,6 @@ export function registerEtcdServices(server: Server, context: EtcdServiceContext
     if (name === FAST_PATH_SERVICE) fastPathMethods.push(...unaryMethods(definition, implementation));
   }
   return fastPathMethods;
-}
-
-/**
- * The service's methods, each first waiting, for a call with a token this member does not know
- * yet, until the member has caught up (AuthGate.catchUpFor); every other call goes straight on.
- */
-function awaitingTokenCatchUp(implementation: UntypedServiceImplementation, auth: AuthGate): UntypedServiceImplementation {
-  const wrapped: UntypedServiceImplementation = {};
-  for (const [name, method] of Object.entries(implementation)) {
-    // Every grpc-js handler takes the call first; unary ones take their callback second.
-    const handler = method as unknown as (call: CallIdentity, callback?: sendUnaryData<unknown>) => void;
-    const awaiting = (call: CallIdentity, callback?: sendUnaryData<unknown>): void => {
-      const caughtUp = auth.catchUpFor(call);
-      if (caughtUp === undefined) {
-        handler(call, callback);
-        return;
-      }
-      caughtUp.then(() => {
-        // A stream cancelled while it waited has told its listeners already: the handler would keep it forever.
-        if ((call as Partial<{ cancelled: boolean }>).cancelled === true) return;
-        handler(call, callback);
-      }).catch((error: unknown) => failCall(call, callback, error));
-    };
-    wrapped[name] = awaiting as unknown as UntypedServiceImplementation[string];
-  }
-  return wrapped;
-}
-
-/** A handler that threw once started late: its call ends with the error, as grpc-js ends a call whose handler throws. */
-function failCall(call: CallIdentity, callback: sendUnaryData<unknown> | undefined, error: unknown): void {
-  if (callback !== undefined) callback(toServiceError(error));
-  // Server streams end with the status of an 'error' event (grpc-js's ServerWritableStreamImpl and ServerDuplexStreamImpl).
-  else (call as unknown as EventEmitter).emit('error', toServiceError(error));
 }
 
 function unaryMethods(definition: ServiceDefinition, implementation: UntypedServiceImplementation): UnaryMethod[] {
