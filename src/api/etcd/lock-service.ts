@@ -292,7 +292,6 @@ export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return joined;
 }
 
-export 
 function serverStopped(): ServiceError {
   return grpcError(status.UNAVAILABLE, 'etcdserver: server stopped');
 }
