@@ -952,7 +952,9 @@ function checkSegmentMetadata(
     throw new StorageError(
       'CONCORD_E_DATA_DIR_FOREIGN_CLUSTER',
       `${segment.path} belongs to cluster ${hex(metadata.clusterId)}, not ${hex(expected.clusterId)}: this data dir is another cluster's. ` +
-        'Point --data-dir elsewhere, or remove the directory if that cluster is gone.',
+        'Point --data-dir elsewhere, or remove the directory if that cluster is gone. ' +
+        '(If instead this member\'s peer URLs changed since it was bootstrapped, by etcdctl member update, start it with ' +
+        '--initial-cluster-state existing: that uses the data dir\'s own identity.)',
       { path: segment.path },
     );
   }

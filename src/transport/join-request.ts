@@ -32,7 +32,7 @@ export async function requestJoinInfo(options: JoinRequestOptions): Promise<unkn
       if (frame.type === FRAME_TYPES.HELLO_OK) settle(undefined, parseJson(frame.payload, 'join answer'));
       else if (frame.type === FRAME_TYPES.HELLO_REJECT) settle(new Error(decodeReject(frame.payload).text));
       else throw new ProtocolError(`unexpected frame type ${frame.type} answering a join request`);
-    });
+    }, options.timeoutMs);
     // The answer lists every member: allow it more room than a HELLO.
     connection.decoder.maxFrameBytes = 4 * 1024 * 1024;
     connection.onClose((reason) => settle(new Error(`${options.url.host} closed the connection: ${reason}`)));

@@ -27,10 +27,17 @@ export class PeerConnection {
   readonly decoder: FrameDecoder;
   private closed = false;
   private readonly closeListeners: ((reason: string) => void)[] = [];
+  private readonly partialFrameTimeoutMs: number;
+  private partialFrameTimer: NodeJS.Timeout | undefined;
 
-  constructor(socket: Socket, onFrame: (frame: Frame) => void) {
+  /**
+   * partialFrameTimeoutMs: a frame begun and not finished, with no byte arriving for this long,
+   * closes the connection (a truncated frame must not hold a connection and its buffer forever).
+   */
+  constructor(socket: Socket, onFrame: (frame: Frame) => void, partialFrameTimeoutMs: number) {
     this.socket = socket;
     this.decoder = new FrameDecoder(MAX_HANDSHAKE_FRAME_BYTES);
+    this.partialFrameTimeoutMs = partialFrameTimeoutMs;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       if (this.closed) return;
@@ -41,6 +48,7 @@ export class PeerConnection {
         this.close(error instanceof ProtocolError ? error.message : String(error));
         return;
       }
+      this.watchPartialFrame();
       for (const frame of frames) {
         if (this.closed) return;
         try {
@@ -51,8 +59,21 @@ export class PeerConnection {
         }
       }
     });
+    socket.on('end', () => {
+      if (this.decoder.pendingBytes > 0) this.close(`truncated frame: the connection ended after ${this.decoder.pendingBytes} bytes of a frame`);
+    });
     socket.on('error', (error) => this.close(error.message));
     socket.on('close', () => this.close('connection closed'));
+  }
+
+  /** Arms the partial-frame timer while the decoder holds part of a frame; each chunk restarts it. */
+  private watchPartialFrame(): void {
+    clearTimeout(this.partialFrameTimer);
+    this.partialFrameTimer = undefined;
+    if (this.decoder.pendingBytes === 0) return;
+    this.partialFrameTimer = setTimeout(() => {
+      this.close(`truncated frame: ${this.decoder.pendingBytes} bytes of a frame, then nothing for ${this.partialFrameTimeoutMs} ms`);
+    }, this.partialFrameTimeoutMs);
   }
 
   get isClosed(): boolean {
@@ -98,6 +119,7 @@ export class PeerConnection {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.partialFrameTimer);
     this.socket.destroy();
     for (const listener of this.closeListeners.splice(0)) listener(reason);
   }

@@ -12,6 +12,7 @@ import { FRAME_TYPES, PROTOCOL_VERSION, decodeJsonWithId, decodeReject, encodeHe
 import type { RejectReason } from './frame.ts';
 import { PeerConnection, dial } from './peer-connection.ts';
 import type { PeerDialTls } from './peer-connection.ts';
+import { ReconnectBackoff } from './reconnect-backoff.ts';
 import type { TransportLimits, TransportLogger } from './transport-options.ts';
 
 export interface PeerStreamOptions {
@@ -37,7 +38,7 @@ export class PeerStream {
   private readonly options: PeerStreamOptions;
   private state: StreamState = 'idle';
   private connection: PeerConnection | undefined;
-  private backoffMs: number;
+  private readonly backoff: ReconnectBackoff;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private urlCursor = 0;
   /** Logged once per outage, not once per attempt. */
@@ -46,7 +47,7 @@ export class PeerStream {
 
   constructor(options: PeerStreamOptions) {
     this.options = options;
-    this.backoffMs = options.limits.reconnectMinMs;
+    this.backoff = new ReconnectBackoff({ minMs: options.limits.reconnectMinMs, maxMs: options.limits.reconnectMaxMs }, options.random);
   }
 
   start(): void {
@@ -84,7 +85,7 @@ export class PeerStream {
   /** Drops the current connection and dials again at once (the peer's URLs changed). */
   reconnectNow(): void {
     if (this.state === 'stopped') return;
-    this.backoffMs = this.options.limits.reconnectMinMs;
+    this.backoff.reset();
     this.connection?.close('peer URLs changed');
   }
 
@@ -109,7 +110,7 @@ export class PeerStream {
         socket.destroy();
         return;
       }
-      connection = new PeerConnection(socket, (frame) => this.onFrame(connection, frame));
+      connection = new PeerConnection(socket, (frame) => this.onFrame(connection, frame), this.options.limits.partialFrameTimeoutMs);
     } catch (error) {
       this.scheduleReconnect(`cannot reach ${url.host}: ${(error as Error).message}`);
       return;
@@ -141,7 +142,7 @@ export class PeerStream {
         if (this.state !== 'connecting') throw new Error('a second HELLO_OK');
         this.state = 'connected';
         connection.decoder.maxFrameBytes = this.options.limits.maxFrameBytes;
-        this.backoffMs = this.options.limits.reconnectMinMs;
+        this.backoff.reset();
         if (this.lastProblem !== undefined) this.options.logger.info(`peer ${hex(this.options.peerId)} is reachable again`);
         this.lastProblem = undefined;
         return;
@@ -169,12 +170,8 @@ export class PeerStream {
       this.options.logger.warn(`peer ${hex(this.options.peerId)}: ${problem}; retrying`);
       this.lastProblem = problem;
     }
-    // Full jitter around the current backoff: members that lost each other at the same moment do
-    // not all dial again in lockstep.
-    const delayMs = Math.round(this.backoffMs * (0.5 + this.options.random.nextFloat()));
-    this.backoffMs = Math.min(this.backoffMs * 2, this.options.limits.reconnectMaxMs);
     clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => void this.connect(), delayMs);
+    this.reconnectTimer = setTimeout(() => void this.connect(), this.backoff.nextDelayMs());
   }
 
   /** Writes an RPC request; false when the stream is down. */

@@ -309,7 +309,7 @@ export class PeerTransport {
       }
       if (hello.purpose === 'snapshot') this.onSnapshotFrame(connection, snapshot!, frame);
       else this.onStreamFrame(connection, hello.fromId, frame);
-    });
+    }, this.limits.partialFrameTimeoutMs);
     this.inbound.add(connection);
     const handshakeTimer = setTimeout(() => {
       if (!hello) connection.close(`no HELLO within ${this.limits.handshakeTimeoutMs} ms`);

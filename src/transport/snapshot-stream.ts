@@ -39,7 +39,7 @@ export async function sendSnapshot(options: SnapshotSendOptions): Promise<void> 
   return new Promise<void>((resolve, reject) => {
     let accepted = false;
     let finished = false;
-    const connection: PeerConnection = new PeerConnection(socket, (frame) => onFrame(frame));
+    const connection: PeerConnection = new PeerConnection(socket, (frame) => onFrame(frame), limits.partialFrameTimeoutMs);
     const timer = setTimeout(() => connection.close(`not acknowledged within ${limits.snapshotTimeoutMs} ms`), limits.snapshotTimeoutMs);
     const finish = (error?: Error) => {
       if (finished) return;
@@ -53,7 +53,7 @@ export async function sendSnapshot(options: SnapshotSendOptions): Promise<void> 
     const onFrame = (frame: Frame) => {
       if (frame.type === FRAME_TYPES.HELLO_OK && !accepted) {
         accepted = true;
-        void streamBody(connection, message, data, limits.snapshotChunkBytes).catch((error: unknown) => finish(error as Error));
+        void streamSnapshotBody(connection, message, data, limits.snapshotChunkBytes).catch((error: unknown) => finish(error as Error));
       } else if (frame.type === FRAME_TYPES.HELLO_REJECT) {
         const { reason, text } = decodeReject(frame.payload);
         finish(new Error(`peer refused the snapshot (${reason}): ${text}`));
@@ -71,7 +71,15 @@ export async function sendSnapshot(options: SnapshotSendOptions): Promise<void> 
   });
 }
 
-async function streamBody(connection: PeerConnection, message: Message, data: Uint8Array, chunkBytes: number): Promise<void> {
+/** What the body is written to: a peer connection, or a stand-in in tests. */
+export type SnapshotBodySink = Pick<PeerConnection, 'isClosed' | 'write' | 'drained'>;
+
+/**
+ * Writes the header, the chunks and the checksum. Backpressure: after a write the socket reports
+ * as over its high-water mark, the next chunk waits until it drains, so a snapshot of any size
+ * holds at most about one chunk beyond the socket's buffer in memory.
+ */
+export async function streamSnapshotBody(connection: SnapshotBodySink, message: Message, data: Uint8Array, chunkBytes: number): Promise<void> {
   const header = new ByteWriter(256).u53(data.byteLength).raw(encodeMessage(message)).finish();
   connection.write(FRAME_TYPES.SNAP_HEADER, header);
   for (let at = 0; at < data.byteLength; at += chunkBytes) {

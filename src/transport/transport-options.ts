@@ -14,6 +14,8 @@ export interface TransportLimits {
   dialTimeoutMs: number;
   /** A connection that has not completed its HELLO exchange within this time is closed. */
   handshakeTimeoutMs: number;
+  /** A frame begun but not finished, with no byte arriving for this long, closes the connection. */
+  partialFrameTimeoutMs: number;
   /** Reconnect backoff: starts at reconnectMinMs, doubles per failure up to reconnectMaxMs, jittered. */
   reconnectMinMs: number;
   reconnectMaxMs: number;
@@ -31,6 +33,7 @@ export const TRANSPORT_DEFAULTS: TransportLimits = {
   snapshotTimeoutMs: 60_000,
   dialTimeoutMs: 1_000,
   handshakeTimeoutMs: 2_000,
+  partialFrameTimeoutMs: 10_000,
   reconnectMinMs: 50,
   reconnectMaxMs: 1_000,
   maxInboundConnections: 256,

@@ -1,10 +1,10 @@
 // Failover with real processes on loopback: the leader killed with SIGKILL under write load, a
-// partitioned leader, a partitioned follower. Timeouts in these tests are bounds derived from the
+// partitioned leader, a partitioned follower, the leader stopped with SIGTERM (a planned restart). Timeouts in these tests are bounds derived from the
 // configured election timeout, with generous slack for a busy machine.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
@@ -22,9 +22,9 @@ interface Harness {
   workDir: string;
 }
 
-async function startCluster(): Promise<Harness> {
+async function startCluster(electionTimeoutMs = ELECTION_TIMEOUT_MS): Promise<Harness> {
   const workDir = mkdtempSync(join(tmpdir(), 'concord-failover-'));
-  const cluster = await ProcessCluster.create({ size: 3, workDir, heartbeatIntervalMs: HEARTBEAT_MS, electionTimeoutMs: ELECTION_TIMEOUT_MS });
+  const cluster = await ProcessCluster.create({ size: 3, workDir, heartbeatIntervalMs: HEARTBEAT_MS, electionTimeoutMs });
   cluster.startAll();
   const clients = new Map(cluster.names.map((name) => [name, new KvClient(cluster.clientEndpoint(name))]));
   await leaderAmong({ cluster, clients, workDir }, cluster.names, 30_000);
@@ -139,6 +139,34 @@ test('an isolated follower cannot elect itself, and does not disrupt the leader 
     harness.cluster.relay.healAll();
     await new Promise((resolve) => setTimeout(resolve, 2 * ELECTION_TIMEOUT_MS));
     assert.deepEqual(await leaderAmong(harness, harness.cluster.names), before);
+  } finally {
+    await stopCluster(harness);
+  }
+});
+
+test('SIGTERM to the leader: it hands leadership over, so the others have a leader before any election timeout could pass; it rejoins without disruption', async () => {
+  // A long election timeout: without the hand-over, no follower could even start an election
+  // until this long after the leader's last heartbeat, which comes after the SIGTERM.
+  const longElectionTimeoutMs = 6_000;
+  const harness = await startCluster(longElectionTimeoutMs);
+  try {
+    const { name: oldLeader, term } = await leaderAmong(harness, harness.cluster.names, 60_000);
+    await harness.clients.get(oldLeader)!.put('before', 'stop', 2_000);
+    const signalled = Date.now();
+    await harness.cluster.stop(oldLeader);
+    const survivors = harness.cluster.names.filter((name) => name !== oldLeader);
+    const after = await leaderAmong(harness, survivors, longElectionTimeoutMs);
+    const tookMs = Date.now() - signalled;
+    assert.ok(tookMs < longElectionTimeoutMs, `a new leader ${tookMs} ms after SIGTERM, within the ${longElectionTimeoutMs} ms election timeout`);
+    assert.equal(after.term, term + 1, 'one hand-over election, nothing more');
+    const log = readFileSync(harness.cluster.member(oldLeader).logPath, 'utf8');
+    assert.match(log, /handed leadership to/);
+    assert.match(log, /process exited \(code 0, signal null\)/, 'a clean exit');
+    await harness.clients.get(after.name)!.put('after', 'stop', 2_000);
+    harness.cluster.start(oldLeader);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    assert.equal((await harness.clients.get(oldLeader)!.get('after', 5_000)).value, 'stop', 'the restarted member caught up');
+    assert.deepEqual(await leaderAmong(harness, harness.cluster.names), after, 'its return did not disturb the leader or the term');
   } finally {
     await stopCluster(harness);
   }

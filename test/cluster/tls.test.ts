@@ -4,10 +4,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
-import { resolveServerConfig, settingsFromFlags } from '../../src/server/server-config.ts';
+import { stringify } from 'yaml';
+import { resolveServerConfig, settingsFromFile, settingsFromFlags } from '../../src/server/server-config.ts';
 import { StoreServer } from '../../src/server/store-server.ts';
 import { runEtcdctl } from '../compat/etcdctl.ts';
 import { makeCa, makeSignedCertificate } from '../support/certificates.ts';
@@ -24,15 +25,26 @@ test('three members over mutual TLS: they form a cluster; a peer without a valid
   const ports = await Promise.all(certificates.map(() => freePort()));
   const initialCluster = certificates.map((member, i) => `${member.name}=https://127.0.0.1:${ports[i]}`).join(',');
   const logs: string[] = [];
-  const servers = await Promise.all(certificates.map((member, i) => StoreServer.start(resolveServerConfig({}, settingsFromFlags({
-    name: member.name,
-    dataDir: join(root.dir, member.name),
-    listenClientUrls: 'https://127.0.0.1:0',
-    listenPeerUrls: `https://127.0.0.1:${ports[i]}`,
-    initialCluster,
-    certFile: member.cert, keyFile: member.key, trustedCaFile: ca.cert, clientCertAuth: 'true',
-    peerCertFile: member.cert, peerKeyFile: member.key, peerTrustedCaFile: ca.cert, peerClientCertAuth: 'true',
-  })), { logger: { info: () => {}, warn: (line) => logs.push(line), error: (line) => logs.push(line) } })));
+  // The first two members take their certificate paths as flags, the third from its config file.
+  const configFor = (member: (typeof certificates)[number], i: number) => {
+    const placement = { name: member.name, dataDir: join(root.dir, member.name), listenClientUrls: 'https://127.0.0.1:0', listenPeerUrls: `https://127.0.0.1:${ports[i]}`, initialCluster };
+    if (i < 2) {
+      return resolveServerConfig({}, settingsFromFlags({
+        ...placement,
+        certFile: member.cert, keyFile: member.key, trustedCaFile: ca.cert, clientCertAuth: 'true',
+        peerCertFile: member.cert, peerKeyFile: member.key, peerTrustedCaFile: ca.cert, peerClientCertAuth: 'true',
+      }));
+    }
+    const file = join(root.dir, `${member.name}.yaml`);
+    writeFileSync(file, stringify({ server: {
+      certFile: member.cert, keyFile: member.key, trustedCaFile: ca.cert, clientCertAuth: true,
+      peerCertFile: member.cert, peerKeyFile: member.key, peerTrustedCaFile: ca.cert, peerClientCertAuth: true,
+    } }));
+    return resolveServerConfig(settingsFromFile(file), settingsFromFlags(placement));
+  };
+  const servers = await Promise.all(certificates.map((member, i) => StoreServer.start(configFor(member, i), {
+    logger: { info: () => {}, warn: (line) => logs.push(line), error: (line) => logs.push(line) },
+  })));
   try {
     await waitFor('a leader over TLS', () => servers.some((server) => server.member.isLeader()), 10_000);
     const tlsArgs = ['--cacert', ca.cert, '--cert', client.cert, '--key', client.key];
@@ -42,6 +54,8 @@ test('three members over mutual TLS: they form a cluster; a peer without a valid
     assert.match(get.stdout, /yes/);
     const noClientCert = await runEtcdctl({ endpoint: `https://${servers[0]!.clientAddresses[0]}`, args: ['--cacert', ca.cert, '--dial-timeout=2s', '--command-timeout=3s', 'get', 'secure'] });
     assert.notEqual(noClientCert.exitCode, 0, 'a client without a certificate is refused');
+    const noClientCertByFile = await runEtcdctl({ endpoint: `https://${servers[2]!.clientAddresses[0]}`, args: ['--cacert', ca.cert, '--dial-timeout=2s', '--command-timeout=3s', 'get', 'secure'] });
+    assert.notEqual(noClientCertByFile.exitCode, 0, 'a client without a certificate is refused by the member configured by file');
 
     // On the peer port: no certificate, and a certificate from another CA.
     const strangerCa = makeCa(root.dir, 'stranger-ca');
@@ -49,6 +63,7 @@ test('three members over mutual TLS: they form a cluster; a peer without a valid
     assert.equal(await peerHandshake(ports[0]!, ca, undefined), 'refused', 'no client certificate');
     assert.equal(await peerHandshake(ports[0]!, ca, stranger), 'refused', 'a certificate another CA signed');
     assert.equal(await peerHandshake(ports[0]!, ca, certificates[1]!), 'accepted', 'a member\'s own certificate');
+    assert.equal(await peerHandshake(ports[2]!, ca, undefined), 'refused', 'no client certificate, at the member configured by file');
     await waitFor('the refusals are logged', () => logs.filter((line) => /refused a peer connection .*TLS/.test(line)).length >= 2);
     const after = await runEtcdctl({ endpoint: `https://${servers[1]!.clientAddresses[0]}`, args: [...tlsArgs, 'put', 'still', 'serving'] });
     assert.equal(after.exitCode, 0, after.stderr);
