@@ -8,12 +8,12 @@
 // directional, so one-way partitions are possible too.
 
 import { createServer, connect } from 'node:net';
-import type { Server, Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 
 export interface RelayEndpoint {
   /** The member behind this relay. */
   member: string;
-  /** Where the relay listens (the member's advertised peer address). */
+  /** Where the relay listens (the member's advertised peer address); port 0: one the system picks. */
   listenHost: string;
   listenPort: number;
   /** The member's real peer listener. */
@@ -35,6 +35,7 @@ export class PeerRelay {
   /** Loopback source address -> member name. */
   private readonly memberByAddress: Map<string, string>;
   private readonly endpoints: RelayEndpoint[];
+  private readonly listenPorts = new Map<string, number>();
   connectionsHeld = 0;
 
   constructor(endpoints: RelayEndpoint[], memberByAddress: Map<string, string>) {
@@ -42,15 +43,33 @@ export class PeerRelay {
     this.memberByAddress = memberByAddress;
   }
 
+  /**
+   * Listens for every endpoint. A listenPort of 0 takes a port the system picks (see listenPortOf):
+   * no port is chosen ahead and lost to another process meanwhile. If one listener fails, the
+   * others are closed before the error is thrown, so nothing is left holding the process open.
+   */
   async start(): Promise<void> {
-    for (const endpoint of this.endpoints) {
-      const server = createServer((client) => this.accept(endpoint, client));
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(endpoint.listenPort, endpoint.listenHost, () => resolve());
-      });
-      this.servers.push(server);
+    try {
+      for (const endpoint of this.endpoints) {
+        const server = createServer((client) => this.accept(endpoint, client));
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(endpoint.listenPort, endpoint.listenHost, () => resolve());
+        });
+        this.servers.push(server);
+        this.listenPorts.set(endpoint.member, (server.address() as AddressInfo).port);
+      }
+    } catch (error) {
+      await this.stop();
+      throw error;
     }
+  }
+
+  /** The port the relay in front of `member` listens on, once started. */
+  listenPortOf(member: string): number {
+    const port = this.listenPorts.get(member);
+    if (port === undefined) throw new Error(`the relay has no listener for ${member} (not started?)`);
+    return port;
   }
 
   /** Cuts traffic from `from` to `to` (one direction). */

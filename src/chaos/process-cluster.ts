@@ -60,25 +60,26 @@ export class ProcessCluster {
 
   static async create(options: ProcessClusterOptions): Promise<ProcessCluster> {
     mkdirSync(options.workDir, { recursive: true });
-    const members: MemberLayout[] = [];
+    const placed: Omit<MemberLayout, 'relayPort'>[] = [];
     for (let i = 0; i < options.size; i++) {
       const name = `m${i + 1}`;
       const address = `127.0.0.${11 + i}`;
-      members.push({
+      placed.push({
         name,
         address,
         clientPort: await freePort(address),
         peerPort: await freePort(address),
-        relayPort: await freePort('127.0.0.1'),
         dataDir: join(options.workDir, name),
         logPath: join(options.workDir, `${name}.log`),
       });
     }
+    // The relay's listeners take their ports as they listen; the members learn them from it.
     const relay = new PeerRelay(
-      members.map((member) => ({ member: member.name, listenHost: '127.0.0.1', listenPort: member.relayPort, targetHost: member.address, targetPort: member.peerPort })),
-      new Map(members.map((member) => [member.address, member.name])),
+      placed.map((member) => ({ member: member.name, listenHost: '127.0.0.1', listenPort: 0, targetHost: member.address, targetPort: member.peerPort })),
+      new Map(placed.map((member) => [member.address, member.name])),
     );
     await relay.start();
+    const members = placed.map((member) => ({ ...member, relayPort: relay.listenPortOf(member.name) }));
     return new ProcessCluster(options, members, relay);
   }
 

@@ -109,6 +109,14 @@ test('a learner joins, catches up, is refused promotion until it has, then becom
     assert.match(refused.stderr, /can only promote a learner member which is in sync with leader/, 'a learner that has not started is not in sync');
     await startMember(root, learner, [members[0]!, learner], 'existing');
     await waitFor('the learner caught up', async () => /v19/.test((await runEtcdctl({ endpoint: endpoint(learner), args: ['get', 'k19', '--consistency=s'] })).stdout));
+    // A learner that had caught up and then fell behind (stopped while the log grew by far more
+    // than a tenth) is refused again, with the same error; back up, it catches up and is promoted.
+    await learner.server!.stop({ handOverLeadership: false });
+    for (let i = 0; i < 40; i++) await etcdctlOk(endpoint(members[0]!), ['put', `later${i}`, `w${i}`]);
+    const refusedWhileBehind = await runEtcdctl({ endpoint: endpoint(follower), args: ['member', 'promote', learnerId] });
+    assert.match(refusedWhileBehind.stderr, /can only promote a learner member which is in sync with leader/, 'a learner that fell behind is not in sync');
+    await startMember(root, learner, [members[0]!, learner], 'existing');
+    await waitFor('the learner caught up again', async () => /w39/.test((await runEtcdctl({ endpoint: endpoint(learner), args: ['get', 'later39', '--consistency=s'] })).stdout));
     await waitFor('promotion succeeds', async () => (await runEtcdctl({ endpoint: endpoint(follower), args: ['member', 'promote', learnerId] })).exitCode === 0);
     assert.deepEqual(members[0]!.server!.member.membership().voters.length, 4);
     await etcdctlOk(endpoint(learner), ['put', 'from-b4', 'yes']);
