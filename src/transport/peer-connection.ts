@@ -66,14 +66,21 @@ export class PeerConnection {
     socket.on('close', () => this.close('connection closed'));
   }
 
-  /** Arms the partial-frame timer while the decoder holds part of a frame; each chunk restarts it. */
+  /**
+   * Arms the partial-frame timer while the decoder holds part of a frame; each chunk restarts it
+   * (one timer per connection, refreshed: this runs on every chunk a busy peer stream reads).
+   */
   private watchPartialFrame(): void {
-    clearTimeout(this.partialFrameTimer);
-    this.partialFrameTimer = undefined;
-    if (this.decoder.pendingBytes === 0) return;
-    this.partialFrameTimer = setTimeout(() => {
-      this.close(`truncated frame: ${this.decoder.pendingBytes} bytes of a frame, then nothing for ${this.partialFrameTimeoutMs} ms`);
-    }, this.partialFrameTimeoutMs);
+    if (this.decoder.pendingBytes === 0) {
+      clearTimeout(this.partialFrameTimer);
+      this.partialFrameTimer = undefined;
+    } else if (this.partialFrameTimer) {
+      this.partialFrameTimer.refresh();
+    } else {
+      this.partialFrameTimer = setTimeout(() => {
+        this.close(`truncated frame: ${this.decoder.pendingBytes} bytes of a frame, then nothing for ${this.partialFrameTimeoutMs} ms`);
+      }, this.partialFrameTimeoutMs);
+    }
   }
 
   get isClosed(): boolean {

@@ -238,6 +238,29 @@ test('garbage, a truncated frame, a huge length prefix or no HELLO close the con
   }
 });
 
+test('a frame that arrives slowly, each byte within partialFrameTimeoutMs, is not cut: the wait restarts with every byte', async () => {
+  const a = await startNode(1n, { limits: { partialFrameTimeoutMs: 300 } });
+  const socket = connect(Number(new URL(a.url).port), '127.0.0.1');
+  try {
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.on('data', () => {});
+    socket.write(encodeFrame(FRAME_TYPES.HELLO, encodeHello({ protocolVersion: PROTOCOL_VERSION, purpose: 'stream', clusterId: CLUSTER, fromId: 2n, toId: 1n, peerUrls: [] })));
+    const frame = encodeFrame(FRAME_TYPES.RAFT, (await import('../../src/transport/message-codec.ts')).encodeMessage(heartbeat(2n, 1n)));
+    // Ten pieces 100 ms apart: the whole frame takes about a second, over three times the timeout.
+    const pieceBytes = Math.ceil(frame.byteLength / 10);
+    for (let at = 0; at < frame.byteLength; at += pieceBytes) {
+      socket.write(frame.subarray(at, at + pieceBytes));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await waitFor('the message delivered', () => a.seen.messages.length === 1);
+    assert.equal(socket.destroyed, false, 'the connection is still open');
+    assert.ok(!a.seen.logs.some((line) => /truncated frame/.test(line)), a.seen.logs.join('\n'));
+  } finally {
+    socket.destroy();
+    await a.transport.stop();
+  }
+});
+
 test('a peer that stops reading costs a bounded queue: messages beyond it are dropped and reported', async () => {
   // A fake peer that completes the handshake and then never reads another byte.
   const silent: Socket[] = [];
