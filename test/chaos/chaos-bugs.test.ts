@@ -7,8 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ChaosReport } from '../../src/chaos/chaos-run.ts';
-import { runCli } from '../support/cli-run.ts';
+import { lastLineJson, runCli } from '../support/cli-run.ts';
 
 const SEED = 7;
 const DURATION_SECONDS = 25;
@@ -17,20 +18,14 @@ function argsFor(bug: string, faults: string): string[] {
   return ['chaos', '--members', '3', '--duration', String(DURATION_SECONDS), '--seed', String(SEED), '--faults', faults, '--bug', bug];
 }
 
-/** The report from the last stdout line of `concord chaos --json`. */
-function lastLineReport(stdout: string): ChaosReport {
-  const lines = stdout.trim().split('\n');
-  return JSON.parse(lines.at(-1)!) as ChaosReport;
-}
-
 /** A failed run keeps its work dir for the postmortem, with its report; a test checks it, then removes it. */
 function checkKeptWorkDir(workDir: string): void {
   try {
     assert.ok(existsSync(workDir), `the failed run's work dir ${workDir} is kept`);
-    const kept = JSON.parse(readFileSync(`${workDir}/report.json`, 'utf8')) as ChaosReport & { events: string[] };
+    const kept = JSON.parse(readFileSync(join(workDir, 'report.json'), 'utf8')) as ChaosReport & { events: string[] };
     assert.equal(kept.passed, false);
     assert.ok(kept.events.length > 0, 'the report lists what happened');
-    assert.ok(existsSync(`${workDir}/history.json`), 'and the history is kept for the checker');
+    assert.ok(existsSync(join(workDir, 'history.json')), 'and the history is kept for the checker');
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }
@@ -39,7 +34,7 @@ function checkKeptWorkDir(workDir: string): void {
 test('acknowledging WAL writes before they are on disk loses acknowledged writes in a power failure (--json)', async () => {
   const outcome = await runCli([...argsFor('ack-before-fsync', 'power-failure'), '--json']);
   assert.equal(outcome.code, 1, outcome.stderr.slice(-2_000));
-  const report = lastLineReport(outcome.stdout);
+  const report = lastLineJson<ChaosReport>(outcome.stdout);
   for (const field of ['ops', 'acked', 'lostWrites', 'linearizable', 'converged', 'faults', 'leaderChanges'] as const) assert.ok(field in report, `the JSON has ${field}`);
   assert.equal(report.passed, false);
   assert.ok(report.lostWrites > 0, `lost writes found: ${report.problems.join('; ')}`);
@@ -63,7 +58,7 @@ test('serving linearizable reads without a ReadIndex round is caught as a linear
 test('followers expiring leases on their own clock make the members diverge (--json)', async () => {
   const outcome = await runCli([...argsFor('follower-lease-expiry', 'pause'), '--json']);
   assert.equal(outcome.code, 1, outcome.stderr.slice(-2_000));
-  const report = lastLineReport(outcome.stdout);
+  const report = lastLineJson<ChaosReport>(outcome.stdout);
   assert.equal(report.passed, false);
   assert.equal(report.converged, false, report.problems.join('; '));
   checkKeptWorkDir(report.workDir);

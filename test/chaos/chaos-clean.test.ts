@@ -6,11 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FAULT_KINDS } from '../../src/chaos/chaos-run.ts';
 import type { ChaosReport } from '../../src/chaos/chaos-run.ts';
-import { runCli } from '../support/cli-run.ts';
+import { lastLineJson, runCli } from '../support/cli-run.ts';
 
 async function chaos(args: string[]): Promise<ChaosReport> {
   const outcome = await runCli(['chaos', ...args, '--json']);
-  const report = JSON.parse(outcome.stdout.trim().split('\n').at(-1)!) as ChaosReport;
+  const report = lastLineJson<ChaosReport>(outcome.stdout);
   assert.deepEqual(report.problems, [], `work dir kept at ${report.workDir}`);
   assert.equal(outcome.code, 0, outcome.stderr.slice(-2_000));
   return report;

@@ -1,6 +1,7 @@
 // Failover with real processes on loopback: the leader killed with SIGKILL under write load, a
-// partitioned leader, a partitioned follower, the leader stopped with SIGTERM (a planned restart). Timeouts in these tests are bounds derived from the
-// configured election timeout, with generous slack for a busy machine.
+// partitioned leader, a partitioned follower, the leader stopped with SIGTERM (a planned restart).
+// Timeouts in these tests are bounds derived from the configured election timeout, with generous
+// slack for a busy machine.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

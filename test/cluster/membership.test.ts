@@ -1,8 +1,7 @@
 // Membership of a real cluster (members in this process, talking over loopback sockets): etcd's
 // Cluster API through etcdctl, a learner that joins, catches up and is promoted, a member moved to
-// a new peer URL (member update), removal of the
-// leader and of a member that is down, a removed member that comes back, move-leader, and the
-// leadership hand-over of a planned stop.
+// a new peer URL (member update), removal of the leader and of a member that is down, a removed
+// member that comes back, move-leader, and the leadership hand-over of a planned stop.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -28,3 +28,8 @@ export async function runCli(args: string[]): Promise<CliOutcome> {
     process.stderr.write = err;
   }
 }
+
+/** The JSON object on the last line of a command's stdout (what `--json` promises, e.g. `concord chaos`). */
+export function lastLineJson<T>(stdout: string): T {
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
+}

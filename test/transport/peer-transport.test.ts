@@ -11,6 +11,7 @@ import { message } from '../../src/consensus/types.ts';
 import { SeededRandom } from '../../src/random/seeded-random.ts';
 import { FRAME_TYPES, PROTOCOL_VERSION, encodeFrame, encodeHello } from '../../src/transport/frame.ts';
 import { requestJoinInfo } from '../../src/transport/join-request.ts';
+import { encodeMessage } from '../../src/transport/message-codec.ts';
 import { PeerTransport, RpcError } from '../../src/transport/peer-transport.ts';
 import type { TransportHandler } from '../../src/transport/peer-transport.ts';
 import type { TransportLimits } from '../../src/transport/transport-options.ts';
@@ -75,6 +76,15 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = WAIT_
 
 function heartbeat(from: bigint, to: bigint, term = 1): Message {
   return message({ type: 'MsgHeartbeat', from, to, term, commit: 0 });
+}
+
+function raftFrame(m: Message): Uint8Array {
+  return encodeFrame(FRAME_TYPES.RAFT, encodeMessage(m));
+}
+
+/** The HELLO a member of this cluster opens its stream to another with. */
+function streamHello(fromId: bigint, toId: bigint): Uint8Array {
+  return encodeFrame(FRAME_TYPES.HELLO, encodeHello({ protocolVersion: PROTOCOL_VERSION, purpose: 'stream', clusterId: CLUSTER, fromId, toId, peerUrls: [] }));
 }
 
 test('messages flow both ways, in order, once the streams are up', async () => {
@@ -203,7 +213,7 @@ test('garbage, a truncated frame, a huge length prefix or no HELLO close the con
     connectPair(a, b);
     await waitFor('streams up', () => b.transport.isConnected(1n));
     const port = Number(new URL(a.url).port);
-    const hello = encodeFrame(FRAME_TYPES.HELLO, encodeHello({ protocolVersion: PROTOCOL_VERSION, purpose: 'stream', clusterId: CLUSTER, fromId: 2n, toId: 1n, peerUrls: [] }));
+    const hello = streamHello(2n, 1n);
     const hugeLength = new Uint8Array(5);
     new DataView(hugeLength.buffer).setUint32(0, 0xffff_fff0, true);
     hugeLength[4] = FRAME_TYPES.RAFT;
@@ -212,7 +222,7 @@ test('garbage, a truncated frame, a huge length prefix or no HELLO close the con
       ['huge length before HELLO', hugeLength],
       ['huge length after HELLO', Buffer.concat([hello, hugeLength])],
       ['undecodable raft message after HELLO', Buffer.concat([hello, encodeFrame(FRAME_TYPES.RAFT, Uint8Array.of(3, 1, 2))])],
-      ['spoofed sender after HELLO', Buffer.concat([hello, encodeFrame(FRAME_TYPES.RAFT, (await import('../../src/transport/message-codec.ts')).encodeMessage(heartbeat(7n, 1n)))])],
+      ['spoofed sender after HELLO', Buffer.concat([hello, raftFrame(heartbeat(7n, 1n))])],
     ];
     for (const [what, bytes] of attacks) {
       const closed = await sendAndAwaitClose(port, bytes);
@@ -221,8 +231,8 @@ test('garbage, a truncated frame, a huge length prefix or no HELLO close the con
     // A truncated frame and silence: closed after the handshake timeout.
     assert.ok(await sendAndAwaitClose(port, hello.subarray(0, 7)), 'truncated HELLO: closed');
     // After an accepted HELLO: a frame cut short, then silence, or then the end of the connection.
-    const raftFrame = encodeFrame(FRAME_TYPES.RAFT, (await import('../../src/transport/message-codec.ts')).encodeMessage(heartbeat(2n, 1n)));
-    const cutShort = Buffer.concat([hello, raftFrame.subarray(0, raftFrame.byteLength - 3)]);
+    const frame = raftFrame(heartbeat(2n, 1n));
+    const cutShort = Buffer.concat([hello, frame.subarray(0, frame.byteLength - 3)]);
     assert.ok(await sendAndAwaitClose(port, cutShort), 'truncated frame after HELLO, then silence: closed');
     await waitFor('the silence logged', () => a.seen.logs.some((line) => /closed the peer connection .*truncated frame: \d+ bytes of a frame, then nothing for 300 ms/.test(line)));
     assert.ok(await sendAndAwaitClose(port, cutShort, { end: true }), 'truncated frame after HELLO, then the end: closed');
@@ -239,15 +249,16 @@ test('garbage, a truncated frame, a huge length prefix or no HELLO close the con
 });
 
 test('a frame that arrives slowly, each byte within partialFrameTimeoutMs, is not cut: the wait restarts with every byte', async () => {
-  const a = await startNode(1n, { limits: { partialFrameTimeoutMs: 300 } });
+  const a = await startNode(1n, { limits: { partialFrameTimeoutMs: 800 } });
   const socket = connect(Number(new URL(a.url).port), '127.0.0.1');
   try {
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     socket.on('data', () => {});
-    socket.write(encodeFrame(FRAME_TYPES.HELLO, encodeHello({ protocolVersion: PROTOCOL_VERSION, purpose: 'stream', clusterId: CLUSTER, fromId: 2n, toId: 1n, peerUrls: [] })));
-    const frame = encodeFrame(FRAME_TYPES.RAFT, (await import('../../src/transport/message-codec.ts')).encodeMessage(heartbeat(2n, 1n)));
-    // Ten pieces 100 ms apart: the whole frame takes about a second, over three times the timeout.
-    const pieceBytes = Math.ceil(frame.byteLength / 10);
+    socket.write(streamHello(2n, 1n));
+    const frame = raftFrame(heartbeat(2n, 1n));
+    // Twenty pieces 100 ms apart: the frame takes about 2 s, over twice the 800 ms timeout, while
+    // each gap leaves it eight times its length.
+    const pieceBytes = Math.ceil(frame.byteLength / 20);
     for (let at = 0; at < frame.byteLength; at += pieceBytes) {
       socket.write(frame.subarray(at, at + pieceBytes));
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -328,7 +339,6 @@ test('a join request gets the answer of any member, without cluster or member ID
   }
 });
 
-/** Writes bytes on a fresh connection; resolves true once the member closes it (false after 3 s). */
 /** The most bytes the kernel's send and receive buffers of one loopback connection can hold. */
 function kernelSocketBufferMaxBytes(): number {
   const maxOf = (file: string) => Number(readFileSync(file, 'utf8').trim().split(/\s+/)[2]);
